@@ -1,0 +1,294 @@
+//! Packet sources: pcap/pcapng files (µs or ns timestamps, either byte order)
+//! and live interfaces, both through libpcap via the `pcap` crate, with an
+//! optional BPF filter applied to files and interfaces alike.
+//!
+//! A source hands out one packet at a time as a borrowed [`RawPacket`]; the
+//! caller copies what it keeps. AF_PACKET fanout can later be another
+//! implementation of the same [`Next`]-returning shape.
+#![deny(missing_docs)]
+
+use std::path::{Path, PathBuf};
+use zonewatch_types::Timestamp;
+
+/// Why a source could not be opened or read.
+#[derive(Debug, thiserror::Error)]
+pub enum CaptureError {
+    /// The file is not a pcap or pcapng capture.
+    #[error("{path}: not a pcap or pcapng capture")]
+    NotACapture {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The file or directory could not be read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// libpcap refused to open or configure the source.
+    #[error("{what}: {msg}")]
+    Pcap {
+        /// File or interface.
+        what: String,
+        /// libpcap's message.
+        msg: String,
+    },
+    /// The BPF expression did not compile.
+    #[error("bad BPF filter {expr:?}: {msg}")]
+    Bpf {
+        /// The expression.
+        expr: String,
+        /// libpcap's message.
+        msg: String,
+    },
+}
+
+/// One captured packet, borrowed from the source until the next call.
+#[derive(Debug, Clone, Copy)]
+pub struct RawPacket<'a> {
+    /// Capture time.
+    pub ts: Timestamp,
+    /// Captured bytes.
+    pub data: &'a [u8],
+    /// Length on the wire (may exceed `data.len()` when the snap length cut it).
+    pub wire_len: u32,
+}
+
+/// What [`PacketSource::next`] found.
+#[derive(Debug)]
+pub enum Next<'a> {
+    /// A packet.
+    Packet(RawPacket<'a>),
+    /// Live capture: no packet within the read timeout.
+    Timeout,
+    /// End of the file.
+    End,
+    /// The file ended in the middle of a record (or could not be read past
+    /// some point): a warning, not a failure.
+    Truncated(String),
+}
+
+/// Settings for a live interface.
+#[derive(Debug, Clone)]
+pub struct LiveOptions {
+    /// Interface name.
+    pub interface: String,
+    /// Bytes kept of each packet.
+    pub snaplen: i32,
+    /// Put the interface in promiscuous mode.
+    pub promisc: bool,
+    /// Kernel buffer size in bytes.
+    pub buffer_bytes: i32,
+    /// Read timeout in milliseconds (bounds how long the clock can lag).
+    pub timeout_ms: i32,
+}
+
+/// libpcap's counters for a live interface.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CaptureStats {
+    /// Packets received by the filter.
+    pub received: u64,
+    /// Packets dropped because the kernel buffer was full.
+    pub dropped: u64,
+    /// Packets dropped by the interface or its driver.
+    pub if_dropped: u64,
+}
+
+enum Handle {
+    File(pcap::Capture<pcap::Offline>),
+    Live(pcap::Capture<pcap::Active>),
+}
+
+/// An open capture file or interface.
+pub struct PacketSource {
+    handle: Handle,
+    name: String,
+    datalink: i32,
+}
+
+/// The first bytes of a pcap (either byte order, µs or ns) or pcapng file.
+fn is_capture_magic(m: [u8; 4]) -> bool {
+    matches!(
+        u32::from_le_bytes(m),
+        0xa1b2c3d4 | 0xd4c3b2a1 | 0xa1b23c4d | 0x4d3cb2a1 | 0x0a0d0d0a
+    )
+}
+
+/// Whether the file starts like a capture (pcap or pcapng).
+pub fn looks_like_capture(path: &Path) -> Result<bool, CaptureError> {
+    use std::io::Read;
+    let io = |source| CaptureError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut f = std::fs::File::open(path).map_err(io)?;
+    let mut m = [0u8; 4];
+    match f.read_exact(&mut m) {
+        Ok(()) => Ok(is_capture_magic(m)),
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(false),
+        Err(e) => Err(io(e)),
+    }
+}
+
+/// Expands `--pcap` arguments: a file stays itself; a directory gives its
+/// capture files in name order (other files in it are skipped, and returned
+/// as the second value so the caller can warn).
+pub fn expand_inputs(paths: &[PathBuf]) -> Result<(Vec<PathBuf>, Vec<PathBuf>), CaptureError> {
+    let mut files = Vec::new();
+    let mut skipped = Vec::new();
+    for p in paths {
+        let io = |source| CaptureError::Io {
+            path: p.clone(),
+            source,
+        };
+        let meta = std::fs::metadata(p).map_err(io)?;
+        if meta.is_dir() {
+            let mut entries: Vec<PathBuf> = std::fs::read_dir(p)
+                .map_err(io)?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|e| e.is_file())
+                .collect();
+            entries.sort();
+            for e in entries {
+                if looks_like_capture(&e)? {
+                    files.push(e);
+                } else {
+                    skipped.push(e);
+                }
+            }
+        } else {
+            if !looks_like_capture(p)? {
+                return Err(CaptureError::NotACapture { path: p.clone() });
+            }
+            files.push(p.clone());
+        }
+    }
+    Ok((files, skipped))
+}
+
+impl PacketSource {
+    /// Opens a capture file with nanosecond timestamps.
+    pub fn open_file(path: &Path, bpf: Option<&str>) -> Result<Self, CaptureError> {
+        if !looks_like_capture(path)? {
+            return Err(CaptureError::NotACapture {
+                path: path.to_path_buf(),
+            });
+        }
+        let cap = pcap::Capture::from_file_with_precision(path, pcap::Precision::Nano).map_err(
+            |e| CaptureError::Pcap {
+                what: path.display().to_string(),
+                msg: e.to_string(),
+            },
+        )?;
+        let datalink = cap.get_datalink().0;
+        let mut s = PacketSource {
+            handle: Handle::File(cap),
+            name: path.display().to_string(),
+            datalink,
+        };
+        s.set_filter(bpf)?;
+        Ok(s)
+    }
+
+    /// Opens a live interface.
+    pub fn open_live(opts: &LiveOptions, bpf: Option<&str>) -> Result<Self, CaptureError> {
+        let err = |e: pcap::Error| CaptureError::Pcap {
+            what: opts.interface.clone(),
+            msg: e.to_string(),
+        };
+        let cap = pcap::Capture::from_device(opts.interface.as_str())
+            .map_err(err)?
+            .promisc(opts.promisc)
+            .snaplen(opts.snaplen)
+            .buffer_size(opts.buffer_bytes)
+            .timeout(opts.timeout_ms)
+            .precision(pcap::Precision::Nano)
+            .open()
+            .map_err(err)?;
+        let datalink = cap.get_datalink().0;
+        let mut s = PacketSource {
+            handle: Handle::Live(cap),
+            name: opts.interface.clone(),
+            datalink,
+        };
+        s.set_filter(bpf)?;
+        Ok(s)
+    }
+
+    fn set_filter(&mut self, bpf: Option<&str>) -> Result<(), CaptureError> {
+        let Some(expr) = bpf else { return Ok(()) };
+        let r = match &mut self.handle {
+            Handle::File(c) => c.filter(expr, true),
+            Handle::Live(c) => c.filter(expr, true),
+        };
+        r.map_err(|e| CaptureError::Bpf {
+            expr: expr.to_string(),
+            msg: e.to_string(),
+        })
+    }
+
+    /// File path or interface name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The pcap link type (DLT) of the packets.
+    pub fn datalink(&self) -> i32 {
+        self.datalink
+    }
+
+    /// Whether this is a live interface.
+    pub fn is_live(&self) -> bool {
+        matches!(self.handle, Handle::Live(_))
+    }
+
+    /// The next packet, or why there is none.
+    pub fn next_packet(&mut self) -> Next<'_> {
+        let r = match &mut self.handle {
+            Handle::File(c) => c.next_packet(),
+            Handle::Live(c) => c.next_packet(),
+        };
+        match r {
+            Ok(p) => {
+                // With nanosecond precision libpcap puts nanoseconds in tv_usec.
+                let ts = Timestamp::from_parts(p.header.ts.tv_sec, p.header.ts.tv_usec as u32);
+                Next::Packet(RawPacket {
+                    ts,
+                    data: p.data,
+                    wire_len: p.header.len,
+                })
+            }
+            Err(pcap::Error::NoMorePackets) => Next::End,
+            Err(pcap::Error::TimeoutExpired) => Next::Timeout,
+            Err(e) => Next::Truncated(e.to_string()),
+        }
+    }
+
+    /// libpcap's counters (live interfaces only).
+    pub fn stats(&mut self) -> Option<CaptureStats> {
+        match &mut self.handle {
+            Handle::Live(c) => c.stats().ok().map(|s| CaptureStats {
+                received: s.received as u64,
+                dropped: s.dropped as u64,
+                if_dropped: s.if_dropped as u64,
+            }),
+            Handle::File(_) => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn magic_numbers() {
+        assert!(is_capture_magic(0xa1b2c3d4u32.to_le_bytes()));
+        assert!(is_capture_magic(0xa1b2c3d4u32.to_be_bytes()));
+        assert!(is_capture_magic(0xa1b23c4du32.to_le_bytes()));
+        assert!(is_capture_magic([0x0a, 0x0d, 0x0d, 0x0a]));
+        assert!(!is_capture_magic(*b"GET "));
+    }
+}

@@ -1,0 +1,129 @@
+//! Events as stages produce them, before the output stage adds the sensor's
+//! identity (host, tenant, zones, event id) and renders them as EVE JSON.
+
+use crate::Timestamp;
+use std::net::IpAddr;
+
+/// Where an event sits in the input: file-mode output is sorted by this key,
+/// which makes it independent of how many workers ran, and the event id is
+/// derived from it, which makes ids stable across re-runs.
+///
+/// `pos` is the position of the packet or clock tick that caused the event;
+/// `sub` orders several events caused by the same position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct EventKey {
+    /// Input position (packet or clock tick) that caused the event.
+    pub pos: u64,
+    /// Order among events of the same position.
+    pub sub: u64,
+}
+
+impl EventKey {
+    /// `sub` values at or above this mark belong to flows ending at this
+    /// position; the low bits then hold the flow's first-packet position, so
+    /// flows ending together sort by age whichever worker owned them.
+    pub const FLOW_END: u64 = 1 << 62;
+}
+
+/// The addresses of the packet or flow an event is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AddrInfo {
+    /// Source address (flow: the client, who sent the first packet).
+    pub src_ip: IpAddr,
+    /// Source port, when the protocol has ports.
+    pub src_port: Option<u16>,
+    /// Destination address.
+    pub dest_ip: IpAddr,
+    /// Destination port, when the protocol has ports.
+    pub dest_port: Option<u16>,
+    /// IP protocol number.
+    pub proto: u8,
+    /// VLAN ids, outermost first (0 = none).
+    pub vlan: [u16; 2],
+}
+
+/// One event, ready for the output stage.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    /// Ordering key; see [`EventKey`].
+    pub key: EventKey,
+    /// Time of the event (packet time in file mode).
+    pub ts: Timestamp,
+    /// Flow id, when the event belongs to a flow.
+    pub flow_id: Option<u64>,
+    /// Addresses, when known.
+    pub addr: Option<AddrInfo>,
+    /// Community ID v1 of the flow, when enabled and known.
+    pub community_id: Option<String>,
+    /// Capture interface in live mode.
+    pub in_iface: Option<std::sync::Arc<str>>,
+    /// The event's own fields.
+    pub body: EventBody,
+}
+
+/// The part of an event that depends on its type.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EventBody {
+    /// A flow ended (or was still open at end of input).
+    Flow(FlowRecord),
+    /// A decoder, stream or app-layer anomaly.
+    Anomaly(AnomalyRecord),
+    /// Counters; already nested as EVE writes them.
+    Stats(serde_json::Value),
+}
+
+impl EventBody {
+    /// The EVE `event_type` of this body.
+    pub fn event_type(&self) -> &'static str {
+        match self {
+            EventBody::Flow(_) => "flow",
+            EventBody::Anomaly(_) => "anomaly",
+            EventBody::Stats(_) => "stats",
+        }
+    }
+}
+
+/// The `flow` object of a flow event (Suricata EVE names).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FlowRecord {
+    /// Packets from client to server.
+    pub pkts_toserver: u64,
+    /// Packets from server to client.
+    pub pkts_toclient: u64,
+    /// Bytes (whole packets as captured on the wire) client to server.
+    pub bytes_toserver: u64,
+    /// Bytes server to client.
+    pub bytes_toclient: u64,
+    /// Time of the first packet.
+    pub start: Timestamp,
+    /// Time of the last packet.
+    pub end: Timestamp,
+    /// `new`, `established` or `closed`.
+    pub state: &'static str,
+    /// `timeout`, `forced` (evicted under memory pressure) or `shutdown`.
+    pub reason: &'static str,
+    /// Whether any alert was raised on the flow.
+    pub alerted: bool,
+    /// TCP details for TCP flows.
+    pub tcp: Option<TcpRecord>,
+}
+
+/// The `tcp` object of a TCP flow event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TcpRecord {
+    /// Flags seen client to server (OR of all packets).
+    pub flags_ts: u8,
+    /// Flags seen server to client.
+    pub flags_tc: u8,
+    /// TCP state name as Suricata writes it (`established`, `closed`, ...).
+    pub state: &'static str,
+}
+
+/// The `anomaly` object of an anomaly event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AnomalyRecord {
+    /// `decode`, `stream` or `applayer`.
+    pub kind: &'static str,
+    /// Suricata's event name, e.g. `decoder.ipv4.trunc_pkt`.
+    pub event: &'static str,
+}
