@@ -1,1 +1,255 @@
-fn main() {}
+//! `zonewatch`: command line, configuration and exit codes. Everything else
+//! lives in the library crates; this file only wires them together.
+
+use anyhow::{bail, Context};
+use clap::{Args, Parser, Subcommand};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use zonewatch_config::Config;
+use zonewatch_output::{EveContext, EventIdSource, EventWriter, LineSink, Zones};
+use zonewatch_pipeline::{Inputs, RunOptions};
+
+/// Network and log sensor for a city's internet zone.
+#[derive(Parser)]
+#[command(name = "zonewatch", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Read captures or interfaces, write events.
+    Run(RunArgs),
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// Configuration file (YAML); see zonewatch.example.yaml.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Override any configuration key, e.g. --set flow.memcap=512mb.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+    /// Capture file or directory (files in name order); repeatable.
+    #[arg(long, value_name = "PATH")]
+    pcap: Vec<PathBuf>,
+    /// Live interface; repeatable.
+    #[arg(long, value_name = "IF")]
+    interface: Vec<String>,
+    /// BPF filter for files and interfaces alike.
+    #[arg(long, value_name = "EXPR")]
+    bpf: Option<String>,
+    /// Rule files or directories.
+    #[arg(long, value_name = "PATH")]
+    rules: Vec<PathBuf>,
+    /// Where events go: a file (created/truncated) or - for stdout.
+    #[arg(long, value_name = "PATH|-")]
+    output: Option<String>,
+    /// Worker threads (default: number of cores).
+    #[arg(long, value_name = "N")]
+    workers: Option<usize>,
+    /// Seconds between periodic stats events (0: only at the end).
+    #[arg(long, value_name = "SECS")]
+    stats_interval: Option<u64>,
+    /// Checksum validation (Suricata's -k): auto, all or none.
+    #[arg(long, value_name = "MODE", default_value = "auto")]
+    checksum_checks: ChecksumMode,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ChecksumMode {
+    Auto,
+    All,
+    None,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("ZONEWATCH_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .with_target(false)
+        .init();
+    let r = match cli.command {
+        Command::Run(a) => run(a),
+    };
+    if let Err(e) = r {
+        // One line: the reason and its causes.
+        let chain: Vec<String> = e.chain().map(|c| c.to_string()).collect();
+        eprintln!("zonewatch: error: {}", chain.join(": "));
+        std::process::exit(1);
+    }
+}
+
+fn load_config(a: &RunArgs) -> anyhow::Result<Config> {
+    let mut cfg = match &a.config {
+        Some(p) => {
+            let (c, warnings) = Config::from_file(p)?;
+            for w in warnings {
+                tracing::warn!("{w}");
+            }
+            c
+        }
+        None => Config::default(),
+    };
+    for kv in &a.set {
+        if let Some(w) = cfg.apply_override(kv)? {
+            tracing::warn!("{w}");
+        }
+    }
+    if let Some(b) = &a.bpf {
+        cfg.bpf = Some(b.clone());
+    }
+    if let Some(w) = a.workers {
+        cfg.workers = w;
+    }
+    if let Some(s) = a.stats_interval {
+        cfg.stats_interval = s;
+    }
+    if let Some(o) = &a.output {
+        cfg.output_path = Some(o.clone());
+    }
+    Ok(cfg)
+}
+
+fn run(a: RunArgs) -> anyhow::Result<()> {
+    let cfg = load_config(&a)?;
+    if a.pcap.is_empty() && a.interface.is_empty() {
+        bail!("nothing to read: give --pcap PATH or --interface IF");
+    }
+    if !a.pcap.is_empty() && !a.interface.is_empty() {
+        bail!("give either --pcap or --interface, not both");
+    }
+    for r in &a.rules {
+        if !r.exists() {
+            bail!("{}: no such rule file or directory", r.display());
+        }
+    }
+    if !a.rules.is_empty() {
+        tracing::warn!(
+            "signature, Sigma and detector rules are not evaluated yet; {} rule path(s) ignored",
+            a.rules.len()
+        );
+    }
+    let _ = a.checksum_checks;
+    let (inputs, ids) = if a.pcap.is_empty() {
+        let run_id = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0)
+            ^ ((std::process::id() as u128) << 96);
+        (
+            Inputs::Interfaces(a.interface.clone()),
+            EventIdSource::Run(run_id),
+        )
+    } else {
+        let (files, skipped) = zonewatch_capture::expand_inputs(&a.pcap)?;
+        for s in skipped {
+            tracing::warn!("{}: not a capture; skipped", s.display());
+        }
+        if files.is_empty() {
+            bail!("no capture files found in the given --pcap paths");
+        }
+        let ids = files
+            .iter()
+            .map(|f| {
+                let name = f
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                (name, std::fs::metadata(f).map(|m| m.len()).unwrap_or(0))
+            })
+            .collect();
+        (Inputs::Files(files), EventIdSource::Inputs(ids))
+    };
+    let out_path = cfg.output_path.clone().unwrap_or_else(|| "-".into());
+    let sink =
+        LineSink::open(&out_path).with_context(|| format!("cannot open output {out_path}"))?;
+    let ctx = EveContext::new(
+        &cfg.sensor_name,
+        cfg.tenant.as_deref(),
+        cfg.timezone,
+        Zones::new(&cfg.zones),
+        ids,
+        &cfg.output_types,
+    );
+    let writer = EventWriter::new(ctx, vec![Box::new(sink)]);
+    let workers = match cfg.workers {
+        0 => std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
+        n => n,
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        let _ = ctrlc::set_handler(move || stop.store(true, Ordering::Relaxed));
+    }
+    let live = matches!(inputs, Inputs::Interfaces(_));
+    let opts = RunOptions {
+        inputs,
+        workers,
+        stats_interval: cfg.stats_interval,
+        progress: !live && std::io::stderr().is_terminal() && out_path != "-",
+        stop,
+    };
+    let started = std::time::Instant::now();
+    let report = zonewatch_pipeline::run(&cfg, opts, writer)?;
+    print_summary(&report.stats, started.elapsed(), workers);
+    for w in &report.warnings {
+        eprintln!("zonewatch: warning: {w}");
+    }
+    Ok(())
+}
+
+/// A short, readable summary on stderr.
+fn print_summary(s: &serde_json::Value, took: std::time::Duration, workers: usize) {
+    let g = |path: &str| -> u64 {
+        path.split('.')
+            .try_fold(s, |v, k| v.get(k))
+            .and_then(|v| v.as_u64())
+            .unwrap_or(0)
+    };
+    let secs = took.as_secs_f64().max(1e-6);
+    let pkts = g("decoder.pkts");
+    let bytes = g("decoder.bytes");
+    eprintln!(
+        "zonewatch: {pkts} packets, {bytes} bytes in {secs:.2}s ({:.0} pkt/s, {:.3} Gbit/s) on {workers} worker(s)",
+        pkts as f64 / secs,
+        bytes as f64 * 8.0 / secs / 1e9
+    );
+    eprintln!(
+        "zonewatch: flows {} (tcp {}, udp {}, icmp {}), ended: timeout {}, forced {}, shutdown {}; invalid packets {}",
+        g("flow.total"),
+        g("flow.tcp"),
+        g("flow.udp"),
+        g("flow.icmpv4") + g("flow.icmpv6"),
+        g("flow.end.timeout"),
+        g("flow.end.forced"),
+        g("flow.end.shutdown"),
+        g("decoder.invalid"),
+    );
+    let events = s
+        .get("output")
+        .and_then(|o| o.get("events"))
+        .and_then(|e| e.as_object())
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k} {}", v.as_u64().unwrap_or(0)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_default();
+    eprintln!(
+        "zonewatch: events written: {events}; queue waits {}, queue drops {}, kernel drops {}",
+        g("pipeline.queue_full_waits"),
+        g("pipeline.queue_drops"),
+        g("capture.kernel_drops"),
+    );
+}

@@ -176,12 +176,13 @@ impl PacketSource {
                 path: path.to_path_buf(),
             });
         }
-        let cap = pcap::Capture::from_file_with_precision(path, pcap::Precision::Nano).map_err(
-            |e| CaptureError::Pcap {
-                what: path.display().to_string(),
-                msg: e.to_string(),
-            },
-        )?;
+        let cap =
+            pcap::Capture::from_file_with_precision(path, pcap::Precision::Nano).map_err(|e| {
+                CaptureError::Pcap {
+                    what: path.display().to_string(),
+                    msg: e.to_string(),
+                }
+            })?;
         let datalink = cap.get_datalink().0;
         let mut s = PacketSource {
             handle: Handle::File(cap),

@@ -909,7 +909,8 @@ impl<'a> Cx<'a, '_> {
                 self.event(E::Icmpv4Ipv4UnknownVer);
             }
         }
-        let echo = matches!(t, 0 | 8).then(|| (be16(seg, 4).unwrap_or(0), be16(seg, 6).unwrap_or(0)));
+        let echo =
+            matches!(t, 0 | 8).then(|| (be16(seg, 4).unwrap_or(0), be16(seg, 6).unwrap_or(0)));
         self.d.transport = Transport::Icmp {
             icmp_type: t,
             icmp_code: c,

@@ -344,13 +344,16 @@ impl Decoded {
     /// The flow tuple of this packet, when it has a usable IP header.
     ///
     /// ICMP maps type/code to ports the way Community ID v1 does, so an echo
-    /// request and its reply land in the same flow.
+    /// request and its reply land in the same flow. Fragments have ports 0.
     pub fn flow_tuple(&self) -> Option<zonewatch_types::FlowTuple> {
         if self.invalid {
             return None;
         }
         let ip = self.ip?;
         let (sport, dport) = match self.transport {
+            // Until defragmentation, every fragment of a datagram joins one
+            // address-pair flow: later fragments carry no ports.
+            _ if ip.frag.is_some() => (0, 0),
             Transport::Tcp(t) => (t.sport, t.dport),
             Transport::Udp { sport, dport, .. } => (sport, dport),
             Transport::Icmp {

@@ -319,7 +319,9 @@ impl FlowTable {
                 (slot, true)
             }
         };
-        let f = self.slots[slot as usize].as_mut().expect("indexed slot holds a flow");
+        let f = self.slots[slot as usize]
+            .as_mut()
+            .expect("indexed slot holds a flow");
         let dir = if f.tuple.src == tuple.src && f.tuple.sport == tuple.sport {
             Direction::ToServer
         } else {

@@ -97,7 +97,10 @@ fn shutdown_reports_open_flows_in_start_order() {
     }
     t.shutdown(1000, secs(1), &mut out);
     assert_eq!(out.len(), 50);
-    let keys: Vec<u64> = out.iter().map(|e| e.key.sub & !EventKey::FLOW_END).collect();
+    let keys: Vec<u64> = out
+        .iter()
+        .map(|e| e.key.sub & !EventKey::FLOW_END)
+        .collect();
     let mut sorted = keys.clone();
     sorted.sort();
     assert_eq!(keys, sorted);
@@ -154,6 +157,13 @@ fn flow_ids_are_deterministic_and_distinct() {
     let ida = a.get_mut(ra.slot).unwrap().flow_id;
     let idb = b.get_mut(rb.slot).unwrap().flow_id;
     assert_eq!(ida, idb);
-    let rc = a.packet(8, secs(0), &tuple("10.0.0.1", 1, "10.0.0.3", 2, 17), 60, None, &mut out);
+    let rc = a.packet(
+        8,
+        secs(0),
+        &tuple("10.0.0.1", 1, "10.0.0.3", 2, 17),
+        60,
+        None,
+        &mut out,
+    );
     assert_ne!(a.get_mut(rc.slot).unwrap().flow_id, ida);
 }

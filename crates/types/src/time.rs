@@ -10,7 +10,10 @@ pub struct Timestamp(pub i64);
 impl Timestamp {
     /// From seconds and nanoseconds.
     pub fn from_parts(secs: i64, nanos: u32) -> Self {
-        Timestamp(secs.saturating_mul(1_000_000_000).saturating_add(nanos as i64))
+        Timestamp(
+            secs.saturating_mul(1_000_000_000)
+                .saturating_add(nanos as i64),
+        )
     }
     /// Whole seconds since the epoch (floor).
     pub fn secs(self) -> i64 {
@@ -26,7 +29,10 @@ impl Timestamp {
     }
     /// This time plus `secs` seconds.
     pub fn plus_secs(self, secs: u64) -> Timestamp {
-        Timestamp(self.0.saturating_add((secs as i64).saturating_mul(1_000_000_000)))
+        Timestamp(
+            self.0
+                .saturating_add((secs as i64).saturating_mul(1_000_000_000)),
+        )
     }
 
     /// Renders as Suricata does: `2026-11-25T20:30:45.123456+0900` (microseconds,
@@ -133,7 +139,10 @@ mod tests {
 
     #[test]
     fn epoch_and_leap_day() {
-        assert_eq!(Timestamp(0).to_eve(UtcOffset(0)), "1970-01-01T00:00:00.000000+0000");
+        assert_eq!(
+            Timestamp(0).to_eve(UtcOffset(0)),
+            "1970-01-01T00:00:00.000000+0000"
+        );
         // 2024-02-29T23:59:59Z
         let t = Timestamp::from_parts(1_709_251_199, 0);
         assert_eq!(t.to_eve(UtcOffset(0)), "2024-02-29T23:59:59.000000+0000");

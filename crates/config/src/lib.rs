@@ -1,0 +1,593 @@
+//! The sensor's configuration: one YAML file plus `--set KEY=VALUE`
+//! overrides, both applied through the same dotted-key table so that an
+//! override can reach any setting.
+//!
+//! Where zonewatch has a setting Suricata also has, the key is Suricata's
+//! (`vars.address-groups.HOME_NET`, `flow.memcap`, `stream.reassembly.depth`,
+//! `flow-timeouts.tcp.established`, ...), so a Suricata config or habit
+//! carries over. Suricata keys with no meaning here are accepted with a
+//! warning; keys neither knows are errors naming the key and its line.
+#![deny(missing_docs)]
+
+mod yaml;
+
+use ipnet::IpNet;
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::Path;
+pub use yaml::{flatten, Setting, Value};
+use zonewatch_types::UtcOffset;
+
+/// Timeouts of one protocol, in seconds (see Suricata's `flow-timeouts`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(missing_docs)]
+pub struct ProtoTimeouts {
+    pub new: u64,
+    pub established: u64,
+    pub closed: u64,
+    pub emergency_new: u64,
+    pub emergency_established: u64,
+    pub emergency_closed: u64,
+}
+
+/// Event types that can be switched on or off.
+pub const EVENT_TYPES: &[&str] = &["alert", "flow", "anomaly", "stats"];
+
+/// The whole configuration, with Suricata-compatible defaults.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Sensor name written as `host` in every event.
+    pub sensor_name: String,
+    /// Tenant (e.g. the municipality code) written in every event.
+    pub tenant: Option<String>,
+    /// UTC offset used to render timestamps.
+    pub timezone: UtcOffset,
+    /// Address variables (`HOME_NET`, ...), as rule strings.
+    pub address_groups: BTreeMap<String, String>,
+    /// Port variables (`HTTP_PORTS`, ...), as rule strings.
+    pub port_groups: BTreeMap<String, String>,
+    /// Zones: name and CIDRs, in file order.
+    pub zones: Vec<(String, Vec<IpNet>)>,
+    /// Worker threads; 0 = one per core.
+    pub workers: usize,
+    /// Snap length for live capture.
+    pub snaplen: i32,
+    /// Promiscuous mode for live capture.
+    pub promisc: bool,
+    /// Kernel buffer size for live capture, bytes.
+    pub capture_buffer_bytes: u64,
+    /// BPF filter applied to every input.
+    pub bpf: Option<String>,
+    /// Total flow memory cap, bytes (split evenly over workers).
+    pub flow_memcap: u64,
+    /// Seed of the worker-assignment and flow-id hashes.
+    pub flow_hash_seed: u64,
+    /// TCP timeouts.
+    pub timeouts_tcp: ProtoTimeouts,
+    /// UDP timeouts.
+    pub timeouts_udp: ProtoTimeouts,
+    /// ICMP timeouts.
+    pub timeouts_icmp: ProtoTimeouts,
+    /// Timeouts of other protocols.
+    pub timeouts_default: ProtoTimeouts,
+    /// Stream memory cap, bytes (used by reassembly).
+    pub stream_memcap: u64,
+    /// Reassembly memory cap, bytes.
+    pub stream_reassembly_memcap: u64,
+    /// Bytes of each stream direction reassembled.
+    pub stream_reassembly_depth: u64,
+    /// Track TCP sessions picked up without a handshake.
+    pub stream_midstream: bool,
+    /// Defragmentation memory cap, bytes.
+    pub defrag_memcap: u64,
+    /// Seconds a fragment waits for the rest.
+    pub defrag_timeout: u64,
+    /// Most fragment trackers at once.
+    pub defrag_trackers: u64,
+    /// Write `community_id` in events.
+    pub community_id: bool,
+    /// Community ID seed.
+    pub community_id_seed: u16,
+    /// Output path (`-` = stdout); `--output` overrides.
+    pub output_path: Option<String>,
+    /// Event types written.
+    pub output_types: Vec<String>,
+    /// Seconds between periodic stats events; 0 = only at the end.
+    pub stats_interval: u64,
+    /// Packets per batch handed to a worker.
+    pub batch_packets: usize,
+    /// Batches queued per worker before the reader waits (files) or drops
+    /// (live capture).
+    pub queue_batches: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let st = |new, established, closed, en, ee, ec| ProtoTimeouts {
+            new,
+            established,
+            closed,
+            emergency_new: en,
+            emergency_established: ee,
+            emergency_closed: ec,
+        };
+        let mut ag = BTreeMap::new();
+        // Suricata's shipped defaults.
+        for (k, v) in [
+            ("HOME_NET", "[192.168.0.0/16,10.0.0.0/8,172.16.0.0/12]"),
+            ("EXTERNAL_NET", "!$HOME_NET"),
+            ("HTTP_SERVERS", "$HOME_NET"),
+            ("SMTP_SERVERS", "$HOME_NET"),
+            ("SQL_SERVERS", "$HOME_NET"),
+            ("DNS_SERVERS", "$HOME_NET"),
+            ("TELNET_SERVERS", "$HOME_NET"),
+            ("AIM_SERVERS", "$EXTERNAL_NET"),
+            ("DC_SERVERS", "$HOME_NET"),
+            ("DNP3_SERVER", "$HOME_NET"),
+            ("DNP3_CLIENT", "$HOME_NET"),
+            ("MODBUS_CLIENT", "$HOME_NET"),
+            ("MODBUS_SERVER", "$HOME_NET"),
+            ("ENIP_CLIENT", "$HOME_NET"),
+            ("ENIP_SERVER", "$HOME_NET"),
+        ] {
+            ag.insert(k.to_string(), v.to_string());
+        }
+        let mut pg = BTreeMap::new();
+        for (k, v) in [
+            ("HTTP_PORTS", "80"),
+            ("SHELLCODE_PORTS", "!80"),
+            ("ORACLE_PORTS", "1521"),
+            ("SSH_PORTS", "22"),
+            ("DNP3_PORTS", "20000"),
+            ("MODBUS_PORTS", "502"),
+            ("FILE_DATA_PORTS", "[$HTTP_PORTS,110,143]"),
+            ("FTP_PORTS", "21"),
+            ("GENEVE_PORTS", "6081"),
+            ("VXLAN_PORTS", "4789"),
+            ("TEREDO_PORTS", "3544"),
+        ] {
+            pg.insert(k.to_string(), v.to_string());
+        }
+        Config {
+            sensor_name: "zonewatch".into(),
+            tenant: None,
+            timezone: UtcOffset(0),
+            address_groups: ag,
+            port_groups: pg,
+            zones: Vec::new(),
+            workers: 0,
+            snaplen: 65535,
+            promisc: true,
+            capture_buffer_bytes: 64 << 20,
+            bpf: None,
+            flow_memcap: 256 << 20,
+            flow_hash_seed: 0x5eed,
+            timeouts_tcp: st(60, 600, 60, 5, 100, 10),
+            timeouts_udp: st(30, 300, 0, 10, 100, 0),
+            timeouts_icmp: st(30, 300, 0, 10, 100, 0),
+            timeouts_default: st(30, 300, 0, 10, 100, 0),
+            stream_memcap: 256 << 20,
+            stream_reassembly_memcap: 1 << 30,
+            stream_reassembly_depth: 1 << 20,
+            stream_midstream: false,
+            defrag_memcap: 32 << 20,
+            defrag_timeout: 60,
+            defrag_trackers: 65535,
+            community_id: true,
+            community_id_seed: 0,
+            output_path: None,
+            output_types: EVENT_TYPES.iter().map(|s| s.to_string()).collect(),
+            stats_interval: 0,
+            batch_packets: 128,
+            queue_batches: 256,
+        }
+    }
+}
+
+/// A problem in a configuration: where and what.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// File name, or `--set`.
+    pub origin: String,
+    /// Line (0 for `--set`).
+    pub line: usize,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.line > 0 {
+            write!(f, "{}:{}: {}", self.origin, self.line, self.message)
+        } else {
+            write!(f, "{}: {}", self.origin, self.message)
+        }
+    }
+}
+
+/// The configuration could not be used; every problem found is listed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", .problems.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("; "))]
+pub struct ConfigError {
+    /// All problems found (not just the first).
+    pub problems: Vec<Problem>,
+}
+
+/// Suricata settings that zonewatch accepts but does not use (whole sections
+/// by their top-level key, single keys by their full path).
+const SURICATA_IGNORED_SECTIONS: &[&str] = &[
+    "%YAML",
+    "suricata-version",
+    "default-log-dir",
+    "plugins",
+    "outputs",
+    "logging",
+    "af-packet",
+    "af-xdp",
+    "dpdk",
+    "pcap",
+    "pfring",
+    "ipfw",
+    "napatech",
+    "netmap",
+    "nflog",
+    "nfq",
+    "pcap-file",
+    "app-layer",
+    "asn1-max-frames",
+    "datasets",
+    "security",
+    "coredump",
+    "host-mode",
+    "max-pending-packets",
+    "runmode",
+    "autofp-scheduler",
+    "default-packet-size",
+    "unix-command",
+    "geoip-database",
+    "legacy",
+    "engine-analysis",
+    "pcre",
+    "host-os-policy",
+    "decoder",
+    "detect",
+    "mpm-algo",
+    "spm-algo",
+    "threading",
+    "luajit",
+    "profiling",
+    "default-rule-path",
+    "rule-files",
+    "classification-file",
+    "reference-config-file",
+    "threshold-file",
+    "magic-file",
+    "action-order",
+    "heartbeat",
+    "host",
+    "ippair",
+    "exception-policy",
+    "livedev",
+    "vlan",
+    "capture",
+    "sensor-name",
+    "include",
+    "stream-events",
+    "ftp",
+];
+
+const SURICATA_IGNORED_KEYS: &[&str] = &[
+    "flow.hash-size",
+    "flow.prealloc",
+    "flow.emergency-recovery",
+    "flow.managers",
+    "flow.recyclers",
+    "flow.memcap-policy",
+    "flow.rate-tracking",
+    "stats.enabled",
+    "stats.decoder-events",
+    "stats.decoder-events-prefix",
+    "stats.stream-events",
+    "stats.exception-policy",
+    "stream.checksum-validation",
+    "stream.inline",
+    "stream.bypass",
+    "stream.drop-invalid",
+    "stream.midstream-policy",
+    "stream.memcap-policy",
+    "stream.async-oneside",
+    "stream.max-synack-queued",
+    "stream.max-sessions",
+    "stream.prealloc-sessions",
+    "stream.reassembly.toserver-chunk-size",
+    "stream.reassembly.toclient-chunk-size",
+    "stream.reassembly.randomize-chunk-size",
+    "stream.reassembly.randomize-chunk-range",
+    "stream.reassembly.raw",
+    "stream.reassembly.segment-prealloc",
+    "stream.reassembly.check-overlap-different-data",
+    "stream.reassembly.max-regions",
+    "stream.reassembly.memcap-policy",
+    "defrag.hash-size",
+    "defrag.max-frags",
+    "defrag.prealloc",
+    "defrag.host-config",
+    "defrag.memcap-policy",
+    "flow-timeouts.tcp.bypassed",
+    "flow-timeouts.udp.bypassed",
+    "flow-timeouts.icmp.bypassed",
+    "flow-timeouts.default.bypassed",
+];
+
+/// Parses a size: a number of bytes with an optional `kb`/`mb`/`gb` suffix
+/// (case-insensitive, powers of 1024, as Suricata reads them).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim().to_ascii_lowercase();
+    let (num, mult) = if let Some(n) = t.strip_suffix("gb").or_else(|| t.strip_suffix("g")) {
+        (n, 1u64 << 30)
+    } else if let Some(n) = t.strip_suffix("mb").or_else(|| t.strip_suffix("m")) {
+        (n, 1 << 20)
+    } else if let Some(n) = t.strip_suffix("kb").or_else(|| t.strip_suffix("k")) {
+        (n, 1 << 10)
+    } else {
+        (t.strip_suffix('b').unwrap_or(&t), 1)
+    };
+    let n: u64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size (e.g. 64mb)"))?;
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("{s:?} is too large"))
+}
+
+fn parse_bool(s: &str) -> Result<bool, String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "yes" | "true" | "on" | "1" => Ok(true),
+        "no" | "false" | "off" | "0" => Ok(false),
+        _ => Err(format!("{s:?} is not yes/no")),
+    }
+}
+
+fn parse_num<T: std::str::FromStr>(s: &str) -> Result<T, String> {
+    s.trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a valid number here"))
+}
+
+fn parse_cidrs(items: &[String]) -> Result<Vec<IpNet>, String> {
+    items
+        .iter()
+        .flat_map(|s| s.split(','))
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse::<IpNet>()
+                .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
+                .map_err(|_| format!("{s:?} is not an address or CIDR"))
+        })
+        .collect()
+}
+
+/// What applying one setting did.
+enum Applied {
+    Ok,
+    /// A Suricata key with no meaning here.
+    Ignored,
+}
+
+impl Config {
+    /// Loads a YAML file over the defaults. Returns warnings (ignored
+    /// Suricata keys) or every problem found.
+    pub fn from_file(path: &Path) -> Result<(Config, Vec<Problem>), ConfigError> {
+        let origin = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            problems: vec![Problem {
+                origin: origin.clone(),
+                line: 0,
+                message: e.to_string(),
+            }],
+        })?;
+        let mut c = Config::default();
+        let warnings = c.apply_yaml(&text, &origin)?;
+        Ok((c, warnings))
+    }
+
+    /// Applies YAML text over this configuration.
+    pub fn apply_yaml(&mut self, text: &str, origin: &str) -> Result<Vec<Problem>, ConfigError> {
+        let settings = flatten(text).map_err(|m| ConfigError {
+            problems: vec![Problem {
+                origin: origin.into(),
+                line: 0,
+                message: m,
+            }],
+        })?;
+        let mut warnings = Vec::new();
+        let mut problems = Vec::new();
+        for s in settings {
+            let p = |message| Problem {
+                origin: origin.into(),
+                line: s.line,
+                message,
+            };
+            match self.apply(&s.key, &s.value) {
+                Ok(Applied::Ok) => {}
+                Ok(Applied::Ignored) => warnings.push(p(format!(
+                    "Suricata setting `{}` has no meaning in zonewatch; ignored",
+                    s.key
+                ))),
+                Err(m) => problems.push(p(m)),
+            }
+        }
+        if problems.is_empty() {
+            Ok(warnings)
+        } else {
+            Err(ConfigError { problems })
+        }
+    }
+
+    /// Applies a `--set KEY=VALUE` override (a comma-separated value sets a
+    /// list). Returns a warning for ignored Suricata keys.
+    pub fn apply_override(&mut self, kv: &str) -> Result<Option<Problem>, ConfigError> {
+        let err = |message: String| ConfigError {
+            problems: vec![Problem {
+                origin: "--set".into(),
+                line: 0,
+                message,
+            }],
+        };
+        let (k, v) = kv
+            .split_once('=')
+            .ok_or_else(|| err(format!("{kv:?}: expected KEY=VALUE")))?;
+        let (k, v) = (k.trim(), v.trim());
+        let value = if Self::is_list_key(k) {
+            let inner = v.trim_start_matches('[').trim_end_matches(']');
+            Value::List(inner.split(',').map(|s| s.trim().to_string()).collect())
+        } else {
+            Value::Scalar(v.to_string())
+        };
+        match self.apply(k, &value) {
+            Ok(Applied::Ok) => Ok(None),
+            Ok(Applied::Ignored) => Ok(Some(Problem {
+                origin: "--set".into(),
+                line: 0,
+                message: format!("Suricata setting `{k}` has no meaning in zonewatch; ignored"),
+            })),
+            Err(m) => Err(err(m)),
+        }
+    }
+
+    fn is_list_key(k: &str) -> bool {
+        k.starts_with("zones.") || k == "outputs.types" || k == "output.types"
+    }
+
+    fn apply(&mut self, key: &str, value: &Value) -> Result<Applied, String> {
+        let scalar = || match value {
+            Value::Scalar(s) => Ok(s.as_str()),
+            _ => Err(format!("`{key}` takes a single value, not a list")),
+        };
+        let list = || match value {
+            Value::List(l) => Ok(l.clone()),
+            Value::Scalar(s) => Ok(s.split(',').map(|x| x.trim().to_string()).collect()),
+            Value::ListOfMaps => Err(format!("`{key}` takes a list of values")),
+        };
+        let size = || scalar().and_then(parse_size);
+        let secs = || scalar().and_then(parse_num::<u64>);
+        let top = key.split('.').next().unwrap_or(key);
+        match key {
+            "sensor.name" | "sensor-name" => self.sensor_name = scalar()?.to_string(),
+            "sensor.tenant" => self.tenant = Some(scalar()?.to_string()).filter(|s| !s.is_empty()),
+            "sensor.timezone" => self.timezone = UtcOffset::parse(scalar()?)?,
+            "workers" | "threading.workers" => self.workers = parse_num(scalar()?)?,
+            "capture.snaplen" => self.snaplen = parse_num(scalar()?)?,
+            "capture.promisc" => self.promisc = parse_bool(scalar()?)?,
+            "capture.buffer-size" => self.capture_buffer_bytes = size()?,
+            "capture.bpf" => self.bpf = Some(scalar()?.to_string()).filter(|s| !s.is_empty()),
+            "flow.memcap" => self.flow_memcap = size()?,
+            "flow.hash-seed" => self.flow_hash_seed = parse_num(scalar()?)?,
+            "stream.memcap" => self.stream_memcap = size()?,
+            "stream.midstream" => self.stream_midstream = parse_bool(scalar()?)?,
+            "stream.reassembly.memcap" => self.stream_reassembly_memcap = size()?,
+            "stream.reassembly.depth" => self.stream_reassembly_depth = size()?,
+            "defrag.memcap" => self.defrag_memcap = size()?,
+            "defrag.timeout" => self.defrag_timeout = secs()?,
+            "defrag.trackers" => self.defrag_trackers = parse_num(scalar()?)?,
+            "community-id.enabled" | "community-id" => self.community_id = parse_bool(scalar()?)?,
+            "community-id.seed" | "community-id-seed" => {
+                self.community_id_seed = parse_num(scalar()?)?
+            }
+            "output.path" => self.output_path = Some(scalar()?.to_string()),
+            "output.types" => {
+                let types = list()?;
+                for t in &types {
+                    if !EVENT_TYPES.contains(&t.as_str()) {
+                        return Err(format!(
+                            "unknown event type {t:?} in `{key}` (known: {})",
+                            EVENT_TYPES.join(", ")
+                        ));
+                    }
+                }
+                self.output_types = types;
+            }
+            "stats.interval" => self.stats_interval = secs()?,
+            "pipeline.batch-packets" => {
+                self.batch_packets = parse_num::<usize>(scalar()?)?.clamp(1, 4096)
+            }
+            "pipeline.queue-batches" => {
+                self.queue_batches = parse_num::<usize>(scalar()?)?.clamp(1, 1 << 16)
+            }
+            _ if key.starts_with("vars.address-groups.") => {
+                let name = &key["vars.address-groups.".len()..];
+                let v = match value {
+                    Value::List(l) => format!("[{}]", l.join(",")),
+                    _ => scalar()?.to_string(),
+                };
+                self.address_groups.insert(name.to_string(), v);
+            }
+            _ if key.starts_with("vars.port-groups.") => {
+                let name = &key["vars.port-groups.".len()..];
+                let v = match value {
+                    Value::List(l) => format!("[{}]", l.join(",")),
+                    _ => scalar()?.to_string(),
+                };
+                self.port_groups.insert(name.to_string(), v);
+            }
+            _ if key.starts_with("zones.") && key.matches('.').count() == 1 => {
+                let name = &key["zones.".len()..];
+                let nets = parse_cidrs(&list()?)?;
+                match self.zones.iter_mut().find(|(n, _)| n == name) {
+                    Some(z) => z.1 = nets,
+                    None => self.zones.push((name.to_string(), nets)),
+                }
+            }
+            _ if key.starts_with("flow-timeouts.") => {
+                let parts: Vec<&str> = key.split('.').collect();
+                if parts.len() != 3 {
+                    return Err(format!("unknown key `{key}`"));
+                }
+                let t = match parts[1] {
+                    "tcp" => &mut self.timeouts_tcp,
+                    "udp" => &mut self.timeouts_udp,
+                    "icmp" => &mut self.timeouts_icmp,
+                    "default" => &mut self.timeouts_default,
+                    _ => return Err(format!("unknown key `{key}`")),
+                };
+                let slot = match parts[2] {
+                    "new" => &mut t.new,
+                    "established" => &mut t.established,
+                    "closed" => &mut t.closed,
+                    "emergency-new" => &mut t.emergency_new,
+                    "emergency-established" => &mut t.emergency_established,
+                    "emergency-closed" => &mut t.emergency_closed,
+                    _ if SURICATA_IGNORED_KEYS.contains(&key) => return Ok(Applied::Ignored),
+                    _ => return Err(format!("unknown key `{key}`")),
+                };
+                *slot = secs()?;
+            }
+            _ if SURICATA_IGNORED_KEYS.contains(&key)
+                || SURICATA_IGNORED_SECTIONS.contains(&top) =>
+            {
+                return Ok(Applied::Ignored)
+            }
+            _ => return Err(format!("unknown key `{key}`")),
+        }
+        Ok(Applied::Ok)
+    }
+
+    /// The zone an address belongs to (most specific prefix wins).
+    pub fn zone_of(&self, ip: IpAddr) -> Option<&str> {
+        self.zones
+            .iter()
+            .flat_map(|(name, nets)| nets.iter().map(move |n| (name, n)))
+            .filter(|(_, n)| n.contains(&ip))
+            .max_by_key(|(_, n)| n.prefix_len())
+            .map(|(name, _)| name.as_str())
+    }
+
+    /// Whether events of `event_type` are written.
+    pub fn type_enabled(&self, event_type: &str) -> bool {
+        self.output_types.iter().any(|t| t == event_type)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,163 @@
+//! Threads and channels: readers capture and decode packets and hand them, in
+//! batches, to the worker that owns their flow; workers track flows and
+//! produce events; one output thread merges the workers' events into one
+//! stream and writes it, along with periodic and final stats.
+//!
+//! ```text
+//! reader ──batches by flow hash──► worker 0..N-1 ──events──► output (merge, write, stats)
+//!    ▲                                 │
+//!    └──────── empty batches back ─────┘   (no allocation per packet in steady state)
+//! ```
+//!
+//! Every edge is a bounded crossbeam channel. Files: a full worker queue makes
+//! the reader wait (counted). Live capture: a full queue drops the batch
+//! (counted, never silent).
+//!
+//! File-mode output is deterministic: every packet and every clock tick has an
+//! input position; events carry the position that caused them, and the
+//! output thread releases an event only when every worker has passed its
+//! position, in key order. The clock is packet time, ticked to all workers
+//! at once, so timeouts fire at the same input position whatever the number
+//! of workers.
+#![deny(missing_docs)]
+
+mod output;
+mod reader;
+mod stats;
+mod worker;
+
+use crossbeam_channel::bounded;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use zonewatch_config::Config;
+use zonewatch_output::EventWriter;
+use zonewatch_types::Timestamp;
+
+pub use stats::{ReaderStats, WorkerStats};
+
+/// What to read.
+#[derive(Debug, Clone)]
+pub enum Inputs {
+    /// Capture files, read one after the other in this order.
+    Files(Vec<PathBuf>),
+    /// Live interfaces, one reader thread each.
+    Interfaces(Vec<String>),
+}
+
+/// Everything a run needs besides the configuration.
+pub struct RunOptions {
+    /// Inputs.
+    pub inputs: Inputs,
+    /// Worker threads (at least 1).
+    pub workers: usize,
+    /// Seconds between periodic stats events (0 = only the final one).
+    pub stats_interval: u64,
+    /// Show a progress bar on stderr (file mode).
+    pub progress: bool,
+    /// Set to stop early (Ctrl-C); readers finish their batch and the run
+    /// ends as if the input had ended.
+    pub stop: Arc<AtomicBool>,
+}
+
+/// What a run did.
+#[derive(Debug, Clone)]
+pub struct RunReport {
+    /// The final counters, nested as in the `stats` event.
+    pub stats: serde_json::Value,
+    /// Warnings worth telling the operator (e.g. a capture that ends mid-record).
+    pub warnings: Vec<String>,
+}
+
+/// Fails only on input that cannot be opened at all; per-packet problems are
+/// counted, not fatal.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// A capture file or interface could not be opened.
+    #[error(transparent)]
+    Capture(#[from] zonewatch_capture::CaptureError),
+    /// Writing events failed (disk full, closed pipe).
+    #[error("writing events: {0}")]
+    Output(#[from] std::io::Error),
+}
+
+/// A batch of packets for one worker: metadata plus the packets' bytes in one
+/// buffer.
+pub(crate) struct Batch {
+    pub created: std::time::Instant,
+    pub packets: Vec<PacketMeta>,
+    pub data: Vec<u8>,
+}
+
+pub(crate) struct PacketMeta {
+    pub pos: u64,
+    pub ts: Timestamp,
+    pub wire_len: u32,
+    /// Where the packet's bytes sit in `Batch::data`; the stream and
+    /// detection stages read them from there.
+    #[allow(dead_code)]
+    pub start: u32,
+    #[allow(dead_code)]
+    pub len: u32,
+    pub iface: u16,
+    pub decoded: zonewatch_decode::Decoded,
+}
+
+pub(crate) enum WorkMsg {
+    Batch(Batch),
+    /// The shared clock advanced to `ts`; `pos` is the tick's input position.
+    Tick {
+        pos: u64,
+        ts: Timestamp,
+    },
+    /// End of input at position `pos`, clock `ts`.
+    End {
+        pos: u64,
+        ts: Timestamp,
+    },
+}
+
+/// Runs the pipeline to the end of its input.
+pub fn run(cfg: &Config, opts: RunOptions, writer: EventWriter) -> Result<RunReport, RunError> {
+    let n = opts.workers.max(1);
+    let ordered = matches!(opts.inputs, Inputs::Files(_));
+    let (out_tx, out_rx) = bounded::<output::OutMsg>(n * 64);
+    let (free_tx, free_rx) = bounded::<Batch>(n * cfg.queue_batches + 16);
+    let mut work_txs = Vec::with_capacity(n);
+    let mut handles = Vec::new();
+    for w in 0..n {
+        let (tx, rx) = bounded::<WorkMsg>(cfg.queue_batches);
+        work_txs.push(tx);
+        let wcfg = worker::WorkerConfig::from_config(cfg, n, &opts.inputs);
+        let out_tx = out_tx.clone();
+        let free_tx = free_tx.clone();
+        handles.push(
+            std::thread::Builder::new()
+                .name(format!("zw-worker-{w}"))
+                .spawn(move || worker::run(w, wcfg, rx, out_tx, free_tx))
+                .expect("spawn worker thread"),
+        );
+    }
+    drop(free_tx);
+    let out_handle = {
+        let interval = opts.stats_interval;
+        let out_tx_for_reader = out_tx.clone();
+        drop(out_tx);
+        let h = std::thread::Builder::new()
+            .name("zw-output".into())
+            .spawn(move || output::run(out_rx, writer, n, ordered, interval))
+            .expect("spawn output thread");
+        (h, out_tx_for_reader)
+    };
+    let (out_handle, reader_out_tx) = out_handle;
+    let reader_result = reader::run(cfg, &opts, &work_txs, &free_rx, &reader_out_tx);
+    drop(work_txs);
+    drop(reader_out_tx);
+    for h in handles {
+        h.join().expect("worker thread panicked");
+    }
+    let out_result = out_handle.join().expect("output thread panicked");
+    let warnings = reader_result?;
+    let stats = out_result?;
+    Ok(RunReport { stats, warnings })
+}

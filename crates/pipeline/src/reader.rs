@@ -1,0 +1,350 @@
+//! The reader: capture, decode, pick the worker, batch, and drive the clock.
+
+use crate::output::OutMsg;
+use crate::stats::ReaderStats;
+use crate::{Batch, Inputs, PacketMeta, RunError, RunOptions, WorkMsg};
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+use siphasher::sip::SipHasher13;
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+use zonewatch_capture::{LiveOptions, Next, PacketSource};
+use zonewatch_config::Config;
+use zonewatch_decode::{decode, LinkType};
+use zonewatch_types::Timestamp;
+
+/// How often the reader publishes its counters.
+const PUBLISH_EVERY: Duration = Duration::from_millis(500);
+
+struct Dispatcher<'a> {
+    txs: &'a [Sender<WorkMsg>],
+    free: &'a Receiver<Batch>,
+    pending: Vec<Option<Batch>>,
+    batch_packets: usize,
+    seed: u64,
+    live: bool,
+    stats: ReaderStats,
+    /// Next input position.
+    pos: u64,
+    /// The shared clock: the latest packet time seen.
+    clock: Option<Timestamp>,
+    out: &'a Sender<OutMsg>,
+    last_publish: Instant,
+}
+
+impl Dispatcher<'_> {
+    fn worker_for(&self, d: &zonewatch_decode::Decoded) -> usize {
+        if self.txs.len() == 1 {
+            return 0;
+        }
+        match d.flow_tuple() {
+            Some(t) => {
+                // Symmetric: both directions hash the canonical tuple.
+                let (key, _) = t.canonical();
+                let mut h = SipHasher13::new_with_keys(self.seed, 0x0077_6f72_6b65_7273);
+                key.hash(&mut h);
+                (h.finish() % self.txs.len() as u64) as usize
+            }
+            None => 0,
+        }
+    }
+
+    fn take_batch(&self) -> Batch {
+        match self.free.try_recv() {
+            Ok(mut b) => {
+                b.packets.clear();
+                b.data.clear();
+                b.created = Instant::now();
+                b
+            }
+            Err(_) => Batch {
+                created: Instant::now(),
+                packets: Vec::with_capacity(self.batch_packets),
+                data: Vec::with_capacity(self.batch_packets * 1600),
+            },
+        }
+    }
+
+    fn packet(&mut self, iface: u16, link: LinkType, ts: Timestamp, data: &[u8], wire_len: u32) {
+        // Advance the shared clock; a new second ticks every worker, so
+        // timeouts fire at the same input position whatever the worker count.
+        match self.clock {
+            Some(c) if ts.secs() > c.secs() => {
+                self.clock = Some(ts);
+                self.tick(ts);
+            }
+            Some(c) if ts > c => self.clock = Some(ts),
+            None => self.clock = Some(ts),
+            _ => {}
+        }
+        let decoded = decode(link, data, wire_len as usize);
+        self.stats.count(&decoded, wire_len);
+        let w = self.worker_for(&decoded);
+        if self.pending[w].is_none() {
+            self.pending[w] = Some(self.take_batch());
+        }
+        let b = self.pending[w].as_mut().expect("just filled");
+        let start = b.data.len() as u32;
+        b.data.extend_from_slice(data);
+        b.packets.push(PacketMeta {
+            pos: self.pos,
+            ts,
+            wire_len,
+            start,
+            len: data.len() as u32,
+            iface,
+            decoded,
+        });
+        self.pos += 1;
+        if b.packets.len() >= self.batch_packets {
+            self.send(w);
+        }
+    }
+
+    fn send(&mut self, w: usize) {
+        let Some(b) = self.pending[w].take() else {
+            return;
+        };
+        let n = b.packets.len() as u64;
+        if self.live {
+            if let Err(TrySendError::Full(_)) = self.txs[w].try_send(WorkMsg::Batch(b)) {
+                self.stats.queue_drops += n;
+            }
+        } else {
+            match self.txs[w].try_send(WorkMsg::Batch(b)) {
+                Ok(()) => {}
+                Err(TrySendError::Full(m)) => {
+                    self.stats.queue_full_waits += 1;
+                    let _ = self.txs[w].send(m);
+                }
+                Err(TrySendError::Disconnected(_)) => {}
+            }
+        }
+        self.maybe_publish();
+    }
+
+    fn flush_all(&mut self) {
+        for w in 0..self.pending.len() {
+            self.send(w);
+        }
+    }
+
+    /// Sends a clock tick to every worker after their pending packets.
+    fn tick(&mut self, ts: Timestamp) {
+        self.flush_all();
+        let pos = self.pos;
+        self.pos += 1;
+        self.stats.ticks += 1;
+        for tx in self.txs {
+            let _ = tx.send(WorkMsg::Tick { pos, ts });
+        }
+    }
+
+    fn maybe_publish(&mut self) {
+        if self.last_publish.elapsed() >= PUBLISH_EVERY {
+            self.publish();
+        }
+    }
+
+    fn publish(&mut self) {
+        self.last_publish = Instant::now();
+        let _ = self
+            .out
+            .try_send(OutMsg::Reader(Box::new(self.stats.clone())));
+    }
+}
+
+/// Reads every input to its end (or until stopped). Returns warnings.
+pub(crate) fn run(
+    cfg: &Config,
+    opts: &RunOptions,
+    txs: &[Sender<WorkMsg>],
+    free: &Receiver<Batch>,
+    out: &Sender<OutMsg>,
+) -> Result<Vec<String>, RunError> {
+    let live = matches!(opts.inputs, Inputs::Interfaces(_));
+    let mut d = Dispatcher {
+        txs,
+        free,
+        pending: (0..txs.len()).map(|_| None).collect(),
+        batch_packets: cfg.batch_packets,
+        seed: cfg.flow_hash_seed,
+        live,
+        stats: ReaderStats::new(),
+        pos: 0,
+        clock: None,
+        out,
+        last_publish: Instant::now(),
+    };
+    let mut warnings = Vec::new();
+    let bpf = cfg.bpf.as_deref();
+    let result = match &opts.inputs {
+        Inputs::Files(files) => read_files(&mut d, files, bpf, opts, &mut warnings),
+        Inputs::Interfaces(ifaces) => read_live(&mut d, cfg, ifaces, bpf, opts),
+    };
+    d.flush_all();
+    let end_ts = d.clock.unwrap_or_default();
+    let pos = d.pos;
+    for tx in txs {
+        let _ = tx.send(WorkMsg::End { pos, ts: end_ts });
+    }
+    d.publish();
+    // The final counters must arrive: block for this one.
+    let _ = out.send(OutMsg::Reader(Box::new(d.stats.clone())));
+    let _ = out.send(OutMsg::ReaderDone {
+        end_pos: pos,
+        end_ts,
+    });
+    result.map(|()| warnings)
+}
+
+fn progress_bar(total: u64) -> indicatif::ProgressBar {
+    let pb = indicatif::ProgressBar::new(total);
+    pb.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {percent:>3}% {msg} eta {eta}")
+            .expect("valid template"),
+    );
+    pb
+}
+
+fn read_files(
+    d: &mut Dispatcher<'_>,
+    files: &[std::path::PathBuf],
+    bpf: Option<&str>,
+    opts: &RunOptions,
+    warnings: &mut Vec<String>,
+) -> Result<(), RunError> {
+    let total: u64 = files
+        .iter()
+        .filter_map(|f| std::fs::metadata(f).ok())
+        .map(|m| m.len())
+        .sum();
+    let pb = opts.progress.then(|| progress_bar(total));
+    let started = Instant::now();
+    let mut done_bytes = 0u64;
+    for path in files {
+        let mut src = PacketSource::open_file(path, bpf)?;
+        let Some(link) = LinkType::from_dlt(src.datalink()) else {
+            let msg = format!(
+                "{}: link type {} is not decoded; file skipped",
+                path.display(),
+                src.datalink()
+            );
+            tracing::warn!("{msg}");
+            warnings.push(msg);
+            d.stats.unsupported_link += 1;
+            continue;
+        };
+        let mut n = 0u64;
+        loop {
+            if n % 4096 == 0 && opts.stop.load(Ordering::Relaxed) {
+                return Ok(());
+            }
+            match src.next_packet() {
+                Next::Packet(p) => {
+                    n += 1;
+                    done_bytes += p.data.len() as u64 + 16;
+                    let (ts, wire) = (p.ts, p.wire_len);
+                    d.packet(0, link, ts, p.data, wire);
+                    if let Some(pb) = &pb {
+                        if n % 8192 == 0 {
+                            let secs = started.elapsed().as_secs_f64().max(1e-3);
+                            pb.set_position(done_bytes.min(total));
+                            pb.set_message(format!(
+                                "{:.0} pkt/s {:.2} Gbit/s",
+                                d.stats.pkts as f64 / secs,
+                                d.stats.bytes as f64 * 8.0 / secs / 1e9
+                            ));
+                        }
+                    }
+                }
+                Next::End | Next::Timeout => break,
+                Next::Truncated(msg) => {
+                    let w = format!("{}: capture ends mid-record ({msg})", path.display());
+                    tracing::warn!("{w}");
+                    warnings.push(w);
+                    d.stats.truncated_files += 1;
+                    break;
+                }
+            }
+        }
+    }
+    if let Some(pb) = pb {
+        pb.finish_and_clear();
+    }
+    Ok(())
+}
+
+fn read_live(
+    d: &mut Dispatcher<'_>,
+    cfg: &Config,
+    ifaces: &[String],
+    bpf: Option<&str>,
+    opts: &RunOptions,
+) -> Result<(), RunError> {
+    // One reader thread reads every interface in turn with a short timeout;
+    // more interfaces than this one thread can carry want AF_PACKET fanout
+    // (planned), which will give each its own reader.
+    let mut sources = Vec::new();
+    for i in ifaces {
+        let o = LiveOptions {
+            interface: i.clone(),
+            snaplen: cfg.snaplen,
+            promisc: cfg.promisc,
+            buffer_bytes: cfg.capture_buffer_bytes.min(i32::MAX as u64) as i32,
+            timeout_ms: 100,
+        };
+        let s = PacketSource::open_live(&o, bpf)?;
+        let link = LinkType::from_dlt(s.datalink()).ok_or_else(|| {
+            zonewatch_capture::CaptureError::Pcap {
+                what: i.clone(),
+                msg: format!("link type {} is not decoded", s.datalink()),
+            }
+        })?;
+        sources.push((s, link));
+    }
+    let mut last_wall_tick = Instant::now();
+    while !opts.stop.load(Ordering::Relaxed) {
+        let mut idle = true;
+        for (idx, (src, link)) in sources.iter_mut().enumerate() {
+            for _ in 0..1024 {
+                match src.next_packet() {
+                    Next::Packet(p) => {
+                        idle = false;
+                        let (ts, wire) = (p.ts, p.wire_len);
+                        d.packet(idx as u16, *link, ts, p.data, wire);
+                    }
+                    _ => break,
+                }
+            }
+        }
+        if idle || last_wall_tick.elapsed() >= Duration::from_secs(1) {
+            // Quiet link: push out what is pending and keep the clock moving
+            // with wall time so flows still time out.
+            d.flush_all();
+            if last_wall_tick.elapsed() >= Duration::from_secs(1) {
+                last_wall_tick = Instant::now();
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap_or_default();
+                let ts = Timestamp::from_parts(now.as_secs() as i64, now.subsec_nanos());
+                if d.clock.is_none_or(|c| ts > c) {
+                    d.clock = Some(ts);
+                }
+                let clock = d.clock.unwrap_or(ts);
+                d.tick(clock);
+                let mut k = (0, 0, 0);
+                for (src, _) in sources.iter_mut() {
+                    if let Some(s) = src.stats() {
+                        k.0 += s.received;
+                        k.1 += s.dropped;
+                        k.2 += s.if_dropped;
+                    }
+                }
+                d.stats.kernel = k;
+                d.publish();
+            }
+        }
+    }
+    Ok(())
+}

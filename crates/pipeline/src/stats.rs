@@ -1,0 +1,247 @@
+//! Counters of each stage, and how they are nested into a `stats` event with
+//! Suricata's names where the meaning is the same.
+
+use serde_json::{Map, Value};
+use zonewatch_decode::{layer, DecodeEvent, Decoded};
+use zonewatch_flow::FlowCounters;
+
+/// Reader counters (capture and decode happen on the reader thread).
+#[derive(Debug, Clone, Default)]
+pub struct ReaderStats {
+    /// Packets read.
+    pub pkts: u64,
+    /// Wire bytes of packets read.
+    pub bytes: u64,
+    /// Largest packet.
+    pub max_pkt_size: u64,
+    /// Packets with a decoder event that made them unusable.
+    pub invalid: u64,
+    /// Packets per layer, indexed like [`layer::NAMES`].
+    pub layers: Vec<u64>,
+    /// Decoder events, indexed by `DecodeEvent as usize`.
+    pub events: Vec<u64>,
+    /// Events that did not fit a packet's event set.
+    pub events_overflow: u64,
+    /// Packets of files whose link type is not decoded.
+    pub unsupported_link: u64,
+    /// Files that ended mid-record.
+    pub truncated_files: u64,
+    /// Times the reader waited for a full worker queue (files).
+    pub queue_full_waits: u64,
+    /// Packets dropped because a worker queue was full (live capture).
+    pub queue_drops: u64,
+    /// Clock ticks sent.
+    pub ticks: u64,
+    /// libpcap: packets received / dropped by kernel / dropped by interface.
+    pub kernel: (u64, u64, u64),
+}
+
+impl ReaderStats {
+    pub(crate) fn new() -> Self {
+        ReaderStats {
+            layers: vec![0; layer::NAMES.len()],
+            events: vec![0; DecodeEvent::ALL.len()],
+            ..Default::default()
+        }
+    }
+
+    pub(crate) fn count(&mut self, d: &Decoded, wire_len: u32) {
+        self.pkts += 1;
+        self.bytes += wire_len as u64;
+        self.max_pkt_size = self.max_pkt_size.max(wire_len as u64);
+        let mut bits = d.layers;
+        while bits != 0 {
+            let i = bits.trailing_zeros() as usize;
+            if let Some(c) = self.layers.get_mut(i) {
+                *c += 1;
+            }
+            bits &= bits - 1;
+        }
+        if !d.events.is_empty() {
+            for e in d.events.iter() {
+                self.events[e as usize] += 1;
+            }
+            self.events_overflow += d.events.overflow as u64;
+        }
+        if d.invalid {
+            self.invalid += 1;
+        }
+    }
+}
+
+/// Worker counters.
+#[derive(Debug, Clone)]
+pub struct WorkerStats {
+    /// Packets processed.
+    pub pkts: u64,
+    /// Packets that joined a flow.
+    pub flow_pkts: u64,
+    /// Flow table counters.
+    pub flow: FlowCounters,
+    /// Batches processed.
+    pub batches: u64,
+    /// Latency from batch creation on the reader to processed, µs.
+    pub latency_us: hdrhistogram::Histogram<u64>,
+}
+
+impl WorkerStats {
+    pub(crate) fn new() -> Self {
+        WorkerStats {
+            pkts: 0,
+            flow_pkts: 0,
+            flow: FlowCounters::default(),
+            batches: 0,
+            latency_us: hdrhistogram::Histogram::new_with_bounds(1, 60_000_000, 3)
+                .expect("valid histogram bounds"),
+        }
+    }
+}
+
+/// Sets `root.a.b.c = v` for the dotted name `a.b.c`.
+pub(crate) fn put(root: &mut Map<String, Value>, dotted: &str, v: Value) {
+    let mut parts = dotted.split('.').peekable();
+    let mut cur = root;
+    while let Some(p) = parts.next() {
+        if parts.peek().is_none() {
+            cur.insert(p.to_string(), v);
+            return;
+        }
+        let entry = cur
+            .entry(p.to_string())
+            .or_insert_with(|| Value::Object(Map::new()));
+        if !entry.is_object() {
+            *entry = Value::Object(Map::new());
+        }
+        cur = entry.as_object_mut().expect("just made an object");
+    }
+}
+
+/// Builds the nested stats object.
+pub(crate) fn build(
+    uptime_s: u64,
+    reader: &ReaderStats,
+    workers: &[Option<WorkerStats>],
+    written: &std::collections::BTreeMap<&'static str, u64>,
+    filtered: u64,
+    live: bool,
+) -> Value {
+    let mut m = Map::new();
+    let n = |v: u64| Value::from(v);
+    put(&mut m, "uptime", n(uptime_s));
+    if live {
+        put(&mut m, "capture.kernel_packets", n(reader.kernel.0));
+        put(&mut m, "capture.kernel_drops", n(reader.kernel.1));
+        put(&mut m, "capture.kernel_ifdrops", n(reader.kernel.2));
+    }
+    put(&mut m, "decoder.pkts", n(reader.pkts));
+    put(&mut m, "decoder.bytes", n(reader.bytes));
+    put(&mut m, "decoder.invalid", n(reader.invalid));
+    put(&mut m, "decoder.max_pkt_size", n(reader.max_pkt_size));
+    put(
+        &mut m,
+        "decoder.avg_pkt_size",
+        n(reader.bytes.checked_div(reader.pkts).unwrap_or(0)),
+    );
+    for (i, name) in layer::NAMES.iter().enumerate() {
+        put(&mut m, &format!("decoder.{name}"), n(reader.layers[i]));
+    }
+    put(
+        &mut m,
+        "decoder.unsupported_link",
+        n(reader.unsupported_link),
+    );
+    for (i, e) in DecodeEvent::ALL.iter().enumerate() {
+        if reader.events[i] > 0 {
+            // Suricata: decoder.event.ipv4.trunc_pkt
+            put(
+                &mut m,
+                &format!("decoder.event.{}", e.rule_name()),
+                n(reader.events[i]),
+            );
+        }
+    }
+    put(&mut m, "decoder.event_overflow", n(reader.events_overflow));
+    let mut f = FlowCounters::default();
+    let mut pkts = 0;
+    let mut flow_pkts = 0;
+    let mut batches = 0;
+    let mut lat = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)
+        .expect("valid histogram bounds");
+    for w in workers.iter().flatten() {
+        let c = &w.flow;
+        f.total += c.total;
+        f.tcp += c.tcp;
+        f.udp += c.udp;
+        f.icmpv4 += c.icmpv4;
+        f.icmpv6 += c.icmpv6;
+        f.other += c.other;
+        f.end_timeout += c.end_timeout;
+        f.end_forced += c.end_forced;
+        f.end_shutdown += c.end_shutdown;
+        f.emerg_mode_entered += c.emerg_mode_entered;
+        f.active += c.active;
+        f.active_max += c.active_max;
+        pkts += w.pkts;
+        flow_pkts += w.flow_pkts;
+        batches += w.batches;
+        let _ = lat.add(&w.latency_us);
+    }
+    put(&mut m, "flow.total", n(f.total));
+    put(&mut m, "flow.tcp", n(f.tcp));
+    put(&mut m, "flow.udp", n(f.udp));
+    put(&mut m, "flow.icmpv4", n(f.icmpv4));
+    put(&mut m, "flow.icmpv6", n(f.icmpv6));
+    put(&mut m, "flow.other", n(f.other));
+    put(&mut m, "flow.active", n(f.active));
+    put(&mut m, "flow.active_max", n(f.active_max));
+    put(&mut m, "flow.emerg_mode_entered", n(f.emerg_mode_entered));
+    put(&mut m, "flow.end.timeout", n(f.end_timeout));
+    put(&mut m, "flow.end.forced", n(f.end_forced));
+    put(&mut m, "flow.end.shutdown", n(f.end_shutdown));
+    put(&mut m, "flow.pkts", n(flow_pkts));
+    put(&mut m, "pipeline.pkts_processed", n(pkts));
+    put(&mut m, "pipeline.batches", n(batches));
+    put(
+        &mut m,
+        "pipeline.queue_full_waits",
+        n(reader.queue_full_waits),
+    );
+    put(&mut m, "pipeline.queue_drops", n(reader.queue_drops));
+    put(&mut m, "pipeline.clock_ticks", n(reader.ticks));
+    put(
+        &mut m,
+        "pipeline.truncated_files",
+        n(reader.truncated_files),
+    );
+    put(
+        &mut m,
+        "pipeline.latency_us.p50",
+        n(lat.value_at_quantile(0.5)),
+    );
+    put(
+        &mut m,
+        "pipeline.latency_us.p99",
+        n(lat.value_at_quantile(0.99)),
+    );
+    put(&mut m, "pipeline.latency_us.max", n(lat.max()));
+    for (t, c) in written {
+        put(&mut m, &format!("output.events.{t}"), n(*c));
+    }
+    put(&mut m, "output.filtered", n(filtered));
+    Value::Object(m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dotted_names_nest() {
+        let mut m = Map::new();
+        put(&mut m, "decoder.pkts", 3.into());
+        put(&mut m, "decoder.event.ipv4.trunc_pkt", 1.into());
+        let v = Value::Object(m);
+        assert_eq!(v["decoder"]["pkts"], 3);
+        assert_eq!(v["decoder"]["event"]["ipv4"]["trunc_pkt"], 1);
+    }
+}

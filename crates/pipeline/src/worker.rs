@@ -1,0 +1,206 @@
+//! A worker: owns the flows hashed to it and turns packets into events.
+//! Defragmentation, stream reassembly and detection will run here, on the
+//! packets and flows this worker owns, without locks.
+
+use crate::output::OutMsg;
+use crate::stats::WorkerStats;
+use crate::{Batch, WorkMsg};
+use crossbeam_channel::{Receiver, Sender};
+use std::time::{Duration, Instant};
+use zonewatch_config::{Config, ProtoTimeouts};
+use zonewatch_decode::{Decoded, Transport};
+use zonewatch_flow::{FlowConfig, FlowTable, StateTimeouts, Timeouts};
+use zonewatch_types::{AddrInfo, AnomalyRecord, Event, EventBody, EventKey, Timestamp};
+
+const PUBLISH_EVERY: Duration = Duration::from_millis(500);
+
+pub(crate) struct WorkerConfig {
+    flow: FlowConfig,
+    /// Interface names by reader index (live mode), for `in_iface`.
+    ifaces: Vec<std::sync::Arc<str>>,
+}
+
+fn st(t: &ProtoTimeouts) -> StateTimeouts {
+    StateTimeouts {
+        new: t.new,
+        established: t.established,
+        closed: t.closed,
+        emergency_new: t.emergency_new,
+        emergency_established: t.emergency_established,
+        emergency_closed: t.emergency_closed,
+    }
+}
+
+impl WorkerConfig {
+    pub(crate) fn from_config(c: &Config, workers: usize, inputs: &crate::Inputs) -> Self {
+        let ifaces = match inputs {
+            crate::Inputs::Interfaces(v) => {
+                v.iter().map(|s| std::sync::Arc::from(s.as_str())).collect()
+            }
+            crate::Inputs::Files(_) => Vec::new(),
+        };
+        WorkerConfig {
+            ifaces,
+            flow: FlowConfig {
+                // The flow memcap is shared evenly: each worker owns its table.
+                memcap_bytes: c.flow_memcap / workers.max(1) as u64,
+                timeouts: Timeouts {
+                    tcp: st(&c.timeouts_tcp),
+                    udp: st(&c.timeouts_udp),
+                    icmp: st(&c.timeouts_icmp),
+                    default: st(&c.timeouts_default),
+                },
+                hash_seed: c.flow_hash_seed,
+                community_id_seed: c.community_id.then_some(c.community_id_seed),
+                midstream: c.stream_midstream,
+            },
+        }
+    }
+}
+
+struct Worker {
+    id: usize,
+    ifaces: Vec<std::sync::Arc<str>>,
+    flows: FlowTable,
+    stats: WorkerStats,
+    out: Sender<OutMsg>,
+    events: Vec<Event>,
+    last_publish: Instant,
+}
+
+/// The anomaly events of one packet's decoder events.
+fn anomaly_events(pos: u64, ts: Timestamp, d: &Decoded, out: &mut Vec<Event>) {
+    let addr = d.ip.map(|ip| {
+        let (sp, dp) = match d.transport {
+            Transport::Tcp(t) => (Some(t.sport), Some(t.dport)),
+            Transport::Udp { sport, dport, .. } => (Some(sport), Some(dport)),
+            _ => (None, None),
+        };
+        AddrInfo {
+            src_ip: ip.src,
+            src_port: sp,
+            dest_ip: ip.dst,
+            dest_port: dp,
+            proto: ip.proto,
+            vlan: d.vlan,
+        }
+    });
+    for (i, e) in d.events.iter().enumerate() {
+        out.push(Event {
+            key: EventKey { pos, sub: i as u64 },
+            ts,
+            flow_id: None,
+            addr,
+            community_id: None,
+            in_iface: None,
+            body: EventBody::Anomaly(AnomalyRecord {
+                kind: "decode",
+                event: e.name(),
+            }),
+        });
+    }
+}
+
+impl Worker {
+    fn batch(&mut self, b: &Batch) {
+        for p in &b.packets {
+            self.stats.pkts += 1;
+            let d = &p.decoded;
+            let first_event = self.events.len();
+            if !d.events.is_empty() {
+                anomaly_events(p.pos, p.ts, d, &mut self.events);
+            }
+            if let Some(tuple) = d.flow_tuple() {
+                let tcp = match &d.transport {
+                    Transport::Tcp(t) => Some(t),
+                    _ => None,
+                };
+                let r = self
+                    .flows
+                    .packet(p.pos, p.ts, &tuple, p.wire_len, tcp, &mut self.events);
+                self.stats.flow_pkts += 1;
+                if let Some(f) = self.flows.get_mut(r.slot) {
+                    let id = f.flow_id;
+                    for e in &mut self.events[first_event..] {
+                        if e.key.pos == p.pos && e.key.sub < EventKey::FLOW_END {
+                            e.flow_id = Some(id);
+                        }
+                    }
+                }
+            }
+            if let Some(name) = self.ifaces.get(p.iface as usize) {
+                for e in &mut self.events[first_event..] {
+                    e.in_iface = Some(name.clone());
+                }
+            }
+        }
+        self.stats.batches += 1;
+        let us = b.created.elapsed().as_micros() as u64;
+        let _ = self
+            .stats
+            .latency_us
+            .record_n(us.max(1), b.packets.len() as u64);
+    }
+
+    /// Sends this message's events (sorted by key) and the watermark.
+    fn emit(&mut self, done_below: u64) {
+        let mut events = std::mem::take(&mut self.events);
+        events.sort_by_key(|e| e.key);
+        let _ = self.out.send(OutMsg::Events {
+            worker: self.id,
+            events,
+            done_below,
+        });
+        if self.last_publish.elapsed() >= PUBLISH_EVERY {
+            self.publish();
+        }
+    }
+
+    fn publish(&mut self) {
+        self.last_publish = Instant::now();
+        self.stats.flow = self.flows.counters();
+        let _ = self
+            .out
+            .send(OutMsg::Worker(self.id, Box::new(self.stats.clone())));
+    }
+}
+
+pub(crate) fn run(
+    id: usize,
+    cfg: WorkerConfig,
+    rx: Receiver<WorkMsg>,
+    out: Sender<OutMsg>,
+    free: Sender<Batch>,
+) {
+    let mut w = Worker {
+        id,
+        ifaces: cfg.ifaces,
+        flows: FlowTable::new(cfg.flow),
+        stats: WorkerStats::new(),
+        out,
+        events: Vec::new(),
+        last_publish: Instant::now(),
+    };
+    for msg in rx.iter() {
+        match msg {
+            WorkMsg::Batch(b) => {
+                w.batch(&b);
+                let done = b.packets.last().map(|p| p.pos + 1).unwrap_or(0);
+                w.emit(done);
+                // Hand the buffers back for reuse; if the pool is full, drop.
+                let _ = free.try_send(b);
+            }
+            WorkMsg::Tick { pos, ts } => {
+                w.flows.expire(pos, ts, &mut w.events);
+                w.emit(pos + 1);
+            }
+            WorkMsg::End { pos, ts } => {
+                w.flows.shutdown(pos, ts, &mut w.events);
+                w.emit(pos + 1);
+                break;
+            }
+        }
+    }
+    w.publish();
+    let _ = w.out.send(OutMsg::WorkerDone(id));
+}
