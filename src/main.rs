@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use zonewatch_config::Config;
 use zonewatch_output::{EveContext, EventIdSource, EventWriter, LineSink, Zones};
+
 use zonewatch_pipeline::{Inputs, RunOptions};
 
 /// Network and log sensor for a city's internet zone.
@@ -193,6 +194,7 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
     }
     let live = matches!(inputs, Inputs::Interfaces(_));
     let opts = RunOptions {
+        stage: zonewatch_pipeline::Stage::Full,
         inputs,
         workers,
         stats_interval: cfg.stats_interval,

@@ -61,7 +61,7 @@ pub struct RawPacket<'a> {
 pub enum Next<'a> {
     /// A packet.
     Packet(RawPacket<'a>),
-    /// Live capture: no packet within the read timeout.
+    /// Live capture: no packet ready now (the caller waits a little).
     Timeout,
     /// End of the file.
     End,
@@ -207,6 +207,10 @@ impl PacketSource {
             .timeout(opts.timeout_ms)
             .precision(pcap::Precision::Nano)
             .open()
+            .map_err(err)?
+            // Non-blocking: with TPACKET_V3 an idle link never wakes a
+            // blocking read, which would leave the clock and Ctrl-C stuck.
+            .setnonblock()
             .map_err(err)?;
         let datalink = cap.get_datalink().0;
         let mut s = PacketSource {

@@ -86,6 +86,8 @@ pub struct FlowConfig {
     pub community_id_seed: Option<u16>,
     /// Pick up TCP sessions whose handshake was not seen (`stream.midstream`).
     pub midstream: bool,
+    /// Names of live interfaces by index, for `in_iface` (empty for files).
+    pub iface_names: Vec<std::sync::Arc<str>>,
 }
 
 impl Default for FlowConfig {
@@ -96,6 +98,7 @@ impl Default for FlowConfig {
             hash_seed: 0,
             community_id_seed: Some(0),
             midstream: false,
+            iface_names: Vec::new(),
         }
     }
 }
@@ -123,6 +126,8 @@ pub struct Flow {
     pub tcp_state: TcpState,
     /// An alert was raised on this flow.
     pub alerted: bool,
+    /// Index of the interface the first packet came in on.
+    pub iface: u16,
 }
 
 impl Flow {
@@ -271,6 +276,7 @@ impl FlowTable {
         &mut self,
         pos: u64,
         ts: Timestamp,
+        iface: u16,
         tuple: &FlowTuple,
         wire_len: u32,
         tcp: Option<&TcpInfo>,
@@ -294,6 +300,7 @@ impl FlowTable {
                     tcp_flags: [0; 2],
                     tcp_state: TcpState::None,
                     alerted: false,
+                    iface,
                 };
                 let slot = match self.free.pop() {
                     Some(s) => {
@@ -445,7 +452,7 @@ impl FlowTable {
                 vlan: t.vlan,
             }),
             community_id: self.cfg.community_id_seed.map(|s| community_id_v1(s, t)),
-            in_iface: None,
+            in_iface: self.cfg.iface_names.get(f.iface as usize).cloned(),
             body: EventBody::Flow(FlowRecord {
                 pkts_toserver: f.pkts[0],
                 pkts_toclient: f.pkts[1],

@@ -45,8 +45,21 @@ pub enum Inputs {
     Interfaces(Vec<String>),
 }
 
+/// How far workers take each packet; benchmarks use the shorter stages to
+/// see what each one costs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Stage {
+    /// Capture and decode only: workers count packets and recycle batches.
+    DecodeOnly,
+    /// Everything: decode, flows and all later stages.
+    #[default]
+    Full,
+}
+
 /// Everything a run needs besides the configuration.
 pub struct RunOptions {
+    /// How far packets are processed (normally [`Stage::Full`]).
+    pub stage: Stage,
     /// Inputs.
     pub inputs: Inputs,
     /// Worker threads (at least 1).
@@ -128,7 +141,7 @@ pub fn run(cfg: &Config, opts: RunOptions, writer: EventWriter) -> Result<RunRep
     for w in 0..n {
         let (tx, rx) = bounded::<WorkMsg>(cfg.queue_batches);
         work_txs.push(tx);
-        let wcfg = worker::WorkerConfig::from_config(cfg, n, &opts.inputs);
+        let wcfg = worker::WorkerConfig::from_config(cfg, n, &opts.inputs, opts.stage);
         let out_tx = out_tx.clone();
         let free_tx = free_tx.clone();
         handles.push(

@@ -318,6 +318,9 @@ fn read_live(
                 }
             }
         }
+        if idle {
+            std::thread::sleep(Duration::from_millis(1));
+        }
         if idle || last_wall_tick.elapsed() >= Duration::from_secs(1) {
             // Quiet link: push out what is pending and keep the clock moving
             // with wall time so flows still time out.

@@ -18,6 +18,7 @@ pub(crate) struct WorkerConfig {
     flow: FlowConfig,
     /// Interface names by reader index (live mode), for `in_iface`.
     ifaces: Vec<std::sync::Arc<str>>,
+    stage: crate::Stage,
 }
 
 fn st(t: &ProtoTimeouts) -> StateTimeouts {
@@ -32,7 +33,12 @@ fn st(t: &ProtoTimeouts) -> StateTimeouts {
 }
 
 impl WorkerConfig {
-    pub(crate) fn from_config(c: &Config, workers: usize, inputs: &crate::Inputs) -> Self {
+    pub(crate) fn from_config(
+        c: &Config,
+        workers: usize,
+        inputs: &crate::Inputs,
+        stage: crate::Stage,
+    ) -> Self {
         let ifaces = match inputs {
             crate::Inputs::Interfaces(v) => {
                 v.iter().map(|s| std::sync::Arc::from(s.as_str())).collect()
@@ -40,7 +46,8 @@ impl WorkerConfig {
             crate::Inputs::Files(_) => Vec::new(),
         };
         WorkerConfig {
-            ifaces,
+            ifaces: ifaces.clone(),
+            stage,
             flow: FlowConfig {
                 // The flow memcap is shared evenly: each worker owns its table.
                 memcap_bytes: c.flow_memcap / workers.max(1) as u64,
@@ -53,6 +60,7 @@ impl WorkerConfig {
                 hash_seed: c.flow_hash_seed,
                 community_id_seed: c.community_id.then_some(c.community_id_seed),
                 midstream: c.stream_midstream,
+                iface_names: ifaces.clone(),
             },
         }
     }
@@ -60,6 +68,7 @@ impl WorkerConfig {
 
 struct Worker {
     id: usize,
+    stage: crate::Stage,
     ifaces: Vec<std::sync::Arc<str>>,
     flows: FlowTable,
     stats: WorkerStats,
@@ -103,6 +112,11 @@ fn anomaly_events(pos: u64, ts: Timestamp, d: &Decoded, out: &mut Vec<Event>) {
 
 impl Worker {
     fn batch(&mut self, b: &Batch) {
+        if self.stage == crate::Stage::DecodeOnly {
+            self.stats.pkts += b.packets.len() as u64;
+            self.stats.batches += 1;
+            return;
+        }
         for p in &b.packets {
             self.stats.pkts += 1;
             let d = &p.decoded;
@@ -115,9 +129,15 @@ impl Worker {
                     Transport::Tcp(t) => Some(t),
                     _ => None,
                 };
-                let r = self
-                    .flows
-                    .packet(p.pos, p.ts, &tuple, p.wire_len, tcp, &mut self.events);
+                let r = self.flows.packet(
+                    p.pos,
+                    p.ts,
+                    p.iface,
+                    &tuple,
+                    p.wire_len,
+                    tcp,
+                    &mut self.events,
+                );
                 self.stats.flow_pkts += 1;
                 if let Some(f) = self.flows.get_mut(r.slot) {
                     let id = f.flow_id;
@@ -174,6 +194,7 @@ pub(crate) fn run(
 ) {
     let mut w = Worker {
         id,
+        stage: cfg.stage,
         ifaces: cfg.ifaces,
         flows: FlowTable::new(cfg.flow),
         stats: WorkerStats::new(),
