@@ -6,7 +6,7 @@
 //! `benches/gen-bench-pcap.sh`; it is not committed and not run in CI).
 //! Run: `cargo bench --bench backbone`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Instant;
@@ -32,7 +32,7 @@ impl Figure {
     }
 }
 
-fn plain_read(path: &PathBuf) -> Figure {
+fn plain_read(path: &Path) -> Figure {
     let t = Instant::now();
     let mut src = PacketSource::open_file(path, None).expect("open bench capture");
     let (mut pkts, mut bytes) = (0u64, 0u64);
@@ -48,7 +48,7 @@ fn plain_read(path: &PathBuf) -> Figure {
     }
 }
 
-fn decode_inline(path: &PathBuf) -> Figure {
+fn decode_inline(path: &Path) -> Figure {
     let t = Instant::now();
     let mut src = PacketSource::open_file(path, None).expect("open bench capture");
     let link = LinkType::from_dlt(src.datalink()).expect("decodable link type");
@@ -68,7 +68,7 @@ fn decode_inline(path: &PathBuf) -> Figure {
     }
 }
 
-fn pipeline(path: &PathBuf, stage: Stage, workers: usize) -> (Figure, serde_json::Value) {
+fn pipeline(path: &Path, stage: Stage, workers: usize) -> (Figure, serde_json::Value) {
     let cfg = Config::default();
     let ctx = EveContext::new(
         "bench",
@@ -81,7 +81,7 @@ fn pipeline(path: &PathBuf, stage: Stage, workers: usize) -> (Figure, serde_json
     let writer = EventWriter::new(ctx, vec![Box::new(LineSink::open("/dev/null").unwrap())]);
     let opts = RunOptions {
         stage,
-        inputs: Inputs::Files(vec![path.clone()]),
+        inputs: Inputs::Files(vec![path.to_path_buf()]),
         workers,
         stats_interval: 0,
         progress: false,

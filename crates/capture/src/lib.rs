@@ -7,6 +7,8 @@
 //! implementation of the same [`Next`]-returning shape.
 #![deny(missing_docs)]
 
+mod classic;
+
 use std::path::{Path, PathBuf};
 use zonewatch_types::Timestamp;
 
@@ -97,6 +99,12 @@ pub struct CaptureStats {
 }
 
 enum Handle {
+    /// Classic pcap, read in Rust; BPF runs through libpcap's filter engine.
+    Classic {
+        reader: Box<classic::ClassicReader<std::fs::File>>,
+        bpf: Option<pcap::BpfProgram>,
+    },
+    /// pcapng through libpcap.
     File(pcap::Capture<pcap::Offline>),
     Live(pcap::Capture<pcap::Active>),
 }
@@ -169,12 +177,44 @@ pub fn expand_inputs(paths: &[PathBuf]) -> Result<(Vec<PathBuf>, Vec<PathBuf>), 
 }
 
 impl PacketSource {
-    /// Opens a capture file with nanosecond timestamps.
+    /// Opens a capture file: classic pcap with the built-in reader, pcapng
+    /// with libpcap; timestamps in nanoseconds either way.
     pub fn open_file(path: &Path, bpf: Option<&str>) -> Result<Self, CaptureError> {
         if !looks_like_capture(path)? {
             return Err(CaptureError::NotACapture {
                 path: path.to_path_buf(),
             });
+        }
+        let io = |source| CaptureError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let mut f = std::fs::File::open(path).map_err(io)?;
+        let mut h = [0u8; 24];
+        use std::io::Read;
+        if f.read_exact(&mut h).is_ok() {
+            if let Some(hdr) = classic::parse_header(&h) {
+                let bpf = match bpf {
+                    None => None,
+                    Some(expr) => {
+                        let berr = |e: pcap::Error| CaptureError::Bpf {
+                            expr: expr.to_string(),
+                            msg: e.to_string(),
+                        };
+                        let dead =
+                            pcap::Capture::dead(pcap::Linktype(hdr.linktype)).map_err(berr)?;
+                        Some(dead.compile(expr, true).map_err(berr)?)
+                    }
+                };
+                return Ok(PacketSource {
+                    handle: Handle::Classic {
+                        reader: Box::new(classic::ClassicReader::new(f, hdr)),
+                        bpf,
+                    },
+                    name: path.display().to_string(),
+                    datalink: hdr.linktype,
+                });
+            }
         }
         let cap =
             pcap::Capture::from_file_with_precision(path, pcap::Precision::Nano).map_err(|e| {
@@ -227,6 +267,7 @@ impl PacketSource {
         let r = match &mut self.handle {
             Handle::File(c) => c.filter(expr, true),
             Handle::Live(c) => c.filter(expr, true),
+            Handle::Classic { .. } => Ok(()),
         };
         r.map_err(|e| CaptureError::Bpf {
             expr: expr.to_string(),
@@ -252,6 +293,9 @@ impl PacketSource {
     /// The next packet, or why there is none.
     pub fn next_packet(&mut self) -> Next<'_> {
         let r = match &mut self.handle {
+            Handle::Classic { reader, bpf } => {
+                return classic_next(reader, bpf.as_ref());
+            }
             Handle::File(c) => c.next_packet(),
             Handle::Live(c) => c.next_packet(),
         };
@@ -279,8 +323,25 @@ impl PacketSource {
                 dropped: s.dropped as u64,
                 if_dropped: s.if_dropped as u64,
             }),
-            Handle::File(_) => None,
+            Handle::File(_) | Handle::Classic { .. } => None,
         }
+    }
+}
+
+fn classic_next<'a>(
+    reader: &'a mut classic::ClassicReader<std::fs::File>,
+    bpf: Option<&pcap::BpfProgram>,
+) -> Next<'a> {
+    let rec = match bpf {
+        Some(f) => reader.next_record_where(|d| f.filter(d)),
+        None => reader.next_record_where(|_| true),
+    };
+    match rec {
+        classic::Record::Packet { ts, data, wire_len } => {
+            Next::Packet(RawPacket { ts, data, wire_len })
+        }
+        classic::Record::End => Next::End,
+        classic::Record::Truncated(m) => Next::Truncated(m),
     }
 }
 

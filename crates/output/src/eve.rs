@@ -21,7 +21,7 @@ impl Zones {
             .iter()
             .flat_map(|(n, nets)| nets.iter().map(move |net| (*net, n.clone())))
             .collect();
-        nets.sort_by(|a, b| b.0.prefix_len().cmp(&a.0.prefix_len()));
+        nets.sort_by_key(|n| std::cmp::Reverse(n.0.prefix_len()));
         Zones { nets }
     }
 
@@ -98,14 +98,18 @@ impl EveContext {
         h.write_u64(pos);
         h.write_u64(sub);
         let v = h.finish128().as_u128();
-        format!(
-            "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
-            (v >> 96) as u32,
-            (v >> 80) as u16,
-            (v >> 64) as u16,
-            (v >> 48) as u16,
-            v & 0xffff_ffff_ffff
-        )
+        // 8-4-4-4-12 hex digits, hand-formatted (hot: once per event).
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut b = [b'-'; 36];
+        let mut nib = 0;
+        for (i, slot) in b.iter_mut().enumerate() {
+            if matches!(i, 8 | 13 | 18 | 23) {
+                continue;
+            }
+            *slot = HEX[((v >> (124 - 4 * nib)) & 0xf) as usize];
+            nib += 1;
+        }
+        String::from_utf8(b.to_vec()).expect("ASCII")
     }
 
     /// Renders one event as a JSON object (no newline) into `out`.

@@ -5,7 +5,7 @@ use crate::stats::ReaderStats;
 use crate::{Batch, Inputs, PacketMeta, RunError, RunOptions, WorkMsg};
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use siphasher::sip::SipHasher13;
-use std::hash::{Hash, Hasher};
+use std::hash::Hasher;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 use zonewatch_capture::{LiveOptions, Next, PacketSource};
@@ -39,10 +39,23 @@ impl Dispatcher<'_> {
         }
         match d.flow_tuple() {
             Some(t) => {
-                // Symmetric: both directions hash the canonical tuple.
-                let (key, _) = t.canonical();
+                // Symmetric: both directions hash the canonical tuple, packed
+                // into one buffer so the keyed hash runs once over it.
+                let (k, _) = t.canonical();
+                let mut buf = [0u8; 41];
+                let addr = |a: &std::net::IpAddr| match a {
+                    std::net::IpAddr::V4(v) => v.to_ipv6_mapped().octets(),
+                    std::net::IpAddr::V6(v) => v.octets(),
+                };
+                buf[..16].copy_from_slice(&addr(&k.src));
+                buf[16..32].copy_from_slice(&addr(&k.dst));
+                buf[32..34].copy_from_slice(&k.sport.to_be_bytes());
+                buf[34..36].copy_from_slice(&k.dport.to_be_bytes());
+                buf[36] = k.proto;
+                buf[37..39].copy_from_slice(&k.vlan[0].to_be_bytes());
+                buf[39..41].copy_from_slice(&k.vlan[1].to_be_bytes());
                 let mut h = SipHasher13::new_with_keys(self.seed, 0x0077_6f72_6b65_7273);
-                key.hash(&mut h);
+                h.write(&buf);
                 (h.finish() % self.txs.len() as u64) as usize
             }
             None => 0,

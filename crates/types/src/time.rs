@@ -1,6 +1,6 @@
 //! Packet time and its rendering in Suricata's EVE format.
 
-use std::fmt::{self, Write as _};
+use std::fmt;
 
 /// A point in time as nanoseconds since the Unix epoch (packet time in file
 /// mode, capture time in live mode).
@@ -36,29 +36,35 @@ impl Timestamp {
     }
 
     /// Renders as Suricata does: `2026-11-25T20:30:45.123456+0900` (microseconds,
-    /// local time of `offset`).
+    /// local time of `offset`). Hand-formatted: this runs several times per
+    /// event and `fmt` machinery would dominate the output thread.
     pub fn write_eve(self, offset: UtcOffset, out: &mut String) {
         let local = self.secs() + offset.0 as i64;
         let days = local.div_euclid(86_400);
-        let sod = local.rem_euclid(86_400);
+        let sod = local.rem_euclid(86_400) as u32;
         let (y, m, d) = civil_from_days(days);
-        let off = offset.0;
-        let sign = if off < 0 { '-' } else { '+' };
-        let off = off.unsigned_abs();
-        let _ = write!(
-            out,
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}{}{:02}{:02}",
-            y,
-            m,
-            d,
-            sod / 3600,
-            (sod / 60) % 60,
-            sod % 60,
-            self.subsec_nanos() / 1000,
-            sign,
-            off / 3600,
-            (off / 60) % 60
-        );
+        let mut b = *b"0000-00-00T00:00:00.000000+0000";
+        let put = |b: &mut [u8; 31], at: usize, width: usize, mut v: u32| {
+            for i in (0..width).rev() {
+                b[at + i] = b'0' + (v % 10) as u8;
+                v /= 10;
+            }
+        };
+        put(&mut b, 0, 4, y.clamp(0, 9999) as u32);
+        put(&mut b, 5, 2, m);
+        put(&mut b, 8, 2, d);
+        put(&mut b, 11, 2, sod / 3600);
+        put(&mut b, 14, 2, (sod / 60) % 60);
+        put(&mut b, 17, 2, sod % 60);
+        put(&mut b, 20, 6, self.subsec_nanos() / 1000);
+        if offset.0 < 0 {
+            b[26] = b'-';
+        }
+        let off = offset.0.unsigned_abs();
+        put(&mut b, 27, 2, off / 3600);
+        put(&mut b, 29, 2, (off / 60) % 60);
+        // Only ASCII digits and separators were written.
+        out.push_str(std::str::from_utf8(&b).expect("ASCII"));
     }
 
     /// [`Timestamp::write_eve`] into a new string.
