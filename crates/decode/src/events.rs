@@ -128,6 +128,7 @@ decoder_events! {
     Icmpv6UnassignedType => "icmpv6.unassigned_type", false;
     Icmpv6ExperimentationType => "icmpv6.experimentation_type", false;
     TooManyLayers => "too_many_layers", true;
+    SctpPktTooSmall => "sctp.pkt_too_small", true;
 }
 
 /// The events of one packet: a small inline set (a packet rarely raises more

@@ -55,6 +55,8 @@ pub fn decode(link: LinkType, data: &[u8], wire_len: usize) -> Decoded {
             match data.first().map(|b| b >> 4) {
                 Some(4) => cx.ipv4(0),
                 Some(6) => cx.ipv6(0),
+                // Nothing captured: too small, as Suricata says (not a bad version).
+                None => cx.event(E::Ipv4PktTooSmall),
                 _ => cx.event(E::IprawInvalidIpVersion),
             }
         }
@@ -244,6 +246,17 @@ impl<'a> Cx<'a, '_> {
     }
 
     fn ppp(&mut self, off: usize) {
+        // Protocol-field compression (RFC 1661): an odd first byte is a
+        // one-byte protocol number.
+        if let Some(&b) = self.data.get(off) {
+            if b & 1 == 1 {
+                return match b {
+                    0x21 => self.ipv4(off + 1),
+                    0x57 => self.ipv6(off + 1),
+                    _ => self.event(E::PppUnsupProto),
+                };
+            }
+        }
         match be16(self.data, off) {
             Some(0x0021) => self.ipv4(off + 2),
             Some(0x0057) => self.ipv6(off + 2),
@@ -294,6 +307,9 @@ impl<'a> Cx<'a, '_> {
             more,
         });
         let proto = h.protocol().0;
+        // A new innermost IP header: an outer tunnel's UDP header is no
+        // longer this packet's transport.
+        self.d.transport = Transport::None;
         self.d.ip = Some(IpInfo {
             version: 4,
             src: IpAddr::V4(Ipv4Addr::from(h.source())),
@@ -381,8 +397,9 @@ impl<'a> Cx<'a, '_> {
             }
         };
         let mut plen = h.payload_length() as usize;
-        if plen == 0 {
-            // Jumbogram or bogus zero: take what is there.
+        if plen == 0 && h.next_header().0 == 0 {
+            // Possibly a jumbogram (its length lives in a hop-by-hop option):
+            // take what was captured.
             plen = avail.len() - 40;
         }
         if avail.len() < 40 + plen && !self.snapped {
@@ -392,6 +409,8 @@ impl<'a> Cx<'a, '_> {
         let mut next = h.next_header().0;
         let mut pos = off + 40;
         let mut frag = None;
+        // Counters of each extension header kind; saturating, since a packet
+        // can chain more than 255 of one kind.
         let (mut hh, mut rh, mut fh, mut dh, mut ah) = (0u8, 0u8, 0u8, 0u8, 0u8);
         let mut first = true;
         // Walk the extension headers; each one is length-checked by etherparse.
@@ -406,13 +425,13 @@ impl<'a> Cx<'a, '_> {
                     };
                     match next {
                         0 => {
-                            hh += 1;
+                            hh = hh.saturating_add(1);
                             if hh > 1 || !first {
                                 self.event(E::Ipv6ExthdrDuplHh);
                             }
                         }
                         43 => {
-                            rh += 1;
+                            rh = rh.saturating_add(1);
                             if rh > 1 {
                                 self.event(E::Ipv6ExthdrDuplRh);
                             }
@@ -421,7 +440,7 @@ impl<'a> Cx<'a, '_> {
                             }
                         }
                         60 => {
-                            dh += 1;
+                            dh = dh.saturating_add(1);
                             if dh > 2 {
                                 self.event(E::Ipv6ExthdrDuplDh);
                             }
@@ -436,7 +455,7 @@ impl<'a> Cx<'a, '_> {
                         Ok(f) => f,
                         Err(_) => return self.event(E::Ipv6TruncExthdr),
                     };
-                    fh += 1;
+                    fh = fh.saturating_add(1);
                     if fh > 1 {
                         self.event(E::Ipv6ExthdrDuplFh);
                     }
@@ -462,7 +481,7 @@ impl<'a> Cx<'a, '_> {
                         Ok(a) => a,
                         Err(_) => return self.event(E::Ipv6TruncExthdr),
                     };
-                    ah += 1;
+                    ah = ah.saturating_add(1);
                     if ah > 1 {
                         self.event(E::Ipv6ExthdrDuplAh);
                     }
@@ -479,6 +498,7 @@ impl<'a> Cx<'a, '_> {
         if next == 59 && pos < end {
             self.event(E::Ipv6DataAfterNoneHeader);
         }
+        self.d.transport = Transport::None;
         self.d.ip = Some(IpInfo {
             version: 6,
             src: IpAddr::V6(Ipv6Addr::from(h.source())),
@@ -501,6 +521,11 @@ impl<'a> Cx<'a, '_> {
 
     /// Decodes the transport header at `off`; the IP payload ends at `end`.
     fn transport(&mut self, ipv: u8, proto: u8, off: usize, end: usize, fragmented: bool) {
+        if fragmented {
+            // As Suricata: a fragment's transport header is decoded only
+            // after reassembly (a first fragment may carry half a header).
+            return;
+        }
         let data = self.data;
         let seg = data.get(off..end).unwrap_or(&[]);
         match proto {
@@ -520,6 +545,9 @@ impl<'a> Cx<'a, '_> {
             }
             132 => {
                 self.d.layers |= layer::SCTP;
+                if seg.len() < 12 {
+                    return self.event(E::SctpPktTooSmall);
+                }
                 if let (Some(sport), Some(dport)) = (be16(seg, 0), be16(seg, 2)) {
                     self.d.transport = Transport::Udp {
                         sport,
@@ -529,41 +557,34 @@ impl<'a> Cx<'a, '_> {
                     };
                 }
             }
-            4 => {
-                if !fragmented {
-                    self.tunnel(TunnelKind::IpInIp, proto);
-                    self.d.layers |= if ipv == 4 {
-                        layer::IPV4_IN_IPV4
-                    } else {
-                        layer::IPV4_IN_IPV6
-                    };
-                    if ipv == 6 && seg.len() < 20 {
-                        return self.event(E::Ipv6Ipv4InIpv6TooSmall);
-                    }
-                    if ipv == 6 && seg.first().map(|b| b >> 4) != Some(4) {
-                        return self.event(E::Ipv6Ipv4InIpv6WrongVersion);
-                    }
-                    self.ipv4(off)
+            // Tunnels: only whole (unfragmented) packets are decapsulated.
+            4 if !fragmented => {
+                self.tunnel(TunnelKind::IpInIp, proto);
+                self.d.layers |= if ipv == 4 {
+                    layer::IPV4_IN_IPV4
+                } else {
+                    layer::IPV4_IN_IPV6
+                };
+                if ipv == 6 && seg.len() < 20 {
+                    return self.event(E::Ipv6Ipv4InIpv6TooSmall);
                 }
-            }
-            41 => {
-                if !fragmented {
-                    self.tunnel(TunnelKind::Ipv6InIp, proto);
-                    self.d.layers |= layer::IPV6_IN_IP;
-                    if ipv == 6 && seg.len() < 40 {
-                        return self.event(E::Ipv6Ipv6InIpv6TooSmall);
-                    }
-                    if ipv == 6 && seg.first().map(|b| b >> 4) != Some(6) {
-                        return self.event(E::Ipv6Ipv6InIpv6WrongVersion);
-                    }
-                    self.ipv6(off)
+                if ipv == 6 && seg.first().map(|b| b >> 4) != Some(4) {
+                    return self.event(E::Ipv6Ipv4InIpv6WrongVersion);
                 }
+                self.ipv4(off)
             }
-            47 => {
-                if !fragmented {
-                    self.gre(off, end)
+            41 if !fragmented => {
+                self.tunnel(TunnelKind::Ipv6InIp, proto);
+                self.d.layers |= layer::IPV6_IN_IP;
+                if ipv == 6 && seg.len() < 40 {
+                    return self.event(E::Ipv6Ipv6InIpv6TooSmall);
                 }
+                if ipv == 6 && seg.first().map(|b| b >> 4) != Some(6) {
+                    return self.event(E::Ipv6Ipv6InIpv6WrongVersion);
+                }
+                self.ipv6(off)
             }
+            47 if !fragmented => self.gre(off, end),
             59 => {}
             _ => {}
         }

@@ -143,7 +143,7 @@ pub(crate) fn run(
             );
             // Periodic stats sort after every event at the current position.
             let pos = merge.done_below.iter().copied().min().unwrap_or(0);
-            let ev = stats_event(pos, stats_seq, last_clock, v);
+            let ev = stats_event(pos, EventKey::STATS | stats_seq, last_clock, v);
             if result.is_ok() {
                 result = writer.write(&ev).and_then(|()| writer.flush());
             }
@@ -155,7 +155,14 @@ pub(crate) fn run(
     if result.is_ok() {
         result = merge.drain(&mut writer, true);
     }
-    let (end_pos, end_ts) = end.unwrap_or((0, last_clock));
+    let (end_pos, mut end_ts) = end.unwrap_or((0, last_clock));
+    if end_ts == Timestamp::default() {
+        // No packet at all: the only clock there is, is the wall clock.
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        end_ts = Timestamp::from_parts(now.as_secs() as i64, now.subsec_nanos());
+    }
     let v = stats::build(
         started.elapsed().as_secs(),
         &reader,

@@ -22,7 +22,7 @@ pub struct ReaderStats {
     pub events: Vec<u64>,
     /// Events that did not fit a packet's event set.
     pub events_overflow: u64,
-    /// Packets of files whose link type is not decoded.
+    /// Capture files skipped because their link type is not decoded.
     pub unsupported_link: u64,
     /// Files that ended mid-record.
     pub truncated_files: u64,
@@ -147,7 +147,7 @@ pub(crate) fn build(
     }
     put(
         &mut m,
-        "decoder.unsupported_link",
+        "pipeline.unsupported_link_files",
         n(reader.unsupported_link),
     );
     for (i, e) in DecodeEvent::ALL.iter().enumerate() {
@@ -224,6 +224,7 @@ pub(crate) fn build(
         n(lat.value_at_quantile(0.99)),
     );
     put(&mut m, "pipeline.latency_us.max", n(lat.max()));
+    put(&mut m, "output.events", Value::Object(Map::new()));
     for (t, c) in written {
         put(&mut m, &format!("output.events.{t}"), n(*c));
     }

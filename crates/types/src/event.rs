@@ -23,6 +23,9 @@ impl EventKey {
     /// position; the low bits then hold the flow's first-packet position, so
     /// flows ending together sort by age whichever worker owned them.
     pub const FLOW_END: u64 = 1 << 62;
+    /// `sub` values at or above this mark (and below [`Self::FLOW_END`]) are
+    /// periodic stats events, so their ids never collide with packet events.
+    pub const STATS: u64 = 1 << 61;
 }
 
 /// The addresses of the packet or flow an event is about.
