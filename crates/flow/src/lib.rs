@@ -209,9 +209,22 @@ pub struct FlowRef {
     pub created: bool,
 }
 
-/// Approximate bytes one flow costs: the slot, the key and the hash entry.
-pub const FLOW_COST_BYTES: u64 =
-    (std::mem::size_of::<Option<Flow>>() + std::mem::size_of::<(FlowTuple, u32)>() + 16) as u64;
+/// Bytes one flow may cost at worst: its slot, a free-list entry, and its
+/// hash entry (key, index and control byte) at the lowest load factor the
+/// index can have after growing (7/16), so that `memcap / FLOW_COST_BYTES`
+/// flows never need more than the memcap.
+pub const FLOW_COST_BYTES: u64 = (std::mem::size_of::<Option<Flow>>()
+    + 4
+    + (std::mem::size_of::<(FlowTuple, u32)>() + 1) * 16 / 7
+    + 1) as u64;
+
+/// Flows chosen to end (by timeout or at shutdown), ended in chunks.
+#[derive(Debug)]
+pub struct Ending {
+    slots: Vec<u32>,
+    next: usize,
+    reason: &'static str,
+}
 
 /// How many slots eviction samples when the table is full (approximate LRU).
 const EVICT_SAMPLE: usize = 16;
@@ -308,6 +321,16 @@ impl FlowTable {
                         s
                     }
                     None => {
+                        if self.slots.len() == self.slots.capacity() {
+                            // Grow by doubling but never past the cap, so the
+                            // slots stay within the memcap.
+                            let grow = self
+                                .slots
+                                .len()
+                                .max(1024)
+                                .min(self.max_flows - self.slots.len());
+                            self.slots.reserve_exact(grow.max(1));
+                        }
                         self.slots.push(Some(flow));
                         (self.slots.len() - 1) as u32
                     }
@@ -387,49 +410,91 @@ impl FlowTable {
     /// Ends flows idle past their timeout at time `now` (a clock tick at
     /// input position `pos`). Events are in flow start order.
     pub fn expire(&mut self, pos: u64, now: Timestamp, out: &mut Vec<Event>) {
+        let mut e = self.expiring(now);
+        while self.end_some(&mut e, pos, now, usize::MAX, out) {}
+    }
+
+    /// Ends every flow (end of input), reason `shutdown`.
+    pub fn shutdown(&mut self, pos: u64, now: Timestamp, out: &mut Vec<Event>) {
+        let mut e = self.ending_all();
+        while self.end_some(&mut e, pos, now, usize::MAX, out) {}
+    }
+
+    /// The flows idle past their timeout at `now`, in start order, to be
+    /// ended a chunk at a time with [`FlowTable::end_some`] (so that ending a
+    /// million flows never needs a million events in memory at once).
+    pub fn expiring(&mut self, now: Timestamp) -> Ending {
         let t = self.cfg.timeouts;
         let emergency = self.emergency;
-        let mut ended: Vec<u32> = Vec::new();
+        let mut slots: Vec<u32> = Vec::new();
         for (i, f) in self.slots.iter().enumerate() {
             if let Some(f) = f {
                 if now.0 - f.last.0 >= (f.timeout(&t, emergency) as i64) * 1_000_000_000
                     && now > f.last
                 {
-                    ended.push(i as u32);
+                    slots.push(i as u32);
                 }
             }
         }
-        self.end_flows(ended, pos, now, "timeout", out);
-        if self.emergency && self.index.len() < self.max_flows * 9 / 10 {
-            self.emergency = false;
+        self.ending(slots, "timeout")
+    }
+
+    /// Every flow, in start order, reason `shutdown` (end of input).
+    pub fn ending_all(&mut self) -> Ending {
+        let slots: Vec<u32> = (0..self.slots.len() as u32)
+            .filter(|&i| self.slots[i as usize].is_some())
+            .collect();
+        self.ending(slots, "shutdown")
+    }
+
+    fn ending(&self, mut slots: Vec<u32>, reason: &'static str) -> Ending {
+        slots.sort_by_key(|&s| self.slots[s as usize].as_ref().map(|f| f.first_pos));
+        Ending {
+            slots,
+            next: 0,
+            reason,
         }
     }
 
-    /// Ends every flow (end of input), reason `shutdown`.
-    pub fn shutdown(&mut self, pos: u64, now: Timestamp, out: &mut Vec<Event>) {
-        let all: Vec<u32> = (0..self.slots.len() as u32)
-            .filter(|&i| self.slots[i as usize].is_some())
-            .collect();
-        self.end_flows(all, pos, now, "shutdown", out);
+    /// The key of the next event `e` will produce at `pos`, if any: every
+    /// event of `e` sent so far sorts below it.
+    pub fn next_end_key(&self, e: &Ending, pos: u64) -> Option<EventKey> {
+        let slot = *e.slots.get(e.next)?;
+        let f = self.slots[slot as usize].as_ref()?;
+        Some(EventKey {
+            pos,
+            sub: EventKey::FLOW_END | f.first_pos,
+        })
     }
 
-    fn end_flows(
+    /// Ends up to `max` flows of `e`, pushing their events; false when none
+    /// was left. Each event's key is `(pos, FLOW_END | first_pos)`.
+    pub fn end_some(
         &mut self,
-        mut slots: Vec<u32>,
+        e: &mut Ending,
         pos: u64,
         now: Timestamp,
-        reason: &'static str,
+        max: usize,
         out: &mut Vec<Event>,
-    ) {
-        slots.sort_by_key(|&s| self.slots[s as usize].as_ref().map(|f| f.first_pos));
-        for s in slots {
-            let f = self.remove(s);
-            match reason {
+    ) -> bool {
+        let stop = e.slots.len().min(e.next.saturating_add(max));
+        if e.next >= stop {
+            if e.reason == "timeout" && self.emergency && self.index.len() < self.max_flows * 9 / 10
+            {
+                self.emergency = false;
+            }
+            return false;
+        }
+        for i in e.next..stop {
+            let f = self.remove(e.slots[i]);
+            match e.reason {
                 "timeout" => self.counters.end_timeout += 1,
                 _ => self.counters.end_shutdown += 1,
             }
-            out.push(self.flow_event(&f, pos, now, reason));
+            out.push(self.flow_event(&f, pos, now, e.reason));
         }
+        e.next = stop;
+        true
     }
 
     /// The `flow` event of a flow that ends now.

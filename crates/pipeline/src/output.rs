@@ -15,7 +15,7 @@ pub(crate) enum OutMsg {
     Events {
         worker: usize,
         events: Vec<Event>,
-        done_below: u64,
+        done_below: EventKey,
     },
     Worker(usize, Box<WorkerStats>),
     WorkerDone(usize),
@@ -28,7 +28,8 @@ pub(crate) enum OutMsg {
 
 struct Merge {
     queues: Vec<VecDeque<Event>>,
-    done_below: Vec<u64>,
+    /// Per worker: every event it will still send sorts at or above this.
+    done_below: Vec<EventKey>,
     ordered: bool,
 }
 
@@ -36,9 +37,12 @@ impl Merge {
     /// Writes every event no worker can still precede.
     fn drain(&mut self, w: &mut EventWriter, all: bool) -> std::io::Result<()> {
         let limit = if all {
-            u64::MAX
+            EventKey {
+                pos: u64::MAX,
+                sub: u64::MAX,
+            }
         } else {
-            self.done_below.iter().copied().min().unwrap_or(0)
+            self.done_below.iter().copied().min().unwrap_or_default()
         };
         let mut heap: BinaryHeap<Reverse<(EventKey, usize)>> = self
             .queues
@@ -47,7 +51,7 @@ impl Merge {
             .filter_map(|(i, q)| q.front().map(|e| Reverse((e.key, i))))
             .collect();
         while let Some(Reverse((key, i))) = heap.pop() {
-            if key.pos >= limit && !all {
+            if key >= limit && !all {
                 break;
             }
             let e = self.queues[i]
@@ -72,7 +76,7 @@ pub(crate) fn run(
     let started = Instant::now();
     let mut merge = Merge {
         queues: (0..workers).map(|_| VecDeque::new()).collect(),
-        done_below: vec![0; workers],
+        done_below: vec![EventKey::default(); workers],
         ordered,
     };
     let mut reader = ReaderStats::new();
@@ -123,7 +127,10 @@ pub(crate) fn run(
             }
             Some(OutMsg::Worker(i, s)) => wstats[i] = Some(*s),
             Some(OutMsg::WorkerDone(i)) => {
-                merge.done_below[i] = u64::MAX;
+                merge.done_below[i] = EventKey {
+                    pos: u64::MAX,
+                    sub: u64::MAX,
+                };
                 finished += 1;
             }
             Some(OutMsg::Reader(s)) => reader = *s,
@@ -142,7 +149,7 @@ pub(crate) fn run(
                 live,
             );
             // Periodic stats sort after every event at the current position.
-            let pos = merge.done_below.iter().copied().min().unwrap_or(0);
+            let pos = merge.done_below.iter().map(|k| k.pos).min().unwrap_or(0);
             let ev = stats_event(pos, EventKey::STATS | stats_seq, last_clock, v);
             if result.is_ok() {
                 result = writer.write(&ev).and_then(|()| writer.flush());

@@ -162,8 +162,9 @@ impl Worker {
             .record_n(us.max(1), b.packets.len() as u64);
     }
 
-    /// Sends this message's events (sorted by key) and the watermark.
-    fn emit(&mut self, done_below: u64) {
+    /// Sends this message's events (sorted by key) and the watermark: every
+    /// event this worker sends later sorts at or above `done_below`.
+    fn emit(&mut self, done_below: EventKey) {
         let mut events = std::mem::take(&mut self.events);
         events.sort_by_key(|e| e.key);
         let _ = self.out.send(OutMsg::Events {
@@ -174,6 +175,26 @@ impl Worker {
         if self.last_publish.elapsed() >= PUBLISH_EVERY {
             self.publish();
         }
+    }
+
+    /// Ends the flows of `e` a chunk at a time, so that ending a million
+    /// flows at once holds at most a chunk of events per worker in flight.
+    fn end_flows(&mut self, mut e: zonewatch_flow::Ending, pos: u64, ts: Timestamp) {
+        const CHUNK: usize = 1024;
+        while self
+            .flows
+            .end_some(&mut e, pos, ts, CHUNK, &mut self.events)
+        {
+            let next = self.flows.next_end_key(&e, pos).unwrap_or(EventKey {
+                pos: pos + 1,
+                sub: 0,
+            });
+            self.emit(next);
+        }
+        self.emit(EventKey {
+            pos: pos + 1,
+            sub: 0,
+        });
     }
 
     fn publish(&mut self) {
@@ -207,17 +228,17 @@ pub(crate) fn run(
             WorkMsg::Batch(b) => {
                 w.batch(&b);
                 let done = b.packets.last().map(|p| p.pos + 1).unwrap_or(0);
-                w.emit(done);
+                w.emit(EventKey { pos: done, sub: 0 });
                 // Hand the buffers back for reuse; if the pool is full, drop.
                 let _ = free.try_send(b);
             }
             WorkMsg::Tick { pos, ts } => {
-                w.flows.expire(pos, ts, &mut w.events);
-                w.emit(pos + 1);
+                let e = w.flows.expiring(ts);
+                w.end_flows(e, pos, ts);
             }
             WorkMsg::End { pos, ts } => {
-                w.flows.shutdown(pos, ts, &mut w.events);
-                w.emit(pos + 1);
+                let e = w.flows.ending_all();
+                w.end_flows(e, pos, ts);
                 break;
             }
         }
