@@ -1,7 +1,6 @@
 //! EVE JSON rendering.
 
 use ipnet::IpNet;
-use serde::Serialize;
 use siphasher::sip128::{Hasher128, SipHasher13};
 use std::hash::Hasher;
 use std::net::IpAddr;
@@ -113,179 +112,198 @@ impl EveContext {
     }
 
     /// Renders one event as a JSON object (no newline) into `out`.
+    ///
+    /// Written by hand rather than through serde: this runs once per event
+    /// on the output thread, and generic serialization cost several times
+    /// more than the packet path per flow.
     pub fn render(&self, ev: &Event, out: &mut String) {
+        let mut j = Json::open(out);
         let mut ts = String::with_capacity(32);
         ev.ts.write_eve(self.offset, &mut ts);
-        let addr = ev.addr.as_ref();
-        let vlan: Vec<u16> = addr
-            .map(|a| a.vlan.iter().copied().filter(|v| *v != 0).collect())
-            .unwrap_or_default();
-        let proto = addr.map(|a| proto_name(a.proto));
-        let rec = Eve {
-            timestamp: &ts,
-            flow_id: ev.flow_id,
-            in_iface: ev.in_iface.as_deref(),
-            event_type: ev.body.event_type(),
-            event_id: self.event_id(ev.key.pos, ev.key.sub),
-            host: &self.host,
-            tenant: self.tenant.as_deref(),
-            vlan: (!vlan.is_empty()).then_some(vlan),
-            src_ip: addr.map(|a| a.src_ip),
-            src_port: addr.and_then(|a| a.src_port),
-            dest_ip: addr.map(|a| a.dest_ip),
-            dest_port: addr.and_then(|a| a.dest_port),
-            proto: proto.as_deref(),
-            src_zone: addr.and_then(|a| self.zones.zone_of(a.src_ip)),
-            dest_zone: addr.and_then(|a| self.zones.zone_of(a.dest_ip)),
-            community_id: ev.community_id.as_deref(),
-            flow: None,
-            tcp: None,
-            anomaly: None,
-            stats: None,
-        };
-        let rec = match &ev.body {
-            EventBody::Flow(f) => {
-                let mut start = String::with_capacity(32);
-                f.start.write_eve(self.offset, &mut start);
-                let mut end = String::with_capacity(32);
-                f.end.write_eve(self.offset, &mut end);
-                let flow = FlowJson {
-                    pkts_toserver: f.pkts_toserver,
-                    pkts_toclient: f.pkts_toclient,
-                    bytes_toserver: f.bytes_toserver,
-                    bytes_toclient: f.bytes_toclient,
-                    start,
-                    end,
-                    age: f.end.secs_since(f.start),
-                    state: f.state,
-                    reason: f.reason,
-                    alerted: f.alerted,
-                };
-                let tcp = f.tcp.map(|t| {
-                    let all = t.flags_ts | t.flags_tc;
-                    let has = |b: u8| (all & b != 0).then_some(true);
-                    TcpJson {
-                        tcp_flags: format!("{all:02x}"),
-                        tcp_flags_ts: format!("{:02x}", t.flags_ts),
-                        tcp_flags_tc: format!("{:02x}", t.flags_tc),
-                        syn: has(0x02),
-                        fin: has(0x01),
-                        rst: has(0x04),
-                        psh: has(0x08),
-                        ack: has(0x10),
-                        urg: has(0x20),
-                        ecn: has(0x40),
-                        cwr: has(0x80),
-                        state: t.state,
+        j.ascii("timestamp", &ts);
+        if let Some(id) = ev.flow_id {
+            j.u64("flow_id", id);
+        }
+        if let Some(i) = &ev.in_iface {
+            j.str("in_iface", i);
+        }
+        j.ascii("event_type", ev.body.event_type());
+        j.ascii("event_id", &self.event_id(ev.key.pos, ev.key.sub));
+        j.str("host", &self.host);
+        if let Some(t) = &self.tenant {
+            j.str("tenant", t);
+        }
+        if let Some(a) = &ev.addr {
+            if a.vlan.iter().any(|v| *v != 0) {
+                j.key("vlan");
+                j.out.push('[');
+                let mut first = true;
+                for v in a.vlan.iter().filter(|v| **v != 0) {
+                    if !first {
+                        j.out.push(',');
                     }
-                });
-                Eve {
-                    flow: Some(flow),
-                    tcp,
-                    ..rec
+                    first = false;
+                    j.out.push_str(itoa::Buffer::new().format(*v));
+                }
+                j.out.push(']');
+            }
+            j.ip("src_ip", a.src_ip);
+            if let Some(p) = a.src_port {
+                j.u64("src_port", p as u64);
+            }
+            j.ip("dest_ip", a.dest_ip);
+            if let Some(p) = a.dest_port {
+                j.u64("dest_port", p as u64);
+            }
+            j.ascii("proto", &proto_name(a.proto));
+            if let Some(z) = self.zones.zone_of(a.src_ip) {
+                j.str("src_zone", z);
+            }
+            if let Some(z) = self.zones.zone_of(a.dest_ip) {
+                j.str("dest_zone", z);
+            }
+        }
+        if let Some(c) = &ev.community_id {
+            j.ascii("community_id", c);
+        }
+        match &ev.body {
+            EventBody::Flow(f) => {
+                j.begin("flow");
+                j.u64("pkts_toserver", f.pkts_toserver);
+                j.u64("pkts_toclient", f.pkts_toclient);
+                j.u64("bytes_toserver", f.bytes_toserver);
+                j.u64("bytes_toclient", f.bytes_toclient);
+                ts.clear();
+                f.start.write_eve(self.offset, &mut ts);
+                j.ascii("start", &ts);
+                ts.clear();
+                f.end.write_eve(self.offset, &mut ts);
+                j.ascii("end", &ts);
+                j.u64("age", f.end.secs_since(f.start) as u64);
+                j.ascii("state", f.state);
+                j.ascii("reason", f.reason);
+                j.bool("alerted", f.alerted);
+                j.end();
+                if let Some(t) = f.tcp {
+                    let all = t.flags_ts | t.flags_tc;
+                    j.begin("tcp");
+                    j.ascii("tcp_flags", &hex2(all));
+                    j.ascii("tcp_flags_ts", &hex2(t.flags_ts));
+                    j.ascii("tcp_flags_tc", &hex2(t.flags_tc));
+                    for (bit, name) in [
+                        (0x02, "syn"),
+                        (0x01, "fin"),
+                        (0x04, "rst"),
+                        (0x08, "psh"),
+                        (0x10, "ack"),
+                        (0x20, "urg"),
+                        (0x40, "ecn"),
+                        (0x80, "cwr"),
+                    ] {
+                        if all & bit != 0 {
+                            j.bool(name, true);
+                        }
+                    }
+                    j.ascii("state", t.state);
+                    j.end();
                 }
             }
-            EventBody::Anomaly(a) => Eve {
-                anomaly: Some(AnomalyJson {
-                    kind: a.kind,
-                    event: a.event,
-                }),
-                ..rec
-            },
-            EventBody::Stats(v) => Eve {
-                stats: Some(v),
-                ..rec
-            },
-        };
-        // Serializing plain structs of strings and numbers cannot fail.
-        let s = serde_json::to_string(&rec).expect("event serializes");
-        out.push_str(&s);
+            EventBody::Anomaly(a) => {
+                j.begin("anomaly");
+                j.ascii("type", a.kind);
+                j.ascii("event", a.event);
+                j.end();
+            }
+            EventBody::Stats(v) => {
+                j.key("stats");
+                // Values built from counters: serializing cannot fail.
+                j.out
+                    .push_str(&serde_json::to_string(v).expect("stats serialize"));
+            }
+        }
+        j.close();
     }
 }
 
-#[derive(Serialize)]
-struct Eve<'a> {
-    timestamp: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    flow_id: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    in_iface: Option<&'a str>,
-    event_type: &'a str,
-    event_id: String,
-    host: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    tenant: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    vlan: Option<Vec<u16>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    src_ip: Option<IpAddr>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    src_port: Option<u16>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    dest_ip: Option<IpAddr>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    dest_port: Option<u16>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    proto: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    src_zone: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    dest_zone: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    community_id: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    flow: Option<FlowJson>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    tcp: Option<TcpJson>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    anomaly: Option<AnomalyJson>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    stats: Option<&'a serde_json::Value>,
+fn hex2(b: u8) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let s = [HEX[(b >> 4) as usize], HEX[(b & 0xf) as usize]];
+    String::from_utf8(s.to_vec()).expect("ASCII")
 }
 
-#[derive(Serialize)]
-struct FlowJson {
-    pkts_toserver: u64,
-    pkts_toclient: u64,
-    bytes_toserver: u64,
-    bytes_toclient: u64,
-    start: String,
-    end: String,
-    age: i64,
-    state: &'static str,
-    reason: &'static str,
-    alerted: bool,
+/// A minimal JSON object writer: keys are static and plain; values are
+/// escaped unless the caller vouches they are plain ASCII.
+struct Json<'a> {
+    out: &'a mut String,
+    /// Per open object: whether the next member is its first.
+    first: Vec<bool>,
 }
 
-#[derive(Serialize)]
-struct TcpJson {
-    tcp_flags: String,
-    tcp_flags_ts: String,
-    tcp_flags_tc: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    syn: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    fin: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    rst: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    psh: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    ack: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    urg: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    ecn: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    cwr: Option<bool>,
-    state: &'static str,
-}
-
-#[derive(Serialize)]
-struct AnomalyJson {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    event: &'static str,
+impl<'a> Json<'a> {
+    fn open(out: &'a mut String) -> Self {
+        out.push('{');
+        Json {
+            out,
+            first: vec![true],
+        }
+    }
+    fn key(&mut self, k: &str) {
+        let first = self.first.last_mut().expect("an open object");
+        if !*first {
+            self.out.push(',');
+        }
+        *first = false;
+        self.out.push('"');
+        self.out.push_str(k);
+        self.out.push_str("\":");
+    }
+    fn begin(&mut self, k: &str) {
+        self.key(k);
+        self.out.push('{');
+        self.first.push(true);
+    }
+    fn end(&mut self) {
+        self.out.push('}');
+        self.first.pop();
+    }
+    fn close(mut self) {
+        self.end();
+    }
+    /// A value known to need no escaping (digits, hex, fixed names).
+    fn ascii(&mut self, k: &str, v: &str) {
+        debug_assert!(!v.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\'));
+        self.key(k);
+        self.out.push('"');
+        self.out.push_str(v);
+        self.out.push('"');
+    }
+    /// Any string, escaped as JSON requires.
+    fn str(&mut self, k: &str, v: &str) {
+        self.key(k);
+        if v.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+            self.out
+                .push_str(&serde_json::to_string(v).expect("strings serialize"));
+        } else {
+            self.out.push('"');
+            self.out.push_str(v);
+            self.out.push('"');
+        }
+    }
+    fn u64(&mut self, k: &str, v: u64) {
+        self.key(k);
+        self.out.push_str(itoa::Buffer::new().format(v));
+    }
+    fn bool(&mut self, k: &str, v: bool) {
+        self.key(k);
+        self.out.push_str(if v { "true" } else { "false" });
+    }
+    fn ip(&mut self, k: &str, v: IpAddr) {
+        use std::fmt::Write as _;
+        self.key(k);
+        self.out.push('"');
+        let _ = write!(self.out, "{v}");
+        self.out.push('"');
+    }
 }
 
 #[cfg(test)]
