@@ -385,3 +385,40 @@ fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
         }
     }
 }
+
+#[test]
+fn a_directory_is_read_in_name_order_skipping_non_captures() {
+    let dir = tempfile::tempdir().unwrap();
+    let caps = dir.path().join("caps");
+    std::fs::create_dir(&caps).unwrap();
+    // b.pcap's packet is older than a.pcap's: name order, not time order.
+    write_pcap(
+        &caps.join("b.pcap"),
+        &[udp_frame([10, 0, 0, 2], [10, 0, 0, 9], 2, 53, b"b")],
+    );
+    write_pcap(
+        &caps.join("a.pcap"),
+        &[udp_frame([10, 0, 0, 1], [10, 0, 0, 9], 1, 53, b"a")],
+    );
+    std::fs::write(caps.join("README.txt"), "notes").unwrap();
+    let out = dir.path().join("out.json");
+    let o = run(&[
+        "run",
+        "--pcap",
+        caps.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("README.txt: not a capture; skipped"),
+        "{}",
+        stderr(&o)
+    );
+    let flows: Vec<_> = events(&out)
+        .into_iter()
+        .filter(|e| e["event_type"] == "flow")
+        .map(|e| e["src_ip"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(flows, ["10.0.0.1", "10.0.0.2"]);
+}
