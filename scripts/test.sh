@@ -12,9 +12,20 @@ cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --release -- -D warnings
 echo "== cargo test (optimised: the heavy tests replay real captures)"
-cargo test --workspace --release
+log="$(mktemp)"
+set +e
+cargo test --workspace --release --no-fail-fast 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+# One closing line over every test binary (cargo prints one per binary).
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed;?$/) p += $(i-1); if ($i ~ /^failed;?$/) f += $(i-1) } }
+     END { printf "cargo-tests: %d passed, %d failed\n", p, f }' "$log" > "$log.sum"
+rm -f "$log"
+if [ "$status" != 0 ]; then cat "$log.sum"; exit "$status"; fi
 if [ -x fuzz/smoke.sh ] || [ -f fuzz/smoke.sh ]; then
   echo "== fuzz smoke"
   bash fuzz/smoke.sh "${FUZZ_SECONDS:-30}"
 fi
 echo "== all tests passed"
+cat "$log.sum"
+rm -f "$log.sum"
