@@ -1,6 +1,8 @@
 //! `zonewatch`: command line, configuration and exit codes. Everything else
 //! lives in the library crates; this file only wires them together.
 
+mod kafka_sink;
+
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
 use std::io::IsTerminal;
@@ -55,6 +57,14 @@ struct RunArgs {
     /// Seconds between periodic stats events (0: only at the end).
     #[arg(long, value_name = "SECS")]
     stats_interval: Option<u64>,
+    /// Also publish events to Kafka (comma-separated brokers); see the
+    /// `kafka:` section of the configuration for topics, keys and TLS/SASL.
+    #[arg(long, value_name = "BROKERS")]
+    kafka: Option<String>,
+    /// Directory of the Kafka sink's on-disk spool (events the broker has
+    /// not acknowledged survive restarts here).
+    #[arg(long, value_name = "DIR")]
+    spool_dir: Option<PathBuf>,
     /// Checksum validation (Suricata's -k): auto, all or none.
     #[arg(long, value_name = "MODE", default_value = "auto")]
     checksum_checks: ChecksumMode,
@@ -180,7 +190,13 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
         ids,
         &cfg.output_types,
     );
-    let writer = EventWriter::new(ctx, vec![Box::new(sink)]);
+    let mut sinks: Vec<Box<dyn zonewatch_output::EventSink>> = vec![Box::new(sink)];
+    if a.kafka.is_some() || !cfg.kafka.is_empty() {
+        let kcfg = kafka_sink::config(&cfg, a.kafka.as_deref(), a.spool_dir.clone())?;
+        let k = zonewatch_kafka::KafkaSink::start(kcfg).context("starting the Kafka sink")?;
+        sinks.push(Box::new(kafka_sink::KafkaEventSink { sink: Some(k) }));
+    }
+    let writer = EventWriter::new(ctx, sinks);
     let workers = match cfg.workers {
         0 => std::thread::available_parallelism()
             .map(|n| n.get())

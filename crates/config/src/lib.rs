@@ -99,6 +99,9 @@ pub struct Config {
     /// Batches queued per worker before the reader waits (files) or drops
     /// (live capture).
     pub queue_batches: usize,
+    /// The `kafka:` section as written (key below `kafka.`, value, line),
+    /// validated by the Kafka sink's own configuration when it starts.
+    pub kafka: Vec<(String, Value, usize)>,
 }
 
 impl Default for Config {
@@ -180,6 +183,7 @@ impl Default for Config {
             stats_interval: 0,
             batch_packets: 128,
             queue_batches: 256,
+            kafka: Vec::new(),
         }
     }
 }
@@ -409,6 +413,10 @@ impl Config {
                 line: s.line,
                 message,
             };
+            if let Some(k) = s.key.strip_prefix("kafka.") {
+                self.kafka.push((k.to_string(), s.value.clone(), s.line));
+                continue;
+            }
             match self.apply(&s.key, &s.value) {
                 Ok(Applied::Ok) => {}
                 Ok(Applied::Ignored) => warnings.push(p(format!(
@@ -439,6 +447,11 @@ impl Config {
             .split_once('=')
             .ok_or_else(|| err(format!("{kv:?}: expected KEY=VALUE")))?;
         let (k, v) = (k.trim(), v.trim());
+        if let Some(kk) = k.strip_prefix("kafka.") {
+            self.kafka
+                .push((kk.to_string(), Value::Scalar(v.to_string()), 0));
+            return Ok(None);
+        }
         let value = if Self::is_list_key(k) {
             let inner = v.trim_start_matches('[').trim_end_matches(']');
             Value::List(inner.split(',').map(|s| s.trim().to_string()).collect())

@@ -117,6 +117,12 @@ impl EveContext {
     /// on the output thread, and generic serialization cost several times
     /// more than the packet path per flow.
     pub fn render(&self, ev: &Event, out: &mut String) {
+        let id = self.event_id(ev.key.pos, ev.key.sub);
+        self.render_with_id(ev, &id, out)
+    }
+
+    /// [`EveContext::render`] with the event id already computed.
+    pub fn render_with_id(&self, ev: &Event, event_id: &str, out: &mut String) {
         let mut j = Json::open(out);
         let mut ts = String::with_capacity(32);
         ev.ts.write_eve(self.offset, &mut ts);
@@ -128,7 +134,7 @@ impl EveContext {
             j.str("in_iface", i);
         }
         j.ascii("event_type", ev.body.event_type());
-        j.ascii("event_id", &self.event_id(ev.key.pos, ev.key.sub));
+        j.ascii("event_id", event_id);
         j.str("host", &self.host);
         if let Some(t) = &self.tenant {
             j.str("tenant", t);

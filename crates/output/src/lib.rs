@@ -14,10 +14,23 @@ pub use eve::{EveContext, EventIdSource, Zones};
 use std::io::{self, Write};
 use zonewatch_types::Event;
 
+/// One rendered event and the fields sinks key or route by.
+#[derive(Debug, Clone, Copy)]
+pub struct Rendered<'a> {
+    /// `event_type`.
+    pub event_type: &'static str,
+    /// `event_id`.
+    pub event_id: &'a str,
+    /// The JSON object, exactly as written to `--output` (no newline).
+    pub json: &'a str,
+    /// The event, for keys such as the source address or flow id.
+    pub event: &'a Event,
+}
+
 /// Where rendered events go.
 pub trait EventSink: Send {
-    /// Writes one rendered event (a JSON object without the newline).
-    fn write_event(&mut self, event_type: &str, json: &str) -> io::Result<()>;
+    /// Writes one rendered event.
+    fn write_event(&mut self, ev: &Rendered<'_>) -> io::Result<()>;
     /// Pushes buffered events out.
     fn flush(&mut self) -> io::Result<()>;
 }
@@ -43,8 +56,8 @@ impl LineSink {
 }
 
 impl EventSink for LineSink {
-    fn write_event(&mut self, _event_type: &str, json: &str) -> io::Result<()> {
-        self.out.write_all(json.as_bytes())?;
+    fn write_event(&mut self, ev: &Rendered<'_>) -> io::Result<()> {
+        self.out.write_all(ev.json.as_bytes())?;
         self.out.write_all(b"\n")
     }
     fn flush(&mut self) -> io::Result<()> {
@@ -83,9 +96,16 @@ impl EventWriter {
             return Ok(());
         }
         self.buf.clear();
-        self.ctx.render(ev, &mut self.buf);
+        let id = self.ctx.event_id(ev.key.pos, ev.key.sub);
+        self.ctx.render_with_id(ev, &id, &mut self.buf);
+        let r = Rendered {
+            event_type: et,
+            event_id: &id,
+            json: &self.buf,
+            event: ev,
+        };
         for s in &mut self.sinks {
-            s.write_event(et, &self.buf)?;
+            s.write_event(&r)?;
         }
         *self.written.entry(et).or_default() += 1;
         Ok(())
