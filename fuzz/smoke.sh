@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# CI smoke fuzz of the decoder: builds the `decode` target and runs it for
-# N seconds (default 30) from the seed corpus. Exits non-zero on a crash
+# CI smoke fuzz: builds every target (decode, defrag, ...) and runs each for
+# N seconds (default 30), the decoder from the seed corpus. Exits non-zero on a crash
 # (libFuzzer leaves the input in fuzz/artifacts/decode/).
 #
 #   fuzz/smoke.sh [SECONDS]
@@ -18,13 +18,16 @@ bash "$here/seed-corpus.sh"
 # cargo-fuzz needs nightly flags; the stable toolchain accepts them with
 # RUSTC_BOOTSTRAP=1. Use the address sanitizer when it builds, else none.
 export RUSTC_BOOTSTRAP=1
+# Every target listed in Cargo.toml, each for the given time.
+targets=$(awk '/^\[\[bin\]\]/ { getline; if ($1 == "name") { gsub(/"/, "", $3); print $3 } }' Cargo.toml)
 sanitizer=address
 if ! cargo fuzz build decode >/dev/null 2>&1; then
     echo "smoke.sh: build with the address sanitizer failed; using --sanitizer none" >&2
     sanitizer=none
-    cargo fuzz build --sanitizer none decode
 fi
-
-mkdir -p "$here/artifacts/decode"
-cargo fuzz run --sanitizer "$sanitizer" decode "$here/corpus/decode" -- \
-    -max_total_time="$secs" -print_final_stats=1
+for t in $targets; do
+    echo "smoke.sh: fuzzing $t for ${secs}s"
+    mkdir -p "$here/artifacts/$t" "$here/corpus/$t"
+    cargo fuzz run --sanitizer "$sanitizer" "$t" "$here/corpus/$t" -- \
+        -max_total_time="$secs" -print_final_stats=1
+done

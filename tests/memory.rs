@@ -69,3 +69,42 @@ fn syn_flood_of_two_million_flows_stays_within_memcap() {
         "peak RSS {rss} exceeds memcap {memcap} + overhead {FIXED_OVERHEAD}"
     );
 }
+
+/// Fragments that never complete: the defragmenter stays within its memcap
+/// (first fragments of 1480 bytes, five times what the default 32 MiB
+/// holds), evicting the oldest trackers, counted; no fragment joins a flow.
+#[test]
+fn fragment_flood_stays_within_defrag_memcap() {
+    let dir = tempfile::tempdir().unwrap();
+    let cap = dir.path().join("fragflood.pcap");
+    let f = std::io::BufWriter::new(std::fs::File::create(&cap).unwrap());
+    zonewatch_pcapgen::floods::fragflood(f, 100_000, 3).unwrap();
+    let out = dir.path().join("out.json");
+    let o = Command::new(env!("CARGO_BIN_EXE_zonewatch"))
+        .args(["run", "--pcap", cap.to_str().unwrap(), "--workers", "2"])
+        .args([
+            "--set",
+            "output.types=stats",
+            "--output",
+            out.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = std::fs::read_to_string(&out).unwrap();
+    let stats: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    let d = &stats["stats"]["defrag"];
+    let cfg = zonewatch_config::Config::default();
+    eprintln!("defrag: {d}");
+    assert_eq!(d["fragments"], 100_000);
+    assert_eq!(d["reassembled"], 0);
+    assert!(d["mem_peak"].as_u64().unwrap() <= cfg.defrag_memcap);
+    let evicted = d["tracker_evictions"].as_u64().unwrap() + d["timeouts"].as_u64().unwrap();
+    assert!(evicted > 0, "the flood must have hit the memcap: {d}");
+    assert_eq!(
+        evicted + d["trackers_active"].as_u64().unwrap() + d["memcap_drops"].as_u64().unwrap(),
+        100_000,
+        "every fragment is either held, evicted with its tracker, or dropped: {d}"
+    );
+    assert_eq!(stats["stats"]["flow"]["total"], 0);
+}

@@ -10,11 +10,11 @@
 //! summed; the client is that of the flow that started first.
 //!
 //! How the tshark side mirrors zonewatch's documented rules:
-//! - reassembly is off (`ip.defragment`/`ipv6.defragment`), and every
-//!   fragment of a datagram (IPv4 MF or offset > 0; IPv6 fragment header
-//!   that is not atomic) has ports 0, as zonewatch has no defragmentation
-//!   yet (when it gets one, fragments join the reassembled flow instead and
-//!   this rule must change);
+//! - reassembly is on (`ip.defragment`/`ipv6.defragment`, two passes): the
+//!   fragments of a datagram count, packets and bytes, in the conversation
+//!   of the frame that completes it, as zonewatch counts them in the flow of
+//!   the reassembled datagram; fragments whose datagram never completes are
+//!   in no flow (zonewatch's defrag counters count them);
 //! - ICMP and other port-less protocols have ports 0 (zonewatch's ICMP
 //!   type/code flow key is not in its flow events);
 //! - the innermost IP header is the last one before an ICMP layer (the IP
@@ -56,6 +56,12 @@ const EXCEPTIONS: &[(&str, &str)] = &[
         "pcaps/tcpdump/various_gre.pcap",
         "Cisco MetaData (0x8909) in GRE not decoded",
     ),
+    // Overlapping IPv6 fragments: zonewatch resolves them with Suricata's
+    // default (BSD) policy, tshark with its own; the datagrams differ.
+    (
+        "suricata-verify/ipv6-evasion/ipv6-malformed-fragments-36/frag-36.pcap",
+        "overlapping fragments: Suricata's BSD policy vs tshark's reassembly",
+    ),
     // Link type PPP (DLT 9) is not decoded: zonewatch skips the file.
     (
         "suricata-verify/defrag/bug-6887-defrag-ppp-ipv6-tcp/frag-ppp-ipv6-tcp.pcap",
@@ -80,6 +86,9 @@ const MALFORMED: &[&str] = &[
 
 /// tshark fields, in column order.
 const FIELDS: &[&str] = &[
+    "frame.number",
+    "ip.reassembled_in",
+    "ipv6.reassembled.in",
     "frame.len",
     "frame.cap_len",
     "frame.time_epoch",
@@ -492,8 +501,11 @@ impl<'a> Frame<'a> {
             proto = nh;
             frag = fr;
         }
+        let _ = frag;
         let mut ports = (0, 0);
-        if !frag && p < cut && matches!(proto, 6 | 17 | 132) {
+        // A fragment shows a transport header only in the frame that
+        // completes its datagram (reassembly is on): use it there.
+        if p < cut && matches!(proto, 6 | 17 | 132) {
             let t = toks[p];
             if matches!(t, "tcp" | "udp" | "sctp") {
                 let j = before(t, p);
@@ -523,6 +535,35 @@ impl<'a> Frame<'a> {
         vlan.truncate(2);
         vlan.retain(|v| *v != 0);
         Some(((src, ports.0), (dst, ports.1), proto, vlan))
+    }
+
+    /// A fragment whose datagram never completed (reassembly is on: a
+    /// completing frame shows the protocol after the IP layer, others show
+    /// `data` and name the completing frame in `reassembled_in`).
+    fn incomplete_fragment(&self) -> bool {
+        let Some(protos) = self.nth("frame.protocols", 0) else {
+            return false;
+        };
+        let toks: Vec<&str> = protos.split(':').collect();
+        let Some(l) = toks
+            .iter()
+            .rposition(|t| matches!(*t, "ip" | "ipv6" | "ipv6.fraghdr"))
+        else {
+            return false;
+        };
+        let fragment = (toks[l] == "ipv6.fraghdr"
+            && (self.num::<u32>("ipv6.fraghdr.offset", 0).unwrap_or(0) > 0
+                || self.flag("ipv6.fraghdr.more", 0)))
+            || (toks[l] == "ip"
+                && (self.flag("ip.flags.mf", 0)
+                    || self.num::<u32>("ip.frag_offset", 0).unwrap_or(0) > 0));
+        fragment && self.reassembled_in().is_none() && toks.get(l + 1).is_none_or(|t| *t == "data")
+    }
+
+    /// The frame that completes this fragment's datagram.
+    fn reassembled_in(&self) -> Option<u64> {
+        self.num::<u64>("ip.reassembled_in", 0)
+            .or_else(|| self.num::<u64>("ipv6.reassembled.in", 0))
     }
 
     /// tshark itself sees the frame as broken or cut short.
@@ -626,13 +667,17 @@ fn zonewatch_side(lines: &str) -> Result<(BTreeMap<Key, Conv>, Malformed), Strin
 /// The tshark command that prints [`FIELDS`] for every frame of `file`.
 fn tshark_cmd(file: &Path) -> Command {
     let mut cmd = Command::new("tshark");
-    cmd.arg("-r")
+    cmd.arg("-2")
+        .arg("-r")
         .arg(file)
         .args(["-n", "-T", "fields", "-E", "separator=/t"]);
     cmd.args(["-E", "occurrence=a", "-E", "aggregator=,"]);
     for o in [
-        "ip.defragment:FALSE",
-        "ipv6.defragment:FALSE",
+        // Reassembly on, two passes: earlier fragments name the frame that
+        // completes their datagram, and count in that frame's conversation,
+        // as zonewatch counts a datagram's fragments in its flow.
+        "ip.defragment:TRUE",
+        "ipv6.defragment:TRUE",
         "ip.tso_support:FALSE",
         "ipv6.tso_support:FALSE",
         // Nothing here needs TCP analysis or reassembly; without them a
@@ -697,7 +742,12 @@ fn tshark_many(caps: &[PathBuf], tmp: &Path) -> Vec<Result<String, String>> {
     if let Some(counts) = counts {
         let batch: Vec<usize> = (0..caps.len()).filter(|&i| counts[i].is_some()).collect();
         let merged = tmp.join("all.pcapng");
-        let merged_ok = batch.len() > 1
+        // Merging is off unless asked for: with reassembly on, fragments of
+        // different captures that share addresses and IP ids (the Suricata
+        // defrag tests do) would be reassembled together.
+        let merge_wanted = std::env::var("ZW_TSHARK_MERGE").as_deref() == Ok("1");
+        let merged_ok = merge_wanted
+            && batch.len() > 1
             && Command::new("mergecap")
                 .args(["-a", "-I", "none", "-F", "pcapng", "-w"])
                 .arg(&merged)
@@ -753,14 +803,35 @@ fn tshark_side(
 ) -> Result<(BTreeMap<Key, Conv>, usize), String> {
     let mut conv: BTreeMap<Key, Conv> = BTreeMap::new();
     let mut left_out = 0;
+    // Fragments count in the conversation of the frame that completes their
+    // datagram: (packets, bytes) waiting for that frame number.
+    let mut pending: HashMap<u64, (u64, u64)> = HashMap::new();
     for line in text.lines() {
         let fr = Frame::parse(line);
+        if let (Some(n), Some(len)) = (fr.reassembled_in(), fr.num::<u64>("frame.len", 0)) {
+            if fr.num::<u64>("frame.number", 0) != Some(n) {
+                let p = pending.entry(n).or_default();
+                p.0 += 1;
+                p.1 += len;
+            }
+        }
+    }
+    for line in text.lines() {
+        let fr = Frame::parse(line);
+        let own = fr.num::<u64>("frame.number", 0);
+        if fr.reassembled_in().is_some_and(|n| Some(n) != own) || fr.incomplete_fragment() {
+            continue;
+        }
         let Some((src, dst, proto, vlan)) = fr.tuple() else {
             continue;
         };
+        let (extra_pkts, extra_bytes) = own
+            .and_then(|n| pending.get(&n).copied())
+            .unwrap_or_default();
         let len = fr
             .num::<u64>("frame.len", 0)
-            .ok_or("frame without frame.len")?;
+            .ok_or("frame without frame.len")?
+            + extra_bytes;
         if fr.broken() {
             let us = fr
                 .nth("frame.time_epoch", 0)
@@ -785,7 +856,7 @@ fn tshark_side(
             bytes: [0; 2],
             client: src.0,
         });
-        c.pkts[d] += 1;
+        c.pkts[d] += 1 + extra_pkts;
         c.bytes[d] += len;
     }
     Ok((conv, left_out))
@@ -1045,19 +1116,20 @@ fn tshark_frames_map_to_zonewatch_tuples() {
         ]),
         Some(((a, 1234), (b, 80), 6, vec![7]))
     );
-    // IPv4 first fragment: ports 0 although tshark shows the TCP header.
+    // The frame that completes a fragmented datagram (reassembly is on)
+    // shows the transport header: its ports count.
     assert_eq!(
         t(&[
             ("frame.protocols", "ip:tcp"),
             ("ip.src", "10.0.0.1"),
             ("ip.dst", "10.0.0.2"),
             ("ip.proto", "6"),
-            ("ip.flags.mf", "1"),
-            ("ip.frag_offset", "0"),
+            ("ip.flags.mf", "0"),
+            ("ip.frag_offset", "185"),
             ("tcp.srcport", "1234"),
             ("tcp.dstport", "80"),
         ]),
-        Some(((a, 0), (b, 0), 6, vec![]))
+        Some(((a, 1234), (b, 80), 6, vec![]))
     );
     // IPv6: the protocol after the extension headers; an atomic fragment
     // header (offset 0, no M flag) does not make a fragment.

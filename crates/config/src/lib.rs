@@ -84,6 +84,9 @@ pub struct Config {
     pub defrag_timeout: u64,
     /// Most fragment trackers at once.
     pub defrag_trackers: u64,
+    /// Overlap policy for fragments (Suricata's host-os-policy names:
+    /// bsd, bsd-right, linux, windows, solaris, first, last).
+    pub defrag_policy: String,
     /// Write `community_id` in events.
     pub community_id: bool,
     /// Community ID seed.
@@ -176,6 +179,7 @@ impl Default for Config {
             defrag_memcap: 32 << 20,
             defrag_timeout: 60,
             defrag_trackers: 65535,
+            defrag_policy: "bsd".into(),
             community_id: true,
             community_id_seed: 0,
             output_path: None,
@@ -504,6 +508,33 @@ impl Config {
             "defrag.memcap" => self.defrag_memcap = size()?,
             "defrag.timeout" => self.defrag_timeout = secs()?,
             "defrag.trackers" => self.defrag_trackers = parse_num(scalar()?)?,
+            "defrag.policy" => {
+                let p = scalar()?.to_ascii_lowercase();
+                const KNOWN: &[&str] = &[
+                    "bsd",
+                    "bsd-right",
+                    "linux",
+                    "old-linux",
+                    "windows",
+                    "vista",
+                    "windows2k3",
+                    "solaris",
+                    "old-solaris",
+                    "macos",
+                    "hpux10",
+                    "hpux11",
+                    "irix",
+                    "first",
+                    "last",
+                ];
+                if !KNOWN.contains(&p.as_str()) {
+                    return Err(format!(
+                        "unknown defrag policy {p:?} (known: {})",
+                        KNOWN.join(", ")
+                    ));
+                }
+                self.defrag_policy = p;
+            }
             "community-id.enabled" | "community-id" => self.community_id = parse_bool(scalar()?)?,
             "community-id.seed" | "community-id-seed" => {
                 self.community_id_seed = parse_num(scalar()?)?

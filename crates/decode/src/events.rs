@@ -129,6 +129,8 @@ decoder_events! {
     Icmpv6ExperimentationType => "icmpv6.experimentation_type", false;
     TooManyLayers => "too_many_layers", true;
     SctpPktTooSmall => "sctp.pkt_too_small", true;
+    Ipv4FragIgnored => "ipv4.frag_ignored", false;
+    Ipv6FragIgnored => "ipv6.frag_ignored", false;
 }
 
 /// The events of one packet: a small inline set (a packet rarely raises more

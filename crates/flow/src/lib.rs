@@ -292,6 +292,7 @@ impl FlowTable {
         iface: u16,
         tuple: &FlowTuple,
         wire_len: u32,
+        pkts: u32,
         tcp: Option<&TcpInfo>,
         out: &mut Vec<Event>,
     ) -> FlowRef {
@@ -358,7 +359,7 @@ impl FlowTable {
             Direction::ToClient
         };
         let d = (dir == Direction::ToClient) as usize;
-        f.pkts[d] += 1;
+        f.pkts[d] += pkts as u64;
         f.bytes[d] += wire_len as u64;
         if ts > f.last {
             f.last = ts;

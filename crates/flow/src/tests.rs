@@ -47,7 +47,7 @@ fn both_directions_share_a_flow_and_handshake_closes() {
         (c2s, ACK),
     ];
     for (i, (tp, fl)) in steps.iter().enumerate() {
-        let r = t.packet(i as u64, secs(0), 0, tp, 60, Some(&tcp(*fl)), &mut out);
+        let r = t.packet(i as u64, secs(0), 0, tp, 60, 1, Some(&tcp(*fl)), &mut out);
         assert_eq!(r.created, i == 0);
     }
     assert_eq!(t.len(), 1);
@@ -76,9 +76,9 @@ fn udp_timeouts_depend_on_state() {
     let one_way = tuple("10.0.0.1", 5000, "10.0.0.2", 53, 17);
     let two_way = tuple("10.0.0.3", 5000, "10.0.0.2", 53, 17);
     let mut out = Vec::new();
-    t.packet(0, secs(0), 0, &one_way, 80, None, &mut out);
-    t.packet(1, secs(0), 0, &two_way, 80, None, &mut out);
-    t.packet(2, secs(0), 0, &two_way.reversed(), 120, None, &mut out);
+    t.packet(0, secs(0), 0, &one_way, 80, 1, None, &mut out);
+    t.packet(1, secs(0), 0, &two_way, 80, 1, None, &mut out);
+    t.packet(2, secs(0), 0, &two_way.reversed(), 120, 1, None, &mut out);
     t.expire(3, secs(30), &mut out);
     assert_eq!(out.len(), 1, "only the unanswered flow times out at 30 s");
     assert_eq!(flow_of(&out[0]).state, "new");
@@ -93,7 +93,16 @@ fn shutdown_reports_open_flows_in_start_order() {
     let mut out = Vec::new();
     for i in 0..50u16 {
         let tp = tuple("10.0.0.1", 1000 + i, "10.0.0.2", 80, 6);
-        t.packet(i as u64 * 3, secs(0), 0, &tp, 60, Some(&tcp(SYN)), &mut out);
+        t.packet(
+            i as u64 * 3,
+            secs(0),
+            0,
+            &tp,
+            60,
+            1,
+            Some(&tcp(SYN)),
+            &mut out,
+        );
     }
     t.shutdown(1000, secs(1), &mut out);
     assert_eq!(out.len(), 50);
@@ -118,7 +127,7 @@ fn memcap_bounds_flows_and_counts_evictions() {
     for i in 0..10_000u32 {
         let src = std::net::Ipv4Addr::from(0x0a00_0000 + i).to_string();
         let tp = tuple(&src, 1234, "198.51.100.10", 80, 6);
-        t.packet(i as u64, secs(0), 0, &tp, 60, Some(&tcp(SYN)), &mut out);
+        t.packet(i as u64, secs(0), 0, &tp, 60, 1, Some(&tcp(SYN)), &mut out);
         assert!(t.len() <= 100);
     }
     let c = t.counters();
@@ -152,8 +161,8 @@ fn flow_ids_are_deterministic_and_distinct() {
     let mut b = FlowTable::new(FlowConfig::default());
     let mut out = Vec::new();
     let tp = tuple("10.0.0.1", 1, "10.0.0.2", 2, 17);
-    let ra = a.packet(7, secs(0), 0, &tp, 60, None, &mut out);
-    let rb = b.packet(7, secs(0), 0, &tp.reversed(), 60, None, &mut out);
+    let ra = a.packet(7, secs(0), 0, &tp, 60, 1, None, &mut out);
+    let rb = b.packet(7, secs(0), 0, &tp.reversed(), 60, 1, None, &mut out);
     let ida = a.get_mut(ra.slot).unwrap().flow_id;
     let idb = b.get_mut(rb.slot).unwrap().flow_id;
     assert_eq!(ida, idb);
@@ -163,6 +172,7 @@ fn flow_ids_are_deterministic_and_distinct() {
         0,
         &tuple("10.0.0.1", 1, "10.0.0.3", 2, 17),
         60,
+        1,
         None,
         &mut out,
     );

@@ -105,7 +105,13 @@ pub(crate) struct Batch {
 pub(crate) struct PacketMeta {
     pub pos: u64,
     pub ts: Timestamp,
+    /// Wire bytes; for a reassembled datagram, of all its fragments.
     pub wire_len: u32,
+    /// Packets this entry stands for in its flow: 1, or for a reassembled
+    /// datagram the number of fragments that made it.
+    pub pkts: u32,
+    /// A fragment: its datagram joins a flow once reassembled, not itself.
+    pub fragment: bool,
     /// Where the packet's bytes sit in `Batch::data`; the stream and
     /// detection stages read them from there.
     #[allow(dead_code)]

@@ -16,7 +16,43 @@ use zonewatch_types::Timestamp;
 /// How often the reader publishes its counters.
 const PUBLISH_EVERY: Duration = Duration::from_millis(500);
 
+/// Identifies a fragmented datagram for flow accounting (the same fields
+/// the defragmenter keys its trackers by).
+#[derive(Hash, PartialEq, Eq)]
+struct FragKey {
+    src: std::net::IpAddr,
+    dst: std::net::IpAddr,
+    id: u32,
+    proto: u8,
+    vlan: [u16; 2],
+}
+
+impl FragKey {
+    fn of(d: &zonewatch_decode::Decoded) -> Option<FragKey> {
+        let ip = d.ip?;
+        Some(FragKey {
+            src: ip.src,
+            dst: ip.dst,
+            id: ip.frag?.id,
+            proto: ip.proto,
+            vlan: d.vlan,
+        })
+    }
+}
+
+/// Packets and wire bytes of the fragments seen so far of one datagram, so
+/// that its flow counts every fragment once the datagram is whole.
+struct FragAcct {
+    pkts: u32,
+    bytes: u64,
+    last: Timestamp,
+}
+
 struct Dispatcher<'a> {
+    defrag: zonewatch_defrag::Defragmenter,
+    frag_acct: std::collections::HashMap<FragKey, FragAcct>,
+    max_frag_acct: usize,
+    defrag_events: Vec<zonewatch_decode::DecodeEvent>,
     txs: &'a [Sender<WorkMsg>],
     free: &'a Receiver<Batch>,
     pending: Vec<Option<Batch>>,
@@ -90,8 +126,90 @@ impl Dispatcher<'_> {
             None => self.clock = Some(ts),
             _ => {}
         }
-        let decoded = decode(link, data, wire_len as usize);
+        let mut decoded = decode(link, data, wire_len as usize);
         self.stats.count(&decoded, wire_len);
+        let fragment = decoded.ip.is_some_and(|ip| ip.frag.is_some()) && !decoded.invalid;
+        let mut whole = None;
+        if fragment {
+            whole = self.defragment(ts, &mut decoded, data, wire_len);
+        }
+        self.enqueue(iface, ts, data, wire_len, 1, fragment, decoded);
+        if let Some((buf, pkts, bytes, outer)) = whole {
+            // The reassembled datagram: decoded anew, carrying the first
+            // fragment's VLAN and tunnel context; it takes its own position.
+            let mut d = decode(LinkType::Raw, &buf, buf.len());
+            d.vlan = outer.vlan;
+            d.tunnel = outer.tunnel;
+            d.layers &= !zonewatch_decode::layer::RAW;
+            for e in d.events.iter() {
+                self.stats.events[e as usize] += 1;
+            }
+            self.enqueue(
+                iface,
+                ts,
+                &buf,
+                bytes.min(u32::MAX as u64) as u32,
+                pkts,
+                false,
+                d,
+            );
+        }
+    }
+
+    /// Offers a fragment to the defragmenter; returns the whole datagram with
+    /// the fragment count and wire bytes of its fragments when it completes.
+    #[allow(clippy::type_complexity)]
+    fn defragment(
+        &mut self,
+        ts: Timestamp,
+        decoded: &mut zonewatch_decode::Decoded,
+        data: &[u8],
+        wire_len: u32,
+    ) -> Option<(Vec<u8>, u32, u64, zonewatch_decode::Decoded)> {
+        self.defrag_events.clear();
+        let done = self.defrag.push(ts, decoded, data, &mut self.defrag_events);
+        for &e in &self.defrag_events {
+            decoded.events.push(e);
+            self.stats.events[e as usize] += 1;
+        }
+        let key = FragKey::of(decoded)?;
+        let (pkts, bytes) = match done {
+            Some(_) => match self.frag_acct.remove(&key) {
+                Some(a) => (a.pkts + 1, a.bytes + wire_len as u64),
+                None => (1, wire_len as u64),
+            },
+            None => {
+                if let Some(a) = self.frag_acct.get_mut(&key) {
+                    a.pkts += 1;
+                    a.bytes += wire_len as u64;
+                    a.last = ts;
+                } else if self.frag_acct.len() < self.max_frag_acct {
+                    self.frag_acct.insert(
+                        key,
+                        FragAcct {
+                            pkts: 1,
+                            bytes: wire_len as u64,
+                            last: ts,
+                        },
+                    );
+                }
+                return None;
+            }
+        };
+        done.map(|buf| (buf, pkts, bytes, *decoded))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn enqueue(
+        &mut self,
+        iface: u16,
+        ts: Timestamp,
+        data: &[u8],
+        wire_len: u32,
+        pkts: u32,
+        fragment: bool,
+        decoded: zonewatch_decode::Decoded,
+    ) {
         let w = self.worker_for(&decoded);
         if self.pending[w].is_none() {
             self.pending[w] = Some(self.take_batch());
@@ -103,6 +221,8 @@ impl Dispatcher<'_> {
             pos: self.pos,
             ts,
             wire_len,
+            pkts,
+            fragment,
             start,
             len: data.len() as u32,
             iface,
@@ -144,6 +264,10 @@ impl Dispatcher<'_> {
 
     /// Sends a clock tick to every worker after their pending packets.
     fn tick(&mut self, ts: Timestamp) {
+        self.defrag.expire(ts);
+        let timeout = self.defrag.config().timeout_secs as i64 * 1_000_000_000;
+        self.frag_acct.retain(|_, a| ts.0 - a.last.0 < timeout);
+        self.stats.defrag = self.defrag.counters();
         self.flush_all();
         let pos = self.pos;
         self.pos += 1;
@@ -176,7 +300,18 @@ pub(crate) fn run(
     out: &Sender<OutMsg>,
 ) -> Result<Vec<String>, RunError> {
     let live = matches!(opts.inputs, Inputs::Interfaces(_));
+    let policy = zonewatch_defrag::FragPolicy::from_name(&cfg.defrag_policy).unwrap_or_default();
     let mut d = Dispatcher {
+        defrag: zonewatch_defrag::Defragmenter::new(zonewatch_defrag::DefragConfig {
+            memcap_bytes: cfg.defrag_memcap,
+            timeout_secs: cfg.defrag_timeout,
+            max_trackers: cfg.defrag_trackers as usize,
+            policy,
+            ..Default::default()
+        }),
+        frag_acct: std::collections::HashMap::new(),
+        max_frag_acct: cfg.defrag_trackers as usize,
+        defrag_events: Vec::new(),
         txs,
         free,
         pending: (0..txs.len()).map(|_| None).collect(),
@@ -196,6 +331,7 @@ pub(crate) fn run(
         Inputs::Interfaces(ifaces) => read_live(&mut d, cfg, ifaces, bpf, opts),
     };
     d.flush_all();
+    d.stats.defrag = d.defrag.counters();
     let end_ts = d.clock.unwrap_or_default();
     let pos = d.pos;
     for tx in txs {

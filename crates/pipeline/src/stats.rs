@@ -34,6 +34,8 @@ pub struct ReaderStats {
     pub ticks: u64,
     /// libpcap: packets received / dropped by kernel / dropped by interface.
     pub kernel: (u64, u64, u64),
+    /// Defragmentation counters.
+    pub defrag: zonewatch_defrag::DefragCounters,
 }
 
 impl ReaderStats {
@@ -161,6 +163,22 @@ pub(crate) fn build(
         }
     }
     put(&mut m, "decoder.event_overflow", n(reader.events_overflow));
+    let dg = &reader.defrag;
+    for (k, v) in [
+        ("fragments", dg.fragments),
+        ("reassembled", dg.reassembled),
+        ("timeouts", dg.timeouts),
+        ("memcap_drops", dg.memcap_drops),
+        ("tracker_evictions", dg.tracker_evictions),
+        ("overlaps", dg.overlaps),
+        ("too_large", dg.too_large),
+        ("ignored", dg.ignored),
+        ("trackers_active", dg.trackers_active),
+        ("mem_used", dg.mem_used),
+        ("mem_peak", dg.mem_peak),
+    ] {
+        put(&mut m, &format!("defrag.{k}"), n(v));
+    }
     let mut f = FlowCounters::default();
     let mut pkts = 0;
     let mut flow_pkts = 0;

@@ -124,7 +124,9 @@ impl Worker {
             if !d.events.is_empty() {
                 anomaly_events(p.pos, p.ts, d, &mut self.events);
             }
-            if let Some(tuple) = d.flow_tuple() {
+            if p.fragment {
+                // Counted in its datagram's flow once reassembled.
+            } else if let Some(tuple) = d.flow_tuple() {
                 let tcp = match &d.transport {
                     Transport::Tcp(t) => Some(t),
                     _ => None,
@@ -135,10 +137,11 @@ impl Worker {
                     p.iface,
                     &tuple,
                     p.wire_len,
+                    p.pkts,
                     tcp,
                     &mut self.events,
                 );
-                self.stats.flow_pkts += 1;
+                self.stats.flow_pkts += p.pkts as u64;
                 if let Some(f) = self.flows.get_mut(r.slot) {
                     let id = f.flow_id;
                     for e in &mut self.events[first_event..] {
