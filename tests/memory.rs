@@ -38,18 +38,21 @@ fn syn_flood_of_two_million_flows_stays_within_memcap() {
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let rss = peak_rss_of_children_bytes();
-    let memcap = zonewatch_config::Config::default().flow_memcap;
+    let cfg = zonewatch_config::Config::default();
+    // Flows and their TCP sessions: the flow and stream memcaps.
+    let memcap = cfg.flow_memcap + cfg.stream_memcap;
     let text = std::fs::read_to_string(&out).unwrap();
     let stats: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
     let flow = &stats["stats"]["flow"];
     eprintln!(
-        "peak RSS {} MiB (flow memcap {} MiB + {} MiB allowed); flows {} forced {} shutdown {}",
+        "peak RSS {} MiB (flow + stream memcaps {} MiB + {} MiB allowed); flows {} forced {} shutdown {}; tcp {}",
         rss >> 20,
         memcap >> 20,
         FIXED_OVERHEAD >> 20,
         flow["total"],
         flow["end"]["forced"],
-        flow["end"]["shutdown"]
+        flow["end"]["shutdown"],
+        stats["stats"]["tcp"]
     );
     assert_eq!(flow["total"], 2_000_000);
     assert_eq!(flow["pkts"], 2_000_000, "every packet in one flow");
@@ -107,4 +110,49 @@ fn fragment_flood_stays_within_defrag_memcap() {
         "every fragment is either held, evicted with its tracker, or dropped: {d}"
     );
     assert_eq!(stats["stats"]["flow"]["total"], 0);
+}
+
+/// TCP segments that never become contiguous (each flow's first data segment
+/// is missing): buffered out-of-order data stays within the reassembly
+/// memcap, which a small memcap shows by forcing gaps, counted.
+#[test]
+fn segments_that_never_become_contiguous_stay_within_reassembly_memcap() {
+    let dir = tempfile::tempdir().unwrap();
+    let cap = dir.path().join("segflood.pcap");
+    let f = std::io::BufWriter::new(std::fs::File::create(&cap).unwrap());
+    zonewatch_pcapgen::floods::segflood(f, 1000, 150_000, 5).unwrap();
+    for memcap_mb in [None, Some(16u64)] {
+        let out = dir.path().join("out.json");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_zonewatch"));
+        cmd.args(["run", "--pcap", cap.to_str().unwrap(), "--workers", "2"])
+            .args([
+                "--set",
+                "output.types=stats",
+                "--output",
+                out.to_str().unwrap(),
+            ]);
+        if let Some(m) = memcap_mb {
+            cmd.args(["--set", &format!("stream.reassembly.memcap={m}mb")]);
+        }
+        let o = cmd.output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let text = std::fs::read_to_string(&out).unwrap();
+        let stats: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+        let tcp = &stats["stats"]["tcp"];
+        eprintln!("memcap {memcap_mb:?} MiB: tcp {tcp}");
+        let cfg = zonewatch_config::Config::default();
+        let limit = memcap_mb
+            .map(|m| m << 20)
+            .unwrap_or(cfg.stream_reassembly_memcap);
+        assert!(
+            tcp["reassembly_memuse_peak"].as_u64().unwrap() <= limit + 2 * 65536, // each worker may pass its share by one segment (64 KiB) as it stores it
+            "{tcp}"
+        );
+        assert_eq!(tcp["sessions"], 1000);
+        if memcap_mb.is_some() {
+            assert!(tcp["reassembly_memcap_gaps"].as_u64().unwrap() > 0, "{tcp}");
+        }
+        // Every session was closed at the end: nothing is still held.
+        assert_eq!(tcp["reassembly_memuse"], 0, "{tcp}");
+    }
 }

@@ -84,6 +84,14 @@ pub struct WorkerStats {
     pub batches: u64,
     /// Latency from batch creation on the reader to processed, µs.
     pub latency_us: hdrhistogram::Histogram<u64>,
+    /// TCP reassembly counters.
+    pub stream: zonewatch_stream::StreamCounters,
+    /// Reassembled bytes handed on (to detection, when it lands).
+    pub stream_bytes_delivered: u64,
+    /// TCP sessions not started because the stream memcap was reached.
+    pub ssn_memcap_drop: u64,
+    /// Stream events raised, by Suricata name.
+    pub stream_events: std::collections::BTreeMap<&'static str, u64>,
 }
 
 impl WorkerStats {
@@ -95,6 +103,10 @@ impl WorkerStats {
             batches: 0,
             latency_us: hdrhistogram::Histogram::new_with_bounds(1, 60_000_000, 3)
                 .expect("valid histogram bounds"),
+            stream: Default::default(),
+            stream_bytes_delivered: 0,
+            ssn_memcap_drop: 0,
+            stream_events: Default::default(),
         }
     }
 }
@@ -203,6 +215,68 @@ pub(crate) fn build(
         flow_pkts += w.flow_pkts;
         batches += w.batches;
         let _ = lat.add(&w.latency_us);
+    }
+    let mut st = zonewatch_stream::StreamCounters::default();
+    let mut delivered = 0;
+    let mut ssn_drop = 0;
+    let mut sev: std::collections::BTreeMap<&str, u64> = Default::default();
+    for w in workers.iter().flatten() {
+        let c = &w.stream;
+        st.sessions += c.sessions;
+        st.segments += c.segments;
+        st.not_tracked += c.not_tracked;
+        st.rejected += c.rejected;
+        st.rst_with_data += c.rst_with_data;
+        st.gaps += c.gaps;
+        st.gap_bytes += c.gap_bytes;
+        st.memcap_gaps += c.memcap_gaps;
+        st.segment_limit_gaps += c.segment_limit_gaps;
+        st.overlaps += c.overlaps;
+        st.overlaps_different += c.overlaps_different;
+        st.retransmissions += c.retransmissions;
+        st.depth_reached += c.depth_reached;
+        st.midstream_pickups += c.midstream_pickups;
+        st.midstream_ignored += c.midstream_ignored;
+        st.mem_used += c.mem_used;
+        st.mem_peak += c.mem_peak;
+        delivered += w.stream_bytes_delivered;
+        ssn_drop += w.ssn_memcap_drop;
+        for (k, v) in &w.stream_events {
+            *sev.entry(k).or_default() += v;
+        }
+    }
+    // Suricata's names (tcp.*) where the meaning is the same.
+    for (k, v) in [
+        ("tcp.sessions", st.sessions),
+        ("tcp.segments", st.segments),
+        ("tcp.not_tracked", st.not_tracked),
+        ("tcp.rejected", st.rejected),
+        ("tcp.rst_with_data", st.rst_with_data),
+        ("tcp.reassembly_gap", st.gaps),
+        ("tcp.reassembly_gap_bytes", st.gap_bytes),
+        ("tcp.reassembly_memcap_gaps", st.memcap_gaps),
+        ("tcp.reassembly_segment_limit_gaps", st.segment_limit_gaps),
+        ("tcp.overlap", st.overlaps),
+        ("tcp.overlap_diff_data", st.overlaps_different),
+        ("tcp.retransmissions", st.retransmissions),
+        ("tcp.depth_reached", st.depth_reached),
+        ("tcp.midstream_pickups", st.midstream_pickups),
+        ("tcp.midstream_ignored", st.midstream_ignored),
+        ("tcp.reassembly_memuse", st.mem_used),
+        ("tcp.reassembly_memuse_peak", st.mem_peak),
+        ("tcp.reassembled_bytes", delivered),
+        ("tcp.ssn_memcap_drop", ssn_drop),
+    ] {
+        put(&mut m, k, n(v));
+    }
+    put(&mut m, "stream.events", Value::Object(Map::new()));
+    for (k, v) in sev {
+        // stream.reassembly_seq_gap -> stream.events.reassembly_seq_gap
+        put(
+            &mut m,
+            &format!("stream.events.{}", k.trim_start_matches("stream.")),
+            n(v),
+        );
     }
     put(&mut m, "flow.total", n(f.total));
     put(&mut m, "flow.tcp", n(f.tcp));

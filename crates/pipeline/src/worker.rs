@@ -14,8 +14,16 @@ use zonewatch_types::{AddrInfo, AnomalyRecord, Event, EventBody, EventKey, Times
 
 const PUBLISH_EVERY: Duration = Duration::from_millis(500);
 
+/// Bytes one TCP session may cost at worst: the boxed session, the
+/// allocator's overhead, and its index entry at the lowest load factor.
+const SESSION_COST_BYTES: u64 =
+    (std::mem::size_of::<zonewatch_stream::TcpSession>() + 16 + (16 + 1) * 16 / 7) as u64;
+
 pub(crate) struct WorkerConfig {
     flow: FlowConfig,
+    stream: zonewatch_stream::StreamConfig,
+    /// Most TCP sessions this worker holds (its share of `stream.memcap`).
+    max_sessions: usize,
     /// Interface names by reader index (live mode), for `in_iface`.
     ifaces: Vec<std::sync::Arc<str>>,
     stage: crate::Stage,
@@ -46,6 +54,14 @@ impl WorkerConfig {
             crate::Inputs::Files(_) => Vec::new(),
         };
         WorkerConfig {
+            max_sessions: (c.stream_memcap / workers.max(1) as u64 / SESSION_COST_BYTES) as usize,
+            stream: zonewatch_stream::StreamConfig {
+                depth: c.stream_reassembly_depth,
+                // The reassembly memcap is shared evenly, like the flow memcap.
+                memcap_bytes: c.stream_reassembly_memcap / workers.max(1) as u64,
+                midstream: c.stream_midstream,
+                ..Default::default()
+            },
             ifaces: ifaces.clone(),
             stage,
             flow: FlowConfig {
@@ -68,6 +84,11 @@ impl WorkerConfig {
 
 struct Worker {
     id: usize,
+    /// TCP reassembly and the sessions of this worker's TCP flows, by flow id.
+    reasm: zonewatch_stream::Reassembler,
+    sessions: hashbrown::HashMap<u64, Box<zonewatch_stream::TcpSession>>,
+    max_sessions: usize,
+    stream_events: Vec<zonewatch_stream::StreamEvent>,
     stage: crate::Stage,
     ifaces: Vec<std::sync::Arc<str>>,
     flows: FlowTable,
@@ -78,8 +99,8 @@ struct Worker {
 }
 
 /// The anomaly events of one packet's decoder events.
-fn anomaly_events(pos: u64, ts: Timestamp, d: &Decoded, out: &mut Vec<Event>) {
-    let addr = d.ip.map(|ip| {
+fn anomaly_addr(d: &Decoded) -> Option<AddrInfo> {
+    d.ip.map(|ip| {
         let (sp, dp) = match d.transport {
             Transport::Tcp(t) => (Some(t.sport), Some(t.dport)),
             Transport::Udp { sport, dport, .. } => (Some(sport), Some(dport)),
@@ -93,7 +114,12 @@ fn anomaly_events(pos: u64, ts: Timestamp, d: &Decoded, out: &mut Vec<Event>) {
             proto: ip.proto,
             vlan: d.vlan,
         }
-    });
+    })
+}
+
+/// The anomaly events of one packet's decoder events.
+fn anomaly_events(pos: u64, ts: Timestamp, d: &Decoded, out: &mut Vec<Event>) {
+    let addr = anomaly_addr(d);
     for (i, e) in d.events.iter().enumerate() {
         out.push(Event {
             key: EventKey { pos, sub: i as u64 },
@@ -142,8 +168,19 @@ impl Worker {
                     &mut self.events,
                 );
                 self.stats.flow_pkts += p.pkts as u64;
+                self.close_ended(first_event);
                 if let Some(f) = self.flows.get_mut(r.slot) {
                     let id = f.flow_id;
+                    if let Some(t) = tcp {
+                        let bytes = &b.data[p.start as usize..(p.start + p.len) as usize];
+                        let payload = bytes
+                            .get(
+                                t.payload_offset as usize
+                                    ..(t.payload_offset + t.payload_len) as usize,
+                            )
+                            .unwrap_or(&[]);
+                        self.stream(p.pos, p.ts, id, r.dir, t, payload, d);
+                    }
                     for e in &mut self.events[first_event..] {
                         if e.key.pos == p.pos && e.key.sub < EventKey::FLOW_END {
                             e.flow_id = Some(id);
@@ -165,6 +202,102 @@ impl Worker {
             .record_n(us.max(1), b.packets.len() as u64);
     }
 
+    /// Feeds one TCP segment to its flow's session; stream events become
+    /// anomaly events of the packet. Reassembled bytes go to the sink that
+    /// detection will read (today: counted).
+    #[allow(clippy::too_many_arguments)]
+    fn stream(
+        &mut self,
+        pos: u64,
+        ts: Timestamp,
+        flow_id: u64,
+        dir: zonewatch_types::Direction,
+        tcp: &zonewatch_decode::TcpInfo,
+        payload: &[u8],
+        d: &Decoded,
+    ) {
+        if !self.sessions.contains_key(&flow_id) {
+            if self.sessions.len() >= self.max_sessions {
+                // At the stream memcap no new session starts (Suricata:
+                // tcp.ssn_memcap_drop); the flow is still tracked.
+                self.stats.ssn_memcap_drop += 1;
+                return;
+            }
+            let s = Box::new(self.reasm.new_session());
+            self.sessions.insert(flow_id, s);
+        }
+        let s = self.sessions.get_mut(&flow_id).expect("just ensured");
+        self.stream_events.clear();
+        let mut delivered = 0u64;
+        self.reasm.segment(
+            s,
+            dir,
+            tcp,
+            payload,
+            &mut self.stream_events,
+            &mut |_, _, bytes| {
+                delivered += bytes.len() as u64;
+            },
+        );
+        self.stats.stream_bytes_delivered += delivered;
+        if self.stream_events.is_empty() {
+            return;
+        }
+        let base = self
+            .events
+            .iter()
+            .filter(|e| e.key.pos == pos && e.key.sub < EventKey::STATS)
+            .count() as u64;
+        let addr = anomaly_addr(d);
+        let mut i = 0;
+        for e in &self.stream_events {
+            *self.stats.stream_events.entry(e.name()).or_default() += 1;
+            // Events whose Suricata rules are `noalert` counters (gaps,
+            // retransmissions, ...) are counted only, as Suricata does.
+            if !e.alerts_by_default() {
+                continue;
+            }
+            i += 1;
+            self.events.push(Event {
+                key: EventKey {
+                    pos,
+                    sub: base + i - 1,
+                },
+                ts,
+                flow_id: Some(flow_id),
+                addr,
+                community_id: None,
+                in_iface: None,
+                body: EventBody::Anomaly(AnomalyRecord {
+                    kind: "stream",
+                    event: e.name(),
+                }),
+            });
+        }
+    }
+
+    /// Releases the stream sessions of flows whose end events were pushed
+    /// from `from` on (what is buffered past holes is flushed, as gaps).
+    fn close_ended(&mut self, from: usize) {
+        for i in from..self.events.len() {
+            if let (EventBody::Flow(_), Some(id)) = (&self.events[i].body, self.events[i].flow_id) {
+                if let Some(s) = self.sessions.remove(&id) {
+                    let s = *s;
+                    self.stream_events.clear();
+                    let mut delivered = 0u64;
+                    self.reasm
+                        .close(s, &mut self.stream_events, &mut |_, _, bytes| {
+                            delivered += bytes.len() as u64;
+                        });
+                    self.stats.stream_bytes_delivered += delivered;
+                    for e in &self.stream_events {
+                        *self.stats.stream_events.entry(e.name()).or_default() += 1;
+                    }
+                }
+            }
+        }
+    }
+
     /// Sends this message's events (sorted by key) and the watermark: every
     /// event this worker sends later sorts at or above `done_below`.
     fn emit(&mut self, done_below: EventKey) {
@@ -184,10 +317,15 @@ impl Worker {
     /// flows at once holds at most a chunk of events per worker in flight.
     fn end_flows(&mut self, mut e: zonewatch_flow::Ending, pos: u64, ts: Timestamp) {
         const CHUNK: usize = 1024;
-        while self
-            .flows
-            .end_some(&mut e, pos, ts, CHUNK, &mut self.events)
-        {
+        loop {
+            let from = self.events.len();
+            if !self
+                .flows
+                .end_some(&mut e, pos, ts, CHUNK, &mut self.events)
+            {
+                break;
+            }
+            self.close_ended(from);
             let next = self.flows.next_end_key(&e, pos).unwrap_or(EventKey {
                 pos: pos + 1,
                 sub: 0,
@@ -203,6 +341,7 @@ impl Worker {
     fn publish(&mut self) {
         self.last_publish = Instant::now();
         self.stats.flow = self.flows.counters();
+        self.stats.stream = self.reasm.counters();
         let _ = self
             .out
             .send(OutMsg::Worker(self.id, Box::new(self.stats.clone())));
@@ -218,6 +357,10 @@ pub(crate) fn run(
 ) {
     let mut w = Worker {
         id,
+        reasm: zonewatch_stream::Reassembler::new(cfg.stream),
+        sessions: hashbrown::HashMap::new(),
+        max_sessions: cfg.max_sessions,
+        stream_events: Vec::new(),
         stage: cfg.stage,
         ifaces: cfg.ifaces,
         flows: FlowTable::new(cfg.flow),
