@@ -93,7 +93,8 @@ fn pipeline(path: &Path, stage: Stage, workers: usize) -> (Figure, serde_json::V
     let g = |a: &str, b: &str| r.stats[a][b].as_u64().unwrap_or(0);
     let name = match stage {
         Stage::DecodeOnly => format!("pipeline decode only, {workers} worker(s)"),
-        Stage::Full => format!("pipeline decode + flows, {workers} worker(s)"),
+        Stage::Flows => format!("pipeline decode + flows, {workers} worker(s)"),
+        Stage::Full => format!("+ defrag + reassembly, {workers} worker(s)"),
     };
     (
         Figure {
@@ -124,7 +125,7 @@ fn main() {
     let base = plain_read(&path);
     let mut figs = vec![decode_inline(&path)];
     let mut flow_stats = Vec::new();
-    for stage in [Stage::DecodeOnly, Stage::Full] {
+    for stage in [Stage::DecodeOnly, Stage::Flows, Stage::Full] {
         for w in [1, 2] {
             let (f, s) = pipeline(&path, stage, w);
             if stage == Stage::Full {
@@ -162,14 +163,31 @@ fn main() {
         );
         row(f);
     }
+    // figs: [inline, decode-only 1, 2, flows 1, 2, full 1, 2]
+    for w in [1usize, 2] {
+        let flows = &figs[2 + w];
+        let full = &figs[4 + w];
+        println!(
+            "{w} worker(s): + defrag + reassembly runs at {:.1}% of decode + flows",
+            100.0 * full.pps() / flows.pps()
+        );
+    }
     for (w, s) in flow_stats {
         println!(
-            "flows with {w} worker(s): total {} tcp {} udp {}, forced evictions {}, flow pkts {}",
+            "full, {w} worker(s): flows {} (tcp {}, udp {}), forced evictions {}, flow pkts {}; tcp sessions {}, reassembled bytes {}, gaps {}, memcap gaps {}",
             s["flow"]["total"],
             s["flow"]["tcp"],
             s["flow"]["udp"],
             s["flow"]["end"]["forced"],
-            s["flow"]["pkts"]
+            s["flow"]["pkts"],
+            s["tcp"]["sessions"],
+            s["tcp"]["reassembled_bytes"],
+            s["tcp"]["reassembly_gap"],
+            s["tcp"]["reassembly_memcap_gaps"]
         );
+        // The defaults are sized so that this capture loses nothing to memcaps.
+        assert_eq!(s["tcp"]["reassembly_memcap_gaps"], 0);
+        assert_eq!(s["tcp"]["ssn_memcap_drop"], 0);
+        assert_eq!(s["flow"]["end"]["forced"], 0);
     }
 }

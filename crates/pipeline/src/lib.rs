@@ -51,6 +51,8 @@ pub enum Inputs {
 pub enum Stage {
     /// Capture and decode only: workers count packets and recycle batches.
     DecodeOnly,
+    /// Decode and flows, without TCP reassembly.
+    Flows,
     /// Everything: decode, flows and all later stages.
     #[default]
     Full,

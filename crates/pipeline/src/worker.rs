@@ -171,7 +171,7 @@ impl Worker {
                 self.close_ended(first_event);
                 if let Some(f) = self.flows.get_mut(r.slot) {
                     let id = f.flow_id;
-                    if let Some(t) = tcp {
+                    if let (Some(t), true) = (tcp, self.stage == crate::Stage::Full) {
                         let bytes = &b.data[p.start as usize..(p.start + p.len) as usize];
                         let payload = bytes
                             .get(
