@@ -78,6 +78,11 @@ pub struct Config {
     pub stream_reassembly_depth: u64,
     /// Track TCP sessions picked up without a handshake.
     pub stream_midstream: bool,
+    /// Keep delivered, unacknowledged bytes to catch retransmissions that
+    /// carry different data (an evasion); costs a copy of every byte, so it
+    /// is off by default as in Suricata's IDS mode (overlaps of bytes not yet
+    /// delivered are always checked).
+    pub stream_check_overlap_different_data: bool,
     /// Defragmentation memory cap, bytes.
     pub defrag_memcap: u64,
     /// Seconds a fragment waits for the rest.
@@ -176,6 +181,7 @@ impl Default for Config {
             stream_reassembly_memcap: 1 << 30,
             stream_reassembly_depth: 1 << 20,
             stream_midstream: false,
+            stream_check_overlap_different_data: false,
             defrag_memcap: 32 << 20,
             defrag_timeout: 60,
             defrag_trackers: 65535,
@@ -313,7 +319,6 @@ const SURICATA_IGNORED_KEYS: &[&str] = &[
     "stream.reassembly.randomize-chunk-range",
     "stream.reassembly.raw",
     "stream.reassembly.segment-prealloc",
-    "stream.reassembly.check-overlap-different-data",
     "stream.reassembly.max-regions",
     "stream.reassembly.memcap-policy",
     "defrag.hash-size",
@@ -503,6 +508,9 @@ impl Config {
             "flow.hash-seed" => self.flow_hash_seed = parse_num(scalar()?)?,
             "stream.memcap" => self.stream_memcap = size()?,
             "stream.midstream" => self.stream_midstream = parse_bool(scalar()?)?,
+            "stream.reassembly.check-overlap-different-data" => {
+                self.stream_check_overlap_different_data = parse_bool(scalar()?)?
+            }
             "stream.reassembly.memcap" => self.stream_reassembly_memcap = size()?,
             "stream.reassembly.depth" => self.stream_reassembly_depth = size()?,
             "defrag.memcap" => self.defrag_memcap = size()?,

@@ -60,6 +60,11 @@ impl WorkerConfig {
                 // The reassembly memcap is shared evenly, like the flow memcap.
                 memcap_bytes: c.stream_reassembly_memcap / workers.max(1) as u64,
                 midstream: c.stream_midstream,
+                retain_unacked_bytes: if c.stream_check_overlap_different_data {
+                    zonewatch_stream::StreamConfig::default().retain_unacked_bytes
+                } else {
+                    0
+                },
                 ..Default::default()
             },
             ifaces: ifaces.clone(),
