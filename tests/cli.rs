@@ -1,6 +1,9 @@
 //! End-to-end behaviour of `zonewatch run`: exit codes, output files,
 //! configuration, filters, determinism across worker counts.
 
+mod common;
+use common::root;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -8,13 +11,8 @@ fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_zonewatch"))
 }
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
 fn shared() -> Option<PathBuf> {
-    let p = root().join("../shared/data");
-    p.is_dir().then_some(p)
+    common::shared_data()
 }
 
 fn run(args: &[&str]) -> Output {
@@ -331,7 +329,7 @@ fn output_is_deterministic_across_worker_counts() {
     match shared() {
         Some(s) => {
             for sub in ["pcaps", "suricata-verify"] {
-                collect(&s.join(sub), &mut caps);
+                caps.extend(common::captures_under(&s.join(sub)));
             }
         }
         None => eprintln!("note: ../shared/data absent; determinism checked on fixtures only"),
@@ -366,24 +364,6 @@ fn output_is_deterministic_across_worker_counts() {
         checked += 1;
     }
     eprintln!("determinism: {checked} captures identical with 1 and 4 workers");
-}
-
-fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for e in rd.flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            collect(&p, out);
-        } else if p
-            .file_name()
-            .and_then(|n| n.to_str())
-            .is_some_and(|n| n.ends_with(".pcap") || n.ends_with(".pcapng") || n.ends_with(".cap"))
-        {
-            out.push(p);
-        }
-    }
 }
 
 #[test]

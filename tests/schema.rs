@@ -8,6 +8,9 @@
 //! failure: a new type needs its schema (and its section in docs/events.md)
 //! before it ships.
 
+mod common;
+use common::{captures_under, root};
+
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -47,10 +50,6 @@ fn note(msg: &str) {
     let _ = writeln!(std::io::stderr(), "note: {msg}");
 }
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
 fn schema_dir() -> PathBuf {
     root().join("docs/schema")
 }
@@ -83,44 +82,6 @@ fn validators() -> HashMap<&'static str, jsonschema::Validator> {
     if let Err(e) = jsonschema::meta::validate(&common) {
         panic!("docs/schema/common.schema.json is not a valid schema: {e}");
     }
-    out
-}
-
-/// pcap (either byte order, µs or ns) or pcapng, by magic number.
-fn is_capture(p: &Path) -> bool {
-    use std::io::Read;
-    let mut m = [0u8; 4];
-    let ok = std::fs::File::open(p)
-        .and_then(|mut f| f.read_exact(&mut m))
-        .is_ok();
-    ok && matches!(
-        m,
-        [0xd4, 0xc3, 0xb2, 0xa1]
-            | [0xa1, 0xb2, 0xc3, 0xd4]
-            | [0x4d, 0x3c, 0xb2, 0xa1]
-            | [0xa1, 0xb2, 0x3c, 0x4d]
-            | [0x0a, 0x0d, 0x0d, 0x0a]
-    )
-}
-
-/// Captures under `dir`, recursively, sorted.
-fn captures_under(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in rd.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if is_capture(&p) {
-                out.push(p);
-            }
-        }
-    }
-    out.sort();
     out
 }
 

@@ -34,6 +34,9 @@
 //! as tshark) all captures go through one tshark process, which keeps the
 //! test at a few seconds of tshark time.
 
+mod common;
+use common::{captures_under, root};
+
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
@@ -132,156 +135,6 @@ const EXT: &[(&str, &str)] = &[
 /// `_ws.expert.severity` of an error.
 const PI_ERROR: &str = "8388608";
 
-/// Suricata's protocol names (known_proto), index = protocol number; the
-/// test maps zonewatch's `proto` back to a number with it (naming itself is
-/// the schema test's business).
-const PROTO_NAMES: &[&str] = &[
-    "HOPOPT",
-    "ICMP",
-    "IGMP",
-    "GGP",
-    "IP-in-IP",
-    "ST",
-    "TCP",
-    "CBT",
-    "EGP",
-    "IGP",
-    "BBN-RCC-MON",
-    "NVP-II",
-    "PUP",
-    "ARGUS",
-    "EMCON",
-    "XNET",
-    "CHAOS",
-    "UDP",
-    "MUX",
-    "DCN-MEAS",
-    "HMP",
-    "PRM",
-    "XNS-IDP",
-    "TRUNK-1",
-    "TRUNK-2",
-    "LEAF-1",
-    "LEAF-2",
-    "RDP",
-    "IRTP",
-    "ISO-TP4",
-    "NETBLT",
-    "MFE-NSP",
-    "MERIT-INP",
-    "DCCP",
-    "3PC",
-    "IDPR",
-    "XTP",
-    "DDP",
-    "IDPR-CMTP",
-    "TP++",
-    "IL",
-    "IPv6",
-    "SDRP",
-    "IPv6-Route",
-    "IPv6-Frag",
-    "IDRP",
-    "RSVP",
-    "GRE",
-    "DSR",
-    "BNA",
-    "ESP",
-    "AH",
-    "I-NLSP",
-    "SwIPe",
-    "NARP",
-    "MOBILE",
-    "TLSP",
-    "SKIP",
-    "IPv6-ICMP",
-    "IPv6-NoNxt",
-    "IPv6-Opts",
-    "Any",
-    "CFTP",
-    "Any",
-    "SAT-EXPAK",
-    "KRYPTOLAN",
-    "RVD",
-    "IPPC",
-    "Any",
-    "SAT-MON",
-    "VISA",
-    "IPCU",
-    "CPNX",
-    "CPHB",
-    "WSN",
-    "PVP",
-    "BR-SAT-MON",
-    "SUN-ND",
-    "WB-MON",
-    "WB-EXPAK",
-    "ISO-IP",
-    "VMTP",
-    "SECURE-VMTP",
-    "VINES",
-    "TTP",
-    "NSFNET-IGP",
-    "DGP",
-    "TCF",
-    "EIGRP",
-    "OSPF",
-    "Sprite-RPC",
-    "LARP",
-    "MTP",
-    "AX.25",
-    "OS",
-    "MICP",
-    "SCC-SP",
-    "ETHERIP",
-    "ENCAP",
-    "Any",
-    "GMTP",
-    "IFMP",
-    "PNNI",
-    "PIM",
-    "ARIS",
-    "SCPS",
-    "QNX",
-    "A/N",
-    "IPComp",
-    "SNP",
-    "Compaq-Peer",
-    "IPX-in-IP",
-    "VRRP",
-    "PGM",
-    "Any",
-    "L2TP",
-    "DDX",
-    "IATP",
-    "STP",
-    "SRP",
-    "UTI",
-    "SMP",
-    "SM",
-    "PTP",
-    "IS-IS",
-    "FIRE",
-    "CRTP",
-    "CRUDP",
-    "SSCOPMCE",
-    "IPLT",
-    "SPS",
-    "PIPE",
-    "SCTP",
-    "FC",
-    "RSVP-E2E-IGNORE",
-    "Mobility",
-    "UDPLite",
-    "MPLS-in-IP",
-    "manet",
-    "HIP",
-    "Shim6",
-    "WESP",
-    "ROHC",
-    "Ethernet",
-];
-
 /// (address, port) of one end.
 type End = (IpAddr, u16);
 
@@ -352,47 +205,6 @@ struct Conv {
 fn note(msg: &str) {
     use std::io::Write;
     let _ = writeln!(std::io::stderr(), "note: {msg}");
-}
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// pcap (either byte order, µs or ns) or pcapng, by magic number.
-fn is_capture(p: &Path) -> bool {
-    use std::io::Read;
-    let mut m = [0u8; 4];
-    let ok = std::fs::File::open(p)
-        .and_then(|mut f| f.read_exact(&mut m))
-        .is_ok();
-    ok && matches!(
-        m,
-        [0xd4, 0xc3, 0xb2, 0xa1]
-            | [0xa1, 0xb2, 0xc3, 0xd4]
-            | [0x4d, 0x3c, 0xb2, 0xa1]
-            | [0xa1, 0xb2, 0x3c, 0x4d]
-            | [0x0a, 0x0d, 0x0d, 0x0a]
-    )
-}
-
-fn captures_under(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in rd.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if is_capture(&p) {
-                out.push(p);
-            }
-        }
-    }
-    out.sort();
-    out
 }
 
 /// Microseconds since the epoch of tshark's `frame.time_epoch`.
@@ -605,7 +417,9 @@ fn zonewatch_side(lines: &str) -> Result<(BTreeMap<Key, Conv>, Malformed), Strin
                 };
                 let port = |f: &str| e[f].as_u64().unwrap_or(0) as u16;
                 let p = e["proto"].as_str().ok_or("flow without proto")?;
-                let proto = match PROTO_NAMES.iter().position(|n| *n == p) {
+                // zonewatch's own name table (the schema test checks the
+                // names); here only the number behind the name matters.
+                let proto = match (0..=255u8).position(|n| zonewatch_types::proto_name(n) == p) {
                     Some(n) => n as u8,
                     None => p
                         .parse::<u8>()
