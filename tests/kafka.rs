@@ -38,8 +38,21 @@ fn consume_all(brokers: &str, topic: &str, want: usize) -> Vec<(Option<String>, 
         .set("enable.auto.commit", "false")
         .create()
         .expect("consumer");
+    // Every partition the broker has for the topic (a topic first created by
+    // the broker's auto-creation may have another count than the sink's 3).
+    let md = c
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .expect("metadata");
+    let parts: Vec<i32> = md
+        .topics()
+        .iter()
+        .filter(|t| t.name() == topic)
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .collect();
+    eprintln!("{topic}: partitions {parts:?}");
+    assert!(!parts.is_empty(), "topic {topic} has no partitions");
     let mut tpl = TopicPartitionList::new();
-    for p in 0..3 {
+    for p in parts {
         tpl.add_partition_offset(topic, p, Offset::Beginning)
             .unwrap();
     }
