@@ -198,6 +198,24 @@ pub struct FlowCounters {
     pub active_max: u64,
 }
 
+impl FlowCounters {
+    /// Adds another table's counters (stats sum the workers' tables).
+    pub fn add(&mut self, o: &FlowCounters) {
+        self.total += o.total;
+        self.tcp += o.tcp;
+        self.udp += o.udp;
+        self.icmpv4 += o.icmpv4;
+        self.icmpv6 += o.icmpv6;
+        self.other += o.other;
+        self.end_timeout += o.end_timeout;
+        self.end_forced += o.end_forced;
+        self.end_shutdown += o.end_shutdown;
+        self.emerg_mode_entered += o.emerg_mode_entered;
+        self.active += o.active;
+        self.active_max += o.active_max;
+    }
+}
+
 /// Where a packet landed: the flow slot and the packet's direction in it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FlowRef {

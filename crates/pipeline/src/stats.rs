@@ -86,8 +86,6 @@ pub struct WorkerStats {
     pub latency_us: hdrhistogram::Histogram<u64>,
     /// TCP reassembly counters.
     pub stream: zonewatch_stream::StreamCounters,
-    /// Reassembled bytes handed on (to detection, when it lands).
-    pub stream_bytes_delivered: u64,
     /// TCP sessions not started because the stream memcap was reached.
     pub ssn_memcap_drop: u64,
     /// Stream events raised, by Suricata name.
@@ -104,7 +102,6 @@ impl WorkerStats {
             latency_us: hdrhistogram::Histogram::new_with_bounds(1, 60_000_000, 3)
                 .expect("valid histogram bounds"),
             stream: Default::default(),
-            stream_bytes_delivered: 0,
             ssn_memcap_drop: 0,
             stream_events: Default::default(),
         }
@@ -198,48 +195,17 @@ pub(crate) fn build(
     let mut lat = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)
         .expect("valid histogram bounds");
     for w in workers.iter().flatten() {
-        let c = &w.flow;
-        f.total += c.total;
-        f.tcp += c.tcp;
-        f.udp += c.udp;
-        f.icmpv4 += c.icmpv4;
-        f.icmpv6 += c.icmpv6;
-        f.other += c.other;
-        f.end_timeout += c.end_timeout;
-        f.end_forced += c.end_forced;
-        f.end_shutdown += c.end_shutdown;
-        f.emerg_mode_entered += c.emerg_mode_entered;
-        f.active += c.active;
-        f.active_max += c.active_max;
+        f.add(&w.flow);
         pkts += w.pkts;
         flow_pkts += w.flow_pkts;
         batches += w.batches;
         let _ = lat.add(&w.latency_us);
     }
     let mut st = zonewatch_stream::StreamCounters::default();
-    let mut delivered = 0;
     let mut ssn_drop = 0;
     let mut sev: std::collections::BTreeMap<&str, u64> = Default::default();
     for w in workers.iter().flatten() {
-        let c = &w.stream;
-        st.sessions += c.sessions;
-        st.segments += c.segments;
-        st.not_tracked += c.not_tracked;
-        st.rejected += c.rejected;
-        st.rst_with_data += c.rst_with_data;
-        st.gaps += c.gaps;
-        st.gap_bytes += c.gap_bytes;
-        st.memcap_gaps += c.memcap_gaps;
-        st.segment_limit_gaps += c.segment_limit_gaps;
-        st.overlaps += c.overlaps;
-        st.overlaps_different += c.overlaps_different;
-        st.retransmissions += c.retransmissions;
-        st.depth_reached += c.depth_reached;
-        st.midstream_pickups += c.midstream_pickups;
-        st.midstream_ignored += c.midstream_ignored;
-        st.mem_used += c.mem_used;
-        st.mem_peak += c.mem_peak;
-        delivered += w.stream_bytes_delivered;
+        st.add(&w.stream);
         ssn_drop += w.ssn_memcap_drop;
         for (k, v) in &w.stream_events {
             *sev.entry(k).or_default() += v;
@@ -264,7 +230,7 @@ pub(crate) fn build(
         ("tcp.midstream_ignored", st.midstream_ignored),
         ("tcp.reassembly_memuse", st.mem_used),
         ("tcp.reassembly_memuse_peak", st.mem_peak),
-        ("tcp.reassembled_bytes", delivered),
+        ("tcp.reassembled_bytes", st.bytes_delivered),
         ("tcp.ssn_memcap_drop", ssn_drop),
     ] {
         put(&mut m, k, n(v));

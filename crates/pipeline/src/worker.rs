@@ -233,18 +233,16 @@ impl Worker {
         }
         let s = self.sessions.get_mut(&flow_id).expect("just ensured");
         self.stream_events.clear();
-        let mut delivered = 0u64;
+        // The signature engine will read reassembled bytes here; the
+        // reassembler counts them (tcp.reassembled_bytes).
         self.reasm.segment(
             s,
             dir,
             tcp,
             payload,
             &mut self.stream_events,
-            &mut |_, _, bytes| {
-                delivered += bytes.len() as u64;
-            },
+            &mut |_, _, _| {},
         );
-        self.stats.stream_bytes_delivered += delivered;
         if self.stream_events.is_empty() {
             return;
         }
@@ -289,12 +287,8 @@ impl Worker {
                 if let Some(s) = self.sessions.remove(&id) {
                     let s = *s;
                     self.stream_events.clear();
-                    let mut delivered = 0u64;
                     self.reasm
-                        .close(s, &mut self.stream_events, &mut |_, _, bytes| {
-                            delivered += bytes.len() as u64;
-                        });
-                    self.stats.stream_bytes_delivered += delivered;
+                        .close(s, &mut self.stream_events, &mut |_, _, _| {});
                     for e in &self.stream_events {
                         *self.stats.stream_events.entry(e.name()).or_default() += 1;
                     }

@@ -464,6 +464,30 @@ pub struct StreamCounters {
     pub mem_peak: u64,
 }
 
+impl StreamCounters {
+    /// Adds another reassembler's counters (stats sum the workers').
+    pub fn add(&mut self, o: &StreamCounters) {
+        self.sessions += o.sessions;
+        self.segments += o.segments;
+        self.not_tracked += o.not_tracked;
+        self.rejected += o.rejected;
+        self.rst_with_data += o.rst_with_data;
+        self.bytes_delivered += o.bytes_delivered;
+        self.gaps += o.gaps;
+        self.gap_bytes += o.gap_bytes;
+        self.memcap_gaps += o.memcap_gaps;
+        self.segment_limit_gaps += o.segment_limit_gaps;
+        self.overlaps += o.overlaps;
+        self.overlaps_different += o.overlaps_different;
+        self.retransmissions += o.retransmissions;
+        self.depth_reached += o.depth_reached;
+        self.midstream_pickups += o.midstream_pickups;
+        self.midstream_ignored += o.midstream_ignored;
+        self.mem_used += o.mem_used;
+        self.mem_peak += o.mem_peak;
+    }
+}
+
 /// The reassembler of one worker: configuration, memory accounting, counters.
 #[derive(Debug)]
 pub struct Reassembler {
