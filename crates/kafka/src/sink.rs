@@ -378,7 +378,9 @@ impl Shared {
             .values()
             .map(|r| r.topic.clone())
             .collect();
-        for et in ["alert", "flow", "stats"] {
+        // Event types zonewatch writes today; others are created when first
+        // seen (a broker that auto-creates topics may win that race).
+        for et in ["alert", "flow", "anomaly", "stats"] {
             t.insert(self.cfg.topic_for(et));
         }
         for et in self.cfg.topics.keys() {
