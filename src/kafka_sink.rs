@@ -91,6 +91,18 @@ impl EventSink for KafkaEventSink {
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
+
+    /// Delivered, retried, spooled, replayed, dropped, in flight and the
+    /// event → ack latency, for the `stats` event (`kafka.*`).
+    fn stats(&self) -> Option<(&'static str, serde_json::Value)> {
+        let m = self.sink.as_ref()?.metrics();
+        let mut v = serde_json::to_value(&m).ok()?;
+        // Every stats value is a counter: the spooling flag becomes 0/1.
+        if let Some(o) = v.as_object_mut() {
+            o.insert("spooling".into(), u64::from(m.spooling).into());
+        }
+        Some(("kafka", v))
+    }
 }
 
 impl Drop for KafkaEventSink {

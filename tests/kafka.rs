@@ -137,6 +137,12 @@ fn every_event_of_a_replayed_capture_arrives_on_the_broker() {
             .push(v);
     }
     assert!(by_type["flow"].len() >= 10);
+    // The final stats event carries the sink's counters.
+    let k = &by_type["stats"].last().unwrap()["stats"]["kafka"];
+    let sent = (by_type["flow"].len() + by_type["anomaly"].len()) as u64;
+    assert!(k["accepted"].as_u64().unwrap() >= sent, "{k}");
+    assert!(k["latency"]["p50_us"].is_u64(), "{k}");
+    assert_eq!(k["dropped_spool_full"], 0, "{k}");
     for (et, topic) in [
         ("flow", "zonewatch-flows"),
         ("anomaly", "zonewatch-anomaly"),

@@ -33,6 +33,11 @@ pub trait EventSink: Send {
     fn write_event(&mut self, ev: &Rendered<'_>) -> io::Result<()>;
     /// Pushes buffered events out.
     fn flush(&mut self) -> io::Result<()>;
+    /// The sink's own counters for the `stats` event, under a section name
+    /// (e.g. `kafka`); every value a counter.
+    fn stats(&self) -> Option<(&'static str, serde_json::Value)> {
+        None
+    }
 }
 
 /// JSON lines to a file or stdout, buffered.
@@ -109,6 +114,11 @@ impl EventWriter {
         }
         *self.written.entry(et).or_default() += 1;
         Ok(())
+    }
+
+    /// Every sink's own counters, by section name.
+    pub fn sink_stats(&self) -> Vec<(&'static str, serde_json::Value)> {
+        self.sinks.iter().filter_map(|s| s.stats()).collect()
     }
 
     /// Flushes every sink.

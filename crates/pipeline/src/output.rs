@@ -147,6 +147,7 @@ pub(crate) fn run(
                 &writer.written,
                 writer.filtered,
                 live,
+                writer.sink_stats(),
             );
             // Periodic stats sort after every event at the current position.
             let pos = merge.done_below.iter().map(|k| k.pos).min().unwrap_or(0);
@@ -177,6 +178,7 @@ pub(crate) fn run(
         &writer.written,
         writer.filtered,
         live,
+        writer.sink_stats(),
     );
     let ev = stats_event(end_pos + 1, u64::MAX, end_ts.max(last_clock), v.clone());
     if result.is_ok() {

@@ -135,6 +135,7 @@ pub(crate) fn build(
     written: &std::collections::BTreeMap<&'static str, u64>,
     filtered: u64,
     live: bool,
+    sinks: Vec<(&'static str, Value)>,
 ) -> Value {
     let mut m = Map::new();
     let n = |v: u64| Value::from(v);
@@ -287,6 +288,9 @@ pub(crate) fn build(
         put(&mut m, &format!("output.events.{t}"), n(*c));
     }
     put(&mut m, "output.filtered", n(filtered));
+    for (section, v) in sinks {
+        put(&mut m, section, v);
+    }
     Value::Object(m)
 }
 
