@@ -78,6 +78,9 @@ pub struct Config {
     pub stream_reassembly_depth: u64,
     /// Track TCP sessions picked up without a handshake.
     pub stream_midstream: bool,
+    /// Which copy wins when TCP segments overlap with different data
+    /// (Suricata's host-os-policy names, as for `defrag.policy`).
+    pub stream_policy: String,
     /// Keep delivered, unacknowledged bytes to catch retransmissions that
     /// carry different data (an evasion); costs a copy of every byte, so it
     /// is off by default as in Suricata's IDS mode (overlaps of bytes not yet
@@ -181,6 +184,7 @@ impl Default for Config {
             stream_reassembly_memcap: 1 << 30,
             stream_reassembly_depth: 1 << 20,
             stream_midstream: false,
+            stream_policy: "bsd".into(),
             stream_check_overlap_different_data: false,
             defrag_memcap: 32 << 20,
             defrag_timeout: 60,
@@ -516,7 +520,7 @@ impl Config {
             "defrag.memcap" => self.defrag_memcap = size()?,
             "defrag.timeout" => self.defrag_timeout = secs()?,
             "defrag.trackers" => self.defrag_trackers = parse_num(scalar()?)?,
-            "defrag.policy" => {
+            "defrag.policy" | "stream.reassembly.policy" => {
                 let p = scalar()?.to_ascii_lowercase();
                 const KNOWN: &[&str] = &[
                     "bsd",
@@ -541,7 +545,11 @@ impl Config {
                         KNOWN.join(", ")
                     ));
                 }
-                self.defrag_policy = p;
+                if key == "defrag.policy" {
+                    self.defrag_policy = p;
+                } else {
+                    self.stream_policy = p;
+                }
             }
             "community-id.enabled" | "community-id" => self.community_id = parse_bool(scalar()?)?,
             "community-id.seed" | "community-id-seed" => {

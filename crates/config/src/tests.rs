@@ -70,6 +70,9 @@ fn overrides_reach_any_key_including_suricata_names() {
         .unwrap();
     assert_eq!(c.address_groups["HOME_NET"], "[10.1.0.0/16]");
     c.apply_override("stream.reassembly.depth=2mb").unwrap();
+    c.apply_override("stream.reassembly.policy=linux").unwrap();
+    assert_eq!(c.stream_policy, "linux");
+    assert!(c.apply_override("defrag.policy=plan9").is_err());
     assert_eq!(c.stream_reassembly_depth, 2 << 20);
     c.apply_override("output.types=alert,flow").unwrap();
     assert!(c.type_enabled("flow") && !c.type_enabled("stats"));

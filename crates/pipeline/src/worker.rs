@@ -60,6 +60,8 @@ impl WorkerConfig {
                 // The reassembly memcap is shared evenly, like the flow memcap.
                 memcap_bytes: c.stream_reassembly_memcap / workers.max(1) as u64,
                 midstream: c.stream_midstream,
+                policy: zonewatch_stream::OverlapPolicy::from_name(&c.stream_policy)
+                    .unwrap_or(zonewatch_stream::OverlapPolicy::Bsd),
                 retain_unacked_bytes: if c.stream_check_overlap_different_data {
                     zonewatch_stream::StreamConfig::default().retain_unacked_bytes
                 } else {
