@@ -14,7 +14,6 @@ use common::{captures_under, root};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
@@ -126,24 +125,7 @@ fn inputs() -> Vec<(PathBuf, String, &'static [&'static str])> {
 
 /// Runs zonewatch on one capture and returns its output lines.
 fn run(cap: &Path, extra: &[&str], out: &Path) -> Result<Vec<String>, String> {
-    let o = Command::new(env!("CARGO_BIN_EXE_zonewatch"))
-        .arg("run")
-        .arg("--pcap")
-        .arg(cap)
-        .arg("--output")
-        .arg(out)
-        .args(["--workers", "2", "--set", "stats.interval=0"])
-        .args(extra)
-        .output()
-        .map_err(|e| format!("cannot run zonewatch: {e}"))?;
-    if !o.status.success() {
-        return Err(format!(
-            "zonewatch exited with {}: {}",
-            o.status,
-            String::from_utf8_lossy(&o.stderr).trim()
-        ));
-    }
-    let s = std::fs::read_to_string(out).map_err(|e| format!("reading output: {e}"))?;
+    let s = common::run_zonewatch(cap, extra, out)?;
     Ok(s.lines().map(str::to_string).collect())
 }
 

@@ -712,29 +712,16 @@ fn tshark_available() -> bool {
 
 /// zonewatch's flow and anomaly events for one capture.
 fn zonewatch_run(cap: &Path, out: &Path) -> Result<String, String> {
-    let o = Command::new(env!("CARGO_BIN_EXE_zonewatch"))
-        .arg("run")
-        .arg("--pcap")
-        .arg(cap)
-        .arg("--output")
-        .arg(out)
-        .args(["--workers", "2", "--set", "stats.interval=0"])
-        .args([
+    let text = common::run_zonewatch(
+        cap,
+        &[
             "--set",
             "sensor.timezone=+00:00",
             "--set",
             "output.types=flow,anomaly",
-        ])
-        .output()
-        .map_err(|e| format!("cannot run zonewatch: {e}"))?;
-    if !o.status.success() {
-        return Err(format!(
-            "zonewatch exited with {}: {}",
-            o.status,
-            String::from_utf8_lossy(&o.stderr).trim()
-        ));
-    }
-    let text = std::fs::read_to_string(out).map_err(|e| format!("reading output: {e}"))?;
+        ],
+        out,
+    )?;
     let _ = std::fs::remove_file(out);
     Ok(text)
 }

@@ -35,3 +35,26 @@ pub fn captures_under(dir: &Path) -> Vec<PathBuf> {
     out.sort();
     out
 }
+
+/// Runs `zonewatch run` on one capture (2 workers, no periodic stats) with
+/// extra arguments; returns what it wrote to `out`, or why it failed.
+pub fn run_zonewatch(cap: &Path, extra: &[&str], out: &Path) -> Result<String, String> {
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_zonewatch"))
+        .arg("run")
+        .arg("--pcap")
+        .arg(cap)
+        .arg("--output")
+        .arg(out)
+        .args(["--workers", "2", "--set", "stats.interval=0"])
+        .args(extra)
+        .output()
+        .map_err(|e| format!("cannot run zonewatch: {e}"))?;
+    if !o.status.success() {
+        return Err(format!(
+            "zonewatch exited with {}: {}",
+            o.status,
+            String::from_utf8_lossy(&o.stderr).trim()
+        ));
+    }
+    std::fs::read_to_string(out).map_err(|e| format!("reading output: {e}"))
+}
