@@ -86,6 +86,7 @@ fn pipeline(path: &Path, stage: Stage, workers: usize) -> (Figure, serde_json::V
         stats_interval: 0,
         progress: false,
         stop: Arc::new(AtomicBool::new(false)),
+        detect: None,
     };
     let t = Instant::now();
     let r = zonewatch_pipeline::run(&cfg, opts, writer).expect("pipeline run");

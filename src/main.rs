@@ -142,12 +142,7 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
             bail!("{}: no such rule file or directory", r.display());
         }
     }
-    if !a.rules.is_empty() {
-        tracing::warn!(
-            "signature, Sigma and detector rules are not evaluated yet; {} rule path(s) ignored",
-            a.rules.len()
-        );
-    }
+    let detect = load_rules(&a.rules)?;
     let _ = a.checksum_checks;
     let (inputs, ids) = if a.pcap.is_empty() {
         let run_id = std::time::SystemTime::now()
@@ -216,6 +211,7 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
         stats_interval: cfg.stats_interval,
         progress: !live && std::io::stderr().is_terminal() && out_path != "-",
         stop,
+        detect,
     };
     let started = std::time::Instant::now();
     let report = zonewatch_pipeline::run(&cfg, opts, writer)?;
@@ -224,6 +220,44 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
         eprintln!("zonewatch: warning: {w}");
     }
     Ok(())
+}
+
+/// Loads the signature files under the `--rules` paths. Rules that cannot
+/// be used are skipped with a warning each (file:line, sid, reason) and a
+/// summary; only an unreadable path is an error.
+fn load_rules(paths: &[PathBuf]) -> anyhow::Result<Option<Arc<zonewatch_detect::Engine>>> {
+    if paths.is_empty() {
+        return Ok(None);
+    }
+    let cfg = zonewatch_detect::DetectConfig::default();
+    let engine = zonewatch_detect::Engine::load(paths, &cfg).context("loading rules")?;
+    let r = &engine.report;
+    for w in &r.config_warnings {
+        tracing::warn!("{w}");
+    }
+    for e in &r.errors {
+        tracing::warn!("rule skipped: {e}");
+    }
+    let mut top: Vec<(&String, &usize)> = r.reasons.iter().collect();
+    top.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    let top: Vec<String> = top
+        .iter()
+        .take(5)
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect();
+    eprintln!(
+        "zonewatch: rules: {} loaded, {} skipped from {} file(s) in {:.2}s{}",
+        r.loaded,
+        r.skipped,
+        r.files.len(),
+        r.load_time.as_secs_f64(),
+        if top.is_empty() {
+            String::new()
+        } else {
+            format!(" (top reasons: {})", top.join(", "))
+        }
+    );
+    Ok(Some(Arc::new(engine)))
 }
 
 /// A short, readable summary on stderr.

@@ -130,6 +130,11 @@ impl EveContext {
         if let Some(id) = ev.flow_id {
             j.u64("flow_id", id);
         }
+        if let EventBody::Alert(a) = &ev.body {
+            if let Some(c) = a.pcap_cnt {
+                j.u64("pcap_cnt", c);
+            }
+        }
         if let Some(i) = &ev.in_iface {
             j.str("in_iface", i);
         }
@@ -219,6 +224,61 @@ impl EveContext {
                 j.ascii("type", a.kind);
                 j.ascii("event", a.event);
                 j.end();
+            }
+            EventBody::Alert(a) => {
+                j.begin("alert");
+                // IDS mode: nothing is blocked, whatever the rule's action.
+                j.ascii("action", "allowed");
+                j.u64("gid", a.gid as u64);
+                j.u64("signature_id", a.signature_id);
+                j.u64("rev", a.rev as u64);
+                j.str("signature", &a.signature);
+                j.str("category", &a.category);
+                j.u64("severity", a.severity as u64);
+                if !a.metadata.is_empty() {
+                    j.begin("metadata");
+                    let mut done: Vec<&str> = Vec::new();
+                    for (k, _) in a.metadata.iter() {
+                        if done.contains(&k.as_str()) {
+                            continue;
+                        }
+                        done.push(k);
+                        j.key(k);
+                        j.out.push('[');
+                        let mut first = true;
+                        for (_, v) in a.metadata.iter().filter(|(k2, _)| k2 == k) {
+                            if !first {
+                                j.out.push(',');
+                            }
+                            first = false;
+                            j.out
+                                .push_str(&serde_json::to_string(v).expect("strings serialize"));
+                        }
+                        j.out.push(']');
+                    }
+                    j.end();
+                }
+                if let (Some(dest), Some(addr)) = (a.target_dest, &ev.addr) {
+                    let src = (addr.src_ip, addr.src_port);
+                    let dst = (addr.dest_ip, addr.dest_port);
+                    let (source, target) = if dest { (src, dst) } else { (dst, src) };
+                    for (name, (ip, port)) in [("source", source), ("target", target)] {
+                        j.begin(name);
+                        j.ip("ip", ip);
+                        if let Some(p) = port {
+                            j.u64("port", p as u64);
+                        }
+                        j.end();
+                    }
+                }
+                j.end();
+                if a.rule_action != "alert" {
+                    j.ascii("rule_action", a.rule_action);
+                }
+                if let Some(ts) = a.to_server {
+                    j.ascii("direction", if ts { "to_server" } else { "to_client" });
+                }
+                j.u64("stream", a.stream as u64);
             }
             EventBody::Stats(v) => {
                 j.key("stats");

@@ -73,6 +73,8 @@ pub struct RunOptions {
     /// Set to stop early (Ctrl-C); readers finish their batch and the run
     /// ends as if the input had ended.
     pub stop: Arc<AtomicBool>,
+    /// Signature engine, when rules were given.
+    pub detect: Option<Arc<zonewatch_detect::Engine>>,
 }
 
 /// What a run did.
@@ -106,6 +108,9 @@ pub(crate) struct Batch {
 
 pub(crate) struct PacketMeta {
     pub pos: u64,
+    /// Packet number in the input (1-based; Suricata's `pcap_cnt`); a
+    /// reassembled datagram carries its last fragment's.
+    pub cnt: u64,
     pub ts: Timestamp,
     /// Wire bytes; for a reassembled datagram, of all its fragments.
     pub wire_len: u32,
@@ -149,7 +154,8 @@ pub fn run(cfg: &Config, opts: RunOptions, writer: EventWriter) -> Result<RunRep
     for w in 0..n {
         let (tx, rx) = bounded::<WorkMsg>(cfg.queue_batches);
         work_txs.push(tx);
-        let wcfg = worker::WorkerConfig::from_config(cfg, n, &opts.inputs, opts.stage);
+        let mut wcfg = worker::WorkerConfig::from_config(cfg, n, &opts.inputs, opts.stage);
+        wcfg.detect = opts.detect.clone();
         let out_tx = out_tx.clone();
         let free_tx = free_tx.clone();
         handles.push(
@@ -162,11 +168,12 @@ pub fn run(cfg: &Config, opts: RunOptions, writer: EventWriter) -> Result<RunRep
     drop(free_tx);
     let out_handle = {
         let interval = opts.stats_interval;
+        let filter = opts.detect.clone().map(zonewatch_detect::AlertFilter::new);
         let out_tx_for_reader = out_tx.clone();
         drop(out_tx);
         let h = std::thread::Builder::new()
             .name("zw-output".into())
-            .spawn(move || output::run(out_rx, writer, n, ordered, interval))
+            .spawn(move || output::run(out_rx, writer, n, ordered, interval, filter))
             .expect("spawn output thread");
         (h, out_tx_for_reader)
     };

@@ -26,6 +26,39 @@ pub(crate) enum OutMsg {
     },
 }
 
+/// Applies thresholds to alerts in output order (so the result does not
+/// depend on the worker count) and writes what passes.
+struct Filtered {
+    filter: Option<zonewatch_detect::AlertFilter>,
+    /// Alerts held back by thresholds or suppressions.
+    held: u64,
+}
+
+impl Filtered {
+    fn write(&mut self, w: &mut EventWriter, mut e: Event) -> std::io::Result<()> {
+        if let (Some(f), EventBody::Alert(a), Some(addr)) = (&mut self.filter, &mut e.body, &e.addr)
+        {
+            use zonewatch_detect::{Decision, NewAction};
+            match f.decide(a.rule, addr.src_ip, addr.dest_ip, e.ts) {
+                Decision::Alert => {}
+                Decision::AlertWithAction(n) => {
+                    a.rule_action = match n {
+                        NewAction::Drop | NewAction::Sdrop => "drop",
+                        NewAction::Reject => "reject",
+                        NewAction::Pass => "pass",
+                        NewAction::Alert | NewAction::Log => "alert",
+                    }
+                }
+                Decision::Silent | Decision::Discard => {
+                    self.held += 1;
+                    return Ok(());
+                }
+            }
+        }
+        w.write(&e)
+    }
+}
+
 struct Merge {
     queues: Vec<VecDeque<Event>>,
     /// Per worker: every event it will still send sorts at or above this.
@@ -35,7 +68,7 @@ struct Merge {
 
 impl Merge {
     /// Writes every event no worker can still precede.
-    fn drain(&mut self, w: &mut EventWriter, all: bool) -> std::io::Result<()> {
+    fn drain(&mut self, w: &mut EventWriter, f: &mut Filtered, all: bool) -> std::io::Result<()> {
         let limit = if all {
             EventKey {
                 pos: u64::MAX,
@@ -57,7 +90,7 @@ impl Merge {
             let e = self.queues[i]
                 .pop_front()
                 .expect("heap mirrors queue heads");
-            w.write(&e)?;
+            f.write(w, e)?;
             if let Some(n) = self.queues[i].front() {
                 heap.push(Reverse((n.key, i)));
             }
@@ -72,7 +105,9 @@ pub(crate) fn run(
     workers: usize,
     ordered: bool,
     stats_interval: u64,
+    filter: Option<zonewatch_detect::AlertFilter>,
 ) -> Result<serde_json::Value, std::io::Error> {
+    let mut filtered = Filtered { filter, held: 0 };
     let started = Instant::now();
     let mut merge = Merge {
         queues: (0..workers).map(|_| VecDeque::new()).collect(),
@@ -115,12 +150,12 @@ pub(crate) fn run(
                     merge.queues[worker].extend(events);
                     merge.done_below[worker] = done_below;
                     if result.is_ok() {
-                        result = merge.drain(&mut writer, false);
+                        result = merge.drain(&mut writer, &mut filtered, false);
                     }
                 } else {
-                    for e in &events {
+                    for e in events {
                         if result.is_ok() {
-                            result = writer.write(e);
+                            result = filtered.write(&mut writer, e);
                         }
                     }
                 }
@@ -147,7 +182,7 @@ pub(crate) fn run(
                 &writer.written,
                 writer.filtered,
                 live,
-                writer.sink_stats(),
+                with_held(writer.sink_stats(), filtered.held),
             );
             // Periodic stats sort after every event at the current position.
             let pos = merge.done_below.iter().map(|k| k.pos).min().unwrap_or(0);
@@ -161,7 +196,7 @@ pub(crate) fn run(
         }
     }
     if result.is_ok() {
-        result = merge.drain(&mut writer, true);
+        result = merge.drain(&mut writer, &mut filtered, true);
     }
     let (end_pos, mut end_ts) = end.unwrap_or((0, last_clock));
     if end_ts == Timestamp::default() {
@@ -178,7 +213,7 @@ pub(crate) fn run(
         &writer.written,
         writer.filtered,
         live,
-        writer.sink_stats(),
+        with_held(writer.sink_stats(), filtered.held),
     );
     let ev = stats_event(end_pos + 1, u64::MAX, end_ts.max(last_clock), v.clone());
     if result.is_ok() {
@@ -188,6 +223,14 @@ pub(crate) fn run(
         result = writer.flush();
     }
     result.map(|()| v)
+}
+
+fn with_held(
+    mut sinks: Vec<(&'static str, serde_json::Value)>,
+    held: u64,
+) -> Vec<(&'static str, serde_json::Value)> {
+    sinks.push(("detect.thresholded", serde_json::Value::from(held)));
+    sinks
 }
 
 fn stats_event(pos: u64, sub: u64, ts: Timestamp, v: serde_json::Value) -> Event {

@@ -62,6 +62,8 @@ struct Dispatcher<'a> {
     stats: ReaderStats,
     /// Next input position.
     pos: u64,
+    /// Packets read so far (`pcap_cnt` of the last one).
+    cnt: u64,
     /// The shared clock: the latest packet time seen.
     clock: Option<Timestamp>,
     out: &'a Sender<OutMsg>,
@@ -115,6 +117,7 @@ impl Dispatcher<'_> {
     }
 
     fn packet(&mut self, iface: u16, link: LinkType, ts: Timestamp, data: &[u8], wire_len: u32) {
+        self.cnt += 1;
         // Advance the shared clock; a new second ticks every worker, so
         // timeouts fire at the same input position whatever the worker count.
         match self.clock {
@@ -219,6 +222,7 @@ impl Dispatcher<'_> {
         b.data.extend_from_slice(data);
         b.packets.push(PacketMeta {
             pos: self.pos,
+            cnt: self.cnt,
             ts,
             wire_len,
             pkts,
@@ -320,6 +324,7 @@ pub(crate) fn run(
         live,
         stats: ReaderStats::new(),
         pos: 0,
+        cnt: 0,
         clock: None,
         out,
         last_publish: Instant::now(),

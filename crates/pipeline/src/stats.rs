@@ -90,6 +90,8 @@ pub struct WorkerStats {
     pub ssn_memcap_drop: u64,
     /// Stream events raised, by Suricata name.
     pub stream_events: std::collections::BTreeMap<&'static str, u64>,
+    /// Signature detection counters.
+    pub detect: zonewatch_detect::DetectCounters,
 }
 
 impl WorkerStats {
@@ -104,6 +106,7 @@ impl WorkerStats {
             stream: Default::default(),
             ssn_memcap_drop: 0,
             stream_events: Default::default(),
+            detect: Default::default(),
         }
     }
 }
@@ -288,6 +291,17 @@ pub(crate) fn build(
         put(&mut m, &format!("output.events.{t}"), n(*c));
     }
     put(&mut m, "output.filtered", n(filtered));
+    let mut d = zonewatch_detect::DetectCounters::default();
+    for w in workers.iter().flatten() {
+        d.packets += w.detect.packets;
+        d.candidates += w.detect.candidates;
+        d.alerts += w.detect.alerts;
+        d.alert_overflow += w.detect.alert_overflow;
+    }
+    put(&mut m, "detect.packets", n(d.packets));
+    put(&mut m, "detect.candidates", n(d.candidates));
+    put(&mut m, "detect.matches", n(d.alerts));
+    put(&mut m, "detect.alert_queue_overflow", n(d.alert_overflow));
     for (section, v) in sinks {
         put(&mut m, section, v);
     }

@@ -27,6 +27,8 @@ pub(crate) struct WorkerConfig {
     /// Interface names by reader index (live mode), for `in_iface`.
     ifaces: Vec<std::sync::Arc<str>>,
     stage: crate::Stage,
+    /// Signature engine, when rules were given.
+    pub(crate) detect: Option<std::sync::Arc<zonewatch_detect::Engine>>,
 }
 
 fn st(t: &ProtoTimeouts) -> StateTimeouts {
@@ -71,6 +73,7 @@ impl WorkerConfig {
             },
             ifaces: ifaces.clone(),
             stage,
+            detect: None,
             flow: FlowConfig {
                 // The flow memcap is shared evenly: each worker owns its table.
                 memcap_bytes: c.flow_memcap / workers.max(1) as u64,
@@ -103,6 +106,15 @@ struct Worker {
     out: Sender<OutMsg>,
     events: Vec<Event>,
     last_publish: Instant,
+    detector: Option<zonewatch_detect::Detector>,
+    hits: Vec<zonewatch_detect::Hit>,
+    /// This packet's reassembled stream bytes: (to_server, offset, start, len) into `sbuf`.
+    schunks: Vec<(bool, u64, u32, u32)>,
+    sbuf: Vec<u8>,
+    /// This packet's stream event names.
+    snames: Vec<&'static str>,
+    /// This packet's payload went into an established session.
+    in_stream: bool,
 }
 
 /// The anomaly events of one packet's decoder events.
@@ -154,6 +166,12 @@ impl Worker {
             self.stats.pkts += 1;
             let d = &p.decoded;
             let first_event = self.events.len();
+            let mut flow_view = None;
+            let mut flow_slot = None;
+            self.schunks.clear();
+            self.sbuf.clear();
+            self.snames.clear();
+            self.in_stream = false;
             if !d.events.is_empty() {
                 anomaly_events(p.pos, p.ts, d, &mut self.events);
             }
@@ -178,6 +196,28 @@ impl Worker {
                 self.close_ended(first_event);
                 if let Some(f) = self.flows.get_mut(r.slot) {
                     let id = f.flow_id;
+                    let to_server = r.dir == zonewatch_types::Direction::ToServer;
+                    let di = if to_server { 0 } else { 1 };
+                    let established = match tuple.proto {
+                        6 => matches!(
+                            f.tcp_state,
+                            zonewatch_flow::TcpState::Established
+                                | zonewatch_flow::TcpState::FinWait1
+                                | zonewatch_flow::TcpState::FinWait2
+                                | zonewatch_flow::TcpState::CloseWait
+                                | zonewatch_flow::TcpState::Closing
+                                | zonewatch_flow::TcpState::LastAck
+                                | zonewatch_flow::TcpState::TimeWait
+                        ),
+                        _ => f.pkts[0] > 0 && f.pkts[1] > 0,
+                    };
+                    flow_view = Some(zonewatch_detect::FlowView {
+                        id,
+                        to_server,
+                        established,
+                        first_in_dir: f.pkts[di] == p.pkts as u64,
+                    });
+                    flow_slot = Some(r.slot);
                     if let (Some(t), true) = (tcp, self.stage == crate::Stage::Full) {
                         let bytes = &b.data[p.start as usize..(p.start + p.len) as usize];
                         let payload = bytes
@@ -194,6 +234,10 @@ impl Worker {
                         }
                     }
                 }
+            }
+            if self.detector.is_some() {
+                let bytes = &b.data[p.start as usize..(p.start + p.len) as usize];
+                self.detect(p, bytes, flow_view, flow_slot);
             }
             if let Some(name) = self.ifaces.get(p.iface as usize) {
                 for e in &mut self.events[first_event..] {
@@ -235,16 +279,31 @@ impl Worker {
         }
         let s = self.sessions.get_mut(&flow_id).expect("just ensured");
         self.stream_events.clear();
-        // The signature engine will read reassembled bytes here; the
-        // reassembler counts them (tcp.reassembled_bytes).
+        // Reassembled bytes are kept for detection when rules are loaded.
+        let keep = self.detector.is_some();
+        let (sbuf, schunks) = (&mut self.sbuf, &mut self.schunks);
         self.reasm.segment(
             s,
             dir,
             tcp,
             payload,
             &mut self.stream_events,
-            &mut |_, _, _| {},
+            &mut |d, off, data| {
+                if keep && !data.is_empty() {
+                    schunks.push((
+                        d == zonewatch_types::Direction::ToServer,
+                        off,
+                        sbuf.len() as u32,
+                        data.len() as u32,
+                    ));
+                    sbuf.extend_from_slice(data);
+                }
+            },
         );
+        self.in_stream = s.state() == zonewatch_stream::SessionState::Established;
+        for e in &self.stream_events {
+            self.snames.push(e.name());
+        }
         if self.stream_events.is_empty() {
             return;
         }
@@ -286,6 +345,9 @@ impl Worker {
     fn close_ended(&mut self, from: usize) {
         for i in from..self.events.len() {
             if let (EventBody::Flow(_), Some(id)) = (&self.events[i].body, self.events[i].flow_id) {
+                if let Some(d) = &mut self.detector {
+                    d.flow_end(id);
+                }
                 if let Some(s) = self.sessions.remove(&id) {
                     let s = *s;
                     self.stream_events.clear();
@@ -339,8 +401,88 @@ impl Worker {
         });
     }
 
+    /// Runs the signature engine on one packet; alerts become events of the
+    /// packet, after its anomaly events.
+    fn detect(
+        &mut self,
+        p: &crate::PacketMeta,
+        bytes: &[u8],
+        flow: Option<zonewatch_detect::FlowView>,
+        slot: Option<u32>,
+    ) {
+        let Some(det) = &mut self.detector else {
+            return;
+        };
+        let chunks: Vec<zonewatch_detect::StreamChunk<'_>> = self
+            .schunks
+            .iter()
+            .map(|&(ts, off, s, l)| zonewatch_detect::StreamChunk {
+                to_server: ts,
+                offset: off,
+                data: &self.sbuf[s as usize..(s + l) as usize],
+            })
+            .collect();
+        let view = zonewatch_detect::PacketView {
+            data: bytes,
+            decoded: &p.decoded,
+            ts: p.ts,
+            flow,
+            stream: &chunks,
+            payload_in_stream: self.in_stream,
+            reassembled: p.pkts > 1,
+            stream_events: &self.snames,
+        };
+        self.hits.clear();
+        det.inspect(&view, &mut self.hits);
+        if self.hits.is_empty() {
+            return;
+        }
+        if let Some(f) = slot.and_then(|s| self.flows.get_mut(s)) {
+            f.alerted = true;
+        }
+        let base = self
+            .events
+            .iter()
+            .filter(|e| e.key.pos == p.pos && e.key.sub < EventKey::STATS)
+            .count() as u64;
+        let addr = anomaly_addr(&p.decoded);
+        let engine = det.engine().clone();
+        for (i, h) in self.hits.iter().enumerate() {
+            let m = engine.meta(h.rule);
+            self.events.push(Event {
+                key: EventKey {
+                    pos: p.pos,
+                    sub: base + i as u64,
+                },
+                ts: p.ts,
+                flow_id: flow.map(|f| f.id),
+                addr,
+                community_id: None,
+                in_iface: None,
+                body: EventBody::Alert(Box::new(zonewatch_types::AlertRecord {
+                    rule: h.rule,
+                    rule_action: m.action,
+                    gid: m.gid,
+                    signature_id: m.sid,
+                    rev: m.rev,
+                    signature: m.msg.clone(),
+                    category: m.category.clone(),
+                    severity: m.severity,
+                    metadata: m.metadata.clone(),
+                    stream: h.stream,
+                    to_server: flow.map(|f| f.to_server),
+                    pcap_cnt: Some(p.cnt),
+                    target_dest: m.target_dest,
+                })),
+            });
+        }
+    }
+
     fn publish(&mut self) {
         self.last_publish = Instant::now();
+        if let Some(d) = &self.detector {
+            self.stats.detect = d.counters.clone();
+        }
         self.stats.flow = self.flows.counters();
         self.stats.stream = self.reasm.counters();
         let _ = self
@@ -369,6 +511,12 @@ pub(crate) fn run(
         out,
         events: Vec::new(),
         last_publish: Instant::now(),
+        detector: cfg.detect.map(zonewatch_detect::Detector::new),
+        hits: Vec::new(),
+        schunks: Vec::new(),
+        sbuf: Vec::new(),
+        snames: Vec::new(),
+        in_stream: false,
     };
     for msg in rx.iter() {
         match msg {

@@ -73,6 +73,8 @@ pub enum EventBody {
     Anomaly(AnomalyRecord),
     /// Counters; already nested as EVE writes them.
     Stats(serde_json::Value),
+    /// A rule matched.
+    Alert(Box<AlertRecord>),
 }
 
 impl EventBody {
@@ -82,6 +84,7 @@ impl EventBody {
             EventBody::Flow(_) => "flow",
             EventBody::Anomaly(_) => "anomaly",
             EventBody::Stats(_) => "stats",
+            EventBody::Alert(_) => "alert",
         }
     }
 }
@@ -129,4 +132,37 @@ pub struct AnomalyRecord {
     pub kind: &'static str,
     /// Suricata's event name, e.g. `decoder.ipv4.trunc_pkt`.
     pub event: &'static str,
+}
+
+/// An alert: a signature (or, later, a log or anomaly detector) matched.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertRecord {
+    /// Index of the rule in the detection engine that raised it (for
+    /// thresholds applied after the merge).
+    pub rule: u32,
+    /// The rule's action word: `alert`, `drop`, `reject`. In IDS mode every
+    /// alert is `allowed` in EVE; the rule's own action is kept beside it.
+    pub rule_action: &'static str,
+    /// Generator id.
+    pub gid: u32,
+    /// Signature id.
+    pub signature_id: u64,
+    /// Revision.
+    pub rev: u32,
+    /// Message.
+    pub signature: std::sync::Arc<str>,
+    /// Classification description.
+    pub category: std::sync::Arc<str>,
+    /// 1 (highest) to 4.
+    pub severity: u8,
+    /// Metadata pairs in rule order.
+    pub metadata: std::sync::Arc<[(String, String)]>,
+    /// Matched on reassembled stream data.
+    pub stream: bool,
+    /// Direction of the packet in its flow (`Some(true)` = to server).
+    pub to_server: Option<bool>,
+    /// Packet number in the capture (file mode).
+    pub pcap_cnt: Option<u64>,
+    /// `target:` keyword: `Some(true)` when the target is the destination.
+    pub target_dest: Option<bool>,
 }

@@ -9,7 +9,9 @@
 pub mod event;
 pub mod time;
 
-pub use event::{AddrInfo, AnomalyRecord, Event, EventBody, EventKey, FlowRecord, TcpRecord};
+pub use event::{
+    AddrInfo, AlertRecord, AnomalyRecord, Event, EventBody, EventKey, FlowRecord, TcpRecord,
+};
 pub use time::{Timestamp, UtcOffset};
 
 #[cfg(test)]

@@ -1,0 +1,693 @@
+//! Loading rule files and compiling them into the engine.
+
+use crate::program::{CompileError, Program};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use zonewatch_ruleconf::{
+    AddressSet, Classifications, PortSet, RuleThreshold, ThresholdConfig, Vars,
+};
+use zonewatch_rules::{
+    Action, ErrorKind, FlowOpts, Flowbit, HeaderTest, Item, Origin, RuleError, Signature,
+};
+
+/// Where the engine's site configuration comes from.
+#[derive(Debug, Clone, Default)]
+pub struct DetectConfig {
+    /// Address-group overrides (`HOME_NET` → `[10.0.0.0/8]`).
+    pub address_groups: Vec<(String, String)>,
+    /// Port-group overrides.
+    pub port_groups: Vec<(String, String)>,
+    /// `classification.config` to use instead of the built-in one.
+    pub classification_file: Option<PathBuf>,
+    /// `threshold.config`, if any.
+    pub threshold_file: Option<PathBuf>,
+    /// Bytes of already inspected stream kept per direction so that a
+    /// pattern split across segments still matches.
+    pub stream_window: usize,
+}
+
+/// What a rule says about itself, for the alert record.
+#[derive(Debug, Clone)]
+pub struct RuleMeta {
+    /// Generator id.
+    pub gid: u32,
+    /// Signature id.
+    pub sid: u64,
+    /// Revision.
+    pub rev: u32,
+    /// `msg`.
+    pub msg: Arc<str>,
+    /// Classification description ("" without classtype).
+    pub category: Arc<str>,
+    /// 1 (highest) to 4; from `priority`, else the classtype, else 3.
+    pub severity: u8,
+    /// Action word (`alert`, `drop`, `reject`, `pass`).
+    pub action: &'static str,
+    /// Metadata pairs.
+    pub metadata: Arc<[(String, String)]>,
+    /// Where the rule was written.
+    pub origin: String,
+    /// `target:` keyword: `Some(true)` when the target is the destination.
+    pub target_dest: Option<bool>,
+}
+
+/// What loading found: counts, reasons, every skipped rule, time taken.
+#[derive(Debug, Default, Clone)]
+pub struct LoadReport {
+    /// Rule files read.
+    pub files: Vec<PathBuf>,
+    /// Rules loaded.
+    pub loaded: usize,
+    /// Rules skipped.
+    pub skipped: usize,
+    /// Skip reasons with their counts.
+    pub reasons: BTreeMap<String, usize>,
+    /// Every skipped rule.
+    pub errors: Vec<RuleError>,
+    /// Problems in classification/threshold files.
+    pub config_warnings: Vec<String>,
+    /// Time to read, parse and compile.
+    pub load_time: Duration,
+}
+
+impl LoadReport {
+    fn skip(&mut self, e: RuleError) {
+        self.skipped += 1;
+        *self.reasons.entry(e.reason()).or_default() += 1;
+        self.errors.push(e);
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Proto {
+    Any,
+    V4,
+    V6,
+    Tcp,
+    TcpPkt,
+    TcpStream,
+    Udp,
+    Icmp,
+    Icmp4,
+    Icmp6,
+    Sctp,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum HdrBuf {
+    Ipv4,
+    Ipv6,
+    Tcp,
+    Udp,
+    Icmp4,
+    Icmp6,
+}
+
+#[derive(Debug)]
+pub(crate) enum FbCheck {
+    IsSet(Vec<u32>, bool),
+    IsNotSet(Vec<u32>, bool),
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum FbCmd {
+    Set(u32),
+    Unset(u32),
+    Toggle(u32),
+}
+
+pub(crate) struct Rule {
+    pub meta: RuleMeta,
+    pub action: Action,
+    pub noalert: bool,
+    pub proto: Proto,
+    pub src: AddressSet,
+    pub dst: AddressSet,
+    pub sport: PortSet,
+    pub dport: PortSet,
+    pub bidir: bool,
+    pub flow: FlowOpts,
+    pub tests: Vec<HeaderTest>,
+    pub payload: Option<Program>,
+    pub hdr: Vec<(HdrBuf, Program)>,
+    pub fb_checks: Vec<FbCheck>,
+    pub fb_cmds: Vec<FbCmd>,
+    pub threshold: Option<RuleThreshold>,
+    pub decode_events: Vec<String>,
+    pub stream_events: Vec<String>,
+    /// Suricata's IP-only rules: checked on the first packet of each flow
+    /// direction only.
+    pub iponly: bool,
+}
+
+/// Coarse protocol classes for the rules checked on every packet.
+pub(crate) const CLASSES: usize = 4;
+pub(crate) fn class_of(proto: u8) -> usize {
+    match proto {
+        6 => 0,
+        17 => 1,
+        1 | 58 => 2,
+        _ => 3,
+    }
+}
+
+/// The compiled rule set, shared read-only by all workers.
+pub struct Engine {
+    pub(crate) rules: Vec<Rule>,
+    /// Prefilter over fast patterns: case-sensitive and ASCII-caseless.
+    pub(crate) exact: Option<AhoCorasick>,
+    pub(crate) nocase: Option<AhoCorasick>,
+    pub(crate) exact_rules: Vec<Vec<u32>>,
+    pub(crate) nocase_rules: Vec<Vec<u32>>,
+    /// Rules without a fast pattern, by protocol class.
+    pub(crate) always: [Vec<u32>; CLASSES],
+    pub(crate) flowbit_count: usize,
+    pub(crate) threshold_cfg: Arc<ThresholdConfig>,
+    pub(crate) stream_window: usize,
+    /// The load report.
+    pub report: LoadReport,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("rules", &self.rules.len())
+            .finish()
+    }
+}
+
+fn err(origin: &Origin, sid: u64, keyword: &str, detail: String, unsupported: bool) -> RuleError {
+    RuleError {
+        origin: origin.clone(),
+        column: 1,
+        sid: Some(sid),
+        kind: if unsupported {
+            ErrorKind::Unsupported {
+                keyword: keyword.to_string(),
+                detail,
+            }
+        } else {
+            ErrorKind::Invalid(format!("{keyword}: {detail}"))
+        },
+    }
+}
+
+/// Rule files under the given paths: files as given, directories searched
+/// recursively for `*.rules`, in name order.
+fn rule_files(paths: &[PathBuf]) -> std::io::Result<Vec<PathBuf>> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+        let mut entries: Vec<_> = std::fs::read_dir(dir)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .collect();
+        entries.sort();
+        for p in entries {
+            if p.is_dir() {
+                walk(&p, out)?;
+            } else if p.extension().is_some_and(|e| e == "rules") {
+                out.push(p);
+            }
+        }
+        Ok(())
+    }
+    let mut out = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            walk(p, &mut out)?;
+        } else if p.extension().is_some_and(|e| e == "rules") || !p.exists() {
+            // A missing file is an error the caller reports.
+            std::fs::metadata(p)?;
+            out.push(p.clone());
+        }
+    }
+    Ok(out)
+}
+
+impl Engine {
+    /// Reads and compiles every `.rules` file under `paths`. Fails only when
+    /// a path cannot be read at all.
+    pub fn load(paths: &[PathBuf], cfg: &DetectConfig) -> std::io::Result<Engine> {
+        let t0 = Instant::now();
+        let files = rule_files(paths)?;
+        let mut texts = Vec::with_capacity(files.len());
+        for f in &files {
+            let bytes = std::fs::read(f)?;
+            texts.push((
+                f.display().to_string(),
+                String::from_utf8_lossy(&bytes).into_owned(),
+            ));
+        }
+        let refs: Vec<(&str, &str)> = texts
+            .iter()
+            .map(|(n, t)| (n.as_str(), t.as_str()))
+            .collect();
+        let mut e = Engine::from_texts(&refs, cfg);
+        e.report.files = files;
+        e.report.load_time = t0.elapsed();
+        Ok(e)
+    }
+
+    /// Compiles rules given as (file label, text) pairs.
+    pub fn from_texts(texts: &[(&str, &str)], cfg: &DetectConfig) -> Engine {
+        let t0 = Instant::now();
+        let mut report = LoadReport::default();
+        let (vars, var_errors) = Vars::build(
+            cfg.address_groups
+                .iter()
+                .map(|(a, b)| (a.as_str(), b.as_str())),
+            cfg.port_groups
+                .iter()
+                .map(|(a, b)| (a.as_str(), b.as_str())),
+        );
+        for e in var_errors {
+            report.config_warnings.push(format!("vars: {e}"));
+        }
+        let classes = match &cfg.classification_file {
+            Some(p) => match Classifications::load(p) {
+                Ok((c, errs)) => {
+                    for e in errs {
+                        report.config_warnings.push(e.to_string());
+                    }
+                    c
+                }
+                Err(e) => {
+                    report.config_warnings.push(e.to_string());
+                    Classifications::builtin()
+                }
+            },
+            None => Classifications::builtin(),
+        };
+        let threshold_cfg = match &cfg.threshold_file {
+            Some(p) => match ThresholdConfig::load(p, &vars) {
+                Ok((t, errs)) => {
+                    for e in errs {
+                        report.config_warnings.push(e.to_string());
+                    }
+                    t
+                }
+                Err(e) => {
+                    report.config_warnings.push(e.to_string());
+                    ThresholdConfig::empty()
+                }
+            },
+            None => ThresholdConfig::empty(),
+        };
+        let mut flowbits: Vec<String> = Vec::new();
+        let mut rules: Vec<(Rule, Option<(Vec<u8>, bool)>, usize)> = Vec::new();
+        let mut seen: hashbrown::HashMap<(u32, u64), Origin> = hashbrown::HashMap::new();
+        for (file, text) in texts {
+            let (sigs, errs) = zonewatch_rules::parse_file(text, file);
+            for e in errs {
+                report.skip(e);
+            }
+            for s in sigs {
+                if let Some(first) = seen.get(&(s.gid, s.sid)) {
+                    let first = first.to_string();
+                    report.skip(err(
+                        &s.origin,
+                        s.sid,
+                        "sid",
+                        format!("duplicate of {first}"),
+                        false,
+                    ));
+                    continue;
+                }
+                match compile(&s, &vars, &classes, &mut flowbits) {
+                    Ok((r, fp)) => {
+                        seen.insert((s.gid, s.sid), s.origin.clone());
+                        let n = rules.len();
+                        rules.push((r, fp, n));
+                        report.loaded += 1;
+                    }
+                    Err(e) => report.skip(e),
+                }
+            }
+        }
+        // Suricata's evaluation order: action (pass, drop, reject, alert),
+        // flowbit setters before checkers, priority, then load order.
+        rules.sort_by_key(|(r, _, n)| {
+            let fb = match (r.fb_cmds.is_empty(), r.fb_checks.is_empty()) {
+                (false, true) => 0,
+                (false, false) => 1,
+                (true, false) => 2,
+                (true, true) => 3,
+            };
+            (r.action, fb, r.meta.severity, *n)
+        });
+        let mut exact_pats: Vec<Vec<u8>> = Vec::new();
+        let mut nocase_pats: Vec<Vec<u8>> = Vec::new();
+        let mut exact_rules: Vec<Vec<u32>> = Vec::new();
+        let mut nocase_rules: Vec<Vec<u32>> = Vec::new();
+        let mut exact_idx: hashbrown::HashMap<Vec<u8>, usize> = hashbrown::HashMap::new();
+        let mut nocase_idx: hashbrown::HashMap<Vec<u8>, usize> = hashbrown::HashMap::new();
+        let mut always: [Vec<u32>; CLASSES] = Default::default();
+        let mut out = Vec::with_capacity(rules.len());
+        for (i, (r, fp, _)) in rules.into_iter().enumerate() {
+            let i = i as u32;
+            match fp {
+                Some((pat, false)) => {
+                    let k = *exact_idx.entry(pat.clone()).or_insert_with(|| {
+                        exact_pats.push(pat);
+                        exact_rules.push(Vec::new());
+                        exact_pats.len() - 1
+                    });
+                    exact_rules[k].push(i);
+                }
+                Some((pat, true)) => {
+                    let low = pat.to_ascii_lowercase();
+                    let k = *nocase_idx.entry(low.clone()).or_insert_with(|| {
+                        nocase_pats.push(low);
+                        nocase_rules.push(Vec::new());
+                        nocase_pats.len() - 1
+                    });
+                    nocase_rules[k].push(i);
+                }
+                None => {
+                    for (c, list) in always.iter_mut().enumerate() {
+                        if proto_in_class(r.proto, c) {
+                            list.push(i);
+                        }
+                    }
+                }
+            }
+            out.push(r);
+        }
+        let build = |pats: &[Vec<u8>], nocase: bool| -> Option<AhoCorasick> {
+            if pats.is_empty() {
+                return None;
+            }
+            AhoCorasickBuilder::new()
+                .match_kind(MatchKind::Standard)
+                .ascii_case_insensitive(nocase)
+                .build(pats)
+                .ok()
+        };
+        let exact = build(&exact_pats, false);
+        let nocase = build(&nocase_pats, true);
+        report.load_time = t0.elapsed();
+        Engine {
+            rules: out,
+            exact,
+            nocase,
+            exact_rules,
+            nocase_rules,
+            always,
+            flowbit_count: flowbits.len(),
+            threshold_cfg: Arc::new(threshold_cfg),
+            stream_window: if cfg.stream_window == 0 {
+                1024
+            } else {
+                cfg.stream_window
+            },
+            report,
+        }
+    }
+
+    /// Number of rules loaded.
+    pub fn len(&self) -> usize {
+        self.rules.len()
+    }
+
+    /// Whether no rule loaded.
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    /// A rule's metadata by its engine index (from [`crate::Hit`]).
+    pub fn meta(&self, rule: u32) -> &RuleMeta {
+        &self.rules[rule as usize].meta
+    }
+}
+
+fn proto_in_class(p: Proto, class: usize) -> bool {
+    match p {
+        Proto::Any | Proto::V4 | Proto::V6 => true,
+        Proto::Tcp | Proto::TcpPkt | Proto::TcpStream => class == 0,
+        Proto::Udp => class == 1,
+        Proto::Icmp | Proto::Icmp4 | Proto::Icmp6 => class == 2,
+        Proto::Sctp => class == 3,
+    }
+}
+
+const APP_PROTOS: &[&str] = &[
+    "http",
+    "http1",
+    "http2",
+    "dns",
+    "tls",
+    "ssl",
+    "ssh",
+    "ftp",
+    "ftp-data",
+    "smtp",
+    "imap",
+    "pop3",
+    "smb",
+    "dcerpc",
+    "nfs",
+    "tftp",
+    "ntp",
+    "dhcp",
+    "krb5",
+    "snmp",
+    "sip",
+    "rfb",
+    "mqtt",
+    "modbus",
+    "dnp3",
+    "enip",
+    "ike",
+    "ikev2",
+    "rdp",
+    "quic",
+    "bittorrent-dht",
+    "telnet",
+    "pgsql",
+    "websocket",
+    "ldap",
+    "irc",
+    "jabber",
+];
+
+type Compiled = (Rule, Option<(Vec<u8>, bool)>);
+
+fn compile(
+    s: &Signature,
+    vars: &Vars,
+    classes: &Classifications,
+    flowbits: &mut Vec<String>,
+) -> Result<Compiled, RuleError> {
+    let o = &s.origin;
+    let sid = s.sid;
+    let proto = match s.header.proto.as_str() {
+        "ip" | "pkthdr" => Proto::Any,
+        "ipv4" | "ip4" => Proto::V4,
+        "ipv6" | "ip6" => Proto::V6,
+        "tcp" => Proto::Tcp,
+        "tcp-pkt" => Proto::TcpPkt,
+        "tcp-stream" => Proto::TcpStream,
+        "udp" => Proto::Udp,
+        "icmp" => Proto::Icmp,
+        "icmpv4" => Proto::Icmp4,
+        "icmpv6" => Proto::Icmp6,
+        "sctp" => Proto::Sctp,
+        p if APP_PROTOS.contains(&p) => {
+            return Err(err(
+                o,
+                sid,
+                "protocol",
+                format!("{p} (app-layer protocol)"),
+                true,
+            ))
+        }
+        p => return Err(err(o, sid, "protocol", p.to_string(), true)),
+    };
+    let addr = |text: &str| {
+        vars.address(text)
+            .map_err(|e| err(o, sid, "address", e.to_string(), false))
+    };
+    let port = |text: &str| {
+        vars.port(text)
+            .map_err(|e| err(o, sid, "port", e.to_string(), false))
+    };
+    if s.header_tests
+        .iter()
+        .any(|t| matches!(t, HeaderTest::StreamSize(..)))
+    {
+        return Err(err(o, sid, "stream_size", String::new(), true));
+    }
+    let src = addr(&s.header.src)?;
+    let dst = addr(&s.header.dst)?;
+    let sport = port(&s.header.sport)?;
+    let dport = port(&s.header.dport)?;
+    let mut payload = None;
+    let mut hdr = Vec::new();
+    let mut fast: Option<(Vec<u8>, bool)> = None;
+    let mut extract_vars = Vec::new();
+    let cerr = |e: CompileError| err(o, sid, e.keyword, e.detail, e.unsupported);
+    for b in &s.buffers {
+        let prog = Program::compile(&b.items, &mut extract_vars).map_err(cerr)?;
+        match b.buffer.as_str() {
+            "pkt" => {
+                fast = fast_pattern(&b.items);
+                payload = Some(prog);
+            }
+            "ipv4.hdr" => hdr.push((HdrBuf::Ipv4, prog)),
+            "ipv6.hdr" => hdr.push((HdrBuf::Ipv6, prog)),
+            "tcp.hdr" => hdr.push((HdrBuf::Tcp, prog)),
+            "udp.hdr" => hdr.push((HdrBuf::Udp, prog)),
+            "icmpv4.hdr" => hdr.push((HdrBuf::Icmp4, prog)),
+            "icmpv6.hdr" => hdr.push((HdrBuf::Icmp6, prog)),
+            other => return Err(err(o, sid, other, "app-layer buffer".to_string(), true)),
+        }
+    }
+    let mut intern = |name: &str| -> u32 {
+        match flowbits.iter().position(|n| n == name) {
+            Some(i) => i as u32,
+            None => {
+                flowbits.push(name.to_string());
+                (flowbits.len() - 1) as u32
+            }
+        }
+    };
+    let mut fb_checks = Vec::new();
+    let mut fb_cmds = Vec::new();
+    for f in &s.flowbits {
+        match f {
+            Flowbit::Set(n) => fb_cmds.push(FbCmd::Set(intern(n))),
+            Flowbit::Unset(n) => fb_cmds.push(FbCmd::Unset(intern(n))),
+            Flowbit::Toggle(n) => fb_cmds.push(FbCmd::Toggle(intern(n))),
+            Flowbit::IsSet(ns, all) => {
+                fb_checks.push(FbCheck::IsSet(ns.iter().map(|n| intern(n)).collect(), *all))
+            }
+            Flowbit::IsNotSet(ns, all) => fb_checks.push(FbCheck::IsNotSet(
+                ns.iter().map(|n| intern(n)).collect(),
+                *all,
+            )),
+        }
+    }
+    let threshold = match (&s.threshold, &s.detection_filter) {
+        (Some(t), _) => Some(
+            zonewatch_ruleconf::parse_threshold_keyword(t)
+                .map_err(|e| err(o, sid, "threshold", e.to_string(), false))?,
+        ),
+        (None, Some(d)) => Some(
+            zonewatch_ruleconf::parse_detection_filter_keyword(d)
+                .map_err(|e| err(o, sid, "detection_filter", e.to_string(), false))?,
+        ),
+        (None, None) => None,
+    };
+    let class = match &s.classtype {
+        Some(c) => Some(classes.get(c).ok_or_else(|| {
+            err(
+                o,
+                sid,
+                "classtype",
+                format!("unknown classtype {c:?}"),
+                false,
+            )
+        })?),
+        None => None,
+    };
+    let severity = s
+        .priority
+        .or(class.map(|c| c.priority.min(255) as u8))
+        .unwrap_or(3)
+        .clamp(1, 255);
+    let iponly = s.buffers.is_empty()
+        && s.header_tests.is_empty()
+        && s.flowbits.is_empty()
+        && s.decode_events.is_empty()
+        && s.stream_events.is_empty()
+        && sport.is_any()
+        && dport.is_any()
+        && !s.flow.to_server
+        && !s.flow.to_client
+        && !s.flow.established
+        && !s.flow.not_established
+        && !s.flow.only_stream
+        && !matches!(proto, Proto::TcpStream);
+    let meta = RuleMeta {
+        gid: s.gid,
+        sid,
+        rev: s.rev,
+        msg: Arc::from(s.msg.as_str()),
+        category: Arc::from(class.map(|c| c.description.as_str()).unwrap_or("")),
+        severity,
+        action: match s.header.action {
+            Action::Alert => "alert",
+            Action::Drop => "drop",
+            Action::Reject => "reject",
+            Action::Pass => "pass",
+        },
+        metadata: Arc::from(s.metadata.clone()),
+        origin: s.origin.to_string(),
+        target_dest: s.target.as_deref().map(|t| t == "dest_ip"),
+    };
+    Ok((
+        Rule {
+            meta,
+            action: s.header.action,
+            noalert: s.noalert,
+            proto,
+            src,
+            dst,
+            sport,
+            dport,
+            bidir: s.header.bidirectional,
+            flow: s.flow,
+            tests: s.header_tests.clone(),
+            payload,
+            hdr,
+            fb_checks,
+            fb_cmds,
+            threshold,
+            decode_events: s
+                .decode_events
+                .iter()
+                .map(|e| {
+                    let e = e.strip_prefix("decoder.").unwrap_or(e);
+                    format!("decoder.{e}")
+                })
+                .collect(),
+            stream_events: s
+                .stream_events
+                .iter()
+                .map(|e| {
+                    let e = e.strip_prefix("stream.").unwrap_or(e);
+                    format!("stream.{e}")
+                })
+                .collect(),
+            iponly,
+        },
+        fast,
+    ))
+}
+
+/// The rule's fast pattern: the content marked `fast_pattern`, else the
+/// longest positive content (first of equals), as Suricata picks.
+fn fast_pattern(items: &[Item]) -> Option<(Vec<u8>, bool)> {
+    let mut best: Option<&zonewatch_rules::Content> = None;
+    for it in items {
+        if let Item::Content(c) = it {
+            if c.negated {
+                continue;
+            }
+            if c.fast_pattern.is_some() {
+                best = Some(c);
+                break;
+            }
+            if best.is_none_or(|b| c.pattern.len() > b.pattern.len()) {
+                best = Some(c);
+            }
+        }
+    }
+    let c = best?;
+    let pat = match c.fast_pattern.and_then(|f| f.chop) {
+        Some((off, len)) => c.pattern[off as usize..(off + len) as usize].to_vec(),
+        None => c.pattern.clone(),
+    };
+    Some((pat, c.nocase))
+}

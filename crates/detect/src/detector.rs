@@ -1,0 +1,611 @@
+//! Per-worker detection state and the per-packet evaluation.
+
+use crate::compile::{class_of, Engine, FbCheck, FbCmd, HdrBuf, Proto, Rule};
+use crate::program::MAX_VARS;
+use std::net::IpAddr;
+use std::sync::Arc;
+use zonewatch_decode::{Decoded, Transport};
+use zonewatch_rules::{Action, BitsMode, HeaderTest};
+use zonewatch_types::Timestamp;
+
+/// Most alerts one packet may raise (Suricata: `packet-alert-max`).
+const MAX_ALERTS_PER_PACKET: usize = 15;
+
+/// The flow a packet belongs to, as the worker knows it.
+#[derive(Debug, Clone, Copy)]
+pub struct FlowView {
+    /// Flow id (unique per run).
+    pub id: u64,
+    /// The packet goes from the flow's client to its server.
+    pub to_server: bool,
+    /// TCP: handshake complete; UDP and others: both directions seen.
+    pub established: bool,
+    /// First packet of the flow in this packet's direction.
+    pub first_in_dir: bool,
+}
+
+/// Reassembled stream bytes this packet made contiguous.
+#[derive(Debug, Clone, Copy)]
+pub struct StreamChunk<'a> {
+    /// Direction of the bytes: client to server.
+    pub to_server: bool,
+    /// Stream offset of the first byte.
+    pub offset: u64,
+    /// The bytes.
+    pub data: &'a [u8],
+}
+
+/// Everything detection sees of one packet.
+#[derive(Debug, Clone, Copy)]
+pub struct PacketView<'a> {
+    /// The packet's bytes as captured (or the reassembled datagram).
+    pub data: &'a [u8],
+    /// Its decoding.
+    pub decoded: &'a Decoded,
+    /// Packet time.
+    pub ts: Timestamp,
+    /// Its flow, if it belongs to one.
+    pub flow: Option<FlowView>,
+    /// Stream bytes made contiguous by this packet.
+    pub stream: &'a [StreamChunk<'a>],
+    /// The TCP payload was taken into a reassembled stream (it is then
+    /// inspected as stream data, not as a packet, unless a rule says so).
+    pub payload_in_stream: bool,
+    /// A datagram reassembled from fragments.
+    pub reassembled: bool,
+    /// Stream event names raised on this packet.
+    pub stream_events: &'a [&'static str],
+}
+
+/// A rule that matched a packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hit {
+    /// Engine index of the rule ([`Engine::meta`]).
+    pub rule: u32,
+    /// Matched on reassembled stream data.
+    pub stream: bool,
+}
+
+#[derive(Default)]
+struct Tail {
+    next: u64,
+    bytes: Vec<u8>,
+}
+
+#[derive(Default)]
+struct FlowState {
+    /// Bit 0: IP-only rules checked to server; bit 1: to client; bit 2: passed.
+    flags: u8,
+    bits: Vec<u64>,
+    tails: Option<Box<[Tail; 2]>>,
+}
+
+/// Counters of one detector.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DetectCounters {
+    /// Packets inspected.
+    pub packets: u64,
+    /// Candidate rules fully evaluated.
+    pub candidates: u64,
+    /// Alerts raised.
+    pub alerts: u64,
+    /// Alerts over the per-packet cap.
+    pub alert_overflow: u64,
+}
+
+/// One worker's detection state. Not shared: each worker owns one.
+pub struct Detector {
+    engine: Arc<Engine>,
+    flows: hashbrown::HashMap<u64, FlowState>,
+    stamp: Vec<u32>,
+    generation: u32,
+    cands: Vec<u32>,
+    window: Vec<u8>,
+    /// Counters.
+    pub counters: DetectCounters,
+}
+
+impl Detector {
+    /// A detector for one worker.
+    pub fn new(engine: Arc<Engine>) -> Detector {
+        let n = engine.rules.len();
+        Detector {
+            engine,
+            flows: hashbrown::HashMap::new(),
+            stamp: vec![0; n],
+            generation: 0,
+            cands: Vec::new(),
+            window: Vec::new(),
+            counters: DetectCounters::default(),
+        }
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+
+    /// Forgets a flow that ended.
+    pub fn flow_end(&mut self, id: u64) {
+        self.flows.remove(&id);
+    }
+
+    fn mark(&mut self, rules: &[u32]) {
+        for &r in rules {
+            let s = &mut self.stamp[r as usize];
+            if *s != self.generation {
+                *s = self.generation;
+                self.cands.push(r);
+            }
+        }
+    }
+
+    fn prefilter(&mut self, buf: &[u8]) {
+        if buf.is_empty() {
+            return;
+        }
+        let engine = self.engine.clone();
+        if let Some(ac) = &engine.exact {
+            for m in ac.find_overlapping_iter(buf) {
+                self.mark(&engine.exact_rules[m.pattern().as_usize()]);
+            }
+        }
+        if let Some(ac) = &engine.nocase {
+            for m in ac.find_overlapping_iter(buf) {
+                self.mark(&engine.nocase_rules[m.pattern().as_usize()]);
+            }
+        }
+    }
+
+    /// Inspects one packet; matching rules are appended to `hits` in
+    /// evaluation order.
+    pub fn inspect(&mut self, p: &PacketView<'_>, hits: &mut Vec<Hit>) {
+        self.counters.packets += 1;
+        let d = p.decoded;
+        let Some(ip) = d.ip else {
+            // Only packet-header rules (decode events) apply without IP.
+            self.inspect_no_ip(p, hits);
+            return;
+        };
+        let engine = self.engine.clone();
+        let flow_id = p.flow.map(|f| f.id);
+        if let Some(id) = flow_id {
+            if self.flows.get(&id).is_some_and(|f| f.flags & 4 != 0) {
+                return;
+            }
+        }
+        let payload = payload_of(p);
+        // Stream windows: earlier bytes of the direction + the new ones.
+        let mut windows: Vec<(usize, usize, u64, usize)> = Vec::new(); // (start, end, base offset, new from)
+        self.window.clear();
+        if let Some(f) = p.flow {
+            for c in p.stream {
+                let st = self.flows.entry(f.id).or_default();
+                let tails = st.tails.get_or_insert_with(Default::default);
+                let t = &mut tails[if c.to_server { 0 } else { 1 }];
+                if t.next != c.offset {
+                    t.bytes.clear();
+                }
+                let start = self.window.len();
+                self.window.extend_from_slice(&t.bytes);
+                let new_from = t.bytes.len();
+                self.window.extend_from_slice(c.data);
+                let end = self.window.len();
+                let base = c.offset - new_from as u64;
+                t.next = c.offset + c.data.len() as u64;
+                let keep = engine.stream_window.min(end - start);
+                t.bytes.clear();
+                t.bytes.extend_from_slice(&self.window[end - keep..end]);
+                if c.to_server == f.to_server {
+                    windows.push((start, end, base, new_from));
+                }
+            }
+        }
+        self.generation = self.generation.wrapping_add(1);
+        if self.generation == 0 {
+            self.stamp.iter_mut().for_each(|s| *s = 0);
+            self.generation = 1;
+        }
+        self.cands.clear();
+        self.prefilter(payload);
+        let window = std::mem::take(&mut self.window);
+        for &(s, e, _, _) in &windows {
+            self.prefilter(&window[s..e]);
+        }
+        self.mark(&engine.always[class_of(ip.proto)]);
+        self.cands.sort_unstable();
+        let cands = std::mem::take(&mut self.cands);
+        let first = hits.len();
+        for &ri in &cands {
+            let r = &engine.rules[ri as usize];
+            self.counters.candidates += 1;
+            let Some(stream) = self.eval(r, p, payload, &window, &windows) else {
+                continue;
+            };
+            // Effects of a match, even without an alert.
+            if let Some(f) = p.flow {
+                if !r.fb_cmds.is_empty() {
+                    let n = engine.flowbit_count.div_ceil(64);
+                    let st = self.flows.entry(f.id).or_default();
+                    if st.bits.len() < n {
+                        st.bits.resize(n, 0);
+                    }
+                    for c in &r.fb_cmds {
+                        match *c {
+                            FbCmd::Set(b) => st.bits[b as usize / 64] |= 1 << (b % 64),
+                            FbCmd::Unset(b) => st.bits[b as usize / 64] &= !(1 << (b % 64)),
+                            FbCmd::Toggle(b) => st.bits[b as usize / 64] ^= 1 << (b % 64),
+                        }
+                    }
+                }
+            }
+            if r.action == Action::Pass {
+                // A pass rule ends inspection of the packet and its flow.
+                hits.truncate(first);
+                if let Some(f) = p.flow {
+                    self.flows.entry(f.id).or_default().flags |= 4;
+                }
+                break;
+            }
+            if r.noalert {
+                continue;
+            }
+            if hits.len() - first >= MAX_ALERTS_PER_PACKET {
+                self.counters.alert_overflow += 1;
+                continue;
+            }
+            self.counters.alerts += 1;
+            hits.push(Hit { rule: ri, stream });
+        }
+        self.cands = cands;
+        self.window = window;
+        if let Some(f) = p.flow {
+            if let Some(st) = self.flows.get_mut(&f.id) {
+                st.flags |= if f.to_server { 1 } else { 2 };
+            } else if engine.rules.iter().any(|r| r.iponly) {
+                self.flows.entry(f.id).or_default().flags |= if f.to_server { 1 } else { 2 };
+            }
+        }
+    }
+
+    fn inspect_no_ip(&mut self, p: &PacketView<'_>, hits: &mut Vec<Hit>) {
+        if p.decoded.events.is_empty() {
+            return;
+        }
+        let engine = self.engine.clone();
+        for c in &engine.always {
+            for &ri in c {
+                let r = &engine.rules[ri as usize];
+                if r.proto != Proto::Any || r.decode_events.is_empty() {
+                    continue;
+                }
+                if r.decode_events
+                    .iter()
+                    .all(|n| p.decoded.events.iter().any(|e| e.name() == n))
+                    && !r.noalert
+                    && !hits.iter().any(|h| h.rule == ri)
+                {
+                    self.counters.alerts += 1;
+                    hits.push(Hit {
+                        rule: ri,
+                        stream: false,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Full verification of one candidate. `Some(stream)` on a match.
+    fn eval(
+        &self,
+        r: &Rule,
+        p: &PacketView<'_>,
+        payload: &[u8],
+        window: &[u8],
+        windows: &[(usize, usize, u64, usize)],
+    ) -> Option<bool> {
+        let d = p.decoded;
+        let ip = d.ip?;
+        // Protocol.
+        let ok = match r.proto {
+            Proto::Any => true,
+            Proto::V4 => ip.version == 4,
+            Proto::V6 => ip.version == 6,
+            Proto::Tcp | Proto::TcpPkt | Proto::TcpStream => ip.proto == 6,
+            Proto::Udp => ip.proto == 17,
+            Proto::Icmp => ip.proto == 1 || ip.proto == 58,
+            Proto::Icmp4 => ip.proto == 1,
+            Proto::Icmp6 => ip.proto == 58,
+            Proto::Sctp => ip.proto == 132,
+        };
+        if !ok {
+            return None;
+        }
+        if r.flow.only_frag && !p.reassembled || r.flow.no_frag && p.reassembled {
+            return None;
+        }
+        // Addresses and ports, either way round for `<>`.
+        let (sp, dp) = ports(d);
+        let fwd = addr_ok(r, ip.src, sp, ip.dst, dp);
+        if !fwd && !(r.bidir && addr_ok(r, ip.dst, dp, ip.src, sp)) {
+            return None;
+        }
+        // Flow.
+        if r.flow.to_server || r.flow.to_client || r.flow.established || r.flow.not_established {
+            let f = p.flow?;
+            if r.flow.to_server && !f.to_server || r.flow.to_client && f.to_server {
+                return None;
+            }
+            if r.flow.established && !f.established || r.flow.not_established && f.established {
+                return None;
+            }
+        }
+        if r.iponly {
+            if let Some(f) = p.flow {
+                let done = self
+                    .flows
+                    .get(&f.id)
+                    .is_some_and(|s| s.flags & if f.to_server { 1 } else { 2 } != 0);
+                if done {
+                    return None;
+                }
+            }
+        }
+        for t in &r.tests {
+            if !header_test(t, p, payload) {
+                return None;
+            }
+        }
+        for e in &r.decode_events {
+            if !d.events.iter().any(|x| x.name() == e) {
+                return None;
+            }
+        }
+        for e in &r.stream_events {
+            if !p.stream_events.contains(&e.as_str()) {
+                return None;
+            }
+        }
+        if !r.fb_checks.is_empty() {
+            let bits = p
+                .flow
+                .and_then(|f| self.flows.get(&f.id))
+                .map(|s| s.bits.as_slice())
+                .unwrap_or(&[]);
+            let isset = |b: u32| {
+                bits.get(b as usize / 64)
+                    .is_some_and(|w| w & (1 << (b % 64)) != 0)
+            };
+            for c in &r.fb_checks {
+                let ok = match c {
+                    FbCheck::IsSet(ns, true) => ns.iter().all(|&b| isset(b)),
+                    FbCheck::IsSet(ns, false) => ns.iter().any(|&b| isset(b)),
+                    FbCheck::IsNotSet(ns, true) => !ns.iter().all(|&b| isset(b)),
+                    FbCheck::IsNotSet(ns, false) => ns.iter().all(|&b| !isset(b)),
+                };
+                if !ok {
+                    return None;
+                }
+            }
+        }
+        let mut vars = [0i64; MAX_VARS];
+        for (which, prog) in &r.hdr {
+            let buf = header_buffer(*which, p)?;
+            prog.run(buf, &mut vars)?;
+        }
+        let Some(prog) = &r.payload else {
+            return Some(false);
+        };
+        let tcp = ip.proto == 6;
+        let packet_only = r.flow.no_stream
+            || r.proto == Proto::TcpPkt
+            || r.tests.iter().any(|t| matches!(t, HeaderTest::Dsize(_)));
+        let stream_only = r.flow.only_stream || r.proto == Proto::TcpStream;
+        if tcp && !packet_only {
+            for &(s, e, base, new_from) in windows {
+                if prog.anchored && base != 0 {
+                    continue;
+                }
+                if let Some(end) = prog.run(&window[s..e], &mut vars) {
+                    if end > new_from || end == 0 {
+                        return Some(true);
+                    }
+                }
+            }
+        }
+        if stream_only || payload.is_empty() {
+            return None;
+        }
+        if tcp && p.payload_in_stream && !packet_only {
+            return None;
+        }
+        prog.run(payload, &mut vars).map(|_| false)
+    }
+}
+
+fn ports(d: &Decoded) -> (Option<u16>, Option<u16>) {
+    match d.transport {
+        Transport::Tcp(t) => (Some(t.sport), Some(t.dport)),
+        Transport::Udp { sport, dport, .. } => (Some(sport), Some(dport)),
+        _ => (None, None),
+    }
+}
+
+fn addr_ok(r: &Rule, src: IpAddr, sp: Option<u16>, dst: IpAddr, dp: Option<u16>) -> bool {
+    r.src.contains(src)
+        && r.dst.contains(dst)
+        && sp.is_none_or(|p| r.sport.contains(p))
+        && dp.is_none_or(|p| r.dport.contains(p))
+        && (sp.is_some() || r.sport.is_any())
+        && (dp.is_some() || r.dport.is_any())
+}
+
+fn payload_of<'a>(p: &PacketView<'a>) -> &'a [u8] {
+    let (off, len) = match p.decoded.transport {
+        Transport::Tcp(t) => (t.payload_offset, t.payload_len),
+        Transport::Udp {
+            payload_offset,
+            payload_len,
+            ..
+        }
+        | Transport::Icmp {
+            payload_offset,
+            payload_len,
+            ..
+        } => (payload_offset, payload_len),
+        Transport::None => return &[],
+    };
+    p.data
+        .get(off as usize..(off as usize).saturating_add(len as usize))
+        .unwrap_or(&[])
+}
+
+fn ipv4_header<'a>(p: &PacketView<'a>) -> Option<&'a [u8]> {
+    let ip = p.decoded.ip?;
+    if ip.version != 4 {
+        return None;
+    }
+    p.data
+        .get(ip.offset as usize..(ip.offset + ip.header_len) as usize)
+}
+
+fn header_buffer<'a>(which: HdrBuf, p: &PacketView<'a>) -> Option<&'a [u8]> {
+    let ip = p.decoded.ip?;
+    let l4 = (ip.offset + ip.header_len) as usize;
+    match (which, p.decoded.transport) {
+        (HdrBuf::Ipv4, _) => ipv4_header(p),
+        (HdrBuf::Ipv6, _) if ip.version == 6 => {
+            p.data.get(ip.offset as usize..ip.offset as usize + 40)
+        }
+        (HdrBuf::Tcp, Transport::Tcp(t)) => p.data.get(l4..t.payload_offset as usize),
+        (HdrBuf::Udp, Transport::Udp { payload_offset, .. }) => p
+            .data
+            .get(payload_offset as usize - 8..payload_offset as usize),
+        (HdrBuf::Icmp4, Transport::Icmp { payload_offset, .. }) if ip.version == 4 => {
+            p.data.get(l4..payload_offset as usize)
+        }
+        (HdrBuf::Icmp6, Transport::Icmp { payload_offset, .. }) if ip.version == 6 => {
+            p.data.get(l4..payload_offset as usize)
+        }
+        _ => None,
+    }
+}
+
+fn bits_ok(mode: BitsMode, have: u8, want: u8) -> bool {
+    match mode {
+        BitsMode::Exact => have == want,
+        BitsMode::All => have & want == want,
+        BitsMode::Any => have & want != 0 || want == 0,
+        BitsMode::Not => have & want != want,
+    }
+}
+
+fn header_test(t: &HeaderTest, p: &PacketView<'_>, payload: &[u8]) -> bool {
+    let d = p.decoded;
+    let Some(ip) = d.ip else { return false };
+    let tcp = match d.transport {
+        Transport::Tcp(t) => Some(t),
+        _ => None,
+    };
+    let icmp = match d.transport {
+        Transport::Icmp {
+            icmp_type,
+            icmp_code,
+            echo,
+            payload_offset,
+            ..
+        } => Some((icmp_type, icmp_code, echo, payload_offset)),
+        _ => None,
+    };
+    let v4 = ipv4_header(p);
+    match t {
+        HeaderTest::Ttl(c) => c.test(ip.ttl as u64),
+        HeaderTest::Tos(c) => {
+            let tos = match v4 {
+                Some(h) => h.get(1).copied(),
+                None => p
+                    .data
+                    .get(ip.offset as usize..ip.offset as usize + 2)
+                    .map(|b| (b[0] << 4) | (b[1] >> 4)),
+            };
+            tos.is_some_and(|v| c.test(v as u64))
+        }
+        HeaderTest::IpProto(c) => c.test(ip.proto as u64),
+        HeaderTest::IpOpts(name) => v4.is_some_and(|h| has_ipopt(&h[20.min(h.len())..], name)),
+        HeaderTest::FragBits(mode, want) => v4.is_some_and(|h| {
+            let f = h.get(6).copied().unwrap_or(0);
+            // R = 0x80, D = 0x40, M = 0x20 in the header byte.
+            let have =
+                (f & 0x20 != 0) as u8 | ((f & 0x40 != 0) as u8) << 1 | ((f & 0x80 != 0) as u8) << 2;
+            bits_ok(*mode, have, *want)
+        }),
+        HeaderTest::FragOffset(c) => {
+            let off = ip.frag.map(|f| f.offset as u64).unwrap_or(0);
+            c.test(off)
+        }
+        HeaderTest::Id(c) => match v4 {
+            Some(h) if h.len() >= 6 => c.test(u16::from_be_bytes([h[4], h[5]]) as u64),
+            _ => ip.frag.is_some_and(|f| c.test(f.id as u64)),
+        },
+        HeaderTest::Seq(c) => tcp.is_some_and(|t| c.test(t.seq as u64)),
+        HeaderTest::Ack(c) => tcp.is_some_and(|t| c.test(t.ack as u64)),
+        HeaderTest::Window(c) => tcp.is_some_and(|t| c.test(t.window as u64)),
+        HeaderTest::Flags(mode, want, ignore) => tcp.is_some_and(|t| {
+            let have = t.flags & !ignore;
+            if *want == 0 {
+                return have == 0;
+            }
+            bits_ok(*mode, have, *want)
+        }),
+        HeaderTest::IType(c) => icmp.is_some_and(|i| c.test(i.0 as u64)),
+        HeaderTest::ICode(c) => icmp.is_some_and(|i| c.test(i.1 as u64)),
+        HeaderTest::IcmpId(c) => icmp.is_some_and(|i| i.2.is_some_and(|(id, _)| c.test(id as u64))),
+        HeaderTest::IcmpSeq(c) => {
+            icmp.is_some_and(|i| i.2.is_some_and(|(_, seq)| c.test(seq as u64)))
+        }
+        HeaderTest::SameIp => ip.src == ip.dst,
+        HeaderTest::Dsize(c) => c.test(payload.len() as u64),
+        HeaderTest::TcpMss(c) => tcp.is_some_and(|t| t.mss.is_some_and(|m| c.test(m as u64))),
+        HeaderTest::Icmpv6Mtu(c) => icmp.is_some_and(|i| {
+            ip.version == 6
+                && i.0 == 2
+                && p.data
+                    .get(i.3 as usize - 4..i.3 as usize)
+                    .is_some_and(|b| c.test(u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as u64))
+        }),
+        HeaderTest::StreamSize(..) => false,
+    }
+}
+
+fn has_ipopt(mut opts: &[u8], name: &str) -> bool {
+    let want: &[u8] = match name {
+        "eol" => &[0],
+        "nop" => &[1],
+        "rr" => &[7],
+        "ts" => &[68],
+        "sec" => &[130],
+        "esec" => &[133],
+        "lsrr" => &[131],
+        "ssrr" => &[137],
+        "satid" => &[136],
+        _ => &[],
+    };
+    while let Some(&t) = opts.first() {
+        if name == "any" || want.contains(&t) {
+            return true;
+        }
+        if t == 0 {
+            return false;
+        }
+        if t == 1 {
+            opts = &opts[1..];
+            continue;
+        }
+        let len = opts.get(1).copied().unwrap_or(0) as usize;
+        if len < 2 || len > opts.len() {
+            return false;
+        }
+        opts = &opts[len..];
+    }
+    false
+}

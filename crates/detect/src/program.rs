@@ -1,0 +1,699 @@
+//! Inspection programs: a rule's content/pcre/byte_* steps on one buffer,
+//! compiled once and run with Suricata's semantics (offsets/depth absolute,
+//! distance/within relative to the previous match, backtracking over later
+//! occurrences while a following step is relative).
+
+use zonewatch_rules::{Item, Num, NumberFormat};
+
+/// Most steps one program evaluation may take (Suricata:
+/// `inspection-recursion-limit`, 3000); past it the rule does not match.
+const STEP_BUDGET: u32 = 3000;
+/// Most `byte_extract` variables a rule may hold.
+pub(crate) const MAX_VARS: usize = 8;
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum NumC {
+    Lit(i64),
+    Var(u8),
+}
+
+impl NumC {
+    fn get(self, vars: &[i64; MAX_VARS]) -> i64 {
+        match self {
+            NumC::Lit(n) => n,
+            NumC::Var(i) => vars[i as usize],
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Finder {
+    Exact(memchr::memmem::Finder<'static>),
+    /// Lowercased pattern, compared ASCII case-insensitively.
+    NoCase(Vec<u8>),
+}
+
+impl Finder {
+    /// First occurrence starting in `[from, last_start]`.
+    fn find(&self, hay: &[u8], from: usize, last_start: usize) -> Option<usize> {
+        if from > last_start {
+            return None;
+        }
+        match self {
+            Finder::Exact(f) => {
+                let len = f.needle().len();
+                let end = (last_start + len).min(hay.len());
+                f.find(&hay[from..end]).map(|p| p + from)
+            }
+            Finder::NoCase(p) => {
+                let first = p[0];
+                let (a, b) = (first.to_ascii_lowercase(), first.to_ascii_uppercase());
+                let mut i = from;
+                while i <= last_start {
+                    let rel = memchr::memchr2(a, b, &hay[i..=last_start])?;
+                    let at = i + rel;
+                    if hay[at..at + p.len()].eq_ignore_ascii_case(p) {
+                        return Some(at);
+                    }
+                    i = at + 1;
+                }
+                None
+            }
+        }
+    }
+}
+
+#[derive(Debug)]
+struct ContentStep {
+    finder: Finder,
+    len: usize,
+    negated: bool,
+    relative: bool,
+    offset: Option<NumC>,
+    depth: Option<NumC>,
+    distance: Option<NumC>,
+    within: Option<NumC>,
+    startswith: bool,
+    endswith: bool,
+}
+
+#[derive(Debug)]
+struct ByteRead {
+    nbytes: u8,
+    format: NumberFormat,
+    bitmask: Option<u64>,
+}
+
+impl ByteRead {
+    fn read(&self, buf: &[u8], pos: i64) -> Option<u64> {
+        if pos < 0 {
+            return None;
+        }
+        let pos = pos as usize;
+        let bytes = buf.get(pos..pos.checked_add(self.nbytes as usize)?)?;
+        let mut v: u64 = match self.format.string_base {
+            Some(base) => {
+                let s = std::str::from_utf8(bytes).ok()?;
+                let s = s.trim_start();
+                let digits: &str = {
+                    let end = s
+                        .char_indices()
+                        .find(|(_, c)| !c.is_digit(base))
+                        .map(|(i, _)| i)
+                        .unwrap_or(s.len());
+                    &s[..end]
+                };
+                if digits.is_empty() {
+                    return None;
+                }
+                u64::from_str_radix(digits, base).ok()?
+            }
+            None => {
+                let mut v = 0u64;
+                if self.format.little {
+                    for &b in bytes.iter().rev() {
+                        v = v << 8 | b as u64;
+                    }
+                } else {
+                    for &b in bytes {
+                        v = v << 8 | b as u64;
+                    }
+                }
+                v
+            }
+        };
+        if let Some(m) = self.bitmask {
+            v &= m;
+            if m != 0 {
+                v >>= m.trailing_zeros();
+            }
+        }
+        Some(v)
+    }
+}
+
+#[derive(Debug)]
+enum Step {
+    Content(ContentStep),
+    Pcre {
+        re: regex::bytes::Regex,
+        relative: bool,
+        negated: bool,
+    },
+    IsDataAt {
+        pos: NumC,
+        relative: bool,
+        negated: bool,
+    },
+    ByteTest {
+        read: ByteRead,
+        op: u8,
+        negated: bool,
+        value: NumC,
+        offset: NumC,
+        relative: bool,
+    },
+    ByteJump {
+        read: ByteRead,
+        offset: NumC,
+        relative: bool,
+        multiplier: u64,
+        align: bool,
+        from_beginning: bool,
+        from_end: bool,
+        post_offset: i64,
+    },
+    ByteExtract {
+        read: ByteRead,
+        offset: i64,
+        relative: bool,
+        multiplier: u64,
+        align: u8,
+        var: u8,
+    },
+}
+
+impl Step {
+    fn is_relative(&self) -> bool {
+        match self {
+            Step::Content(c) => c.relative,
+            Step::Pcre { relative, .. }
+            | Step::IsDataAt { relative, .. }
+            | Step::ByteTest { relative, .. }
+            | Step::ByteJump { relative, .. }
+            | Step::ByteExtract { relative, .. } => *relative,
+        }
+    }
+}
+
+/// A compiled inspection list.
+#[derive(Debug)]
+pub(crate) struct Program {
+    steps: Vec<Step>,
+    /// A step is anchored to the buffer's start (offset/depth/startswith or
+    /// an absolute byte_*): on a stream window that does not start at the
+    /// stream's first byte the program is not run.
+    pub(crate) anchored: bool,
+}
+
+/// Why a program did not compile.
+pub(crate) struct CompileError {
+    pub keyword: &'static str,
+    pub detail: String,
+    pub unsupported: bool,
+}
+
+fn numc(n: &Num, vars: &[String]) -> Result<NumC, CompileError> {
+    match n {
+        Num::Lit(v) => Ok(NumC::Lit(*v)),
+        Num::Var(name) => match vars.iter().position(|v| v == name) {
+            Some(i) => Ok(NumC::Var(i as u8)),
+            None => Err(CompileError {
+                keyword: "byte_extract",
+                detail: format!("unknown variable {name:?}"),
+                unsupported: false,
+            }),
+        },
+    }
+}
+
+/// Translates a PCRE expression and flags into the `regex` crate's syntax.
+/// Look-around, backreferences and the like are reported as unsupported.
+pub(crate) fn compile_pcre(p: &zonewatch_rules::Pcre) -> Result<regex::bytes::Regex, CompileError> {
+    let mut flags = String::new();
+    if p.caseless {
+        flags.push('i');
+    }
+    if p.dotall {
+        flags.push('s');
+    }
+    if p.multiline {
+        flags.push('m');
+    }
+    if p.extended {
+        flags.push('x');
+    }
+    if p.ungreedy {
+        flags.push('U');
+    }
+    // PCRE idioms the regex crate spells differently.
+    let pat = p
+        .pattern
+        .replace("\\Z", "(?:\\n?\\z)")
+        .replace("\\h", "[\\t ]")
+        .replace("(?<=", "\u{1}lookbehind")
+        .replace("(?<!", "\u{1}lookbehind");
+    if pat.contains('\u{1}') {
+        return Err(CompileError {
+            keyword: "pcre",
+            detail: "look-behind".into(),
+            unsupported: true,
+        });
+    }
+    let mut full = String::new();
+    if !flags.is_empty() {
+        full.push_str(&format!("(?{flags})"));
+    }
+    if p.anchored {
+        full.push_str("\\A(?:");
+        full.push_str(&pat);
+        full.push(')');
+    } else {
+        full.push_str(&pat);
+    }
+    regex::bytes::RegexBuilder::new(&full)
+        .unicode(false)
+        .size_limit(4 << 20)
+        .dfa_size_limit(2 << 20)
+        .build()
+        .or_else(|_| {
+            // Some expressions need Unicode classes to parse at all.
+            regex::bytes::RegexBuilder::new(&full)
+                .size_limit(4 << 20)
+                .dfa_size_limit(2 << 20)
+                .build()
+        })
+        .map_err(|e| {
+            let msg = e.to_string();
+            let detail = if msg.contains("look-around") {
+                "look-around".to_string()
+            } else if msg.contains("backreference") {
+                "backreference".to_string()
+            } else if msg.contains("size limit") {
+                "expression too large".to_string()
+            } else {
+                let last = msg.lines().last().unwrap_or("").trim().to_string();
+                format!("regex: {last}")
+            };
+            CompileError {
+                keyword: "pcre",
+                detail,
+                unsupported: true,
+            }
+        })
+}
+
+impl Program {
+    /// Compiles one buffer's items. `vars` collects `byte_extract` names
+    /// (shared by all buffers of a rule).
+    pub(crate) fn compile(items: &[Item], vars: &mut Vec<String>) -> Result<Program, CompileError> {
+        let mut steps = Vec::with_capacity(items.len());
+        let mut anchored = false;
+        let mut first_positive = true;
+        for it in items {
+            let step = match it {
+                Item::Content(c) => {
+                    let relative = c.is_relative();
+                    if !relative && (c.offset.is_some() || c.depth.is_some() || c.startswith) {
+                        anchored = true;
+                    }
+                    if c.endswith && first_positive && !c.negated {
+                        // fine: end anchors are window-independent enough
+                    }
+                    if !c.negated {
+                        first_positive = false;
+                    }
+                    let finder = if c.nocase {
+                        Finder::NoCase(c.pattern.to_ascii_lowercase())
+                    } else {
+                        Finder::Exact(memchr::memmem::Finder::new(&c.pattern).into_owned())
+                    };
+                    Step::Content(ContentStep {
+                        finder,
+                        len: c.pattern.len(),
+                        negated: c.negated,
+                        relative,
+                        offset: c.offset.as_ref().map(|n| numc(n, vars)).transpose()?,
+                        depth: c.depth.as_ref().map(|n| numc(n, vars)).transpose()?,
+                        distance: c.distance.as_ref().map(|n| numc(n, vars)).transpose()?,
+                        within: c.within.as_ref().map(|n| numc(n, vars)).transpose()?,
+                        startswith: c.startswith,
+                        endswith: c.endswith,
+                    })
+                }
+                Item::Pcre(p) => {
+                    if !p.relative && p.anchored {
+                        anchored = true;
+                    }
+                    Step::Pcre {
+                        re: compile_pcre(p)?,
+                        relative: p.relative,
+                        negated: p.negated,
+                    }
+                }
+                Item::IsDataAt(d) => Step::IsDataAt {
+                    pos: numc(&d.pos, vars)?,
+                    relative: d.relative,
+                    negated: d.negated,
+                },
+                Item::ByteTest(t) => {
+                    if !t.relative {
+                        anchored = true;
+                    }
+                    Step::ByteTest {
+                        read: ByteRead {
+                            nbytes: t.nbytes,
+                            format: t.format,
+                            bitmask: t.bitmask,
+                        },
+                        op: match t.op.as_str() {
+                            "<" => b'<',
+                            ">" => b'>',
+                            "=" => b'=',
+                            "<=" => b'l',
+                            ">=" => b'g',
+                            "&" => b'&',
+                            _ => b'^',
+                        },
+                        negated: t.negated,
+                        value: numc(&t.value, vars)?,
+                        offset: numc(&t.offset, vars)?,
+                        relative: t.relative,
+                    }
+                }
+                Item::ByteJump(j) => {
+                    if !j.relative {
+                        anchored = true;
+                    }
+                    Step::ByteJump {
+                        read: ByteRead {
+                            nbytes: j.nbytes,
+                            format: j.format,
+                            bitmask: j.bitmask,
+                        },
+                        offset: numc(&j.offset, vars)?,
+                        relative: j.relative,
+                        multiplier: j.multiplier.max(1),
+                        align: j.align,
+                        from_beginning: j.from_beginning,
+                        from_end: j.from_end,
+                        post_offset: j.post_offset,
+                    }
+                }
+                Item::ByteExtract(e) => {
+                    if !e.relative {
+                        anchored = true;
+                    }
+                    if vars.len() >= MAX_VARS {
+                        return Err(CompileError {
+                            keyword: "byte_extract",
+                            detail: format!("more than {MAX_VARS} variables"),
+                            unsupported: true,
+                        });
+                    }
+                    vars.push(e.name.clone());
+                    Step::ByteExtract {
+                        read: ByteRead {
+                            nbytes: e.nbytes,
+                            format: e.format,
+                            bitmask: e.bitmask,
+                        },
+                        offset: e.offset,
+                        relative: e.relative,
+                        multiplier: e.multiplier.max(1),
+                        align: e.align,
+                        var: (vars.len() - 1) as u8,
+                    }
+                }
+            };
+            steps.push(step);
+        }
+        Ok(Program { steps, anchored })
+    }
+
+    /// Runs the program on `buf`. Returns the end of the furthest positive
+    /// match of the successful path (0 when the program has none).
+    pub(crate) fn run(&self, buf: &[u8], vars: &mut [i64; MAX_VARS]) -> Option<usize> {
+        let mut budget = STEP_BUDGET;
+        self.step(0, buf, 0, vars, &mut budget)
+    }
+
+    fn next_relative(&self, i: usize) -> bool {
+        self.steps.get(i + 1).is_some_and(Step::is_relative)
+    }
+
+    fn step(
+        &self,
+        i: usize,
+        buf: &[u8],
+        prev: usize,
+        vars: &mut [i64; MAX_VARS],
+        budget: &mut u32,
+    ) -> Option<usize> {
+        let Some(step) = self.steps.get(i) else {
+            return Some(0);
+        };
+        if *budget == 0 {
+            return None;
+        }
+        *budget -= 1;
+        let len = buf.len() as i64;
+        match step {
+            Step::Content(c) => {
+                let (mut start, end) = if c.startswith {
+                    (0i64, c.len as i64)
+                } else if c.relative {
+                    let dist = c.distance.map_or(0, |d| d.get(vars));
+                    let s = (prev as i64 + dist).max(0);
+                    let e = match c.within {
+                        Some(w) => (prev as i64 + dist + w.get(vars)).min(len),
+                        None => len,
+                    };
+                    (s, e)
+                } else {
+                    let s = c.offset.map_or(0, |o| o.get(vars)).max(0);
+                    let e = match c.depth {
+                        Some(d) => (s + d.get(vars)).min(len),
+                        None => len,
+                    };
+                    (s, e)
+                };
+                let end = end.min(len);
+                loop {
+                    let last_start = end - c.len as i64;
+                    let found = if last_start < start {
+                        None
+                    } else if c.endswith {
+                        // Only an occurrence ending at the buffer's end counts.
+                        let at = len - c.len as i64;
+                        (at >= start && at <= last_start)
+                            .then(|| c.finder.find(buf, at as usize, at as usize))
+                            .flatten()
+                    } else {
+                        c.finder.find(buf, start as usize, last_start as usize)
+                    };
+                    if c.negated {
+                        return match found {
+                            Some(_) => None,
+                            None => self.step(i + 1, buf, prev, vars, budget),
+                        };
+                    }
+                    let at = found?;
+                    let new_end = at + c.len;
+                    if let Some(rest) = self.step(i + 1, buf, new_end, vars, budget) {
+                        return Some(rest.max(new_end));
+                    }
+                    if !self.next_relative(i) || *budget == 0 {
+                        return None;
+                    }
+                    start = at as i64 + 1;
+                }
+            }
+            Step::Pcre {
+                re,
+                relative,
+                negated,
+            } => {
+                let mut from = if *relative { prev } else { 0 };
+                loop {
+                    if from > buf.len() {
+                        return if *negated {
+                            self.step(i + 1, buf, prev, vars, budget)
+                        } else {
+                            None
+                        };
+                    }
+                    let base = if *relative { prev } else { 0 };
+                    // Relative: `^` anchors at the previous match's end.
+                    let m = re.find_at(&buf[base..], from - base);
+                    if *negated {
+                        return match m {
+                            Some(_) => None,
+                            None => self.step(i + 1, buf, prev, vars, budget),
+                        };
+                    }
+                    let m = m?;
+                    let (ms, me) = (base + m.start(), base + m.end());
+                    if let Some(rest) = self.step(i + 1, buf, me, vars, budget) {
+                        return Some(rest.max(me));
+                    }
+                    if !self.next_relative(i) || *budget == 0 {
+                        return None;
+                    }
+                    from = ms + 1;
+                    *budget = budget.saturating_sub(1);
+                }
+            }
+            Step::IsDataAt {
+                pos,
+                relative,
+                negated,
+            } => {
+                let n = pos.get(vars);
+                let present = if *relative {
+                    prev as i64 + n <= len
+                } else {
+                    n < len
+                };
+                if present != *negated {
+                    self.step(i + 1, buf, prev, vars, budget)
+                } else {
+                    None
+                }
+            }
+            Step::ByteTest {
+                read,
+                op,
+                negated,
+                value,
+                offset,
+                relative,
+            } => {
+                let at = offset.get(vars) + if *relative { prev as i64 } else { 0 };
+                let v = read.read(buf, at)?;
+                let want = value.get(vars) as u64;
+                let ok = match op {
+                    b'<' => v < want,
+                    b'>' => v > want,
+                    b'=' => v == want,
+                    b'l' => v <= want,
+                    b'g' => v >= want,
+                    b'&' => v & want != 0,
+                    _ => v ^ want != 0,
+                };
+                if ok != *negated {
+                    self.step(i + 1, buf, prev, vars, budget)
+                } else {
+                    None
+                }
+            }
+            Step::ByteJump {
+                read,
+                offset,
+                relative,
+                multiplier,
+                align,
+                from_beginning,
+                from_end,
+                post_offset,
+            } => {
+                let at = offset.get(vars) + if *relative { prev as i64 } else { 0 };
+                let v = read.read(buf, at)?;
+                let mut jump = (v.saturating_mul(*multiplier)).min(i64::MAX as u64 / 4) as i64;
+                if *align && jump % 4 != 0 {
+                    jump += 4 - jump % 4;
+                }
+                let base = if *from_beginning {
+                    0
+                } else if *from_end {
+                    len
+                } else {
+                    at + read.nbytes as i64
+                };
+                let new = base + jump + post_offset;
+                if new < 0 || new > len {
+                    return None;
+                }
+                self.step(i + 1, buf, new as usize, vars, budget)
+            }
+            Step::ByteExtract {
+                read,
+                offset,
+                relative,
+                multiplier,
+                align,
+                var,
+            } => {
+                let at = offset + if *relative { prev as i64 } else { 0 };
+                let v = read.read(buf, at)?;
+                let mut v = (v.saturating_mul(*multiplier)).min(i64::MAX as u64 / 4) as i64;
+                if *align > 1 && v % *align as i64 != 0 {
+                    v += *align as i64 - v % *align as i64;
+                }
+                vars[*var as usize] = v;
+                let new = (at + read.nbytes as i64) as usize;
+                self.step(i + 1, buf, new, vars, budget)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn prog(rule_opts: &str) -> Program {
+        let text = format!("alert tcp any any -> any any ({rule_opts} sid:1;)");
+        let s = zonewatch_rules::parse_rule(
+            &text,
+            zonewatch_rules::Origin {
+                file: "t".into(),
+                line: 1,
+            },
+        )
+        .unwrap();
+        let mut vars = Vec::new();
+        Program::compile(&s.buffers[0].items, &mut vars).unwrap_or_else(|e| panic!("{}", e.detail))
+    }
+
+    fn hit(p: &Program, buf: &[u8]) -> bool {
+        p.run(buf, &mut [0; MAX_VARS]).is_some()
+    }
+
+    #[test]
+    fn offset_depth_and_relative_windows() {
+        let p = prog(r#"content:"ab"; offset:2; depth:3;"#);
+        assert!(hit(&p, b"xxabx"));
+        assert!(!hit(&p, b"xxxab"));
+        assert!(!hit(&p, b"abxxx"));
+        let p = prog(r#"content:"a"; content:"b"; distance:1; within:2;"#);
+        assert!(hit(&p, b"a_b"));
+        assert!(!hit(&p, b"ab"));
+        assert!(!hit(&p, b"a__b"));
+    }
+
+    #[test]
+    fn backtracks_over_earlier_occurrences() {
+        // The first "a" is followed by no "b" within 1; the second is.
+        let p = prog(r#"content:"a"; content:"b"; within:1; distance:0;"#);
+        assert!(hit(&p, b"a a b ab"));
+        assert!(!hit(&p, b"a a b a b"));
+    }
+
+    #[test]
+    fn negation_nocase_endswith() {
+        let p = prog(r#"content:"GET"; nocase; content:!"evil"; distance:0;"#);
+        assert!(hit(&p, b"get /good"));
+        assert!(!hit(&p, b"get /evil"));
+        let p = prog(r#"content:".exe"; endswith;"#);
+        assert!(hit(&p, b"a.exe.exe"));
+        assert!(!hit(&p, b"a.exe "));
+    }
+
+    #[test]
+    fn byte_extract_feeds_later_steps() {
+        // Length byte 3, then skip that many bytes and find "Z".
+        let p = prog(r#"byte_extract:1,0,len; content:"Z"; distance:len; within:1;"#);
+        assert!(hit(&p, b"\x03abcZ"));
+        assert!(!hit(&p, b"\x02abcZ"));
+        let p = prog(r#"byte_test:2,>,0x100,0; byte_jump:1,2,relative; content:"!"; within:1;"#);
+        assert!(hit(&p, b"\x02\x00\x00\x01?!"));
+    }
+
+    #[test]
+    fn pcre_relative_anchors_at_previous_match() {
+        let p = prog(r#"content:"user="; pcre:"/^[a-z]+\d/R";"#);
+        assert!(hit(&p, b"x user=bob1"));
+        assert!(!hit(&p, b"x user= bob1"));
+    }
+}

@@ -1,0 +1,1425 @@
+//! Typed rule options: what each keyword's value means.
+
+use crate::text::RawOption;
+use crate::{Action, ErrorKind, Header, Origin};
+
+/// A parsed rule.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Signature {
+    /// Where it was written.
+    pub origin: Origin,
+    /// Header.
+    pub header: Header,
+    /// Signature id.
+    pub sid: u64,
+    /// Generator id (1 unless given).
+    pub gid: u32,
+    /// Revision.
+    pub rev: u32,
+    /// Message.
+    pub msg: String,
+    /// Classification short name.
+    pub classtype: Option<String>,
+    /// Explicit priority (1 highest).
+    pub priority: Option<u8>,
+    /// References as written (`url,example.com`).
+    pub references: Vec<String>,
+    /// Metadata pairs, in order.
+    pub metadata: Vec<(String, String)>,
+    /// `target:src_ip|dest_ip`.
+    pub target: Option<String>,
+    /// `noalert` (or `flowbits:noalert`): match effects happen, no alert.
+    pub noalert: bool,
+    /// `flow:` options.
+    pub flow: FlowOpts,
+    /// Tests on header fields and packet properties.
+    pub header_tests: Vec<HeaderTest>,
+    /// Inspection lists, one per buffer, in order of first appearance.
+    pub buffers: Vec<BufferMatch>,
+    /// `flowbits` commands and checks, in order.
+    pub flowbits: Vec<Flowbit>,
+    /// `threshold:` value text.
+    pub threshold: Option<String>,
+    /// `detection_filter:` value text.
+    pub detection_filter: Option<String>,
+    /// `decode-event:` names.
+    pub decode_events: Vec<String>,
+    /// `stream-event:` names.
+    pub stream_events: Vec<String>,
+    /// Keywords accepted but without effect on matching (`tag`), for the record.
+    pub ignored: Vec<String>,
+}
+
+/// `flow:` options.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FlowOpts {
+    /// `established`.
+    pub established: bool,
+    /// `not_established`.
+    pub not_established: bool,
+    /// `to_server` / `from_client`.
+    pub to_server: bool,
+    /// `to_client` / `from_server`.
+    pub to_client: bool,
+    /// `only_stream`: only reassembled stream data.
+    pub only_stream: bool,
+    /// `no_stream`: only packets.
+    pub no_stream: bool,
+    /// `only_frag`: only reassembled datagrams.
+    pub only_frag: bool,
+    /// `no_frag`: never reassembled datagrams.
+    pub no_frag: bool,
+}
+
+/// A number, literal or a `byte_extract` variable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Num {
+    /// A literal.
+    Lit(i64),
+    /// A variable set by `byte_extract`.
+    Var(String),
+}
+
+/// `fast_pattern` on a content.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FastPattern {
+    /// `fast_pattern:only` (accepted, same as plain).
+    pub only: bool,
+    /// `fast_pattern:offset,length`: only that slice of the pattern.
+    pub chop: Option<(u16, u16)>,
+}
+
+/// A `content` with its modifiers.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Content {
+    /// The bytes.
+    pub pattern: Vec<u8>,
+    /// `content:!"..."`.
+    pub negated: bool,
+    /// `nocase`.
+    pub nocase: bool,
+    /// `offset`.
+    pub offset: Option<Num>,
+    /// `depth`.
+    pub depth: Option<Num>,
+    /// `distance`.
+    pub distance: Option<Num>,
+    /// `within`.
+    pub within: Option<Num>,
+    /// `fast_pattern`.
+    pub fast_pattern: Option<FastPattern>,
+    /// `startswith`.
+    pub startswith: bool,
+    /// `endswith`.
+    pub endswith: bool,
+}
+
+impl Content {
+    /// Whether the content is anchored to the previous match.
+    pub fn is_relative(&self) -> bool {
+        self.distance.is_some() || self.within.is_some()
+    }
+}
+
+/// A `pcre`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pcre {
+    /// The expression between the slashes.
+    pub pattern: String,
+    /// Flags `i`.
+    pub caseless: bool,
+    /// `s`.
+    pub dotall: bool,
+    /// `m`.
+    pub multiline: bool,
+    /// `x`.
+    pub extended: bool,
+    /// `A`: anchored at the search start.
+    pub anchored: bool,
+    /// `G`: ungreedy.
+    pub ungreedy: bool,
+    /// `R`: relative to the previous match.
+    pub relative: bool,
+    /// `pcre:!"..."`.
+    pub negated: bool,
+}
+
+/// `isdataat`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IsDataAt {
+    /// Position.
+    pub pos: Num,
+    /// Relative to the previous match.
+    pub relative: bool,
+    /// `!`.
+    pub negated: bool,
+}
+
+/// How bytes turn into a number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct NumberFormat {
+    /// Little endian (binary).
+    pub little: bool,
+    /// `string` with base 8, 10 or 16; `None` for binary.
+    pub string_base: Option<u32>,
+    /// `dce` (endianness from DCE/RPC; treated as little endian).
+    pub dce: bool,
+}
+
+/// `byte_test`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ByteTest {
+    /// Bytes to read.
+    pub nbytes: u8,
+    /// Operator: `<`, `>`, `=`, `<=`, `>=`, `&`, `^`.
+    pub op: String,
+    /// `!` before the operator.
+    pub negated: bool,
+    /// Value to compare with.
+    pub value: Num,
+    /// Offset.
+    pub offset: Num,
+    /// Relative.
+    pub relative: bool,
+    /// Format.
+    pub format: NumberFormat,
+    /// `bitmask`.
+    pub bitmask: Option<u64>,
+}
+
+/// `byte_jump`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ByteJump {
+    /// Bytes to read.
+    pub nbytes: u8,
+    /// Offset.
+    pub offset: Num,
+    /// Relative.
+    pub relative: bool,
+    /// `multiplier`.
+    pub multiplier: u64,
+    /// Format.
+    pub format: NumberFormat,
+    /// `align` (to 4).
+    pub align: bool,
+    /// `from_beginning`.
+    pub from_beginning: bool,
+    /// `from_end`.
+    pub from_end: bool,
+    /// `post_offset`.
+    pub post_offset: i64,
+    /// `bitmask`.
+    pub bitmask: Option<u64>,
+}
+
+/// `byte_extract`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ByteExtract {
+    /// Bytes to read.
+    pub nbytes: u8,
+    /// Offset.
+    pub offset: i64,
+    /// Variable name.
+    pub name: String,
+    /// Relative.
+    pub relative: bool,
+    /// `multiplier`.
+    pub multiplier: u64,
+    /// Format.
+    pub format: NumberFormat,
+    /// `align` value (0 = none).
+    pub align: u8,
+    /// `bitmask`.
+    pub bitmask: Option<u64>,
+}
+
+/// One step of an inspection list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Item {
+    /// `content`.
+    Content(Content),
+    /// `pcre`.
+    Pcre(Pcre),
+    /// `isdataat`.
+    IsDataAt(IsDataAt),
+    /// `byte_test`.
+    ByteTest(ByteTest),
+    /// `byte_jump`.
+    ByteJump(ByteJump),
+    /// `byte_extract`.
+    ByteExtract(ByteExtract),
+}
+
+/// The inspection list of one buffer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BufferMatch {
+    /// `pkt` for the packet/stream payload, else the sticky buffer name
+    /// (`tcp.hdr`, `http.uri`, ...).
+    pub buffer: String,
+    /// Steps, in rule order.
+    pub items: Vec<Item>,
+}
+
+/// Comparison on an unsigned header field (Suricata's integer syntax).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UintCmp {
+    /// `N`.
+    Eq(u64),
+    /// `!N`.
+    Ne(u64),
+    /// `<N`.
+    Lt(u64),
+    /// `<=N`.
+    Le(u64),
+    /// `>N`.
+    Gt(u64),
+    /// `>=N`.
+    Ge(u64),
+    /// `A<>B` or `A-B`: strictly between.
+    Between(u64, u64),
+}
+
+impl UintCmp {
+    /// Whether `v` satisfies the comparison.
+    pub fn test(self, v: u64) -> bool {
+        match self {
+            UintCmp::Eq(a) => v == a,
+            UintCmp::Ne(a) => v != a,
+            UintCmp::Lt(a) => v < a,
+            UintCmp::Le(a) => v <= a,
+            UintCmp::Gt(a) => v > a,
+            UintCmp::Ge(a) => v >= a,
+            UintCmp::Between(a, b) => v > a && v < b,
+        }
+    }
+
+    /// Parses Suricata's integer comparison syntax.
+    pub fn parse(s: &str) -> Result<UintCmp, String> {
+        let s = s.trim();
+        let num = |t: &str| -> Result<u64, String> {
+            let t = t.trim();
+            if let Some(h) = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
+                u64::from_str_radix(h, 16).map_err(|_| format!("a number, found {t:?}"))
+            } else {
+                t.parse::<u64>()
+                    .map_err(|_| format!("a number, found {t:?}"))
+            }
+        };
+        if let Some((a, b)) = s.split_once("<>") {
+            return Ok(UintCmp::Between(num(a)?, num(b)?));
+        }
+        if let Some(r) = s.strip_prefix("<=") {
+            return Ok(UintCmp::Le(num(r)?));
+        }
+        if let Some(r) = s.strip_prefix(">=") {
+            return Ok(UintCmp::Ge(num(r)?));
+        }
+        if let Some(r) = s.strip_prefix('<') {
+            return Ok(UintCmp::Lt(num(r)?));
+        }
+        if let Some(r) = s.strip_prefix('>') {
+            return Ok(UintCmp::Gt(num(r)?));
+        }
+        if let Some(r) = s.strip_prefix('!') {
+            return Ok(UintCmp::Ne(num(r)?));
+        }
+        if let Some(r) = s.strip_prefix('=') {
+            return Ok(UintCmp::Eq(num(r)?));
+        }
+        if let Some((a, b)) = s.split_once('-') {
+            if !a.trim().is_empty() {
+                return Ok(UintCmp::Between(num(a)?, num(b)?));
+            }
+        }
+        Ok(UintCmp::Eq(num(s)?))
+    }
+}
+
+/// How a set of flag bits is compared (`flags`, `fragbits`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BitsMode {
+    /// Exactly these (after the ignore mask).
+    Exact,
+    /// At least these (`+`).
+    All,
+    /// Any of these (`*`).
+    Any,
+    /// Not all of these (`!`).
+    Not,
+}
+
+/// A test on the packet's headers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HeaderTest {
+    /// `ttl`.
+    Ttl(UintCmp),
+    /// `tos` (`!` allowed).
+    Tos(UintCmp),
+    /// `ip_proto`.
+    IpProto(UintCmp),
+    /// `ipopts` name.
+    IpOpts(String),
+    /// `fragbits`: mode, bits (M=1,D=2,R=4), ignore mask.
+    FragBits(BitsMode, u8),
+    /// `fragoffset`.
+    FragOffset(UintCmp),
+    /// `id`.
+    Id(UintCmp),
+    /// `seq`.
+    Seq(UintCmp),
+    /// `ack`.
+    Ack(UintCmp),
+    /// `window` (`!` allowed).
+    Window(UintCmp),
+    /// `flags`/`tcp.flags`: mode, bits, bits to ignore.
+    Flags(BitsMode, u8, u8),
+    /// `itype`.
+    IType(UintCmp),
+    /// `icode`.
+    ICode(UintCmp),
+    /// `icmp_id`.
+    IcmpId(UintCmp),
+    /// `icmp_seq`.
+    IcmpSeq(UintCmp),
+    /// `sameip`.
+    SameIp,
+    /// `dsize`.
+    Dsize(UintCmp),
+    /// `tcp.mss`.
+    TcpMss(UintCmp),
+    /// `icmpv6.mtu`.
+    Icmpv6Mtu(UintCmp),
+    /// `stream_size`: side (`server`, `client`, `both`, `either`) and test.
+    StreamSize(String, UintCmp),
+}
+
+/// A `flowbits` command or check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Flowbit {
+    /// `set`.
+    Set(String),
+    /// `unset`.
+    Unset(String),
+    /// `toggle`.
+    Toggle(String),
+    /// `isset` of any of the names (`a|b`) or all (`a&b`, second field).
+    IsSet(Vec<String>, bool),
+    /// `isnotset`.
+    IsNotSet(Vec<String>, bool),
+}
+
+/// Sticky buffers: the rule's later contents inspect this buffer.
+pub const STICKY_BUFFERS: &[&str] = &[
+    "pkt_data",
+    "ipv4.hdr",
+    "ipv6.hdr",
+    "tcp.hdr",
+    "udp.hdr",
+    "icmpv4.hdr",
+    "icmpv6.hdr",
+    "http.method",
+    "http.uri",
+    "http.uri.raw",
+    "http.host",
+    "http.host.raw",
+    "http.user_agent",
+    "http.header",
+    "http.header.raw",
+    "http.header_names",
+    "http.cookie",
+    "http.content_type",
+    "http.content_len",
+    "http.request_line",
+    "http.request_body",
+    "http.stat_code",
+    "http.stat_msg",
+    "http.response_line",
+    "http.response_body",
+    "http.protocol",
+    "http.server",
+    "http.location",
+    "http.accept",
+    "http.accept_enc",
+    "http.accept_lang",
+    "http.connection",
+    "http.referer",
+    "http.start",
+    "http.request_header",
+    "http.response_header",
+    "file.data",
+    "file_data",
+    "dns.query",
+    "dns_query",
+    "tls.sni",
+    "tls_sni",
+    "tls.cert_subject",
+    "tls_cert_subject",
+    "tls.cert_issuer",
+    "tls_cert_issuer",
+    "tls.cert_serial",
+    "tls_cert_serial",
+    "tls.cert_fingerprint",
+    "tls_cert_fingerprint",
+    "tls.certs",
+    "ja3.hash",
+    "ja3_hash",
+    "ja3.string",
+    "ja3_string",
+    "ja3s.hash",
+    "ja3s.string",
+    "ja4.hash",
+    "ssh.proto",
+    "ssh_proto",
+    "ssh.software",
+    "ssh_software",
+    "ssh.hassh",
+    "ssh.hassh.string",
+    "ssh.hassh.server",
+    "ssh.hassh.server.string",
+    "base64_data",
+];
+
+/// Legacy content modifiers and the sticky buffer they stand for.
+pub const CONTENT_MODIFIERS: &[(&str, &str)] = &[
+    ("http_uri", "http.uri"),
+    ("http_raw_uri", "http.uri.raw"),
+    ("http_header", "http.header"),
+    ("http_raw_header", "http.header.raw"),
+    ("http_cookie", "http.cookie"),
+    ("http_method", "http.method"),
+    ("http_stat_code", "http.stat_code"),
+    ("http_stat_msg", "http.stat_msg"),
+    ("http_client_body", "http.request_body"),
+    ("http_server_body", "http.response_body"),
+    ("http_user_agent", "http.user_agent"),
+    ("http_host", "http.host"),
+    ("http_raw_host", "http.host.raw"),
+    ("http_header_names", "http.header_names"),
+    ("http_request_line", "http.request_line"),
+    ("http_response_line", "http.response_line"),
+    ("http_content_type", "http.content_type"),
+    ("http_content_len", "http.content_len"),
+    ("http_protocol", "http.protocol"),
+    ("http_server", "http.server"),
+    ("http_location", "http.location"),
+    ("http_accept", "http.accept"),
+    ("http_referer", "http.referer"),
+];
+
+/// Keywords zonewatch knows but does not support: the rule is skipped.
+const UNSUPPORTED: &[&str] = &[
+    "byte_math",
+    "lua",
+    "luajit",
+    "xbits",
+    "flowint",
+    "flowvar",
+    "pktvar",
+    "dataset",
+    "datarep",
+    "base64_decode",
+    "asn1",
+    "ftpbounce",
+    "filestore",
+    "filemagic",
+    "filename",
+    "fileext",
+    "filesize",
+    "filemd5",
+    "filesha1",
+    "filesha256",
+    "app-layer-event",
+    "app-layer-protocol",
+    "urilen",
+    "bsize",
+    "dotprefix",
+    "strip_whitespace",
+    "compress_whitespace",
+    "to_lowercase",
+    "to_uppercase",
+    "to_md5",
+    "to_sha1",
+    "to_sha256",
+    "url_decode",
+    "xor",
+    "pcrexform",
+    "header_lowercase",
+    "strip_pseudo_headers",
+    "geoip",
+    "iprep",
+    "replace",
+    "l3_proto",
+    "dns.opcode",
+    "tls.version",
+    "tls_cert_notbefore",
+    "tls_cert_notafter",
+    "tls_cert_expired",
+    "tls_cert_valid",
+    "tls.store",
+    "tls.fingerprint",
+    "tls.subject",
+    "tls.issuerdn",
+    "ssl_version",
+    "ssl_state",
+    "dce_iface",
+    "dce_opnum",
+    "dce_stub_data",
+    "smb.share",
+    "smb.named_pipe",
+    "krb5_cname",
+    "krb5_sname",
+    "krb5_err_code",
+    "krb5_msg_type",
+    "sip.method",
+    "sip.uri",
+    "modbus",
+    "dnp3_func",
+    "dnp3_ind",
+    "dnp3_obj",
+    "dnp3_data",
+    "enip_command",
+    "cip_service",
+    "ftpdata_command",
+    "snmp.community",
+    "snmp.pdu_type",
+    "snmp.version",
+    "rfb.name",
+    "rfb.secresult",
+    "mqtt.type",
+    "http2.header",
+    "config",
+    "transform",
+    "requires",
+    "frame",
+    "tls.random",
+    "quic.sni",
+    "quic.ua",
+    "quic.version",
+    "ike.vendor",
+    "uricontent",
+    "prefilter",
+    "bypass",
+    "engine-analysis",
+    "tcp.hdr_len",
+    "ipv6.flowlabel",
+];
+
+/// Builds the typed signature from the parsed options. Errors carry the
+/// 0-based column of the offending option.
+pub(crate) fn build(
+    header: Header,
+    opts: &[RawOption],
+    origin: Origin,
+    sid: Option<u64>,
+) -> Result<Signature, (usize, ErrorKind)> {
+    let mut s = Signature {
+        origin,
+        header,
+        sid: 0,
+        gid: 1,
+        rev: 0,
+        msg: String::new(),
+        classtype: None,
+        priority: None,
+        references: Vec::new(),
+        metadata: Vec::new(),
+        target: None,
+        noalert: false,
+        flow: FlowOpts::default(),
+        header_tests: Vec::new(),
+        buffers: Vec::new(),
+        flowbits: Vec::new(),
+        threshold: None,
+        detection_filter: None,
+        decode_events: Vec::new(),
+        stream_events: Vec::new(),
+        ignored: Vec::new(),
+    };
+    let mut cur = "pkt".to_string();
+    // (buffer index, item index) of the last content, for its modifiers.
+    let mut last_content: Option<(usize, usize)> = None;
+    let mut last_any: Option<(usize, usize)> = None;
+    for o in opts {
+        let col = o.col;
+        let name = o.name.as_str();
+        let val = || -> Result<&str, (usize, ErrorKind)> {
+            o.value
+                .as_deref()
+                .ok_or_else(|| (col, ErrorKind::Syntax(format!("a value after '{name}:'"))))
+        };
+        let invalid = |m: String| (col, ErrorKind::Invalid(format!("{name}: {m}")));
+        let unsupported = |detail: &str| {
+            (
+                col,
+                ErrorKind::Unsupported {
+                    keyword: name.to_string(),
+                    detail: detail.to_string(),
+                },
+            )
+        };
+        match name {
+            "msg" => s.msg = unquote(val()?).map_err(invalid)?,
+            "sid" => {
+                s.sid = val()?
+                    .trim()
+                    .parse()
+                    .map_err(|_| invalid("not a number".into()))?
+            }
+            "gid" => {
+                s.gid = val()?
+                    .trim()
+                    .parse()
+                    .map_err(|_| invalid("not a number".into()))?
+            }
+            "rev" => {
+                s.rev = val()?
+                    .trim()
+                    .parse()
+                    .map_err(|_| invalid("not a number".into()))?
+            }
+            "classtype" => s.classtype = Some(val()?.trim().to_string()),
+            "priority" => {
+                let p: u8 = val()?
+                    .trim()
+                    .parse()
+                    .map_err(|_| invalid("not a number 1-255".into()))?;
+                s.priority = Some(p.max(1));
+            }
+            "reference" => s.references.push(val()?.trim().to_string()),
+            "metadata" => {
+                for part in val()?.split(',') {
+                    let part = part.trim();
+                    if part.is_empty() {
+                        continue;
+                    }
+                    let (k, v) = part.split_once(char::is_whitespace).unwrap_or((part, ""));
+                    s.metadata
+                        .push((k.trim().to_string(), v.trim().to_string()));
+                }
+            }
+            "target" => {
+                let v = val()?.trim();
+                if v != "src_ip" && v != "dest_ip" {
+                    return Err(invalid("src_ip or dest_ip".into()));
+                }
+                s.target = Some(v.to_string());
+            }
+            "noalert" => s.noalert = true,
+            "tag" => s.ignored.push("tag".into()),
+            "threshold" => s.threshold = Some(val()?.to_string()),
+            "detection_filter" => s.detection_filter = Some(val()?.to_string()),
+            "decode-event" => s.decode_events.push(val()?.trim().to_string()),
+            "stream-event" => s.stream_events.push(val()?.trim().to_string()),
+            "flow" => {
+                for w in val()?.split(',') {
+                    match w.trim() {
+                        "established" => s.flow.established = true,
+                        "not_established" => s.flow.not_established = true,
+                        "stateless" => {}
+                        "to_server" | "from_client" => s.flow.to_server = true,
+                        "to_client" | "from_server" => s.flow.to_client = true,
+                        "only_stream" => s.flow.only_stream = true,
+                        "no_stream" => s.flow.no_stream = true,
+                        "only_frag" => s.flow.only_frag = true,
+                        "no_frag" => s.flow.no_frag = true,
+                        other => return Err(invalid(format!("unknown flow option {other:?}"))),
+                    }
+                }
+                if s.flow.to_server && s.flow.to_client {
+                    return Err(invalid("to_server and to_client together".into()));
+                }
+            }
+            "flowbits" => {
+                let v = val()?;
+                let (cmd, names) = v.split_once(',').unwrap_or((v, ""));
+                let names = names.trim();
+                let cmd = cmd.trim();
+                if cmd == "noalert" {
+                    s.noalert = true;
+                    continue;
+                }
+                if names.is_empty() {
+                    return Err(invalid("a flowbit name".into()));
+                }
+                let (list, all) = if names.contains('&') {
+                    (
+                        names.split('&').map(|n| n.trim().to_string()).collect(),
+                        true,
+                    )
+                } else {
+                    (
+                        names.split('|').map(|n| n.trim().to_string()).collect(),
+                        false,
+                    )
+                };
+                s.flowbits.push(match cmd {
+                    "set" => Flowbit::Set(names.to_string()),
+                    "unset" => Flowbit::Unset(names.to_string()),
+                    "toggle" => Flowbit::Toggle(names.to_string()),
+                    "isset" => Flowbit::IsSet(list, all),
+                    "isnotset" => Flowbit::IsNotSet(list, all),
+                    other => return Err(invalid(format!("unknown command {other:?}"))),
+                });
+            }
+            "ttl" => s
+                .header_tests
+                .push(HeaderTest::Ttl(cmp(val()?).map_err(invalid)?)),
+            "tos" => s
+                .header_tests
+                .push(HeaderTest::Tos(cmp(val()?).map_err(invalid)?)),
+            "id" => s
+                .header_tests
+                .push(HeaderTest::Id(cmp(val()?).map_err(invalid)?)),
+            "seq" => s
+                .header_tests
+                .push(HeaderTest::Seq(cmp(val()?).map_err(invalid)?)),
+            "ack" => s
+                .header_tests
+                .push(HeaderTest::Ack(cmp(val()?).map_err(invalid)?)),
+            "window" => s
+                .header_tests
+                .push(HeaderTest::Window(cmp(val()?).map_err(invalid)?)),
+            "itype" => s
+                .header_tests
+                .push(HeaderTest::IType(cmp(val()?).map_err(invalid)?)),
+            "icode" => s
+                .header_tests
+                .push(HeaderTest::ICode(cmp(val()?).map_err(invalid)?)),
+            "icmp_id" => s
+                .header_tests
+                .push(HeaderTest::IcmpId(cmp(val()?).map_err(invalid)?)),
+            "icmp_seq" => s
+                .header_tests
+                .push(HeaderTest::IcmpSeq(cmp(val()?).map_err(invalid)?)),
+            "dsize" => s
+                .header_tests
+                .push(HeaderTest::Dsize(cmp(val()?).map_err(invalid)?)),
+            "tcp.mss" => s
+                .header_tests
+                .push(HeaderTest::TcpMss(cmp(val()?).map_err(invalid)?)),
+            "icmpv6.mtu" => s
+                .header_tests
+                .push(HeaderTest::Icmpv6Mtu(cmp(val()?).map_err(invalid)?)),
+            "fragoffset" => s
+                .header_tests
+                .push(HeaderTest::FragOffset(cmp(val()?).map_err(invalid)?)),
+            "sameip" => s.header_tests.push(HeaderTest::SameIp),
+            "ip_proto" => {
+                let v = val()?.trim();
+                let (prefix, rest) = match v.find(|c: char| c.is_ascii_alphanumeric()) {
+                    Some(i) => v.split_at(i),
+                    None => return Err(invalid("a protocol".into())),
+                };
+                let n = match proto_number(rest) {
+                    Some(n) => n.to_string(),
+                    None => rest.to_string(),
+                };
+                s.header_tests.push(HeaderTest::IpProto(
+                    UintCmp::parse(&format!("{prefix}{n}")).map_err(invalid)?,
+                ));
+            }
+            "ipopts" => {
+                let v = val()?.trim().to_ascii_lowercase();
+                const NAMES: &[&str] = &[
+                    "rr", "eol", "nop", "ts", "sec", "esec", "lsrr", "ssrr", "satid", "any",
+                ];
+                if !NAMES.contains(&v.as_str()) {
+                    return Err(invalid(format!("unknown option {v:?}")));
+                }
+                s.header_tests.push(HeaderTest::IpOpts(v));
+            }
+            "fragbits" => {
+                let (mode, bits, _) = parse_bits(val()?, b"MDR", &[1, 2, 4]).map_err(invalid)?;
+                s.header_tests.push(HeaderTest::FragBits(mode, bits));
+            }
+            "flags" | "tcp.flags" => {
+                let v = val()?;
+                let (spec, mask) = v.split_once(',').unwrap_or((v, ""));
+                const F: &[u8] = b"FSRPAUCE";
+                const B: &[u8] = &[1, 2, 4, 8, 16, 32, 128, 64];
+                let (mode, bits, zero) = parse_bits(spec, F, B).map_err(invalid)?;
+                let (_, ignore, _) = if mask.trim().is_empty() {
+                    (BitsMode::Exact, 0, false)
+                } else {
+                    parse_bits(mask, F, B).map_err(invalid)?
+                };
+                let _ = zero;
+                s.header_tests.push(HeaderTest::Flags(mode, bits, ignore));
+            }
+            "stream_size" => {
+                let v = val()?;
+                let parts: Vec<&str> = v.split(',').map(str::trim).collect();
+                if parts.len() != 3 {
+                    return Err(invalid("side,operator,number".into()));
+                }
+                if !["server", "client", "both", "either"].contains(&parts[0]) {
+                    return Err(invalid("server, client, both or either".into()));
+                }
+                let op = match parts[1] {
+                    "=" | "==" => "",
+                    o => o,
+                };
+                s.header_tests.push(HeaderTest::StreamSize(
+                    parts[0].to_string(),
+                    UintCmp::parse(&format!("{op}{}", parts[2])).map_err(invalid)?,
+                ));
+            }
+            "content" => {
+                let v = val()?;
+                let (negated, v) = match v.strip_prefix('!') {
+                    Some(r) => (true, r.trim()),
+                    None => (false, v),
+                };
+                let pattern = parse_content(v).map_err(invalid)?;
+                if pattern.is_empty() {
+                    return Err(invalid("empty content".into()));
+                }
+                let bi = buffer_index(&mut s.buffers, &cur);
+                s.buffers[bi].items.push(Item::Content(Content {
+                    pattern,
+                    negated,
+                    ..Default::default()
+                }));
+                last_content = Some((bi, s.buffers[bi].items.len() - 1));
+                last_any = last_content;
+            }
+            "nocase" | "offset" | "depth" | "distance" | "within" | "rawbytes" | "fast_pattern"
+            | "startswith" | "endswith" => {
+                let Some((bi, ii)) = last_content else {
+                    return Err((
+                        col,
+                        ErrorKind::Syntax(format!("a 'content' before '{name}'")),
+                    ));
+                };
+                let Item::Content(c) = &mut s.buffers[bi].items[ii] else {
+                    unreachable!("last_content points at a content")
+                };
+                match name {
+                    "nocase" => c.nocase = true,
+                    "rawbytes" => {}
+                    "startswith" => c.startswith = true,
+                    "endswith" => c.endswith = true,
+                    "offset" => c.offset = Some(num(val()?).map_err(invalid)?),
+                    "depth" => c.depth = Some(num(val()?).map_err(invalid)?),
+                    "distance" => c.distance = Some(num(val()?).map_err(invalid)?),
+                    "within" => c.within = Some(num(val()?).map_err(invalid)?),
+                    _ => {
+                        let mut fp = FastPattern::default();
+                        match o.value.as_deref().map(str::trim) {
+                            None => {}
+                            Some("only") => fp.only = true,
+                            Some(v) => {
+                                let (a, b) = v
+                                    .split_once(',')
+                                    .ok_or_else(|| invalid("only or offset,length".into()))?;
+                                let a: u16 =
+                                    a.trim().parse().map_err(|_| invalid("offset".into()))?;
+                                let b: u16 =
+                                    b.trim().parse().map_err(|_| invalid("length".into()))?;
+                                if a as usize + b as usize > c.pattern.len() || b == 0 {
+                                    return Err(invalid("chop beyond the pattern".into()));
+                                }
+                                fp.chop = Some((a, b));
+                            }
+                        }
+                        c.fast_pattern = Some(fp);
+                    }
+                }
+            }
+            "pcre" => {
+                let p = parse_pcre(val()?).map_err(invalid)?;
+                let (p, buf) = match p {
+                    (p, None) => (p, cur.clone()),
+                    (p, Some(b)) => (p, b.to_string()),
+                };
+                let bi = buffer_index(&mut s.buffers, &buf);
+                s.buffers[bi].items.push(Item::Pcre(p));
+                last_any = Some((bi, s.buffers[bi].items.len() - 1));
+            }
+            "isdataat" => {
+                let v = val()?;
+                let (negated, v) = match v.trim().strip_prefix('!') {
+                    Some(r) => (true, r),
+                    None => (false, v),
+                };
+                let mut parts = v.split(',').map(str::trim);
+                let pos = num(parts.next().unwrap_or("")).map_err(invalid)?;
+                let mut relative = false;
+                for p in parts {
+                    match p {
+                        "relative" => relative = true,
+                        "rawbytes" => {}
+                        o => return Err(invalid(format!("unknown option {o:?}"))),
+                    }
+                }
+                let bi = buffer_index(&mut s.buffers, &cur);
+                s.buffers[bi].items.push(Item::IsDataAt(IsDataAt {
+                    pos,
+                    relative,
+                    negated,
+                }));
+                last_any = Some((bi, s.buffers[bi].items.len() - 1));
+            }
+            "byte_test" => {
+                let t = parse_byte_test(val()?).map_err(invalid)?;
+                let bi = buffer_index(&mut s.buffers, &cur);
+                s.buffers[bi].items.push(Item::ByteTest(t));
+                last_any = Some((bi, s.buffers[bi].items.len() - 1));
+            }
+            "byte_jump" => {
+                let t = parse_byte_jump(val()?).map_err(invalid)?;
+                let bi = buffer_index(&mut s.buffers, &cur);
+                s.buffers[bi].items.push(Item::ByteJump(t));
+                last_any = Some((bi, s.buffers[bi].items.len() - 1));
+            }
+            "byte_extract" => {
+                let t = parse_byte_extract(val()?).map_err(invalid)?;
+                let bi = buffer_index(&mut s.buffers, &cur);
+                s.buffers[bi].items.push(Item::ByteExtract(t));
+                last_any = Some((bi, s.buffers[bi].items.len() - 1));
+            }
+            _ if STICKY_BUFFERS.contains(&name) => {
+                cur = canonical_buffer(name).to_string();
+                last_content = None;
+            }
+            _ if CONTENT_MODIFIERS.iter().any(|(m, _)| *m == name) => {
+                let target = CONTENT_MODIFIERS
+                    .iter()
+                    .find(|(m, _)| *m == name)
+                    .map(|(_, b)| *b)
+                    .expect("checked");
+                // Moves the last content (or pcre) of the payload list to the
+                // buffer the modifier names.
+                let Some((bi, ii)) = last_any else {
+                    return Err((
+                        col,
+                        ErrorKind::Syntax(format!("a 'content' before '{name}'")),
+                    ));
+                };
+                if s.buffers[bi].buffer == target {
+                    continue;
+                }
+                let item = s.buffers[bi].items.remove(ii);
+                if s.buffers[bi].items.is_empty() {
+                    s.buffers.remove(bi);
+                }
+                let ti = buffer_index(&mut s.buffers, target);
+                s.buffers[ti].items.push(item);
+                let at = (ti, s.buffers[ti].items.len() - 1);
+                if matches!(s.buffers[ti].items[at.1], Item::Content(_)) {
+                    last_content = Some(at);
+                }
+                last_any = Some(at);
+            }
+            _ if UNSUPPORTED.contains(&name) => return Err(unsupported("")),
+            _ => {
+                return Err((
+                    col,
+                    ErrorKind::Unsupported {
+                        keyword: name.to_string(),
+                        detail: "unknown keyword".into(),
+                    },
+                ))
+            }
+        }
+    }
+    if s.sid == 0 && sid.is_none() {
+        return Err((0, ErrorKind::Syntax("a 'sid' option".into())));
+    }
+    if s.header.action == Action::Pass && s.noalert {
+        // A pass rule never alerts anyway.
+        s.noalert = false;
+    }
+    Ok(s)
+}
+
+fn canonical_buffer(name: &str) -> &str {
+    match name {
+        "pkt_data" => "pkt",
+        "file_data" => "file.data",
+        "dns_query" => "dns.query",
+        "tls_sni" => "tls.sni",
+        "tls_cert_subject" => "tls.cert_subject",
+        "tls_cert_issuer" => "tls.cert_issuer",
+        "tls_cert_serial" => "tls.cert_serial",
+        "tls_cert_fingerprint" => "tls.cert_fingerprint",
+        "ja3_hash" => "ja3.hash",
+        "ja3_string" => "ja3.string",
+        "ssh_proto" => "ssh.proto",
+        "ssh_software" => "ssh.software",
+        n => n,
+    }
+}
+
+fn buffer_index(buffers: &mut Vec<BufferMatch>, name: &str) -> usize {
+    if let Some(i) = buffers.iter().position(|b| b.buffer == name) {
+        return i;
+    }
+    buffers.push(BufferMatch {
+        buffer: name.to_string(),
+        items: Vec::new(),
+    });
+    buffers.len() - 1
+}
+
+fn cmp(v: &str) -> Result<UintCmp, String> {
+    UintCmp::parse(v)
+}
+
+fn num(v: &str) -> Result<Num, String> {
+    let v = v.trim();
+    if let Ok(n) = v.parse::<i64>() {
+        return Ok(Num::Lit(n));
+    }
+    if !v.is_empty() && v.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_') {
+        return Ok(Num::Var(v.to_string()));
+    }
+    Err(format!("a number or byte_extract variable, found {v:?}"))
+}
+
+/// Protocol names `ip_proto` accepts.
+fn proto_number(name: &str) -> Option<u8> {
+    Some(match name.to_ascii_lowercase().as_str() {
+        "icmp" => 1,
+        "igmp" => 2,
+        "ipip" => 4,
+        "tcp" => 6,
+        "udp" => 17,
+        "ipv6" => 41,
+        "ipv6-route" => 43,
+        "ipv6-frag" => 44,
+        "rsvp" => 46,
+        "gre" => 47,
+        "esp" => 50,
+        "ah" => 51,
+        "ipv6-icmp" | "icmpv6" => 58,
+        "ipv6-nonxt" => 59,
+        "ipv6-opts" => 60,
+        "pim" => 103,
+        "sctp" => 132,
+        _ => return None,
+    })
+}
+
+/// `[modifier]LETTERS` → mode, bits, and whether `0` (no bits) was given.
+fn parse_bits(spec: &str, letters: &[u8], bits: &[u8]) -> Result<(BitsMode, u8, bool), String> {
+    let mut mode = BitsMode::Exact;
+    let mut v = 0u8;
+    let mut zero = false;
+    for c in spec.trim().bytes() {
+        match c {
+            b'+' => mode = BitsMode::All,
+            b'*' => mode = BitsMode::Any,
+            b'!' => mode = BitsMode::Not,
+            b'0' => zero = true,
+            b'1' if letters == b"FSRPAUCE" => v |= 128,
+            b'2' if letters == b"FSRPAUCE" => v |= 64,
+            b'N' if letters == b"FSRPAUCE" => {}
+            c if c.is_ascii_whitespace() => {}
+            c => match letters.iter().position(|&l| l == c.to_ascii_uppercase()) {
+                Some(i) => v |= bits[i],
+                None => return Err(format!("unknown flag {:?}", c as char)),
+            },
+        }
+    }
+    Ok((mode, v, zero))
+}
+
+/// Removes the quotes of a quoted value and resolves `\"`, `\;`, `\\`.
+fn unquote(v: &str) -> Result<String, String> {
+    let v = v.trim();
+    let inner = if v.len() >= 2 && v.starts_with('"') && v.ends_with('"') {
+        &v[1..v.len() - 1]
+    } else {
+        v
+    };
+    let mut out = String::with_capacity(inner.len());
+    let mut it = inner.chars();
+    while let Some(c) = it.next() {
+        if c == '\\' {
+            match it.next() {
+                Some(n) => out.push(n),
+                None => out.push('\\'),
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    Ok(out)
+}
+
+/// Decodes a content string: quotes, `|hex|` runs, escapes.
+pub fn parse_content(v: &str) -> Result<Vec<u8>, String> {
+    let v = v.trim();
+    if v.len() < 2 || !v.starts_with('"') || !v.ends_with('"') {
+        return Err("a quoted string".into());
+    }
+    let b = &v.as_bytes()[1..v.len() - 1];
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    let mut hex = false;
+    let mut nib: Option<u8> = None;
+    while i < b.len() {
+        let c = b[i];
+        if hex {
+            match c {
+                b'|' => {
+                    if nib.is_some() {
+                        return Err("an even number of hex digits".into());
+                    }
+                    hex = false;
+                }
+                c if c.is_ascii_whitespace() => {}
+                c if c.is_ascii_hexdigit() => {
+                    let d = (c as char).to_digit(16).expect("hex digit") as u8;
+                    match nib.take() {
+                        Some(h) => out.push(h << 4 | d),
+                        None => nib = Some(d),
+                    }
+                }
+                c => return Err(format!("a hex digit, found {:?}", c as char)),
+            }
+        } else {
+            match c {
+                b'|' => hex = true,
+                b'\\' => {
+                    i += 1;
+                    match b.get(i) {
+                        Some(&n) if matches!(n, b'"' | b';' | b':' | b'\\' | b'|') => out.push(n),
+                        Some(&n) => return Err(format!("a valid escape, found \\{}", n as char)),
+                        None => return Err("a character after '\\'".into()),
+                    }
+                }
+                b'"' => return Err("'\"' escaped as \\\"".into()),
+                c => out.push(c),
+            }
+        }
+        i += 1;
+    }
+    if hex {
+        return Err("a closing '|'".into());
+    }
+    Ok(out)
+}
+
+/// Parses `"/re/flags"`; returns the buffer a buffer flag moves it to.
+pub fn parse_pcre(v: &str) -> Result<(Pcre, Option<&'static str>), String> {
+    let v = v.trim();
+    let (negated, v) = match v.strip_prefix('!') {
+        Some(r) => (true, r.trim()),
+        None => (false, v),
+    };
+    if v.len() < 2 || !v.starts_with('"') || !v.ends_with('"') {
+        return Err("a quoted /expression/".into());
+    }
+    let inner = &v[1..v.len() - 1];
+    let inner = inner.strip_prefix('m').unwrap_or(inner);
+    if !inner.starts_with('/') {
+        return Err("an expression starting with '/'".into());
+    }
+    let end = inner.rfind('/').filter(|&e| e > 0).ok_or("a closing '/'")?;
+    // `\"` in the rule is a quote in the expression.
+    let pattern = inner[1..end].replace("\\\"", "\"");
+    let mut p = Pcre {
+        pattern,
+        caseless: false,
+        dotall: false,
+        multiline: false,
+        extended: false,
+        anchored: false,
+        ungreedy: false,
+        relative: false,
+        negated,
+    };
+    let mut buffer = None;
+    for f in inner[end + 1..].chars() {
+        match f {
+            'i' => p.caseless = true,
+            's' => p.dotall = true,
+            'm' => p.multiline = true,
+            'x' => p.extended = true,
+            'A' => p.anchored = true,
+            'E' | 'O' | 'B' => {}
+            'G' => p.ungreedy = true,
+            'R' => p.relative = true,
+            'U' => buffer = Some("http.uri"),
+            'I' => buffer = Some("http.uri.raw"),
+            'H' => buffer = Some("http.header"),
+            'D' => buffer = Some("http.header.raw"),
+            'M' => buffer = Some("http.method"),
+            'C' => buffer = Some("http.cookie"),
+            'P' => buffer = Some("http.request_body"),
+            'Q' => buffer = Some("file.data"),
+            'S' => buffer = Some("http.stat_code"),
+            'Y' => buffer = Some("http.stat_msg"),
+            'V' => buffer = Some("http.user_agent"),
+            'W' => buffer = Some("http.host"),
+            'Z' => buffer = Some("http.host.raw"),
+            c => return Err(format!("unknown flag {c:?}")),
+        }
+    }
+    Ok((p, buffer))
+}
+
+fn number_format(opt: &str, f: &mut NumberFormat) -> bool {
+    match opt {
+        "big" => f.little = false,
+        "little" => f.little = true,
+        "dce" => {
+            f.dce = true;
+            f.little = true
+        }
+        "string" => {
+            if f.string_base.is_none() {
+                f.string_base = Some(10)
+            }
+        }
+        "dec" => f.string_base = Some(10),
+        "hex" => f.string_base = Some(16),
+        "oct" => f.string_base = Some(8),
+        _ => return false,
+    }
+    true
+}
+
+fn parse_u64(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    if let Some(h) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        u64::from_str_radix(h, 16).map_err(|_| format!("a number, found {s:?}"))
+    } else {
+        s.parse().map_err(|_| format!("a number, found {s:?}"))
+    }
+}
+
+fn nbytes(s: &str, string: bool) -> Result<u8, String> {
+    let n: u8 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("a byte count, found {s:?}"))?;
+    let max = if string { 23 } else { 8 };
+    if n == 0 || n > max {
+        return Err(format!("byte count 1..{max}"));
+    }
+    Ok(n)
+}
+
+fn parse_byte_test(v: &str) -> Result<ByteTest, String> {
+    let parts: Vec<&str> = v.split(',').map(str::trim).collect();
+    if parts.len() < 4 {
+        return Err("bytes, operator, value, offset".into());
+    }
+    let mut op = parts[1].to_string();
+    let mut negated = false;
+    if let Some(r) = op.strip_prefix('!') {
+        negated = true;
+        op = if r.is_empty() {
+            "=".into()
+        } else {
+            r.to_string()
+        };
+    }
+    if !["<", ">", "=", "<=", ">=", "&", "^"].contains(&op.as_str()) {
+        return Err(format!("an operator, found {:?}", parts[1]));
+    }
+    let mut t = ByteTest {
+        nbytes: 0,
+        op,
+        negated,
+        value: match parse_u64(parts[2]) {
+            Ok(n) => Num::Lit(n as i64),
+            Err(_) => num(parts[2])?,
+        },
+        offset: num(parts[3])?,
+        relative: false,
+        format: NumberFormat::default(),
+        bitmask: None,
+    };
+    for p in &parts[4..] {
+        if *p == "relative" {
+            t.relative = true;
+        } else if let Some(m) = p.strip_prefix("bitmask") {
+            t.bitmask = Some(parse_u64(m)?);
+        } else if !number_format(p, &mut t.format) {
+            return Err(format!("unknown option {p:?}"));
+        }
+    }
+    t.nbytes = nbytes(parts[0], t.format.string_base.is_some())?;
+    Ok(t)
+}
+
+fn parse_byte_jump(v: &str) -> Result<ByteJump, String> {
+    let parts: Vec<&str> = v.split(',').map(str::trim).collect();
+    if parts.len() < 2 {
+        return Err("bytes, offset".into());
+    }
+    let mut t = ByteJump {
+        nbytes: 0,
+        offset: num(parts[1])?,
+        relative: false,
+        multiplier: 1,
+        format: NumberFormat::default(),
+        align: false,
+        from_beginning: false,
+        from_end: false,
+        post_offset: 0,
+        bitmask: None,
+    };
+    for p in &parts[2..] {
+        match *p {
+            "relative" => t.relative = true,
+            "align" => t.align = true,
+            "from_beginning" => t.from_beginning = true,
+            "from_end" => t.from_end = true,
+            _ => {
+                if let Some(m) = p.strip_prefix("multiplier") {
+                    t.multiplier = parse_u64(m)?;
+                } else if let Some(m) = p.strip_prefix("post_offset") {
+                    t.post_offset = m
+                        .trim()
+                        .parse()
+                        .map_err(|_| format!("post_offset number, found {m:?}"))?;
+                } else if let Some(m) = p.strip_prefix("bitmask") {
+                    t.bitmask = Some(parse_u64(m)?);
+                } else if !number_format(p, &mut t.format) {
+                    return Err(format!("unknown option {p:?}"));
+                }
+            }
+        }
+    }
+    t.nbytes = nbytes(parts[0], t.format.string_base.is_some())?;
+    Ok(t)
+}
+
+fn parse_byte_extract(v: &str) -> Result<ByteExtract, String> {
+    let parts: Vec<&str> = v.split(',').map(str::trim).collect();
+    if parts.len() < 3 {
+        return Err("bytes, offset, name".into());
+    }
+    let mut t = ByteExtract {
+        nbytes: 0,
+        offset: parts[1]
+            .parse()
+            .map_err(|_| format!("an offset, found {:?}", parts[1]))?,
+        name: parts[2].to_string(),
+        relative: false,
+        multiplier: 1,
+        format: NumberFormat::default(),
+        align: 0,
+        bitmask: None,
+    };
+    for p in &parts[3..] {
+        if *p == "relative" {
+            t.relative = true;
+        } else if let Some(m) = p.strip_prefix("multiplier") {
+            t.multiplier = parse_u64(m)?;
+        } else if let Some(m) = p.strip_prefix("align") {
+            t.align = m.trim().parse().map_err(|_| "align 2 or 4".to_string())?;
+        } else if let Some(m) = p.strip_prefix("bitmask") {
+            t.bitmask = Some(parse_u64(m)?);
+        } else if !number_format(p, &mut t.format) {
+            return Err(format!("unknown option {p:?}"));
+        }
+    }
+    t.nbytes = nbytes(parts[0], t.format.string_base.is_some())?;
+    Ok(t)
+}
