@@ -22,6 +22,8 @@ awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed;?$/) p += $
      END { printf "cargo-tests: %d passed, %d failed\n", p, f }' "$log" > "$log.sum"
 rm -f "$log"
 if [ "$status" != 0 ]; then cat "$log.sum"; exit "$status"; fi
+echo "== suricata-verify cases (../shared/tools/sv_check.py)"
+bash scripts/sv-check.sh target/release/zonewatch
 if [ -x fuzz/smoke.sh ] || [ -f fuzz/smoke.sh ]; then
   echo "== fuzz smoke"
   bash fuzz/smoke.sh "${FUZZ_SECONDS:-30}"

@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 /// Event types with a schema file `docs/schema/<type>.schema.json`.
-const TYPES: &[&str] = &["flow", "anomaly", "stats"];
+const TYPES: &[&str] = &["flow", "anomaly", "stats", "alert"];
 
 /// The schemas refer to each other by relative URI (`common.schema.json`);
 /// they are loaded from disk and registered under this base, so nothing is
@@ -85,7 +85,7 @@ fn validators() -> HashMap<&'static str, jsonschema::Validator> {
 }
 
 /// What to run: (capture, display name, extra arguments).
-fn inputs() -> Vec<(PathBuf, String, &'static [&'static str])> {
+fn inputs() -> Vec<(PathBuf, String, Vec<String>)> {
     let mut v = Vec::new();
     let fixtures = captures_under(&root().join("fixtures"));
     if fixtures.is_empty() {
@@ -93,8 +93,12 @@ fn inputs() -> Vec<(PathBuf, String, &'static [&'static str])> {
     }
     for f in fixtures {
         let name = format!("fixtures/{}", f.file_name().unwrap().to_string_lossy());
-        v.push((f.clone(), name.clone(), &[][..]));
-        v.push((f, format!("{name} (tenant, zones, +09:00)"), RICH));
+        v.push((f.clone(), name.clone(), Vec::new()));
+        v.push((
+            f,
+            format!("{name} (tenant, zones, +09:00)"),
+            RICH.iter().map(|s| s.to_string()).collect(),
+        ));
     }
     let shared = root().join("../shared/data");
     if !shared.is_dir() {
@@ -118,7 +122,13 @@ fn inputs() -> Vec<(PathBuf, String, &'static [&'static str])> {
     }
     for c in caps {
         let name = c.strip_prefix(&shared).unwrap_or(&c).display().to_string();
-        v.push((c, name, &[][..]));
+        // Suricata-verify cases run with their rules, so alerts are checked too.
+        let rules = c.parent().map(|d| d.join("test.rules"));
+        let extra = match rules {
+            Some(r) if r.is_file() => vec!["--rules".to_string(), r.display().to_string()],
+            _ => Vec::new(),
+        };
+        v.push((c, name, extra));
     }
     v
 }
@@ -212,7 +222,8 @@ fn every_event_matches_its_schema_and_ids_are_unique() {
                     break;
                 };
                 let out = tmp.join(format!("{t}-{i}.json"));
-                match run(cap, extra, &out) {
+                let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+                match run(cap, &extra, &out) {
                     Err(e) => failures.lock().unwrap().push((
                         name.clone(),
                         0,

@@ -45,7 +45,11 @@ pub fn run_zonewatch(cap: &Path, extra: &[&str], out: &Path) -> Result<String, S
         .arg(cap)
         .arg("--output")
         .arg(out)
-        .args(["--workers", "2", "--set", "stats.interval=0"])
+        .args(if extra.contains(&"--workers") {
+            &["--set", "stats.interval=0"][..]
+        } else {
+            &["--workers", "2", "--set", "stats.interval=0"][..]
+        })
         .args(extra)
         .output()
         .map_err(|e| format!("cannot run zonewatch: {e}"))?;

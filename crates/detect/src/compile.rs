@@ -63,6 +63,9 @@ pub struct LoadReport {
     pub loaded: usize,
     /// Rules skipped.
     pub skipped: usize,
+    /// Of those, rules that need the app-layer parsers (an app-layer
+    /// protocol, buffer, transform or keyword).
+    pub skipped_app_layer: usize,
     /// Skip reasons with their counts.
     pub reasons: BTreeMap<String, usize>,
     /// Every skipped rule.
@@ -76,8 +79,104 @@ pub struct LoadReport {
 impl LoadReport {
     fn skip(&mut self, e: RuleError) {
         self.skipped += 1;
+        if needs_app_layer(&e) {
+            self.skipped_app_layer += 1;
+        }
         *self.reasons.entry(e.reason()).or_default() += 1;
         self.errors.push(e);
+    }
+}
+
+/// Keywords that only make sense on app-layer buffers.
+const APP_KEYWORDS: &[&str] = &[
+    "bsize",
+    "dotprefix",
+    "urilen",
+    "app-layer-event",
+    "app-layer-protocol",
+    "tls.version",
+    "tls_cert_notbefore",
+    "tls_cert_notafter",
+    "tls_cert_expired",
+    "tls_cert_valid",
+    "tls.store",
+    "tls.fingerprint",
+    "tls.subject",
+    "tls.issuerdn",
+    "ssl_version",
+    "ssl_state",
+    "dns.opcode",
+    "strip_whitespace",
+    "compress_whitespace",
+    "to_lowercase",
+    "to_uppercase",
+    "to_md5",
+    "to_sha1",
+    "to_sha256",
+    "url_decode",
+    "xor",
+    "pcrexform",
+    "header_lowercase",
+    "strip_pseudo_headers",
+    "filestore",
+    "filemagic",
+    "filename",
+    "fileext",
+    "filesize",
+    "filemd5",
+    "filesha1",
+    "filesha256",
+    "dce_iface",
+    "dce_opnum",
+    "dce_stub_data",
+    "smb.share",
+    "smb.named_pipe",
+    "krb5_cname",
+    "krb5_sname",
+    "krb5_err_code",
+    "krb5_msg_type",
+    "sip.method",
+    "sip.uri",
+    "modbus",
+    "dnp3_func",
+    "dnp3_ind",
+    "dnp3_obj",
+    "dnp3_data",
+    "enip_command",
+    "cip_service",
+    "ftpdata_command",
+    "snmp.community",
+    "snmp.pdu_type",
+    "snmp.version",
+    "rfb.name",
+    "rfb.secresult",
+    "mqtt.type",
+    "http2.header",
+    "quic.sni",
+    "quic.ua",
+    "quic.version",
+    "ike.vendor",
+    "uricontent",
+    "tls.random",
+    "frame",
+];
+
+/// Whether a skipped rule needs the app-layer parsers (for the share of
+/// packet-level rules that load).
+pub fn needs_app_layer(e: &RuleError) -> bool {
+    match &e.kind {
+        ErrorKind::Unsupported { keyword, detail } => {
+            APP_KEYWORDS.contains(&keyword.as_str())
+                || detail.contains("app-layer")
+                || keyword.starts_with("http")
+                || keyword.starts_with("dns")
+                || keyword.starts_with("tls")
+                || keyword.starts_with("ssh")
+                || keyword.starts_with("ja3")
+                || keyword.starts_with("ja4")
+                || keyword == "file.data"
+        }
+        _ => false,
     }
 }
 
@@ -295,7 +394,7 @@ impl Engine {
             None => ThresholdConfig::empty(),
         };
         let mut flowbits: Vec<String> = Vec::new();
-        let mut rules: Vec<(Rule, Option<(Vec<u8>, bool)>, usize)> = Vec::new();
+        let mut rules: Vec<(Rule, FastPat, usize)> = Vec::new();
         let mut seen: hashbrown::HashMap<(u32, u64), Origin> = hashbrown::HashMap::new();
         for (file, text) in texts {
             let (sigs, errs) = zonewatch_rules::parse_file(text, file);
@@ -471,7 +570,9 @@ const APP_PROTOS: &[&str] = &[
     "jabber",
 ];
 
-type Compiled = (Rule, Option<(Vec<u8>, bool)>);
+/// A rule's fast pattern and whether it is caseless.
+type FastPat = Option<(Vec<u8>, bool)>;
+type Compiled = (Rule, FastPat);
 
 fn compile(
     s: &Signature,

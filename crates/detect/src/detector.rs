@@ -327,7 +327,7 @@ impl Detector {
         // Addresses and ports, either way round for `<>`.
         let (sp, dp) = ports(d);
         let fwd = addr_ok(r, ip.src, sp, ip.dst, dp);
-        if !fwd && !(r.bidir && addr_ok(r, ip.dst, dp, ip.src, sp)) {
+        if !(fwd || r.bidir && addr_ok(r, ip.dst, dp, ip.src, sp)) {
             return None;
         }
         // Flow.

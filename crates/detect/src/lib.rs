@@ -20,7 +20,7 @@ mod compile;
 mod detector;
 mod program;
 
-pub use compile::{DetectConfig, Engine, LoadReport, RuleMeta};
+pub use compile::{needs_app_layer, DetectConfig, Engine, LoadReport, RuleMeta};
 pub use detector::{DetectCounters, Detector, FlowView, Hit, PacketView, StreamChunk};
 pub use zonewatch_ruleconf::{Decision, NewAction};
 

@@ -28,7 +28,7 @@ impl NumC {
 
 #[derive(Debug)]
 enum Finder {
-    Exact(memchr::memmem::Finder<'static>),
+    Exact(Box<memchr::memmem::Finder<'static>>),
     /// Lowercased pattern, compared ASCII case-insensitively.
     NoCase(Vec<u8>),
 }
@@ -134,7 +134,7 @@ impl ByteRead {
 
 #[derive(Debug)]
 enum Step {
-    Content(ContentStep),
+    Content(Box<ContentStep>),
     Pcre {
         re: regex::bytes::Regex,
         relative: bool,
@@ -155,6 +155,7 @@ enum Step {
     },
     ByteJump {
         read: ByteRead,
+        nbytes: NumC,
         offset: NumC,
         relative: bool,
         multiplier: u64,
@@ -316,9 +317,11 @@ impl Program {
                     let finder = if c.nocase {
                         Finder::NoCase(c.pattern.to_ascii_lowercase())
                     } else {
-                        Finder::Exact(memchr::memmem::Finder::new(&c.pattern).into_owned())
+                        Finder::Exact(Box::new(
+                            memchr::memmem::Finder::new(&c.pattern).into_owned(),
+                        ))
                     };
-                    Step::Content(ContentStep {
+                    Step::Content(Box::new(ContentStep {
                         finder,
                         len: c.pattern.len(),
                         negated: c.negated,
@@ -329,7 +332,7 @@ impl Program {
                         within: c.within.as_ref().map(|n| numc(n, vars)).transpose()?,
                         startswith: c.startswith,
                         endswith: c.endswith,
-                    })
+                    }))
                 }
                 Item::Pcre(p) => {
                     if !p.relative && p.anchored {
@@ -376,8 +379,9 @@ impl Program {
                         anchored = true;
                     }
                     Step::ByteJump {
+                        nbytes: numc(&j.nbytes, vars)?,
                         read: ByteRead {
-                            nbytes: j.nbytes,
+                            nbytes: 0,
                             format: j.format,
                             bitmask: j.bitmask,
                         },
@@ -579,6 +583,7 @@ impl Program {
             }
             Step::ByteJump {
                 read,
+                nbytes,
                 offset,
                 relative,
                 multiplier,
@@ -588,7 +593,28 @@ impl Program {
                 post_offset,
             } => {
                 let at = offset.get(vars) + if *relative { prev as i64 } else { 0 };
-                let v = read.read(buf, at)?;
+                let n = nbytes.get(vars);
+                let max = if read.format.string_base.is_some() {
+                    23
+                } else {
+                    8
+                };
+                if !(0..=max).contains(&n) {
+                    return None;
+                }
+                let read = ByteRead {
+                    nbytes: n as u8,
+                    format: read.format,
+                    bitmask: read.bitmask,
+                };
+                let v = if n == 0 {
+                    if at < 0 || at > len {
+                        return None;
+                    }
+                    0
+                } else {
+                    read.read(buf, at)?
+                };
                 let mut jump = (v.saturating_mul(*multiplier)).min(i64::MAX as u64 / 4) as i64;
                 if *align && jump % 4 != 0 {
                     jump += 4 - jump % 4;
@@ -654,12 +680,14 @@ mod tests {
     fn offset_depth_and_relative_windows() {
         let p = prog(r#"content:"ab"; offset:2; depth:3;"#);
         assert!(hit(&p, b"xxabx"));
-        assert!(!hit(&p, b"xxxab"));
+        assert!(hit(&p, b"xxxab"));
+        assert!(!hit(&p, b"xxxxab"));
         assert!(!hit(&p, b"abxxx"));
         let p = prog(r#"content:"a"; content:"b"; distance:1; within:2;"#);
         assert!(hit(&p, b"a_b"));
         assert!(!hit(&p, b"ab"));
-        assert!(!hit(&p, b"a__b"));
+        assert!(hit(&p, b"a__b"));
+        assert!(!hit(&p, b"a___b"));
     }
 
     #[test]
@@ -687,7 +715,8 @@ mod tests {
         assert!(hit(&p, b"\x03abcZ"));
         assert!(!hit(&p, b"\x02abcZ"));
         let p = prog(r#"byte_test:2,>,0x100,0; byte_jump:1,2,relative; content:"!"; within:1;"#);
-        assert!(hit(&p, b"\x02\x00\x00\x01?!"));
+        assert!(hit(&p, b"\x02\x00\x01?!"));
+        assert!(!hit(&p, b"\x02\x00\x02?!"));
     }
 
     #[test]

@@ -174,6 +174,12 @@ impl EveContext {
                 j.str("dest_zone", z);
             }
         }
+        if let EventBody::Alert(a) = &ev.body {
+            if let Some((t, c)) = a.icmp {
+                j.u64("icmp_type", t as u64);
+                j.u64("icmp_code", c as u64);
+            }
+        }
         if let Some(c) = &ev.community_id {
             j.ascii("community_id", c);
         }

@@ -473,6 +473,14 @@ impl Worker {
                     to_server: flow.map(|f| f.to_server),
                     pcap_cnt: Some(p.cnt),
                     target_dest: m.target_dest,
+                    icmp: match p.decoded.transport {
+                        Transport::Icmp {
+                            icmp_type,
+                            icmp_code,
+                            ..
+                        } => Some((icmp_type, icmp_code)),
+                        _ => None,
+                    },
                 })),
             });
         }

@@ -147,7 +147,7 @@ mod tests {
     #[test]
     fn builtin_has_suricatas_classes() {
         let c = Classifications::builtin();
-        assert_eq!(c.len(), 34);
+        assert_eq!(c.len(), 43);
         let t = c.get("trojan-activity").unwrap();
         assert_eq!(
             (t.description.as_str(), t.priority),

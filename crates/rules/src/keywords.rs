@@ -190,8 +190,8 @@ pub struct ByteTest {
 /// `byte_jump`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ByteJump {
-    /// Bytes to read.
-    pub nbytes: u8,
+    /// Bytes to read (0 = jump by `post_offset` alone).
+    pub nbytes: Num,
     /// Offset.
     pub offset: Num,
     /// Relative.
@@ -1353,7 +1353,7 @@ fn parse_byte_jump(v: &str) -> Result<ByteJump, String> {
         return Err("bytes, offset".into());
     }
     let mut t = ByteJump {
-        nbytes: 0,
+        nbytes: Num::Lit(0),
         offset: num(parts[1])?,
         relative: false,
         multiplier: 1,
@@ -1386,7 +1386,13 @@ fn parse_byte_jump(v: &str) -> Result<ByteJump, String> {
             }
         }
     }
-    t.nbytes = nbytes(parts[0], t.format.string_base.is_some())?;
+    t.nbytes = match parts[0].trim() {
+        "0" => Num::Lit(0),
+        p if p.bytes().all(|c| c.is_ascii_digit()) => {
+            Num::Lit(nbytes(p, t.format.string_base.is_some())? as i64)
+        }
+        p => num(p)?,
+    };
     Ok(t)
 }
 

@@ -277,6 +277,9 @@ fn parse_header(head: &str) -> HeaderResult {
         }
         _ => return expect(0, "an action (alert, pass, drop, reject)"),
     };
+    if toks.len() >= 5 && !matches!(toks[4].1.as_str(), "->" | "<>" | "<-") {
+        return expect(4, "a direction (-> or <>)");
+    }
     if toks.len() < 7 {
         let what = [
             "",

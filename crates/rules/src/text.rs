@@ -55,8 +55,7 @@ pub struct RawOption {
     pub col: usize,
 }
 
-/// Splits the text between the rule's parentheses on `;` outside quotes
-/// (`\;` and `\"` are escapes). `base` is the column of `body` in the rule.
+/// Splits the text between the rule's parentheses on unescaped `;`. `base` is the column of `body` in the rule.
 pub(crate) fn split_options(body: &str, base: usize) -> Result<Vec<RawOption>, (usize, String)> {
     let b = body.as_bytes();
     let mut out = Vec::new();
@@ -69,14 +68,14 @@ pub(crate) fn split_options(body: &str, base: usize) -> Result<Vec<RawOption>, (
             break;
         }
         let start = i;
-        let mut in_quote = false;
+        // Like Suricata, an option ends at the first `;` not escaped with
+        // `\`; quotes do not protect it (pcre values may hold a bare `"`).
         let mut colon = None;
         while i < b.len() {
             match b[i] {
                 b'\\' => i += 1,
-                b'"' => in_quote = !in_quote,
-                b':' if colon.is_none() && !in_quote => colon = Some(i),
-                b';' if !in_quote => break,
+                b':' if colon.is_none() => colon = Some(i),
+                b';' => break,
                 _ => {}
             }
             i += 1;
@@ -85,9 +84,6 @@ pub(crate) fn split_options(body: &str, base: usize) -> Result<Vec<RawOption>, (
             i = b.len();
         }
         if i >= b.len() {
-            if in_quote {
-                return Err((base + start, "a closing '\"'".into()));
-            }
             return Err((base + i, "';' after the last option".into()));
         }
         let (name, value) = match colon {

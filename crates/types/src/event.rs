@@ -165,4 +165,6 @@ pub struct AlertRecord {
     pub pcap_cnt: Option<u64>,
     /// `target:` keyword: `Some(true)` when the target is the destination.
     pub target_dest: Option<bool>,
+    /// ICMP type and code of the packet.
+    pub icmp: Option<(u8, u8)>,
 }
