@@ -245,6 +245,10 @@ fn load_rules(paths: &[PathBuf]) -> anyhow::Result<Option<Arc<zonewatch_detect::
         .take(5)
         .map(|(k, v)| format!("{k} {v}"))
         .collect();
+    tracing::info!(
+        "rules without a fast pattern (tcp, udp, icmp, other): {:?}",
+        r.no_fast_pattern
+    );
     eprintln!(
         "zonewatch: rules: {} loaded, {} skipped from {} file(s) in {:.2}s{}",
         r.loaded,

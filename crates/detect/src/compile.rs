@@ -1,7 +1,7 @@
 //! Loading rule files and compiling them into the engine.
 
 use crate::program::{CompileError, Program};
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -74,6 +74,9 @@ pub struct LoadReport {
     pub config_warnings: Vec<String>,
     /// Time to read, parse and compile.
     pub load_time: Duration,
+    /// Loaded rules without a fast pattern, checked on every packet of
+    /// their protocol: tcp, udp, icmp, other.
+    pub no_fast_pattern: [usize; 4],
 }
 
 impl LoadReport {
@@ -261,8 +264,17 @@ pub struct Engine {
     pub(crate) nocase: Option<AhoCorasick>,
     pub(crate) exact_rules: Vec<Vec<u32>>,
     pub(crate) nocase_rules: Vec<Vec<u32>>,
+    /// The q-gram prefilter (used unless `ZW_PREFILTER=ac` asks for the
+    /// Aho-Corasick automata above, kept for comparison).
+    pub(crate) qgram: crate::prefilter::Prefilter,
+    pub(crate) use_ac: bool,
     /// Rules without a fast pattern, by protocol class.
     pub(crate) always: [Vec<u32>; CLASSES],
+    /// Rules without a fast pattern but with a narrow address side,
+    /// found by the packet's addresses.
+    pub(crate) by_addr: crate::addrindex::AddrIndex,
+    /// Some rule is IP-only (flows then remember which directions were checked).
+    pub(crate) has_iponly: bool,
     pub(crate) flowbit_count: usize,
     pub(crate) threshold_cfg: Arc<ThresholdConfig>,
     pub(crate) stream_window: usize,
@@ -442,9 +454,14 @@ impl Engine {
         let mut exact_idx: hashbrown::HashMap<Vec<u8>, usize> = hashbrown::HashMap::new();
         let mut nocase_idx: hashbrown::HashMap<Vec<u8>, usize> = hashbrown::HashMap::new();
         let mut always: [Vec<u32>; CLASSES] = Default::default();
+        let mut addr_items: Vec<(u32, bool)> = Vec::new();
         let mut out = Vec::with_capacity(rules.len());
+        let mut fast_items: Vec<(Vec<u8>, bool, u32)> = Vec::new();
         for (i, (r, fp, _)) in rules.into_iter().enumerate() {
             let i = i as u32;
+            if let Some((pat, nocase)) = &fp {
+                fast_items.push((pat.clone(), *nocase, i));
+            }
             match fp {
                 Some((pat, false)) => {
                     let k = *exact_idx.entry(pat.clone()).or_insert_with(|| {
@@ -463,6 +480,8 @@ impl Engine {
                     });
                     nocase_rules[k].push(i);
                 }
+                None if crate::addrindex::narrow(&r.src) => addr_items.push((i, true)),
+                None if crate::addrindex::narrow(&r.dst) => addr_items.push((i, false)),
                 None => {
                     for (c, list) in always.iter_mut().enumerate() {
                         if proto_in_class(r.proto, c) {
@@ -477,22 +496,66 @@ impl Engine {
             if pats.is_empty() {
                 return None;
             }
+            // A full DFA is several times faster than the NFA on payloads;
+            // its size is bounded, and the NFA is the fallback past it.
             AhoCorasickBuilder::new()
                 .match_kind(MatchKind::Standard)
                 .ascii_case_insensitive(nocase)
+                .kind(Some(AhoCorasickKind::DFA))
                 .build(pats)
+                .or_else(|_| {
+                    AhoCorasickBuilder::new()
+                        .match_kind(MatchKind::Standard)
+                        .ascii_case_insensitive(nocase)
+                        .build(pats)
+                })
                 .ok()
         };
-        let exact = build(&exact_pats, false);
-        let nocase = build(&nocase_pats, true);
+        let use_ac = std::env::var("ZW_PREFILTER").is_ok_and(|v| v == "ac");
+        let (exact, nocase) = if use_ac {
+            (build(&exact_pats, false), build(&nocase_pats, true))
+        } else {
+            (None, None)
+        };
+        let qgram = crate::prefilter::Prefilter::build(&fast_items);
+        tracing::info!("prefilter: {} distinct fast patterns", qgram.len());
+        for (name, ac, n) in [
+            ("exact", &exact, exact_pats.len()),
+            ("nocase", &nocase, nocase_pats.len()),
+        ] {
+            if let Some(ac) = ac {
+                tracing::info!(
+                    "prefilter {name}: {n} patterns, {:?}, {} KiB",
+                    ac.kind(),
+                    ac.memory_usage() / 1024
+                );
+            }
+        }
+        let by_addr = crate::addrindex::AddrIndex::build(
+            &addr_items
+                .iter()
+                .map(|&(i, src)| {
+                    let r = &out[i as usize];
+                    (i, if src { &r.src } else { &r.dst })
+                })
+                .collect::<Vec<_>>(),
+        );
+        let has_iponly = out.iter().any(|r| r.iponly);
         report.load_time = t0.elapsed();
+        for (c, list) in always.iter().enumerate() {
+            report.no_fast_pattern[c] = list.len();
+        }
         Engine {
             rules: out,
             exact,
             nocase,
             exact_rules,
             nocase_rules,
+            qgram,
+            use_ac,
             always,
+            by_addr,
+            has_iponly,
             flowbit_count: flowbits.len(),
             threshold_cfg: Arc::new(threshold_cfg),
             stream_window: if cfg.stream_window == 0 {

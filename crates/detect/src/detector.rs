@@ -145,6 +145,19 @@ impl Detector {
             return;
         }
         let engine = self.engine.clone();
+        if !engine.use_ac {
+            let (stamp, generation, cands) = (&mut self.stamp, self.generation, &mut self.cands);
+            engine.qgram.scan(buf, |rules| {
+                for &r in rules {
+                    let s = &mut stamp[r as usize];
+                    if *s != generation {
+                        *s = generation;
+                        cands.push(r);
+                    }
+                }
+            });
+            return;
+        }
         if let Some(ac) = &engine.exact {
             for m in ac.find_overlapping_iter(buf) {
                 self.mark(&engine.exact_rules[m.pattern().as_usize()]);
@@ -207,12 +220,18 @@ impl Detector {
             self.generation = 1;
         }
         self.cands.clear();
-        self.prefilter(payload);
+        // In-order TCP data is scanned once, in its stream window (which
+        // holds this packet's bytes); the packet payload only otherwise.
+        if !p.payload_in_stream || windows.is_empty() {
+            self.prefilter(payload);
+        }
         let window = std::mem::take(&mut self.window);
         for &(s, e, _, _) in &windows {
             self.prefilter(&window[s..e]);
         }
         self.mark(&engine.always[class_of(ip.proto)]);
+        self.mark(engine.by_addr.get(ip.src));
+        self.mark(engine.by_addr.get(ip.dst));
         self.cands.sort_unstable();
         let cands = std::mem::take(&mut self.cands);
         let first = hits.len();
@@ -262,7 +281,7 @@ impl Detector {
         if let Some(f) = p.flow {
             if let Some(st) = self.flows.get_mut(&f.id) {
                 st.flags |= if f.to_server { 1 } else { 2 };
-            } else if engine.rules.iter().any(|r| r.iponly) {
+            } else if engine.has_iponly {
                 self.flows.entry(f.id).or_default().flags |= if f.to_server { 1 } else { 2 };
             }
         }

@@ -16,8 +16,10 @@
 //! - Time comes only from packet timestamps.
 #![deny(missing_docs)]
 
+mod addrindex;
 mod compile;
 mod detector;
+mod prefilter;
 mod program;
 
 pub use compile::{needs_app_layer, DetectConfig, Engine, LoadReport, RuleMeta};
