@@ -87,6 +87,7 @@ fn pipeline(path: &Path, stage: Stage, workers: usize) -> (Figure, serde_json::V
         progress: false,
         stop: Arc::new(AtomicBool::new(false)),
         detect: None,
+        anomaly: None,
     };
     let t = Instant::now();
     let r = zonewatch_pipeline::run(&cfg, opts, writer).expect("pipeline run");

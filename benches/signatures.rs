@@ -43,6 +43,7 @@ fn run(path: &Path, engine: Option<Arc<Engine>>, workers: usize) -> Run {
         progress: false,
         stop: Arc::new(AtomicBool::new(false)),
         detect: engine,
+        anomaly: None,
     };
     let t = Instant::now();
     let r = zonewatch_pipeline::run(&cfg, opts, writer).expect("pipeline run");
@@ -94,7 +95,8 @@ fn main() {
         return;
     }
     let t = Instant::now();
-    let full = Engine::load(&[rules_dir.clone()], &DetectConfig::default()).expect("load");
+    let full =
+        Engine::load(std::slice::from_ref(&rules_dir), &DetectConfig::default()).expect("load");
     let load_secs = t.elapsed().as_secs_f64();
     println!(
         "rules: {} loaded, {} skipped from {} in {:.2}s (wall, incl. reading files)",

@@ -142,7 +142,8 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
             bail!("{}: no such rule file or directory", r.display());
         }
     }
-    let detect = load_rules(&a.rules)?;
+    let detect = load_rules(&a.rules, &cfg)?;
+    let anomaly = load_detectors(&a, &cfg)?;
     let _ = a.checksum_checks;
     let (inputs, ids) = if a.pcap.is_empty() {
         let run_id = std::time::SystemTime::now()
@@ -212,6 +213,7 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
         progress: !live && std::io::stderr().is_terminal() && out_path != "-",
         stop,
         detect,
+        anomaly,
     };
     let started = std::time::Instant::now();
     let report = zonewatch_pipeline::run(&cfg, opts, writer)?;
@@ -225,18 +227,41 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
 /// Loads the signature files under the `--rules` paths. Rules that cannot
 /// be used are skipped with a warning each (file:line, sid, reason) and a
 /// summary; only an unreadable path is an error.
-fn load_rules(paths: &[PathBuf]) -> anyhow::Result<Option<Arc<zonewatch_detect::Engine>>> {
+fn load_rules(
+    paths: &[PathBuf],
+    config: &Config,
+) -> anyhow::Result<Option<Arc<zonewatch_detect::Engine>>> {
     if paths.is_empty() {
         return Ok(None);
     }
-    let cfg = zonewatch_detect::DetectConfig::default();
+    let cfg = zonewatch_detect::DetectConfig {
+        address_groups: config
+            .address_groups
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        port_groups: config
+            .port_groups
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        classification_file: config.classification_file.clone(),
+        threshold_file: config.threshold_file.clone(),
+        stream_window: 0,
+    };
     let engine = zonewatch_detect::Engine::load(paths, &cfg).context("loading rules")?;
     let r = &engine.report;
     for w in &r.config_warnings {
         tracing::warn!("{w}");
     }
+    // Rules waiting for the app-layer parsers are many in ET Open; they are
+    // listed at info level (ZONEWATCH_LOG=info), every other skip warns.
     for e in &r.errors {
-        tracing::warn!("rule skipped: {e}");
+        if zonewatch_detect::needs_app_layer(e) {
+            tracing::info!("rule skipped: {e}");
+        } else {
+            tracing::warn!("rule skipped: {e}");
+        }
     }
     let mut top: Vec<(&String, &usize)> = r.reasons.iter().collect();
     top.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
@@ -262,6 +287,35 @@ fn load_rules(paths: &[PathBuf]) -> anyhow::Result<Option<Arc<zonewatch_detect::
         }
     );
     Ok(Some(Arc::new(engine)))
+}
+
+/// Loads the anomaly detectors whose files (`detector:` YAML) are under the
+/// `--rules` paths, with the zone policy of the configuration file. None
+/// when no detector file is given. A broken detector file is an error
+/// naming file:line.
+fn load_detectors(
+    a: &RunArgs,
+    cfg: &Config,
+) -> anyhow::Result<Option<zonewatch_anomaly::DetectorSet>> {
+    if a.rules.is_empty() {
+        return Ok(None);
+    }
+    let policy = match &a.config {
+        Some(p) => {
+            let text =
+                std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+            let policy =
+                zonewatch_anomaly::ZonePolicy::from_config_yaml(&text, &p.display().to_string())
+                    .map_err(|e| anyhow::anyhow!("zone policy: {}", e.join("; ")))?;
+            Some(policy.with_zones(&cfg.zones))
+        }
+        None => None,
+    };
+    let set = zonewatch_anomaly::DetectorSet::load(&a.rules, policy).map_err(|errs| {
+        let msgs: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+        anyhow::anyhow!("detector files: {}", msgs.join("; "))
+    })?;
+    Ok((!set.is_empty()).then_some(set))
 }
 
 /// A short, readable summary on stderr.

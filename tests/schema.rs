@@ -93,7 +93,16 @@ fn inputs() -> Vec<(PathBuf, String, Vec<String>)> {
     }
     for f in fixtures {
         let name = format!("fixtures/{}", f.file_name().unwrap().to_string_lossy());
-        v.push((f.clone(), name.clone(), Vec::new()));
+        // Attack captures run with the anomaly detectors, so their alerts are checked too.
+        let extra = if f.parent().is_some_and(|d| d.ends_with("attacks")) {
+            vec![
+                "--rules".to_string(),
+                root().join("rules/detectors").display().to_string(),
+            ]
+        } else {
+            Vec::new()
+        };
+        v.push((f.clone(), name.clone(), extra));
         v.push((
             f,
             format!("{name} (tenant, zones, +09:00)"),

@@ -113,6 +113,10 @@ pub struct Config {
     /// The `kafka:` section as written (key below `kafka.`, value, line),
     /// validated by the Kafka sink's own configuration when it starts.
     pub kafka: Vec<(String, Value, usize)>,
+    /// `classification-file`: replaces the built-in classification.config.
+    pub classification_file: Option<std::path::PathBuf>,
+    /// `threshold-file`: Suricata's threshold.config.
+    pub threshold_file: Option<std::path::PathBuf>,
 }
 
 impl Default for Config {
@@ -198,6 +202,8 @@ impl Default for Config {
             batch_packets: 128,
             queue_batches: 256,
             kafka: Vec::new(),
+            classification_file: None,
+            threshold_file: None,
         }
     }
 }
@@ -430,6 +436,10 @@ impl Config {
                 self.kafka.push((k.to_string(), s.value.clone(), s.line));
                 continue;
             }
+            if s.key.starts_with("zone-policy.") || s.key == "zone-policy" {
+                // Read by the zone-policy detector from the file itself.
+                continue;
+            }
             match self.apply(&s.key, &s.value) {
                 Ok(Applied::Ok) => {}
                 Ok(Applied::Ignored) => warnings.push(p(format!(
@@ -569,6 +579,10 @@ impl Config {
                 self.output_types = types;
             }
             "stats.interval" => self.stats_interval = secs()?,
+            "classification-file" => {
+                self.classification_file = Some(scalar()?.into());
+            }
+            "threshold-file" => self.threshold_file = Some(scalar()?.into()),
             "pipeline.batch-packets" => {
                 self.batch_packets = parse_num::<usize>(scalar()?)?.clamp(1, 4096)
             }

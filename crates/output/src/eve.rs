@@ -285,6 +285,11 @@ impl EveContext {
                     j.ascii("direction", if ts { "to_server" } else { "to_client" });
                 }
                 j.u64("stream", a.stream as u64);
+                if let Some(ev) = &a.evidence {
+                    j.key("evidence");
+                    j.out
+                        .push_str(&serde_json::to_string(ev).expect("evidence serializes"));
+                }
             }
             EventBody::Stats(v) => {
                 j.key("stats");

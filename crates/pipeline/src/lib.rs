@@ -75,6 +75,19 @@ pub struct RunOptions {
     pub stop: Arc<AtomicBool>,
     /// Signature engine, when rules were given.
     pub detect: Option<Arc<zonewatch_detect::Engine>>,
+    /// Anomaly detectors, when detector files were given. They run on the
+    /// output thread, fed in input order, so per-host state (scans,
+    /// floods) sees every flow whatever the worker count.
+    pub anomaly: Option<zonewatch_anomaly::DetectorSet>,
+}
+
+/// `sub` of a packet's observation: after the packet's own events.
+pub(crate) const OBS_SUB: u64 = 1 << 59;
+
+/// What workers tell the anomaly detectors.
+pub(crate) enum Obs {
+    Packet(Box<zonewatch_anomaly::PacketObs>),
+    Tick(Timestamp),
 }
 
 /// What a run did.
@@ -144,7 +157,7 @@ pub(crate) enum WorkMsg {
 }
 
 /// Runs the pipeline to the end of its input.
-pub fn run(cfg: &Config, opts: RunOptions, writer: EventWriter) -> Result<RunReport, RunError> {
+pub fn run(cfg: &Config, mut opts: RunOptions, writer: EventWriter) -> Result<RunReport, RunError> {
     let n = opts.workers.max(1);
     let ordered = matches!(opts.inputs, Inputs::Files(_));
     let (out_tx, out_rx) = bounded::<output::OutMsg>(n * 64);
@@ -156,6 +169,7 @@ pub fn run(cfg: &Config, opts: RunOptions, writer: EventWriter) -> Result<RunRep
         work_txs.push(tx);
         let mut wcfg = worker::WorkerConfig::from_config(cfg, n, &opts.inputs, opts.stage);
         wcfg.detect = opts.detect.clone();
+        wcfg.observe = opts.anomaly.is_some();
         let out_tx = out_tx.clone();
         let free_tx = free_tx.clone();
         handles.push(
@@ -169,11 +183,12 @@ pub fn run(cfg: &Config, opts: RunOptions, writer: EventWriter) -> Result<RunRep
     let out_handle = {
         let interval = opts.stats_interval;
         let filter = opts.detect.clone().map(zonewatch_detect::AlertFilter::new);
+        let anomaly = opts.anomaly.take();
         let out_tx_for_reader = out_tx.clone();
         drop(out_tx);
         let h = std::thread::Builder::new()
             .name("zw-output".into())
-            .spawn(move || output::run(out_rx, writer, n, ordered, interval, filter))
+            .spawn(move || output::run(out_rx, writer, n, ordered, interval, filter, anomaly))
             .expect("spawn output thread");
         (h, out_tx_for_reader)
     };

@@ -15,6 +15,8 @@ pub(crate) enum OutMsg {
     Events {
         worker: usize,
         events: Vec<Event>,
+        /// Observations for the anomaly detectors, sorted by key.
+        obs: Vec<(EventKey, crate::Obs)>,
         done_below: EventKey,
     },
     Worker(usize, Box<WorkerStats>),
@@ -28,16 +30,86 @@ pub(crate) enum OutMsg {
 
 /// Applies thresholds to alerts in output order (so the result does not
 /// depend on the worker count) and writes what passes.
+/// Also runs the anomaly detectors on the observations and flow ends, in
+/// the same order, and writes their alerts.
 struct Filtered {
     filter: Option<zonewatch_detect::AlertFilter>,
     /// Alerts held back by thresholds or suppressions.
     held: u64,
+    anomaly: Option<zonewatch_anomaly::DetectorSet>,
+    /// Anomaly alerts written at the current position (their `sub`).
+    anomaly_seq: (u64, u64),
 }
 
+/// `sub` of anomaly alerts: above packet events, below stats and flow ends.
+const ANOMALY_SUB: u64 = 1 << 60;
+
 impl Filtered {
+    fn observe(
+        &mut self,
+        w: &mut EventWriter,
+        key: EventKey,
+        o: crate::Obs,
+    ) -> std::io::Result<()> {
+        if let Some(set) = &mut self.anomaly {
+            match o {
+                crate::Obs::Packet(p) => set.observe_packet(&p),
+                crate::Obs::Tick(ts) => set.tick(ts),
+            }
+        }
+        self.anomaly_alerts(w, key.pos)
+    }
+
+    /// Ends the detectors' windows at the end of input.
+    fn finish(&mut self, w: &mut EventWriter, pos: u64, ts: Timestamp) -> std::io::Result<()> {
+        if let Some(set) = &mut self.anomaly {
+            set.finish(ts);
+        }
+        self.anomaly_alerts(w, pos)
+    }
+
+    fn anomaly_alerts(&mut self, w: &mut EventWriter, pos: u64) -> std::io::Result<()> {
+        let Some(set) = &mut self.anomaly else {
+            return Ok(());
+        };
+        let alerts: Vec<_> = set.drain_alerts().collect();
+        for a in alerts {
+            if self.anomaly_seq.0 != pos {
+                self.anomaly_seq = (pos, 0);
+            }
+            let key = EventKey {
+                pos,
+                sub: ANOMALY_SUB + self.anomaly_seq.1,
+            };
+            self.anomaly_seq.1 += 1;
+            w.write(&anomaly_event(a, key))?;
+        }
+        Ok(())
+    }
+
     fn write(&mut self, w: &mut EventWriter, mut e: Event) -> std::io::Result<()> {
+        if let (Some(set), EventBody::Flow(f), Some(a)) = (&mut self.anomaly, &e.body, &e.addr) {
+            set.observe_flow_end(&zonewatch_anomaly::FlowEndObs {
+                src: a.src_ip,
+                dst: a.dest_ip,
+                sport: a.src_port.unwrap_or(0),
+                dport: a.dest_port.unwrap_or(0),
+                proto: a.proto,
+                start: f.start,
+                end: f.end,
+                pkts_toserver: f.pkts_toserver,
+                pkts_toclient: f.pkts_toclient,
+                bytes_toserver: f.bytes_toserver,
+                bytes_toclient: f.bytes_toclient,
+                tcp_flags: f.tcp.map(|t| t.flags_ts | t.flags_tc).unwrap_or(0),
+                established: f.state != "new",
+            });
+        }
         if let (Some(f), EventBody::Alert(a), Some(addr)) = (&mut self.filter, &mut e.body, &e.addr)
         {
+            if a.rule == zonewatch_types::AlertRecord::NOT_A_SIGNATURE {
+                return w.write(&e);
+            }
             use zonewatch_detect::{Decision, NewAction};
             match f.decide(a.rule, addr.src_ip, addr.dest_ip, e.ts) {
                 Decision::Alert => {}
@@ -55,12 +127,104 @@ impl Filtered {
                 }
             }
         }
-        w.write(&e)
+        w.write(&e)?;
+        if matches!(e.body, EventBody::Flow(_)) {
+            self.anomaly_alerts(w, e.key.pos)?;
+        }
+        Ok(())
     }
 }
 
+/// An anomaly detector's alert as an EVE alert event. An alert about many
+/// targets (a horizontal scan) has no single destination: `dest_ip` is then
+/// the unspecified address of the source's family.
+fn anomaly_event(a: zonewatch_anomaly::AnomalyAlert, key: EventKey) -> Event {
+    let dest = a.dest_ip.unwrap_or(match a.src_ip {
+        std::net::IpAddr::V4(_) => std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+        std::net::IpAddr::V6(_) => std::net::IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+    });
+    let mut evidence = a.evidence;
+    if let Some(o) = evidence.as_object_mut() {
+        o.insert("detector".into(), a.detector.into());
+        o.insert("update".into(), a.update.into());
+    }
+    Event {
+        key,
+        ts: a.ts,
+        flow_id: None,
+        addr: Some(zonewatch_types::AddrInfo {
+            src_ip: a.src_ip,
+            src_port: a.src_port,
+            dest_ip: dest,
+            dest_port: a.dest_port,
+            proto: a.proto.unwrap_or(0),
+            vlan: [0, 0],
+        }),
+        community_id: None,
+        in_iface: None,
+        body: EventBody::Alert(Box::new(zonewatch_types::AlertRecord {
+            rule: zonewatch_types::AlertRecord::NOT_A_SIGNATURE,
+            rule_action: "alert",
+            gid: 1,
+            signature_id: a.signature_id as u64,
+            rev: 1,
+            signature: std::sync::Arc::from(a.signature.as_str()),
+            category: std::sync::Arc::from(a.category.as_str()),
+            severity: a.severity,
+            metadata: std::sync::Arc::from(Vec::new()),
+            stream: false,
+            to_server: None,
+            pcap_cnt: None,
+            target_dest: None,
+            icmp: None,
+            evidence: Some(Box::new(evidence)),
+        })),
+    }
+}
+
+// Events are the common item; boxing them would cost an allocation each.
+#[allow(clippy::large_enum_variant)]
+enum Item {
+    Event(Event),
+    Obs(EventKey, crate::Obs),
+}
+
+impl Item {
+    fn key(&self) -> EventKey {
+        match self {
+            Item::Event(e) => e.key,
+            Item::Obs(k, _) => *k,
+        }
+    }
+}
+
+/// Merges a worker's sorted events and sorted observations.
+fn merged(events: Vec<Event>, obs: Vec<(EventKey, crate::Obs)>) -> Vec<Item> {
+    if obs.is_empty() {
+        return events.into_iter().map(Item::Event).collect();
+    }
+    let mut out = Vec::with_capacity(events.len() + obs.len());
+    let mut e = events.into_iter().peekable();
+    let mut o = obs.into_iter().peekable();
+    loop {
+        let take_event = match (e.peek(), o.peek()) {
+            (Some(a), Some(b)) => a.key <= b.0,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (None, None) => break,
+        };
+        if take_event {
+            out.push(Item::Event(e.next().expect("peeked")));
+        } else {
+            let (k, x) = o.next().expect("peeked");
+            out.push(Item::Obs(k, x));
+        }
+    }
+    out
+}
+
 struct Merge {
-    queues: Vec<VecDeque<Event>>,
+    queues: Vec<VecDeque<Item>>,
     /// Per worker: every event it will still send sorts at or above this.
     done_below: Vec<EventKey>,
     ordered: bool,
@@ -81,18 +245,21 @@ impl Merge {
             .queues
             .iter()
             .enumerate()
-            .filter_map(|(i, q)| q.front().map(|e| Reverse((e.key, i))))
+            .filter_map(|(i, q)| q.front().map(|e| Reverse((e.key(), i))))
             .collect();
         while let Some(Reverse((key, i))) = heap.pop() {
             if key >= limit && !all {
                 break;
             }
-            let e = self.queues[i]
+            let item = self.queues[i]
                 .pop_front()
                 .expect("heap mirrors queue heads");
-            f.write(w, e)?;
+            match item {
+                Item::Event(e) => f.write(w, e)?,
+                Item::Obs(k, o) => f.observe(w, k, o)?,
+            }
             if let Some(n) = self.queues[i].front() {
-                heap.push(Reverse((n.key, i)));
+                heap.push(Reverse((n.key(), i)));
             }
         }
         Ok(())
@@ -106,8 +273,14 @@ pub(crate) fn run(
     ordered: bool,
     stats_interval: u64,
     filter: Option<zonewatch_detect::AlertFilter>,
+    anomaly: Option<zonewatch_anomaly::DetectorSet>,
 ) -> Result<serde_json::Value, std::io::Error> {
-    let mut filtered = Filtered { filter, held: 0 };
+    let mut filtered = Filtered {
+        filter,
+        held: 0,
+        anomaly,
+        anomaly_seq: (0, 0),
+    };
     let started = Instant::now();
     let mut merge = Merge {
         queues: (0..workers).map(|_| VecDeque::new()).collect(),
@@ -141,21 +314,25 @@ pub(crate) fn run(
             Some(OutMsg::Events {
                 worker,
                 events,
+                obs,
                 done_below,
             }) => {
                 if let Some(e) = events.last() {
                     last_clock = last_clock.max(e.ts);
                 }
                 if merge.ordered {
-                    merge.queues[worker].extend(events);
+                    merge.queues[worker].extend(merged(events, obs));
                     merge.done_below[worker] = done_below;
                     if result.is_ok() {
                         result = merge.drain(&mut writer, &mut filtered, false);
                     }
                 } else {
-                    for e in events {
+                    for item in merged(events, obs) {
                         if result.is_ok() {
-                            result = filtered.write(&mut writer, e);
+                            result = match item {
+                                Item::Event(e) => filtered.write(&mut writer, e),
+                                Item::Obs(k, o) => filtered.observe(&mut writer, k, o),
+                            };
                         }
                     }
                 }
@@ -182,7 +359,7 @@ pub(crate) fn run(
                 &writer.written,
                 writer.filtered,
                 live,
-                with_held(writer.sink_stats(), filtered.held),
+                with_held(writer.sink_stats(), &filtered),
             );
             // Periodic stats sort after every event at the current position.
             let pos = merge.done_below.iter().map(|k| k.pos).min().unwrap_or(0);
@@ -197,6 +374,10 @@ pub(crate) fn run(
     }
     if result.is_ok() {
         result = merge.drain(&mut writer, &mut filtered, true);
+    }
+    if result.is_ok() {
+        let (pos, ts) = end.unwrap_or((0, last_clock));
+        result = filtered.finish(&mut writer, pos, ts.max(last_clock));
     }
     let (end_pos, mut end_ts) = end.unwrap_or((0, last_clock));
     if end_ts == Timestamp::default() {
@@ -213,7 +394,7 @@ pub(crate) fn run(
         &writer.written,
         writer.filtered,
         live,
-        with_held(writer.sink_stats(), filtered.held),
+        with_held(writer.sink_stats(), &filtered),
     );
     let ev = stats_event(end_pos + 1, u64::MAX, end_ts.max(last_clock), v.clone());
     if result.is_ok() {
@@ -227,9 +408,17 @@ pub(crate) fn run(
 
 fn with_held(
     mut sinks: Vec<(&'static str, serde_json::Value)>,
-    held: u64,
+    f: &Filtered,
 ) -> Vec<(&'static str, serde_json::Value)> {
-    sinks.push(("detect.thresholded", serde_json::Value::from(held)));
+    sinks.push(("detect.thresholded", serde_json::Value::from(f.held)));
+    if let Some(set) = &f.anomaly {
+        let mut root = serde_json::Map::new();
+        for (name, v) in set.counters() {
+            let name = name.strip_prefix("anomaly.").unwrap_or(&name);
+            stats::put(&mut root, name, serde_json::Value::from(v));
+        }
+        sinks.push(("anomaly", serde_json::Value::Object(root)));
+    }
     sinks
 }
 

@@ -29,6 +29,8 @@ pub(crate) struct WorkerConfig {
     stage: crate::Stage,
     /// Signature engine, when rules were given.
     pub(crate) detect: Option<std::sync::Arc<zonewatch_detect::Engine>>,
+    /// Anomaly detectors run (on the output thread): send observations.
+    pub(crate) observe: bool,
 }
 
 fn st(t: &ProtoTimeouts) -> StateTimeouts {
@@ -74,6 +76,7 @@ impl WorkerConfig {
             ifaces: ifaces.clone(),
             stage,
             detect: None,
+            observe: false,
             flow: FlowConfig {
                 // The flow memcap is shared evenly: each worker owns its table.
                 memcap_bytes: c.flow_memcap / workers.max(1) as u64,
@@ -115,6 +118,9 @@ struct Worker {
     snames: Vec<&'static str>,
     /// This packet's payload went into an established session.
     in_stream: bool,
+    /// Observations for the anomaly detectors, in input order.
+    observe: bool,
+    obs: Vec<(EventKey, crate::Obs)>,
 }
 
 /// The anomaly events of one packet's decoder events.
@@ -218,6 +224,16 @@ impl Worker {
                         first_in_dir: f.pkts[di] == p.pkts as u64,
                     });
                     flow_slot = Some(r.slot);
+                    if self.observe {
+                        let o = observation(p, d, &tuple, r.dir, f.pkts);
+                        self.obs.push((
+                            EventKey {
+                                pos: p.pos,
+                                sub: crate::OBS_SUB,
+                            },
+                            crate::Obs::Packet(Box::new(o)),
+                        ));
+                    }
                     if let (Some(t), true) = (tcp, self.stage == crate::Stage::Full) {
                         let bytes = &b.data[p.start as usize..(p.start + p.len) as usize];
                         let payload = bytes
@@ -366,9 +382,11 @@ impl Worker {
     fn emit(&mut self, done_below: EventKey) {
         let mut events = std::mem::take(&mut self.events);
         events.sort_by_key(|e| e.key);
+        let obs = std::mem::take(&mut self.obs);
         let _ = self.out.send(OutMsg::Events {
             worker: self.id,
             events,
+            obs,
             done_below,
         });
         if self.last_publish.elapsed() >= PUBLISH_EVERY {
@@ -473,6 +491,7 @@ impl Worker {
                     to_server: flow.map(|f| f.to_server),
                     pcap_cnt: Some(p.cnt),
                     target_dest: m.target_dest,
+                    evidence: None,
                     icmp: match p.decoded.transport {
                         Transport::Icmp {
                             icmp_type,
@@ -497,6 +516,45 @@ impl Worker {
             .out
             .send(OutMsg::Worker(self.id, Box::new(self.stats.clone())));
     }
+}
+
+/// The anomaly detectors' view of one packet of a flow.
+fn observation(
+    p: &crate::PacketMeta,
+    d: &Decoded,
+    tuple: &zonewatch_types::FlowTuple,
+    dir: zonewatch_types::Direction,
+    pkts: [u64; 2],
+) -> zonewatch_anomaly::PacketObs {
+    let ip = d.ip.expect("flow packets have IP");
+    let mut o = zonewatch_anomaly::PacketObs::new(p.ts, ip.src, ip.dst, ip.proto);
+    let (sport, dport) = match d.transport {
+        Transport::Tcp(t) => {
+            o.tcp_flags = t.flags;
+            (t.sport, t.dport)
+        }
+        Transport::Udp { sport, dport, .. } => (sport, dport),
+        Transport::Icmp {
+            icmp_type,
+            icmp_code,
+            ..
+        } => {
+            o.icmp = Some((icmp_type, icmp_code));
+            (0, 0)
+        }
+        Transport::None => (tuple.sport, tuple.dport),
+    };
+    o.sport = sport;
+    o.dport = dport;
+    o.ip_len = ip.header_len + ip.payload_len;
+    o.ttl = ip.ttl;
+    o.direction = dir;
+    o.flow_pkts_toserver = pkts[0].min(u32::MAX as u64) as u32;
+    o.flow_pkts_toclient = pkts[1].min(u32::MAX as u64) as u32;
+    for e in d.events.iter() {
+        o.decoder_events.push(e.rule_name());
+    }
+    o
 }
 
 pub(crate) fn run(
@@ -525,6 +583,8 @@ pub(crate) fn run(
         sbuf: Vec::new(),
         snames: Vec::new(),
         in_stream: false,
+        observe: cfg.observe,
+        obs: Vec::new(),
     };
     for msg in rx.iter() {
         match msg {
@@ -536,6 +596,10 @@ pub(crate) fn run(
                 let _ = free.try_send(b);
             }
             WorkMsg::Tick { pos, ts } => {
+                if w.observe && w.id == 0 {
+                    // One tick for the detectors, from one worker.
+                    w.obs.push((EventKey { pos, sub: 0 }, crate::Obs::Tick(ts)));
+                }
                 let e = w.flows.expiring(ts);
                 w.end_flows(e, pos, ts);
             }

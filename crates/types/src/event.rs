@@ -167,4 +167,12 @@ pub struct AlertRecord {
     pub target_dest: Option<bool>,
     /// ICMP type and code of the packet.
     pub icmp: Option<(u8, u8)>,
+    /// Evidence of an anomaly detector's alert (counts, window, samples),
+    /// written as the event's `evidence` object.
+    pub evidence: Option<Box<serde_json::Value>>,
+}
+
+impl AlertRecord {
+    /// `rule` of alerts not raised by a signature (no thresholds apply).
+    pub const NOT_A_SIGNATURE: u32 = u32::MAX;
 }

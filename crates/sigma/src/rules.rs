@@ -1,0 +1,1142 @@
+//! Loading Sigma YAML into compiled rules. Every problem is a [`RuleLoadError`] with file, line
+//! and rule id; a bad rule is skipped, the rest load.
+
+use crate::cond::{self, Expr};
+use crate::config::{FieldRef, SigmaConfig, SourceCond};
+use crate::matcher::{self, Anchor, NumOp, ValueTest};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use yaml_rust2::{Yaml, YamlLoader};
+
+/// Rule files larger than this are refused.
+pub const MAX_RULE_FILE_BYTES: u64 = 4 << 20;
+/// Values per field test are capped (after `windash`/`base64offset` expansion).
+const MAX_VALUES: usize = 4096;
+
+/// A rule that could not be loaded (the rule is skipped).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}:{line}: rule {}: {message}", file.display(), rule_id.as_deref().unwrap_or("?"))]
+pub struct RuleLoadError {
+    /// File.
+    pub file: PathBuf,
+    /// 1-based line (of the offending key if known, else of the document).
+    pub line: usize,
+    /// Rule id (or title) if it could be read.
+    pub rule_id: Option<String>,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// Sigma `level`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub enum Level {
+    /// informational
+    Informational,
+    /// low
+    Low,
+    /// medium
+    #[default]
+    Medium,
+    /// high
+    High,
+    /// critical
+    Critical,
+}
+
+impl Level {
+    fn parse(s: &str) -> Option<Level> {
+        Some(match s.to_ascii_lowercase().as_str() {
+            "informational" => Level::Informational,
+            "low" => Level::Low,
+            "medium" => Level::Medium,
+            "high" => Level::High,
+            "critical" => Level::Critical,
+            _ => return None,
+        })
+    }
+    /// Suricata's alert severity, 1 (highest) to 4: critical 1, high 2, medium 3,
+    /// low and informational 4.
+    pub fn severity(self) -> u8 {
+        match self {
+            Level::Critical => 1,
+            Level::High => 2,
+            Level::Medium => 3,
+            Level::Low | Level::Informational => 4,
+        }
+    }
+    /// The Sigma keyword.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Informational => "informational",
+            Level::Low => "low",
+            Level::Medium => "medium",
+            Level::High => "high",
+            Level::Critical => "critical",
+        }
+    }
+}
+
+/// Rule metadata shared by detection and correlation rules.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RuleMeta {
+    /// `id` (or, if absent, the title).
+    pub id: String,
+    /// `name` (Sigma 2: how correlations refer to a rule).
+    pub name: Option<String>,
+    /// `title`.
+    pub title: String,
+    /// `level`.
+    pub level: Level,
+    /// `tags`.
+    pub tags: Vec<String>,
+    /// File and 1-based line of the document.
+    pub file: PathBuf,
+    /// Line of the document start.
+    pub line: usize,
+}
+
+/// One `field|modifiers: values` test.
+#[derive(Debug, Clone)]
+pub(crate) struct FieldTest {
+    pub slot: usize,
+    pub field: FieldRef,
+    pub values: Vec<ValueTest>,
+    pub all: bool,
+}
+
+/// A search identifier: OR over alternatives, each an AND of field tests.
+#[derive(Debug, Clone)]
+pub(crate) struct Search {
+    pub alts: Vec<Vec<FieldTest>>,
+}
+
+/// A compiled detection rule.
+#[derive(Debug, Clone)]
+pub struct DetectionRule {
+    /// Metadata.
+    pub meta: RuleMeta,
+    pub(crate) searches: Vec<Search>,
+    pub(crate) cond: Expr,
+    pub(crate) gate: usize,
+    /// Emit alerts for this rule's own matches (false if only used by correlations with
+    /// `generate: false`).
+    pub emit: bool,
+    pub(crate) corr_refs: Vec<(usize, usize)>,
+    /// One of these field slots must be present for the rule to match (`None`: no such set).
+    pub(crate) need_slots: Option<Vec<usize>>,
+}
+
+/// Correlation type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CorrelationType {
+    /// Number of matching events per group within the timespan.
+    EventCount,
+    /// Number of distinct values of a field per group within the timespan.
+    ValueCount,
+    /// All referenced rules matched for the group within the timespan.
+    Temporal,
+    /// As `Temporal`, in the order listed.
+    TemporalOrdered,
+}
+
+impl CorrelationType {
+    /// The Sigma keyword.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CorrelationType::EventCount => "event_count",
+            CorrelationType::ValueCount => "value_count",
+            CorrelationType::Temporal => "temporal",
+            CorrelationType::TemporalOrdered => "temporal_ordered",
+        }
+    }
+}
+
+/// Threshold of a correlation (`gt`, `gte`, `lt`, `lte`, `eq`, combined with AND).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Threshold {
+    /// `gt`
+    pub gt: Option<u64>,
+    /// `gte`
+    pub gte: Option<u64>,
+    /// `lt`
+    pub lt: Option<u64>,
+    /// `lte`
+    pub lte: Option<u64>,
+    /// `eq`
+    pub eq: Option<u64>,
+}
+
+impl Threshold {
+    /// Whether `n` satisfies it.
+    pub fn holds(&self, n: u64) -> bool {
+        self.gt.is_none_or(|v| n > v)
+            && self.gte.is_none_or(|v| n >= v)
+            && self.lt.is_none_or(|v| n < v)
+            && self.lte.is_none_or(|v| n <= v)
+            && self.eq.is_none_or(|v| n == v)
+    }
+    /// Only lower bounds: can fire as soon as reached (sliding window).
+    pub fn monotone(&self) -> bool {
+        self.lt.is_none() && self.lte.is_none() && self.eq.is_none()
+    }
+    /// Smallest count that can satisfy it.
+    pub fn min_count(&self) -> u64 {
+        let a = self.gt.map_or(0, |v| v.saturating_add(1));
+        let b = self.gte.unwrap_or(0);
+        a.max(b).max(self.eq.unwrap_or(0)).max(1)
+    }
+}
+
+/// A compiled correlation rule.
+#[derive(Debug, Clone)]
+pub struct CorrelationRule {
+    /// Metadata.
+    pub meta: RuleMeta,
+    /// Type.
+    pub kind: CorrelationType,
+    /// Referenced rules as written.
+    pub rule_refs: Vec<String>,
+    /// Indices of the referenced detection rules.
+    pub(crate) rules: Vec<usize>,
+    /// Group-by field names as written, with their resolved slots.
+    pub group_by: Vec<String>,
+    pub(crate) group_slots: Vec<(usize, FieldRef)>,
+    /// Window length in seconds.
+    pub timespan_secs: u64,
+    /// Threshold.
+    pub threshold: Threshold,
+    /// `value_count` field.
+    pub value_field: Option<String>,
+    pub(crate) value_slot: Option<(usize, FieldRef)>,
+    /// `generate`.
+    pub generate: bool,
+}
+
+/// A compiled, immutable set of rules (share it across threads with `Arc`).
+#[derive(Debug, Clone, Default)]
+pub struct RuleSet {
+    /// Detection rules.
+    pub detections: Vec<DetectionRule>,
+    /// Correlation rules.
+    pub correlations: Vec<CorrelationRule>,
+    pub(crate) slots: Vec<FieldRef>,
+    pub(crate) gates: Vec<Gate>,
+    /// Prefilter: one automaton over literals that some rules need in the message.
+    pub(crate) prefilter: Option<aho_corasick::AhoCorasick>,
+    /// Literal id → rules needing it.
+    pub(crate) prefilter_rules: Vec<Vec<usize>>,
+    /// Per rule: evaluated only if one of its literals was seen.
+    pub(crate) prefiltered: Vec<bool>,
+    /// Rules whose log source can match syslog records (the others are never evaluated).
+    pub(crate) active: Vec<usize>,
+    /// Rules that loaded but whose log source never matches a syslog record.
+    pub inactive: usize,
+}
+
+/// Whether a record belongs to a rule's log source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Gate {
+    Always,
+    Never,
+    /// All groups must hold; in a group any condition.
+    All(Vec<Vec<SourceCond>>),
+}
+
+/// What loading produced.
+#[derive(Debug, Default)]
+pub struct LoadReport {
+    /// The rules.
+    pub rules: RuleSet,
+    /// Rules skipped, with reasons.
+    pub errors: Vec<RuleLoadError>,
+    /// Files read.
+    pub files: usize,
+    /// YAML documents that were not rules (no `detection`/`correlation`).
+    pub non_rules: usize,
+}
+
+struct Builder<'c> {
+    cfg: &'c SigmaConfig,
+    set: RuleSet,
+    slot_ix: HashMap<FieldRef, usize>,
+    pending_corr: Vec<(CorrelationRule, Vec<String>)>,
+}
+
+struct DocCtx<'a> {
+    file: &'a Path,
+    lines: &'a [&'a str],
+    start: usize,
+    end: usize,
+    id: Option<String>,
+}
+
+impl DocCtx<'_> {
+    fn err(&self, needle: Option<&str>, message: impl Into<String>) -> RuleLoadError {
+        let mut line = self.start + 1;
+        if let Some(n) = needle {
+            for (i, l) in self.lines[self.start..self.end].iter().enumerate() {
+                if l.contains(n) {
+                    line = self.start + i + 1;
+                    break;
+                }
+            }
+        }
+        RuleLoadError {
+            file: self.file.to_owned(),
+            line,
+            rule_id: self.id.clone(),
+            message: message.into(),
+        }
+    }
+}
+
+fn ystr(y: &Yaml) -> Option<String> {
+    match y {
+        Yaml::String(s) | Yaml::Real(s) => Some(s.clone()),
+        Yaml::Integer(i) => Some(i.to_string()),
+        Yaml::Boolean(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+fn get<'y>(y: &'y Yaml, k: &str) -> Option<&'y Yaml> {
+    match y {
+        Yaml::Hash(h) => h.get(&Yaml::String(k.to_owned())),
+        _ => None,
+    }
+}
+
+impl<'c> Builder<'c> {
+    fn slot(&mut self, f: FieldRef) -> usize {
+        if let Some(&i) = self.slot_ix.get(&f) {
+            return i;
+        }
+        let i = self.set.slots.len();
+        self.set.slots.push(f.clone());
+        self.slot_ix.insert(f, i);
+        i
+    }
+
+    fn gate(&mut self, ls: Option<&Yaml>) -> usize {
+        let g = if self.cfg.ignore_logsource {
+            Gate::Always
+        } else {
+            self.gate_of(ls)
+        };
+        if let Some(i) = self.set.gates.iter().position(|x| *x == g) {
+            return i;
+        }
+        self.set.gates.push(g);
+        self.set.gates.len() - 1
+    }
+
+    fn gate_of(&self, ls: Option<&Yaml>) -> Gate {
+        let Some(ls) = ls else { return Gate::Always };
+        let m = &self.cfg.logsources;
+        let text = |k: &str| get(ls, k).and_then(ystr).map(|s| s.to_ascii_lowercase());
+        if let Some(p) = text("product") {
+            if !m.products.contains(&p) {
+                return Gate::Never;
+            }
+        }
+        let mut groups = Vec::new();
+        for (key, table) in [("service", &m.services), ("category", &m.categories)] {
+            if let Some(v) = text(key) {
+                match table.get(&v) {
+                    Some(conds) if conds.contains(&SourceCond::Any) => {}
+                    Some(conds) => groups.push(conds.clone()),
+                    None => return Gate::Never,
+                }
+            }
+        }
+        if groups.is_empty() {
+            Gate::Always
+        } else {
+            Gate::All(groups)
+        }
+    }
+
+    fn load_text(&mut self, text: &str, file: &Path, errors: &mut Vec<RuleLoadError>) -> usize {
+        let lines: Vec<&str> = text.lines().collect();
+        let mut starts = vec![0usize];
+        for (i, l) in lines.iter().enumerate() {
+            if l.trim_end() == "---" && i > 0 {
+                starts.push(i);
+            }
+        }
+        let docs = match YamlLoader::load_from_str(text) {
+            Ok(d) => d,
+            Err(e) => {
+                errors.push(RuleLoadError {
+                    file: file.to_owned(),
+                    line: e.marker().line(),
+                    rule_id: None,
+                    message: format!("YAML: {}", e.info()),
+                });
+                return 0;
+            }
+        };
+        let mut non_rules = 0;
+        // A leading `---` produces no empty document; align documents with the last starts.
+        let skip = starts.len().saturating_sub(docs.len());
+        for (k, doc) in docs.iter().enumerate() {
+            let start = starts.get(k + skip).copied().unwrap_or(0);
+            let end = starts.get(k + skip + 1).copied().unwrap_or(lines.len());
+            let id = get(doc, "id")
+                .and_then(ystr)
+                .or_else(|| get(doc, "title").and_then(ystr));
+            let d = DocCtx {
+                file,
+                lines: &lines,
+                start,
+                end,
+                id,
+            };
+            let r = if get(doc, "correlation").is_some() {
+                self.correlation(doc, &d)
+            } else if get(doc, "detection").is_some() {
+                self.detection(doc, &d)
+            } else {
+                non_rules += 1;
+                continue;
+            };
+            if let Err(e) = r {
+                tracing::warn!("{e}");
+                errors.push(e);
+            }
+        }
+        non_rules
+    }
+
+    fn meta(&self, doc: &Yaml, d: &DocCtx<'_>) -> Result<RuleMeta, RuleLoadError> {
+        if get(doc, "action").is_some() {
+            return Err(d.err(
+                Some("action:"),
+                "rule collections (`action:`) are not supported",
+            ));
+        }
+        let title = get(doc, "title")
+            .and_then(ystr)
+            .ok_or_else(|| d.err(None, "missing `title`"))?;
+        let level = match get(doc, "level").and_then(ystr) {
+            None => Level::Medium,
+            Some(l) => Level::parse(&l)
+                .ok_or_else(|| d.err(Some("level:"), format!("unknown level {l:?}")))?,
+        };
+        let tags = match get(doc, "tags") {
+            Some(Yaml::Array(a)) => a.iter().filter_map(ystr).collect(),
+            _ => Vec::new(),
+        };
+        Ok(RuleMeta {
+            id: d.id.clone().unwrap_or_else(|| title.clone()),
+            name: get(doc, "name").and_then(ystr),
+            title,
+            level,
+            tags,
+            file: d.file.to_owned(),
+            line: d.start + 1,
+        })
+    }
+
+    fn detection(&mut self, doc: &Yaml, d: &DocCtx<'_>) -> Result<(), RuleLoadError> {
+        let meta = self.meta(doc, d)?;
+        let det = match get(doc, "detection") {
+            Some(Yaml::Hash(h)) => h,
+            _ => return Err(d.err(Some("detection:"), "`detection` must be a mapping")),
+        };
+        let mut names = Vec::new();
+        let mut searches = Vec::new();
+        let mut conds = Vec::new();
+        for (k, v) in det {
+            let Some(k) = ystr(k) else {
+                return Err(d.err(Some("detection:"), "non-string key in `detection`"));
+            };
+            match k.as_str() {
+                "condition" => match v {
+                    Yaml::Array(a) => conds.extend(a.iter().filter_map(ystr)),
+                    other => conds.extend(ystr(other)),
+                },
+                "timeframe" => {}
+                _ => {
+                    let s = self.search(v).map_err(|(needle, m)| {
+                        let n = needle.unwrap_or_else(|| format!("{k}:"));
+                        d.err(Some(&n), format!("search `{k}`: {m}"))
+                    })?;
+                    names.push(k);
+                    searches.push(s);
+                }
+            }
+        }
+        if conds.is_empty() {
+            return Err(d.err(Some("detection:"), "missing `condition`"));
+        }
+        let mut exprs = Vec::new();
+        for c in &conds {
+            exprs.push(cond::parse(c, &names).map_err(|m| d.err(Some("condition:"), m))?);
+        }
+        let cond = if exprs.len() == 1 {
+            exprs.remove(0)
+        } else {
+            Expr::Or(exprs)
+        };
+        let gate = self.gate(get(doc, "logsource"));
+        if self.set.gates[gate] == Gate::Never {
+            self.set.inactive += 1;
+        }
+        self.set.detections.push(DetectionRule {
+            meta,
+            searches,
+            cond,
+            gate,
+            emit: true,
+            corr_refs: Vec::new(),
+            need_slots: None,
+        });
+        Ok(())
+    }
+
+    fn search(&mut self, v: &Yaml) -> Result<Search, (Option<String>, String)> {
+        match v {
+            Yaml::Hash(_) => Ok(Search {
+                alts: vec![self.map(v)?],
+            }),
+            Yaml::Array(a) if !a.is_empty() && a.iter().all(|x| matches!(x, Yaml::Hash(_))) => {
+                let mut alts = Vec::new();
+                for m in a {
+                    alts.push(self.map(m)?);
+                }
+                Ok(Search { alts })
+            }
+            Yaml::Array(_) | Yaml::String(_) | Yaml::Integer(_) | Yaml::Real(_) => {
+                // Keywords: searched in the message only.
+                let t = self.field_test(None, &[], v).map_err(|m| (None, m))?;
+                Ok(Search {
+                    alts: vec![vec![t]],
+                })
+            }
+            _ => Err((
+                None,
+                "must be a mapping, a list of mappings or a list of keywords".into(),
+            )),
+        }
+    }
+
+    fn map(&mut self, m: &Yaml) -> Result<Vec<FieldTest>, (Option<String>, String)> {
+        let Yaml::Hash(h) = m else {
+            return Err((None, "expected a mapping".into()));
+        };
+        let mut out = Vec::new();
+        for (k, v) in h {
+            let key = ystr(k).ok_or((None, "non-string field name".to_owned()))?;
+            let mut parts = key.split('|');
+            let field = parts.next().unwrap_or("");
+            let mods: Vec<&str> = parts.collect();
+            let field = (!field.is_empty()).then_some(field);
+            let t = self
+                .field_test(field, &mods, v)
+                .map_err(|m| (Some(key.clone()), format!("`{key}`: {m}")))?;
+            out.push(t);
+        }
+        Ok(out)
+    }
+
+    /// `field` None = keyword search over the message.
+    fn field_test(
+        &mut self,
+        field: Option<&str>,
+        mods: &[&str],
+        v: &Yaml,
+    ) -> Result<FieldTest, String> {
+        let fref = match field {
+            None => FieldRef::Message,
+            Some(f) => self.cfg.fields.resolve(f),
+        };
+        let slot = self.slot(fref.clone());
+        let mut anchor = if field.is_none() {
+            Anchor::Contains
+        } else {
+            Anchor::Exact
+        };
+        let (mut all, mut cased, mut re, mut cidr, mut exists) =
+            (false, false, false, false, false);
+        let (mut re_i, mut re_m, mut re_s) = (false, false, false);
+        let (mut b64, mut b64off, mut wide, mut wdash) = (false, false, false, false);
+        let mut num: Option<NumOp> = None;
+        for m in mods {
+            match *m {
+                "contains" => anchor = Anchor::Contains,
+                "startswith" => anchor = Anchor::Start,
+                "endswith" => anchor = Anchor::End,
+                "all" => all = true,
+                "cased" => cased = true,
+                "re" => re = true,
+                "i" if re => re_i = true,
+                "m" if re => re_m = true,
+                "s" if re => re_s = true,
+                "cidr" => cidr = true,
+                "exists" => exists = true,
+                "base64" => b64 = true,
+                "base64offset" => b64off = true,
+                "wide" | "utf16le" | "utf16" => wide = true,
+                "windash" => wdash = true,
+                "lt" => num = Some(NumOp::Lt),
+                "lte" => num = Some(NumOp::Lte),
+                "gt" => num = Some(NumOp::Gt),
+                "gte" => num = Some(NumOp::Gte),
+                other => return Err(format!("unsupported modifier `{other}`")),
+            }
+        }
+        let raw: Vec<&Yaml> = match v {
+            Yaml::Array(a) => a.iter().collect(),
+            other => vec![other],
+        };
+        if raw.is_empty() {
+            return Err("empty value list".into());
+        }
+        let mut values = Vec::new();
+        for y in raw {
+            if exists {
+                match y {
+                    Yaml::Boolean(b) => values.push(ValueTest::Exists(*b)),
+                    _ => return Err("`exists` needs true or false".into()),
+                }
+                continue;
+            }
+            if matches!(y, Yaml::Null) {
+                values.push(ValueTest::Null);
+                continue;
+            }
+            let s = ystr(y).ok_or("values must be scalars")?;
+            if let Some(op) = num {
+                let n: f64 = s.parse().map_err(|_| format!("`{s}` is not a number"))?;
+                values.push(ValueTest::Num(op, n));
+                continue;
+            }
+            if cidr {
+                let net: ipnet::IpNet = s
+                    .parse()
+                    .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| format!("`{s}` is not a CIDR"))?;
+                values.push(ValueTest::Cidr(net));
+                continue;
+            }
+            if re {
+                let mut flags = String::new();
+                if re_m {
+                    flags.push('m');
+                }
+                if re_s {
+                    flags.push('s');
+                }
+                let pat = if flags.is_empty() {
+                    s.clone()
+                } else {
+                    format!("(?{flags}){s}")
+                };
+                values.push(ValueTest::Re(matcher::build_regex(&pat, re_i)?));
+                continue;
+            }
+            let variants = if wdash { matcher::windash(&s) } else { vec![s] };
+            for var in variants {
+                let bytes = if wide {
+                    matcher::utf16le(&var)
+                } else {
+                    var.clone().into_bytes()
+                };
+                let pats = if b64off {
+                    anchor = Anchor::Contains;
+                    matcher::base64_offsets(&bytes)
+                } else if b64 {
+                    vec![matcher::base64_plain(&bytes)]
+                } else {
+                    vec![var]
+                };
+                // base64 output is case-sensitive.
+                let c = cased || b64 || b64off;
+                for p in pats {
+                    let p = if b64 || b64off { escape_wild(&p) } else { p };
+                    values.push(matcher::compile_str(&p, anchor, c)?);
+                }
+            }
+            if values.len() > MAX_VALUES {
+                return Err("too many values".into());
+            }
+        }
+        let values = if all {
+            values
+        } else {
+            matcher::merge_any(values)?
+        };
+        Ok(FieldTest {
+            slot,
+            field: fref,
+            values,
+            all,
+        })
+    }
+
+    fn correlation(&mut self, doc: &Yaml, d: &DocCtx<'_>) -> Result<(), RuleLoadError> {
+        let meta = self.meta(doc, d)?;
+        let c = get(doc, "correlation").unwrap_or(&Yaml::Null);
+        let kind = match get(c, "type").and_then(ystr).as_deref() {
+            Some("event_count") => CorrelationType::EventCount,
+            Some("value_count") => CorrelationType::ValueCount,
+            Some("temporal") => CorrelationType::Temporal,
+            Some("temporal_ordered") => CorrelationType::TemporalOrdered,
+            other => {
+                return Err(d.err(Some("type:"), format!("unknown correlation type {other:?}")))
+            }
+        };
+        let rule_refs: Vec<String> = match get(c, "rules") {
+            Some(Yaml::Array(a)) => a.iter().filter_map(ystr).collect(),
+            Some(y) => ystr(y).into_iter().collect(),
+            None => Vec::new(),
+        };
+        if rule_refs.is_empty() {
+            return Err(d.err(Some("rules:"), "correlation needs `rules`"));
+        }
+        let group_by: Vec<String> = match get(c, "group-by") {
+            Some(Yaml::Array(a)) => a.iter().filter_map(ystr).collect(),
+            Some(y) => ystr(y).into_iter().collect(),
+            None => Vec::new(),
+        };
+        if get(c, "aliases").is_some() {
+            return Err(d.err(Some("aliases:"), "correlation `aliases` are not supported"));
+        }
+        let ts = get(c, "timespan")
+            .or_else(|| get(c, "timeframe"))
+            .and_then(ystr)
+            .ok_or_else(|| d.err(Some("correlation:"), "correlation needs `timespan`"))?;
+        let timespan_secs = parse_timespan(&ts)
+            .ok_or_else(|| d.err(Some("timespan:"), format!("bad timespan {ts:?}")))?;
+        let mut threshold = Threshold::default();
+        let mut value_field = None;
+        if let Some(Yaml::Hash(h)) = get(c, "condition") {
+            for (k, v) in h {
+                let k = ystr(k).unwrap_or_default();
+                if k == "field" {
+                    value_field = ystr(v);
+                    continue;
+                }
+                let n: u64 = ystr(v).and_then(|s| s.parse().ok()).ok_or_else(|| {
+                    d.err(
+                        Some("condition:"),
+                        format!("`{k}` needs a non-negative integer"),
+                    )
+                })?;
+                match k.as_str() {
+                    "gt" => threshold.gt = Some(n),
+                    "gte" => threshold.gte = Some(n),
+                    "lt" => threshold.lt = Some(n),
+                    "lte" => threshold.lte = Some(n),
+                    "eq" => threshold.eq = Some(n),
+                    other => {
+                        return Err(d.err(
+                            Some("condition:"),
+                            format!("unknown condition operator `{other}`"),
+                        ))
+                    }
+                }
+            }
+        } else if matches!(
+            kind,
+            CorrelationType::EventCount | CorrelationType::ValueCount
+        ) {
+            return Err(d.err(
+                Some("correlation:"),
+                "event_count/value_count need a `condition` mapping",
+            ));
+        }
+        if kind == CorrelationType::ValueCount && value_field.is_none() {
+            return Err(d.err(Some("condition:"), "value_count needs `condition.field`"));
+        }
+        let group_slots = group_by
+            .iter()
+            .map(|g| {
+                let f = self.cfg.fields.resolve(g);
+                (self.slot(f.clone()), f)
+            })
+            .collect();
+        let value_slot = value_field.as_ref().map(|v| {
+            let f = self.cfg.fields.resolve(v);
+            (self.slot(f.clone()), f)
+        });
+        let generate = matches!(get(c, "generate"), Some(Yaml::Boolean(true)));
+        let rule = CorrelationRule {
+            meta,
+            kind,
+            rule_refs: rule_refs.clone(),
+            rules: Vec::new(),
+            group_by,
+            group_slots,
+            timespan_secs,
+            threshold,
+            value_field,
+            value_slot,
+            generate,
+        };
+        self.pending_corr.push((rule, rule_refs));
+        Ok(())
+    }
+
+    /// Resolves correlation references once every file is loaded.
+    fn finish(mut self, errors: &mut Vec<RuleLoadError>) -> RuleSet {
+        let mut by_ref: HashMap<&str, usize> = HashMap::new();
+        for (i, r) in self.set.detections.iter().enumerate() {
+            by_ref.entry(r.meta.id.as_str()).or_insert(i);
+            if let Some(n) = &r.meta.name {
+                by_ref.entry(n.as_str()).or_insert(i);
+            }
+        }
+        let mut resolved = Vec::new();
+        for (mut c, refs) in std::mem::take(&mut self.pending_corr) {
+            let mut idx = Vec::new();
+            let mut missing = None;
+            for r in &refs {
+                match by_ref.get(r.as_str()) {
+                    Some(&i) => idx.push(i),
+                    None => missing = Some(r.clone()),
+                }
+            }
+            if let Some(m) = missing {
+                let e = RuleLoadError {
+                    file: c.meta.file.clone(),
+                    line: c.meta.line,
+                    rule_id: Some(c.meta.id.clone()),
+                    message: format!("correlation refers to unknown rule `{m}` (only detection rules can be referenced)"),
+                };
+                tracing::warn!("{e}");
+                errors.push(e);
+                continue;
+            }
+            c.rules = idx;
+            resolved.push(c);
+        }
+        // Referenced rules emit their own alerts only if some correlation says `generate: true`.
+        let mut referenced = vec![false; self.set.detections.len()];
+        let mut generate = vec![false; self.set.detections.len()];
+        for (ci, c) in resolved.iter().enumerate() {
+            for (pos, &ri) in c.rules.iter().enumerate() {
+                referenced[ri] = true;
+                generate[ri] |= c.generate;
+                self.set.detections[ri].corr_refs.push((ci, pos));
+            }
+        }
+        for (i, r) in self.set.detections.iter_mut().enumerate() {
+            r.emit = !referenced[i] || generate[i];
+        }
+        self.set.correlations = resolved;
+        for r in &mut self.set.detections {
+            r.need_slots =
+                necessary_slots(&r.cond, &r.searches).filter(|v| !v.is_empty() && !v.contains(&0));
+        }
+        self.set.active = (0..self.set.detections.len())
+            .filter(|&i| self.set.gates[self.set.detections[i].gate] != Gate::Never)
+            .collect();
+        self.build_prefilter();
+        self.set
+    }
+
+    /// Rules whose condition needs one of a set of literals in the message are evaluated only
+    /// when the automaton sees one of them (the prefilter never drops a true match: every
+    /// literal is necessary for the rule, and the rule is fully evaluated afterwards).
+    fn build_prefilter(&mut self) {
+        let mut lits: Vec<String> = Vec::new();
+        let mut ix: HashMap<String, usize> = HashMap::new();
+        let mut map: Vec<Vec<usize>> = Vec::new();
+        let n = self.set.detections.len();
+        let mut pre = vec![false; n];
+        for (ri, r) in self.set.detections.iter().enumerate() {
+            let Some(need) = necessary(&r.cond, &r.searches) else {
+                continue;
+            };
+            if need.is_empty() || need.len() > 4096 {
+                continue;
+            }
+            pre[ri] = true;
+            for l in need {
+                let id = *ix.entry(l.clone()).or_insert_with(|| {
+                    lits.push(l);
+                    map.push(Vec::new());
+                    lits.len() - 1
+                });
+                if map[id].last() != Some(&ri) {
+                    map[id].push(ri);
+                }
+            }
+        }
+        if lits.is_empty() {
+            return;
+        }
+        match aho_corasick::AhoCorasick::builder()
+            .match_kind(aho_corasick::MatchKind::Standard)
+            .build(&lits)
+        {
+            Ok(ac) => {
+                self.set.prefilter = Some(ac);
+                self.set.prefilter_rules = map;
+                self.set.prefiltered = pre;
+            }
+            Err(e) => tracing::warn!("rule prefilter disabled: {e}"),
+        }
+    }
+}
+
+/// Field slots one of which must be present for `e` to hold.
+fn necessary_slots(e: &Expr, searches: &[Search]) -> Option<Vec<usize>> {
+    match e {
+        Expr::Search(i) => {
+            let s = searches.get(*i)?;
+            let mut out = Vec::new();
+            for alt in &s.alts {
+                let t = alt.iter().find(|t| {
+                    t.values
+                        .iter()
+                        .all(|v| !matches!(v, ValueTest::Null | ValueTest::Exists(false)))
+                })?;
+                if !out.contains(&t.slot) {
+                    out.push(t.slot);
+                }
+            }
+            Some(out)
+        }
+        Expr::And(v) => v
+            .iter()
+            .filter_map(|x| necessary_slots(x, searches))
+            .min_by_key(Vec::len),
+        Expr::Or(v) => {
+            let mut out: Vec<usize> = Vec::new();
+            for x in v {
+                for s in necessary_slots(x, searches)? {
+                    if !out.contains(&s) {
+                        out.push(s);
+                    }
+                }
+            }
+            Some(out)
+        }
+        Expr::Not(_) => None,
+    }
+}
+
+/// Literals one of which must occur in the (lowercased) message for `e` to hold.
+fn necessary(e: &Expr, searches: &[Search]) -> Option<Vec<String>> {
+    match e {
+        Expr::Search(i) => {
+            let s = searches.get(*i)?;
+            let mut out = Vec::new();
+            for alt in &s.alts {
+                // One test of the alternative on the message with a necessary literal suffices.
+                let best = alt
+                    .iter()
+                    .filter(|t| t.field == FieldRef::Message)
+                    .filter_map(|t| {
+                        if t.all {
+                            t.values.iter().find_map(|v| v.necessary_literals())
+                        } else {
+                            let mut v = Vec::new();
+                            for x in &t.values {
+                                v.extend(x.necessary_literals()?);
+                            }
+                            Some(v)
+                        }
+                    })
+                    .min_by_key(Vec::len)?;
+                out.extend(best);
+            }
+            Some(out)
+        }
+        Expr::And(v) => v
+            .iter()
+            .filter_map(|x| necessary(x, searches))
+            .min_by_key(Vec::len),
+        Expr::Or(v) => {
+            let mut out = Vec::new();
+            for x in v {
+                out.extend(necessary(x, searches)?);
+            }
+            Some(out)
+        }
+        Expr::Not(_) => None,
+    }
+}
+
+fn escape_wild(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('*', "\\*")
+        .replace('?', "\\?")
+}
+
+/// `30s`, `5m`, `1h`, `2d`, `1w` (also a bare number of seconds) → seconds.
+pub fn parse_timespan(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let (n, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => (&s[..i], &s[i..]),
+        None => (s, "s"),
+    };
+    let n: u64 = n.parse().ok()?;
+    let mul = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 604_800,
+        "M" => 2_592_000,
+        "y" => 31_536_000,
+        _ => return None,
+    };
+    let v = n.checked_mul(mul)?;
+    (v > 0).then_some(v)
+}
+
+fn collect_files(p: &Path, out: &mut Vec<PathBuf>, depth: usize) {
+    if depth > 32 {
+        return;
+    }
+    if p.is_dir() {
+        let Ok(rd) = std::fs::read_dir(p) else { return };
+        let mut v: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        v.sort();
+        for e in v {
+            collect_files(&e, out, depth + 1);
+        }
+    } else if p
+        .extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("yml") || e.eq_ignore_ascii_case("yaml"))
+    {
+        out.push(p.to_owned());
+    }
+}
+
+impl RuleSet {
+    /// The same rules without the literal and field-presence prefilters (every gated rule is
+    /// fully evaluated on every record): for measuring them and for checking that they never
+    /// drop a match.
+    pub fn without_prefilter(mut self) -> Self {
+        self.prefilter = None;
+        self.prefilter_rules.clear();
+        self.prefiltered.clear();
+        for r in &mut self.detections {
+            r.need_slots = None;
+        }
+        self
+    }
+
+    /// Loads every `.yml`/`.yaml` file under `paths` (files or directories, recursively, in
+    /// name order). Bad rules are reported in [`LoadReport::errors`] and skipped.
+    pub fn load_paths(paths: &[PathBuf], cfg: &SigmaConfig) -> LoadReport {
+        let mut files = Vec::new();
+        for p in paths {
+            if p.is_file() {
+                files.push(p.clone());
+            } else {
+                collect_files(p, &mut files, 0);
+            }
+        }
+        let mut srcs = Vec::new();
+        let mut errors = Vec::new();
+        for f in &files {
+            let too_big = std::fs::metadata(f)
+                .map(|m| m.len() > MAX_RULE_FILE_BYTES)
+                .unwrap_or(false);
+            if too_big {
+                errors.push(RuleLoadError {
+                    file: f.clone(),
+                    line: 1,
+                    rule_id: None,
+                    message: format!("file larger than {MAX_RULE_FILE_BYTES} bytes"),
+                });
+                continue;
+            }
+            match std::fs::read(f) {
+                Ok(b) => srcs.push((f.clone(), String::from_utf8_lossy(&b).into_owned())),
+                Err(e) => errors.push(RuleLoadError {
+                    file: f.clone(),
+                    line: 1,
+                    rule_id: None,
+                    message: format!("cannot read: {e}"),
+                }),
+            }
+        }
+        let refs: Vec<(&Path, &str)> = srcs
+            .iter()
+            .map(|(p, s)| (p.as_path(), s.as_str()))
+            .collect();
+        let mut r = Self::load_texts(&refs, cfg);
+        r.files = files.len();
+        errors.append(&mut r.errors);
+        r.errors = errors;
+        r
+    }
+
+    /// Loads rules from in-memory texts (`(file name for messages, YAML)`).
+    pub fn load_texts(texts: &[(&Path, &str)], cfg: &SigmaConfig) -> LoadReport {
+        let mut b = Builder {
+            cfg,
+            set: RuleSet::default(),
+            slot_ix: HashMap::new(),
+            pending_corr: Vec::new(),
+        };
+        b.slot(FieldRef::Message); // slot 0: keywords
+        let mut errors = Vec::new();
+        let mut non_rules = 0;
+        for (f, t) in texts {
+            non_rules += b.load_text(t, f, &mut errors);
+        }
+        let rules = b.finish(&mut errors);
+        LoadReport {
+            rules,
+            errors,
+            files: texts.len(),
+            non_rules,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timespans() {
+        assert_eq!(parse_timespan("5m"), Some(300));
+        assert_eq!(parse_timespan("1h"), Some(3600));
+        assert_eq!(parse_timespan("30"), Some(30));
+        assert_eq!(parse_timespan("0s"), None);
+        assert_eq!(parse_timespan("5x"), None);
+        assert_eq!(parse_timespan("99999999999999999999d"), None);
+    }
+
+    #[test]
+    fn thresholds() {
+        let t = Threshold {
+            gte: Some(5),
+            ..Default::default()
+        };
+        assert!(t.monotone() && t.holds(5) && !t.holds(4));
+        assert_eq!(t.min_count(), 5);
+        let t = Threshold {
+            gt: Some(2),
+            lte: Some(4),
+            ..Default::default()
+        };
+        assert!(!t.monotone() && t.holds(3) && !t.holds(5) && !t.holds(2));
+    }
+
+    #[test]
+    fn errors_carry_file_line_and_id_and_do_not_stop_the_load() {
+        let text = "title: good\nid: g1\nlogsource: {product: linux}\ndetection:\n  sel:\n    message|contains: x\n  condition: sel\n---\ntitle: bad\nid: b1\ndetection:\n  sel:\n    message|frobnicate: x\n  condition: sel\n---\ntitle: bad2\nid: b2\ndetection:\n  sel: {a: 1}\n  condition: sel and nope\n";
+        let r = RuleSet::load_texts(&[(Path::new("r.yml"), text)], &SigmaConfig::default());
+        assert_eq!(r.rules.detections.len(), 1);
+        assert_eq!(r.errors.len(), 2);
+        assert_eq!(r.errors[0].line, 13);
+        assert_eq!(r.errors[0].rule_id.as_deref(), Some("b1"));
+        assert!(
+            r.errors[0].to_string().starts_with("r.yml:13: rule b1: "),
+            "{}",
+            r.errors[0]
+        );
+        assert_eq!(r.errors[1].line, 20);
+    }
+}

@@ -1,0 +1,595 @@
+//! Network listeners (UDP, TCP, TLS) and the replay reader, all delivering [`LogRecord`]s to a
+//! bounded `crossbeam_channel::Sender`.
+//!
+//! **Full channel.** Network listeners never block on a full channel: the record is dropped and
+//! counted in [`Counters::dropped`] (a sender that cannot be slowed down, such as UDP, would
+//! otherwise lose data in the kernel instead, uncounted). Replay (files, stdin) blocks instead,
+//! so no record is lost and output is deterministic.
+//!
+//! **Threads.** One thread per UDP socket; TCP/TLS: one accept thread plus one thread per
+//! connection (small stacks), up to `max_connections` (further connections are closed at once
+//! and counted). Every blocking call wakes at least every [`POLL`] to check the shutdown flag
+//! and the idle timeout.
+
+use crate::framing::Framer;
+use crate::parse::{parse, ParseOptions};
+use crate::record::{Flags, LogRecord};
+use crossbeam_channel::{Sender, TrySendError};
+use std::io::{self, Read};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime};
+use zonewatch_types::Timestamp;
+
+/// How often blocked threads wake to check for shutdown and idleness.
+pub const POLL: Duration = Duration::from_millis(100);
+const CONN_STACK_BYTES: usize = 256 * 1024;
+const READ_CHUNK: usize = 16 * 1024;
+
+/// Errors starting a listener.
+#[derive(Debug, thiserror::Error)]
+pub enum ListenError {
+    /// Binding or configuring the socket failed.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: String,
+        /// Why.
+        source: io::Error,
+    },
+    /// A TLS certificate, key or CA file could not be used.
+    #[error("TLS setup: {path}: {reason}")]
+    Tls {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// A listen URL was not `udp://`, `tcp://` or `tls://` + `ADDR:PORT`.
+    #[error(
+        "bad listen address {0:?}: expected udp://ADDR:PORT, tcp://ADDR:PORT or tls://ADDR:PORT"
+    )]
+    BadUrl(String),
+    /// Spawning a thread failed.
+    #[error("cannot start listener thread: {0}")]
+    Thread(io::Error),
+}
+
+/// Counters of one listener (or replay). All monotonic.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Frames (datagrams, stream frames, lines) received.
+    pub received: AtomicU64,
+    /// Bytes received.
+    pub bytes: AtomicU64,
+    /// Records parsed and handed to the channel.
+    pub parsed: AtomicU64,
+    /// Records whose timestamp could not be read (receive time used).
+    pub no_timestamp: AtomicU64,
+    /// Frames longer than the maximum frame size (cut, still delivered).
+    pub truncated: AtomicU64,
+    /// Records dropped because the channel was full.
+    pub dropped: AtomicU64,
+    /// Connections accepted (TCP/TLS).
+    pub connections: AtomicU64,
+    /// Connections refused because `max_connections` were open.
+    pub connections_refused: AtomicU64,
+    /// Connections open now.
+    pub connections_open: AtomicU64,
+    /// Connections closed for idleness.
+    pub idle_closed: AtomicU64,
+    /// TLS handshake or record errors.
+    pub tls_errors: AtomicU64,
+    /// Socket read errors (other than timeouts).
+    pub read_errors: AtomicU64,
+}
+
+/// A plain copy of [`Counters`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[allow(missing_docs)]
+pub struct CounterSnapshot {
+    pub received: u64,
+    pub bytes: u64,
+    pub parsed: u64,
+    pub no_timestamp: u64,
+    pub truncated: u64,
+    pub dropped: u64,
+    pub connections: u64,
+    pub connections_refused: u64,
+    pub connections_open: u64,
+    pub idle_closed: u64,
+    pub tls_errors: u64,
+    pub read_errors: u64,
+}
+
+impl Counters {
+    /// Reads every counter.
+    pub fn snapshot(&self) -> CounterSnapshot {
+        CounterSnapshot {
+            received: self.received.load(Relaxed),
+            bytes: self.bytes.load(Relaxed),
+            parsed: self.parsed.load(Relaxed),
+            no_timestamp: self.no_timestamp.load(Relaxed),
+            truncated: self.truncated.load(Relaxed),
+            dropped: self.dropped.load(Relaxed),
+            connections: self.connections.load(Relaxed),
+            connections_refused: self.connections_refused.load(Relaxed),
+            connections_open: self.connections_open.load(Relaxed),
+            idle_closed: self.idle_closed.load(Relaxed),
+            tls_errors: self.tls_errors.load(Relaxed),
+            read_errors: self.read_errors.load(Relaxed),
+        }
+    }
+}
+
+/// Stops listeners: clone it into each, call [`Shutdown::shutdown`] once.
+#[derive(Debug, Clone, Default)]
+pub struct Shutdown(Arc<AtomicBool>);
+
+impl Shutdown {
+    /// A handle not yet triggered.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Asks every listener holding a clone to stop (within about [`POLL`]).
+    pub fn shutdown(&self) {
+        self.0.store(true, Relaxed);
+    }
+    /// Whether shutdown was asked.
+    pub fn is_shutdown(&self) -> bool {
+        self.0.load(Relaxed)
+    }
+}
+
+/// Listener settings.
+#[derive(Debug, Clone)]
+pub struct ListenerConfig {
+    /// Name used in logs and stats (e.g. `tcp://0.0.0.0:514`).
+    pub name: String,
+    /// Frames longer than this are truncated (and counted).
+    pub max_frame_bytes: usize,
+    /// A TCP/TLS connection silent this long is closed.
+    pub idle_timeout: Duration,
+    /// Concurrent TCP/TLS connections allowed.
+    pub max_connections: usize,
+    /// Parsing options (sensor zone, field extraction).
+    pub parse: ParseOptions,
+}
+
+impl Default for ListenerConfig {
+    fn default() -> Self {
+        ListenerConfig {
+            name: String::new(),
+            max_frame_bytes: 64 * 1024,
+            idle_timeout: Duration::from_secs(300),
+            max_connections: 4096,
+            parse: ParseOptions::default(),
+        }
+    }
+}
+
+/// TLS files (PEM).
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    /// Certificate chain.
+    pub cert: PathBuf,
+    /// Private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+    /// If set, clients must present a certificate signed by one of these CAs.
+    pub client_ca: Option<PathBuf>,
+}
+
+/// What to listen on.
+#[derive(Debug, Clone)]
+pub enum ListenSpec {
+    /// UDP, one datagram = one message.
+    Udp(SocketAddr),
+    /// TCP with RFC 6587 framing.
+    Tcp(SocketAddr),
+    /// TLS (RFC 5425) with RFC 6587 framing.
+    Tls(SocketAddr, TlsFiles),
+}
+
+impl ListenSpec {
+    /// Parses `udp://ADDR:PORT` / `tcp://...`; `tls://...` takes the files given.
+    pub fn parse(url: &str, tls: Option<TlsFiles>) -> Result<Self, ListenError> {
+        let bad = || ListenError::BadUrl(url.to_owned());
+        let (scheme, addr) = url.split_once("://").ok_or_else(bad)?;
+        let addr: SocketAddr = addr.parse().map_err(|_| bad())?;
+        match scheme {
+            "udp" => Ok(ListenSpec::Udp(addr)),
+            "tcp" => Ok(ListenSpec::Tcp(addr)),
+            "tls" => Ok(ListenSpec::Tls(addr, tls.ok_or_else(bad)?)),
+            _ => Err(bad()),
+        }
+    }
+}
+
+/// A running listener.
+#[derive(Debug)]
+pub struct Listener {
+    local_addr: SocketAddr,
+    counters: Arc<Counters>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Listener {
+    /// The bound address (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+    /// This listener's counters.
+    pub fn counters(&self) -> Arc<Counters> {
+        Arc::clone(&self.counters)
+    }
+    /// Waits for the listener thread (after [`Shutdown::shutdown`]). Connection threads end
+    /// within about [`POLL`] on their own.
+    pub fn join(mut self) {
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Starts a listener.
+pub fn spawn(
+    spec: &ListenSpec,
+    cfg: ListenerConfig,
+    tx: Sender<LogRecord>,
+    shutdown: Shutdown,
+) -> Result<Listener, ListenError> {
+    match spec {
+        ListenSpec::Udp(a) => spawn_udp(*a, cfg, tx, shutdown),
+        ListenSpec::Tcp(a) => spawn_stream(*a, None, cfg, tx, shutdown),
+        ListenSpec::Tls(a, files) => {
+            let tls = server_config(files)?;
+            spawn_stream(*a, Some(tls), cfg, tx, shutdown)
+        }
+    }
+}
+
+/// Wall-clock now.
+pub fn now() -> Timestamp {
+    let d = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
+    Timestamp::from_parts(d.as_secs() as i64, d.subsec_nanos())
+}
+
+/// Parses a frame and offers it to the channel without blocking. `false` if the receiver is gone.
+fn deliver(
+    frame: &[u8],
+    truncated: bool,
+    peer: Option<SocketAddr>,
+    cfg: &ListenerConfig,
+    c: &Counters,
+    tx: &Sender<LogRecord>,
+) -> bool {
+    c.received.fetch_add(1, Relaxed);
+    let mut rec = parse(frame, now(), peer, &cfg.parse);
+    if truncated {
+        rec.flags.insert(Flags::TRUNCATED);
+        c.truncated.fetch_add(1, Relaxed);
+    }
+    if rec.flags.contains(Flags::NO_TIMESTAMP) {
+        c.no_timestamp.fetch_add(1, Relaxed);
+    }
+    match tx.try_send(rec) {
+        Ok(()) => {
+            c.parsed.fetch_add(1, Relaxed);
+            true
+        }
+        Err(TrySendError::Full(_)) => {
+            c.dropped.fetch_add(1, Relaxed);
+            true
+        }
+        Err(TrySendError::Disconnected(_)) => false,
+    }
+}
+
+fn bind_err(addr: SocketAddr) -> impl FnOnce(io::Error) -> ListenError {
+    move |source| ListenError::Bind {
+        addr: addr.to_string(),
+        source,
+    }
+}
+
+fn spawn_udp(
+    addr: SocketAddr,
+    cfg: ListenerConfig,
+    tx: Sender<LogRecord>,
+    shutdown: Shutdown,
+) -> Result<Listener, ListenError> {
+    let sock = UdpSocket::bind(addr).map_err(bind_err(addr))?;
+    sock.set_read_timeout(Some(POLL)).map_err(bind_err(addr))?;
+    let local_addr = sock.local_addr().map_err(bind_err(addr))?;
+    let counters = Arc::new(Counters::default());
+    let c = Arc::clone(&counters);
+    let thread = std::thread::Builder::new()
+        .name(format!("syslog-udp-{local_addr}"))
+        .spawn(move || {
+            let mut buf = vec![0u8; 65_536];
+            while !shutdown.is_shutdown() {
+                match sock.recv_from(&mut buf) {
+                    Ok((n, peer)) => {
+                        c.bytes.fetch_add(n as u64, Relaxed);
+                        let k = n.min(cfg.max_frame_bytes);
+                        if !deliver(&buf[..k], n > k, Some(peer), &cfg, &c, &tx) {
+                            return;
+                        }
+                    }
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                        ) => {}
+                    Err(_) => {
+                        c.read_errors.fetch_add(1, Relaxed);
+                    }
+                }
+            }
+        })
+        .map_err(ListenError::Thread)?;
+    Ok(Listener {
+        local_addr,
+        counters,
+        thread: Some(thread),
+    })
+}
+
+fn tls_err(path: &Path, reason: impl ToString) -> ListenError {
+    ListenError::Tls {
+        path: path.to_owned(),
+        reason: reason.to_string(),
+    }
+}
+
+/// Builds the rustls server configuration (ring provider; TLS 1.2 and 1.3).
+pub fn server_config(files: &TlsFiles) -> Result<Arc<rustls::ServerConfig>, ListenError> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&files.cert)
+        .map_err(|e| tls_err(&files.cert, e))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| tls_err(&files.cert, e))?;
+    if certs.is_empty() {
+        return Err(tls_err(&files.cert, "no certificate in file"));
+    }
+    let key = PrivateKeyDer::from_pem_file(&files.key).map_err(|e| tls_err(&files.key, e))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ServerConfig::builder_with_provider(Arc::clone(&provider))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| tls_err(&files.cert, e))?;
+    let builder = match &files.client_ca {
+        None => builder.with_no_client_auth(),
+        Some(ca) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for c in CertificateDer::pem_file_iter(ca).map_err(|e| tls_err(ca, e))? {
+                roots
+                    .add(c.map_err(|e| tls_err(ca, e))?)
+                    .map_err(|e| tls_err(ca, e))?;
+            }
+            let v = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider,
+            )
+            .build()
+            .map_err(|e| tls_err(ca, e))?;
+            builder.with_client_cert_verifier(v)
+        }
+    };
+    let cfg = builder
+        .with_single_cert(certs, key)
+        .map_err(|e| tls_err(&files.key, e))?;
+    Ok(Arc::new(cfg))
+}
+
+fn spawn_stream(
+    addr: SocketAddr,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    cfg: ListenerConfig,
+    tx: Sender<LogRecord>,
+    shutdown: Shutdown,
+) -> Result<Listener, ListenError> {
+    let listener = TcpListener::bind(addr).map_err(bind_err(addr))?;
+    listener.set_nonblocking(true).map_err(bind_err(addr))?;
+    let local_addr = listener.local_addr().map_err(bind_err(addr))?;
+    let counters = Arc::new(Counters::default());
+    let c = Arc::clone(&counters);
+    let cfg = Arc::new(cfg);
+    let thread = std::thread::Builder::new()
+        .name(format!("syslog-accept-{local_addr}"))
+        .spawn(move || {
+            while !shutdown.is_shutdown() {
+                match listener.accept() {
+                    Ok((stream, peer)) => {
+                        if c.connections_open.load(Relaxed) >= cfg.max_connections as u64 {
+                            c.connections_refused.fetch_add(1, Relaxed);
+                            drop(stream);
+                            continue;
+                        }
+                        c.connections.fetch_add(1, Relaxed);
+                        c.connections_open.fetch_add(1, Relaxed);
+                        let (c2, cfg2, tx2, sd2, tls2) = (
+                            Arc::clone(&c),
+                            Arc::clone(&cfg),
+                            tx.clone(),
+                            shutdown.clone(),
+                            tls.clone(),
+                        );
+                        let spawned = std::thread::Builder::new()
+                            .name("syslog-conn".into())
+                            .stack_size(CONN_STACK_BYTES)
+                            .spawn(move || {
+                                connection(stream, peer, tls2, &cfg2, &c2, &tx2, &sd2);
+                                c2.connections_open.fetch_sub(1, Relaxed);
+                            });
+                        if spawned.is_err() {
+                            c.connections_open.fetch_sub(1, Relaxed);
+                            c.connections_refused.fetch_add(1, Relaxed);
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        std::thread::sleep(Duration::from_millis(5))
+                    }
+                    Err(_) => {
+                        c.read_errors.fetch_add(1, Relaxed);
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                }
+            }
+        })
+        .map_err(ListenError::Thread)?;
+    Ok(Listener {
+        local_addr,
+        counters,
+        thread: Some(thread),
+    })
+}
+
+fn connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    cfg: &ListenerConfig,
+    c: &Counters,
+    tx: &Sender<LogRecord>,
+    shutdown: &Shutdown,
+) {
+    if stream.set_nonblocking(false).is_err() || stream.set_read_timeout(Some(POLL)).is_err() {
+        c.read_errors.fetch_add(1, Relaxed);
+        return;
+    }
+    match tls {
+        None => read_loop(stream, peer, cfg, c, tx, shutdown, false),
+        Some(tls) => match rustls::ServerConnection::new(tls) {
+            Ok(conn) => {
+                let s = rustls::StreamOwned::new(conn, stream);
+                read_loop(s, peer, cfg, c, tx, shutdown, true)
+            }
+            Err(_) => {
+                c.tls_errors.fetch_add(1, Relaxed);
+            }
+        },
+    }
+}
+
+fn read_loop<R: Read>(
+    mut r: R,
+    peer: SocketAddr,
+    cfg: &ListenerConfig,
+    c: &Counters,
+    tx: &Sender<LogRecord>,
+    shutdown: &Shutdown,
+    is_tls: bool,
+) {
+    let mut framer = Framer::new(cfg.max_frame_bytes);
+    let mut buf = vec![0u8; READ_CHUNK];
+    let mut last = Instant::now();
+    let mut open = true;
+    while open && !shutdown.is_shutdown() {
+        match r.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                last = Instant::now();
+                c.bytes.fetch_add(n as u64, Relaxed);
+                framer.push(&buf[..n], &mut |f, t| {
+                    if open && !deliver(f, t, Some(peer), cfg, c, tx) {
+                        open = false;
+                    }
+                });
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                if last.elapsed() >= cfg.idle_timeout {
+                    c.idle_closed.fetch_add(1, Relaxed);
+                    break;
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => {
+                if is_tls {
+                    c.tls_errors.fetch_add(1, Relaxed);
+                } else {
+                    c.read_errors.fetch_add(1, Relaxed);
+                }
+                break;
+            }
+        }
+    }
+    if open {
+        framer.finish(&mut |f, t| {
+            deliver(f, t, Some(peer), cfg, c, tx);
+        });
+    }
+}
+
+/// Replay settings.
+#[derive(Debug, Clone)]
+pub struct ReplayConfig {
+    /// Frames longer than this are truncated (and counted).
+    pub max_frame_bytes: usize,
+    /// Parsing options.
+    pub parse: ParseOptions,
+    /// Reference time for year inference of BSD timestamps (e.g. the file's modification
+    /// time). Records without any timestamp also get this time.
+    pub reference: Timestamp,
+}
+
+/// Reads frames (octet-counted or LF/NUL-terminated, per frame; `<PRI>` optional) from `r` and
+/// sends the records, **blocking** when the channel is full. Each record's `received` is its own
+/// timestamp, so replay output is deterministic. Returns when `r` ends, `shutdown` is triggered
+/// or the receiver is gone.
+pub fn replay<R: Read>(
+    mut r: R,
+    cfg: &ReplayConfig,
+    tx: &Sender<LogRecord>,
+    counters: &Counters,
+    shutdown: &Shutdown,
+) -> io::Result<()> {
+    let mut framer = Framer::new(cfg.max_frame_bytes);
+    let mut buf = vec![0u8; 64 * 1024];
+    let open = std::cell::Cell::new(true);
+    let mut emit = |f: &[u8], t: bool| {
+        if !open.get() {
+            return;
+        }
+        counters.received.fetch_add(1, Relaxed);
+        let mut rec = parse(f, cfg.reference, None, &cfg.parse);
+        rec.received = rec.timestamp;
+        if t {
+            rec.flags.insert(Flags::TRUNCATED);
+            counters.truncated.fetch_add(1, Relaxed);
+        }
+        if rec.flags.contains(Flags::NO_TIMESTAMP) {
+            counters.no_timestamp.fetch_add(1, Relaxed);
+        }
+        if tx.send(rec).is_err() {
+            open.set(false);
+        } else {
+            counters.parsed.fetch_add(1, Relaxed);
+        }
+    };
+    loop {
+        if shutdown.is_shutdown() || !open.get() {
+            return Ok(());
+        }
+        let n = match r.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        counters.bytes.fetch_add(n as u64, Relaxed);
+        framer.push(&buf[..n], &mut emit);
+    }
+    framer.finish(&mut emit);
+    Ok(())
+}

@@ -1,0 +1,343 @@
+//! Real sockets on 127.0.0.1 (ephemeral ports): UDP, TCP (1000 concurrent clients), TLS with a
+//! generated CA and optional client certificates, idle timeouts, full channel, shutdown, replay.
+
+use crossbeam_channel::{bounded, Receiver};
+use std::io::Write;
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use zonewatch_syslog::{
+    replay, spawn, Counters, Flags, ListenSpec, Listener, ListenerConfig, LogRecord, ReplayConfig,
+    Shutdown, Timestamp, TlsFiles,
+};
+
+fn local() -> SocketAddr {
+    "127.0.0.1:0".parse().unwrap()
+}
+
+fn recv_n(rx: &Receiver<LogRecord>, n: usize) -> Vec<LogRecord> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut out = Vec::new();
+    while out.len() < n {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(r) => out.push(r),
+            Err(_) => panic!("only {} of {n} records arrived", out.len()),
+        }
+    }
+    out
+}
+
+fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn stop(sd: Shutdown, l: Listener) {
+    sd.shutdown();
+    l.join();
+}
+
+#[test]
+fn udp_datagrams_with_source_and_truncation() {
+    let (tx, rx) = bounded(100);
+    let sd = Shutdown::new();
+    let cfg = ListenerConfig {
+        max_frame_bytes: 64,
+        ..Default::default()
+    };
+    let l = spawn(&ListenSpec::Udp(local()), cfg, tx, sd.clone()).unwrap();
+    let s = UdpSocket::bind(local()).unwrap();
+    s.send_to(
+        b"<34>Oct 11 22:14:15 mymachine su: 'su root' failed",
+        l.local_addr(),
+    )
+    .unwrap();
+    let long = format!("<13>1 - h app - - - {}", "x".repeat(200));
+    s.send_to(long.as_bytes(), l.local_addr()).unwrap();
+    let recs = recv_n(&rx, 2);
+    assert_eq!(recs[0].app_name.as_deref(), Some("su"));
+    assert_eq!(recs[0].source, Some(s.local_addr().unwrap()));
+    assert!(recs[1].flags.contains(Flags::TRUNCATED));
+    assert_eq!(recs[1].message.len(), 64 - "<13>1 - h app - - - ".len());
+    let c = l.counters().snapshot();
+    assert_eq!((c.received, c.parsed, c.truncated), (2, 2, 1));
+    stop(sd, l);
+}
+
+#[test]
+fn tcp_mixed_framing_and_truncation_counted() {
+    let (tx, rx) = bounded(100);
+    let sd = Shutdown::new();
+    let cfg = ListenerConfig {
+        max_frame_bytes: 100,
+        ..Default::default()
+    };
+    let l = spawn(&ListenSpec::Tcp(local()), cfg, tx, sd.clone()).unwrap();
+    let mut c = TcpStream::connect(l.local_addr()).unwrap();
+    let big = "y".repeat(500);
+    let one = "<13>1 - h a - - - one";
+    let stream = format!(
+        "{} {one}<13>Jan  1 00:00:00 h b: two\n<13>1 - h c - - - {big}\n<13>1 - h d - - - four\0",
+        one.len()
+    );
+    for chunk in stream.as_bytes().chunks(7) {
+        c.write_all(chunk).unwrap();
+    }
+    c.flush().unwrap();
+    let recs = recv_n(&rx, 4);
+    let apps: Vec<_> = recs.iter().map(|r| r.app_name.clone().unwrap()).collect();
+    assert_eq!(apps, ["a", "b", "c", "d"]);
+    assert_eq!(recs[0].message, "one");
+    assert_eq!(recs[1].message, "two");
+    assert!(recs[2].flags.contains(Flags::TRUNCATED));
+    assert_eq!(recs[3].message, "four");
+    wait_for("counters", || l.counters().snapshot().truncated == 1);
+    stop(sd, l);
+}
+
+#[test]
+fn tcp_thousand_concurrent_clients() {
+    const N: usize = 1000;
+    let (tx, rx) = bounded(4 * N);
+    let sd = Shutdown::new();
+    let l = spawn(
+        &ListenSpec::Tcp(local()),
+        ListenerConfig::default(),
+        tx,
+        sd.clone(),
+    )
+    .unwrap();
+    let addr = l.local_addr();
+    // Open all connections first, so they are concurrent.
+    let mut conns: Vec<TcpStream> = (0..N).map(|_| TcpStream::connect(addr).unwrap()).collect();
+    let counters = l.counters();
+    wait_for("1000 open connections", || {
+        counters.snapshot().connections_open == N as u64
+    });
+    for (i, c) in conns.iter_mut().enumerate() {
+        writeln!(c, "<13>Nov 25 20:30:45 host{i} app: hello {i}").unwrap();
+    }
+    let recs = recv_n(&rx, N);
+    let mut hosts: Vec<usize> = recs
+        .iter()
+        .map(|r| r.hostname.as_ref().unwrap()[4..].parse().unwrap())
+        .collect();
+    hosts.sort_unstable();
+    assert_eq!(hosts, (0..N).collect::<Vec<_>>());
+    let c = counters.snapshot();
+    assert_eq!(
+        (c.connections, c.connections_refused, c.dropped),
+        (N as u64, 0, 0)
+    );
+    drop(conns);
+    wait_for("connections closed", || {
+        counters.snapshot().connections_open == 0
+    });
+    stop(sd, l);
+}
+
+#[test]
+fn idle_timeout_and_connection_cap() {
+    let (tx, _rx) = bounded(10);
+    let sd = Shutdown::new();
+    let cfg = ListenerConfig {
+        idle_timeout: Duration::from_millis(300),
+        max_connections: 2,
+        ..Default::default()
+    };
+    let l = spawn(&ListenSpec::Tcp(local()), cfg, tx, sd.clone()).unwrap();
+    let c = l.counters();
+    let _a = TcpStream::connect(l.local_addr()).unwrap();
+    let _b = TcpStream::connect(l.local_addr()).unwrap();
+    wait_for("two open", || c.snapshot().connections_open == 2);
+    let _third = TcpStream::connect(l.local_addr()).unwrap();
+    wait_for("refused", || c.snapshot().connections_refused == 1);
+    wait_for("idle close", || c.snapshot().idle_closed == 2);
+    assert_eq!(c.snapshot().connections_open, 0);
+    stop(sd, l);
+}
+
+#[test]
+fn full_channel_drops_and_counts() {
+    let (tx, rx) = bounded(2);
+    let sd = Shutdown::new();
+    let l = spawn(
+        &ListenSpec::Tcp(local()),
+        ListenerConfig::default(),
+        tx,
+        sd.clone(),
+    )
+    .unwrap();
+    let mut c = TcpStream::connect(l.local_addr()).unwrap();
+    for i in 0..10 {
+        writeln!(c, "<13>1 - h a - - - m{i}").unwrap();
+    }
+    let counters = l.counters();
+    wait_for("ten frames", || counters.snapshot().received == 10);
+    let s = counters.snapshot();
+    assert_eq!((s.parsed, s.dropped), (2, 8));
+    assert_eq!(rx.try_iter().count(), 2);
+    stop(sd, l);
+}
+
+fn write(dir: &std::path::Path, name: &str, body: &str) -> std::path::PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, body).unwrap();
+    p
+}
+
+struct Pki {
+    ca: rcgen::Certificate,
+    ca_key: rcgen::KeyPair,
+}
+
+impl Pki {
+    fn new() -> Self {
+        let mut p = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let ca = p.self_signed(&ca_key).unwrap();
+        Pki { ca, ca_key }
+    }
+    fn leaf(&self, name: &str) -> (rcgen::Certificate, rcgen::KeyPair) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec![name.to_owned()])
+            .unwrap()
+            .signed_by(&key, &self.ca, &self.ca_key)
+            .unwrap();
+        (cert, key)
+    }
+}
+
+fn tls_client(
+    addr: SocketAddr,
+    pki: &Pki,
+    client_cert: Option<(&rcgen::Certificate, &rcgen::KeyPair)>,
+) -> rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(pki.ca.der().clone()).unwrap();
+    let b = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots);
+    let cfg = match client_cert {
+        None => b.with_no_client_auth(),
+        Some((c, k)) => b
+            .with_client_auth_cert(
+                vec![c.der().clone()],
+                rustls_pki_types::PrivateKeyDer::try_from(k.serialize_der()).unwrap(),
+            )
+            .unwrap(),
+    };
+    let conn = rustls::ClientConnection::new(
+        Arc::new(cfg),
+        rustls_pki_types::ServerName::try_from("localhost").unwrap(),
+    )
+    .unwrap();
+    rustls::StreamOwned::new(conn, TcpStream::connect(addr).unwrap())
+}
+
+#[test]
+fn tls_with_and_without_client_certificates() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new();
+    let (srv, srv_key) = pki.leaf("localhost");
+    let files = TlsFiles {
+        cert: write(dir.path(), "srv.pem", &srv.pem()),
+        key: write(dir.path(), "srv.key", &srv_key.serialize_pem()),
+        client_ca: None,
+    };
+    // Server without client authentication.
+    let (tx, rx) = bounded(10);
+    let sd = Shutdown::new();
+    let l = spawn(
+        &ListenSpec::Tls(local(), files.clone()),
+        ListenerConfig::default(),
+        tx,
+        sd.clone(),
+    )
+    .unwrap();
+    let mut c = tls_client(l.local_addr(), &pki, None);
+    let m = "<13>1 - h tlsapp - - - hello";
+    c.write_all(format!("{} {m}", m.len()).as_bytes()).unwrap();
+    c.flush().unwrap();
+    let r = recv_n(&rx, 1);
+    assert_eq!(r[0].app_name.as_deref(), Some("tlsapp"));
+    assert_eq!(r[0].message, "hello");
+    stop(sd, l);
+
+    // Server requiring client certificates from our CA.
+    let mut files_auth = files;
+    files_auth.client_ca = Some(write(dir.path(), "ca.pem", &pki.ca.pem()));
+    let (tx, rx) = bounded(10);
+    let sd = Shutdown::new();
+    let l = spawn(
+        &ListenSpec::Tls(local(), files_auth),
+        ListenerConfig::default(),
+        tx,
+        sd.clone(),
+    )
+    .unwrap();
+    let (cc, ck) = pki.leaf("client");
+    let mut ok = tls_client(l.local_addr(), &pki, Some((&cc, &ck)));
+    ok.write_all(b"<13>1 - h authed - - - with cert\n").unwrap();
+    ok.flush().unwrap();
+    assert_eq!(recv_n(&rx, 1)[0].app_name.as_deref(), Some("authed"));
+    // Without a client certificate the handshake fails and nothing is delivered.
+    let mut bad = tls_client(l.local_addr(), &pki, None);
+    let _ = bad.write_all(b"<13>1 - h anon - - - no cert\n");
+    let _ = bad.flush();
+    let counters = l.counters();
+    wait_for("tls error counted", || counters.snapshot().tls_errors >= 1);
+    assert!(rx.recv_timeout(Duration::from_millis(300)).is_err());
+    stop(sd, l);
+
+    // Bad files are errors, not panics.
+    let bad_files = TlsFiles {
+        cert: dir.path().join("missing.pem"),
+        key: dir.path().join("missing.key"),
+        client_ca: None,
+    };
+    let (tx, _rx) = bounded(1);
+    assert!(spawn(
+        &ListenSpec::Tls(local(), bad_files),
+        ListenerConfig::default(),
+        tx,
+        Shutdown::new()
+    )
+    .is_err());
+}
+
+#[test]
+fn replay_uses_record_time_and_blocks_instead_of_dropping() {
+    let text =
+        "Nov 25 20:30:45 web1 sshd[1]: Failed password for root from 203.0.113.5 port 22 ssh2\n\
+                <13>1 2026-11-25T11:31:00Z h app - - - five424\n\
+                19 <13>1 - - - - - - x";
+    let (tx, rx) = bounded(1); // smaller than the input: replay must wait, not drop
+    let cfg = ReplayConfig {
+        max_frame_bytes: 1 << 16,
+        parse: Default::default(),
+        reference: Timestamp::from_parts(1_795_606_245, 0),
+    };
+    let counters = Arc::new(Counters::default());
+    let c2 = Arc::clone(&counters);
+    let t = std::thread::spawn(move || {
+        replay(text.as_bytes(), &cfg, &tx, &c2, &Shutdown::new()).unwrap();
+    });
+    let recs = recv_n(&rx, 3);
+    t.join().unwrap();
+    assert_eq!(recs[0].timestamp.secs(), 1_795_606_245); // JST 20:30:45 = 11:30:45Z
+    assert_eq!(recs[0].received, recs[0].timestamp);
+    assert_eq!(recs[0].field("src_ip"), Some("203.0.113.5"));
+    assert_eq!(recs[1].timestamp.secs(), 1_795_606_260);
+    assert_eq!(recs[2].message, "x");
+    let s = counters.snapshot();
+    assert_eq!((s.received, s.parsed, s.dropped), (3, 3, 0));
+}
