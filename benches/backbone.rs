@@ -88,6 +88,7 @@ fn pipeline(path: &Path, stage: Stage, workers: usize) -> (Figure, serde_json::V
         stop: Arc::new(AtomicBool::new(false)),
         detect: None,
         anomaly: None,
+        logs: None,
     };
     let t = Instant::now();
     let r = zonewatch_pipeline::run(&cfg, opts, writer).expect("pipeline run");

@@ -44,6 +44,7 @@ fn run(path: &Path, engine: Option<Arc<Engine>>, workers: usize) -> Run {
         stop: Arc::new(AtomicBool::new(false)),
         detect: engine,
         anomaly: None,
+        logs: None,
     };
     let t = Instant::now();
     let r = zonewatch_pipeline::run(&cfg, opts, writer).expect("pipeline run");

@@ -45,9 +45,18 @@ struct RunArgs {
     /// BPF filter for files and interfaces alike.
     #[arg(long, value_name = "EXPR")]
     bpf: Option<String>,
-    /// Rule files or directories.
+    /// Rule files or directories: signatures (`.rules`), Sigma rules
+    /// (`.yml`/`.yaml` with `detection:`) and detector files (`detector:`).
     #[arg(long, value_name = "PATH")]
     rules: Vec<PathBuf>,
+    /// Syslog listener: udp://ADDR:PORT, tcp://ADDR:PORT or tls://ADDR:PORT
+    /// (TLS files from syslog.tls.*); repeatable.
+    #[arg(long, value_name = "URL")]
+    syslog_listen: Vec<String>,
+    /// Log file to replay (syslog frames or plain log lines; - = stdin);
+    /// repeatable, read one after the other.
+    #[arg(long, value_name = "PATH")]
+    syslog_file: Vec<PathBuf>,
     /// Where events go: a file (created/truncated) or - for stdout.
     #[arg(long, value_name = "PATH|-")]
     output: Option<String>,
@@ -131,8 +140,9 @@ fn load_config(a: &RunArgs) -> anyhow::Result<Config> {
 
 fn run(a: RunArgs) -> anyhow::Result<()> {
     let cfg = load_config(&a)?;
-    if a.pcap.is_empty() && a.interface.is_empty() {
-        bail!("nothing to read: give --pcap PATH or --interface IF");
+    let logs_given = !a.syslog_listen.is_empty() || !a.syslog_file.is_empty();
+    if a.pcap.is_empty() && a.interface.is_empty() && !logs_given {
+        bail!("nothing to read: give --pcap PATH, --interface IF, --syslog-listen URL or --syslog-file PATH");
     }
     if !a.pcap.is_empty() && !a.interface.is_empty() {
         bail!("give either --pcap or --interface, not both");
@@ -142,18 +152,59 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
             bail!("{}: no such rule file or directory", r.display());
         }
     }
-    let detect = load_rules(&a.rules, &cfg)?;
-    let anomaly = load_detectors(&a, &cfg)?;
+    // Signatures and detectors look at packets: not loaded for logs-only runs.
+    let packets_given = !a.pcap.is_empty() || !a.interface.is_empty();
+    let detect = if packets_given {
+        load_rules(&a.rules, &cfg)?
+    } else {
+        None
+    };
+    let anomaly = if packets_given {
+        load_detectors(&a, &cfg)?
+    } else {
+        None
+    };
     let _ = a.checksum_checks;
-    let (inputs, ids) = if a.pcap.is_empty() {
-        let run_id = std::time::SystemTime::now()
+    let logs = if logs_given {
+        Some(start_logs(&a, &cfg)?)
+    } else {
+        None
+    };
+    let log_files: Vec<(String, u64)> = a
+        .syslog_file
+        .iter()
+        .map(|f| {
+            let name = f
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "-".into());
+            (
+                format!("log:{name}"),
+                std::fs::metadata(f).map(|m| m.len()).unwrap_or(0),
+            )
+        })
+        .collect();
+    // Event ids are reproducible only when every input is a file.
+    let replayable = a.interface.is_empty() && a.syslog_listen.is_empty() && !a.syslog_file.iter().any(|f| f.as_os_str() == "-");
+    let run_id = || {
+        std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos())
             .unwrap_or(0)
-            ^ ((std::process::id() as u128) << 96);
+            ^ ((std::process::id() as u128) << 96)
+    };
+    let (inputs, ids) = if a.pcap.is_empty() && a.interface.is_empty() {
+        // Logs only: no packet input; one idle worker.
+        let ids = if replayable {
+            EventIdSource::Inputs(log_files.clone())
+        } else {
+            EventIdSource::Run(run_id())
+        };
+        (Inputs::Files(Vec::new()), ids)
+    } else if a.pcap.is_empty() {
         (
             Inputs::Interfaces(a.interface.clone()),
-            EventIdSource::Run(run_id),
+            EventIdSource::Run(run_id()),
         )
     } else {
         let (files, skipped) = zonewatch_capture::expand_inputs(&a.pcap)?;
@@ -163,7 +214,7 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
         if files.is_empty() {
             bail!("no capture files found in the given --pcap paths");
         }
-        let ids = files
+        let mut ids: Vec<(String, u64)> = files
             .iter()
             .map(|f| {
                 let name = f
@@ -173,7 +224,13 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
                 (name, std::fs::metadata(f).map(|m| m.len()).unwrap_or(0))
             })
             .collect();
-        (Inputs::Files(files), EventIdSource::Inputs(ids))
+        ids.extend(log_files.iter().cloned());
+        let ids = if replayable {
+            EventIdSource::Inputs(ids)
+        } else {
+            EventIdSource::Run(run_id())
+        };
+        (Inputs::Files(files), ids)
     };
     let out_path = cfg.output_path.clone().unwrap_or_else(|| "-".into());
     let sink =
@@ -194,6 +251,7 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
     }
     let writer = EventWriter::new(ctx, sinks);
     let workers = match cfg.workers {
+        _ if a.pcap.is_empty() && a.interface.is_empty() => 1,
         0 => std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1),
@@ -210,10 +268,14 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
         inputs,
         workers,
         stats_interval: cfg.stats_interval,
-        progress: !live && std::io::stderr().is_terminal() && out_path != "-",
+        progress: !live
+            && !a.pcap.is_empty()
+            && std::io::stderr().is_terminal()
+            && out_path != "-",
         stop,
         detect,
         anomaly,
+        logs,
     };
     let started = std::time::Instant::now();
     let report = zonewatch_pipeline::run(&cfg, opts, writer)?;
@@ -289,6 +351,93 @@ fn load_rules(
     Ok(Some(Arc::new(engine)))
 }
 
+/// Loads the Sigma rules under the `--rules` paths (directories searched
+/// for `.yml`/`.yaml`; documents without `detection:`/`correlation:`, such
+/// as detector files, are not rules; `.rules` files are the signature
+/// engine's) and starts the syslog listeners and file replay. Rules that
+/// cannot be compiled are skipped with a warning each.
+fn start_logs(a: &RunArgs, cfg: &Config) -> anyhow::Result<zonewatch_pipeline::logs::LogInputs> {
+    let tls = match (&cfg.syslog_tls_cert, &cfg.syslog_tls_key) {
+        (Some(cert), Some(key)) => Some(zonewatch_syslog::TlsFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+            client_ca: cfg.syslog_tls_client_ca.clone(),
+        }),
+        _ => None,
+    };
+    if tls.is_none() && a.syslog_listen.iter().any(|u| u.starts_with("tls://")) {
+        bail!("tls:// syslog listeners need syslog.tls.cert and syslog.tls.key in the configuration");
+    }
+    for u in &a.syslog_listen {
+        zonewatch_syslog::ListenSpec::parse(u, tls.clone())
+            .with_context(|| format!("--syslog-listen {u}"))?;
+    }
+    for f in &a.syslog_file {
+        if f.as_os_str() != "-" && !f.is_file() {
+            bail!("{}: no such log file", f.display());
+        }
+    }
+    let paths: Vec<PathBuf> = a
+        .rules
+        .iter()
+        .filter(|p| {
+            p.is_dir()
+                || matches!(
+                    p.extension().and_then(|e| e.to_str()),
+                    Some("yml" | "yaml")
+                )
+        })
+        .cloned()
+        .collect();
+    let t0 = std::time::Instant::now();
+    let report =
+        zonewatch_sigma::RuleSet::load_paths(&paths, &zonewatch_sigma::SigmaConfig::default());
+    // The loader has already logged each skipped rule (file:line: id: reason).
+    let rules = report.rules;
+    let (det, corr) = (rules.detections.len(), rules.correlations.len());
+    if det + corr == 0 {
+        tracing::warn!("no Sigma rules under the --rules paths: logs are parsed and counted, nothing raises alerts");
+    }
+    eprintln!(
+        "zonewatch: sigma: {} rules loaded ({det} detections, {corr} correlations; {} inactive on syslog), {} skipped from {} file(s) in {:.2}s",
+        det + corr,
+        rules.inactive,
+        report.errors.len(),
+        report.files,
+        t0.elapsed().as_secs_f64(),
+    );
+    let parse = zonewatch_syslog::ParseOptions {
+        sensor_offset: cfg.timezone,
+        extract_fields: true,
+    };
+    let lcfg = zonewatch_pipeline::logs::LogConfig {
+        listen: a.syslog_listen.clone(),
+        tls,
+        files: a.syslog_file.clone(),
+        listener: zonewatch_syslog::ListenerConfig {
+            name: String::new(),
+            max_frame_bytes: cfg.syslog_max_frame_bytes,
+            idle_timeout: std::time::Duration::from_secs(cfg.syslog_idle_timeout),
+            max_connections: cfg.syslog_max_connections,
+            parse,
+        },
+        channel_records: cfg.syslog_channel_records,
+        rules: Arc::new(rules),
+        rules_skipped: report.errors.len() as u64,
+        limits: zonewatch_sigma::CorrelationLimits {
+            hash_seed: cfg.flow_hash_seed,
+            ..Default::default()
+        },
+        include_message: cfg.syslog_include_message,
+        offset: cfg.timezone,
+    };
+    let inputs = zonewatch_pipeline::logs::LogInputs::start(lcfg)?;
+    for (url, addr) in inputs.local_addrs() {
+        eprintln!("zonewatch: syslog: {url} listening on {addr}");
+    }
+    Ok(inputs)
+}
+
 /// Loads the anomaly detectors whose files (`detector:` YAML) are under the
 /// `--rules` paths, with the zone policy of the configuration file. None
 /// when no detector file is given. A broken detector file is an error
@@ -356,6 +505,18 @@ fn print_summary(s: &serde_json::Value, took: std::time::Duration, workers: usiz
                 .join(", ")
         })
         .unwrap_or_default();
+    if s.get("syslog").is_some() {
+        eprintln!(
+            "zonewatch: logs: {} records received, {} parsed, {} truncated, {} dropped; sigma: {} matches, {} correlation alerts, {} correlation evictions",
+            g("syslog.received"),
+            g("syslog.parsed"),
+            g("syslog.truncated"),
+            g("syslog.dropped"),
+            g("sigma.matches"),
+            g("sigma.correlation_alerts"),
+            g("sigma.correlation_evictions"),
+        );
+    }
     eprintln!(
         "zonewatch: events written: {events}; queue waits {}, queue drops {}, kernel drops {}",
         g("pipeline.queue_full_waits"),

@@ -18,7 +18,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 /// Event types with a schema file `docs/schema/<type>.schema.json`.
-const TYPES: &[&str] = &["flow", "anomaly", "stats", "alert"];
+const TYPES: &[&str] = &[
+    "flow", "anomaly", "stats", "alert", "http", "dns", "tls", "ssh",
+];
 
 /// The schemas refer to each other by relative URI (`common.schema.json`);
 /// they are loaded from disk and registered under this base, so nothing is
@@ -107,6 +109,30 @@ fn inputs() -> Vec<(PathBuf, String, Vec<String>)> {
             f,
             format!("{name} (tenant, zones, +09:00)"),
             RICH.iter().map(|s| s.to_string()).collect(),
+        ));
+    }
+    // Logs beside packets: Sigma alerts from the log fixture, without and
+    // with the raw message in the evidence.
+    let demo = root().join("fixtures/demo.pcap");
+    let logs = root().join("fixtures/logs/auth.log");
+    if demo.is_file() && logs.is_file() {
+        let mut extra: Vec<String> = vec![
+            "--syslog-file".into(),
+            logs.display().to_string(),
+            "--rules".into(),
+            root().join("rules/sigma").display().to_string(),
+        ];
+        v.push((
+            demo.clone(),
+            "fixtures/demo.pcap + fixtures/logs/auth.log".into(),
+            extra.clone(),
+        ));
+        extra.extend(RICH.iter().map(|s| s.to_string()));
+        extra.extend(["--set".into(), "syslog.include-message=true".into()]);
+        v.push((
+            demo,
+            "fixtures/demo.pcap + fixtures/logs/auth.log (tenant, zones, message)".into(),
+            extra,
         ));
     }
     let shared = root().join("../shared/data");

@@ -31,7 +31,9 @@ pub struct ProtoTimeouts {
 }
 
 /// Event types that can be switched on or off.
-pub const EVENT_TYPES: &[&str] = &["alert", "flow", "anomaly", "stats"];
+pub const EVENT_TYPES: &[&str] = &[
+    "alert", "flow", "anomaly", "stats", "http", "dns", "tls", "ssh",
+];
 
 /// The whole configuration, with Suricata-compatible defaults.
 #[derive(Debug, Clone, PartialEq)]
@@ -117,6 +119,25 @@ pub struct Config {
     pub classification_file: Option<std::path::PathBuf>,
     /// `threshold-file`: Suricata's threshold.config.
     pub threshold_file: Option<std::path::PathBuf>,
+    /// `syslog.tls.cert`: certificate chain (PEM) of `tls://` syslog listeners.
+    pub syslog_tls_cert: Option<std::path::PathBuf>,
+    /// `syslog.tls.key`: private key (PEM) of `tls://` syslog listeners.
+    pub syslog_tls_key: Option<std::path::PathBuf>,
+    /// `syslog.tls.client-ca`: when set, TLS syslog clients must present a
+    /// certificate signed by one of these CAs (PEM).
+    pub syslog_tls_client_ca: Option<std::path::PathBuf>,
+    /// `syslog.max-frame-size`: longer syslog frames are truncated (and counted).
+    pub syslog_max_frame_bytes: usize,
+    /// `syslog.channel-size`: records queued between the listeners/replay and
+    /// the Sigma thread (listeners drop and count when it is full; replay waits).
+    pub syslog_channel_records: usize,
+    /// `syslog.idle-timeout`: seconds a silent TCP/TLS syslog connection stays open.
+    pub syslog_idle_timeout: u64,
+    /// `syslog.max-connections`: concurrent TCP/TLS syslog connections per listener.
+    pub syslog_max_connections: usize,
+    /// `syslog.include-message`: write the raw log message in Sigma alerts'
+    /// evidence (off by default: messages can hold personal data).
+    pub syslog_include_message: bool,
 }
 
 impl Default for Config {
@@ -204,6 +225,14 @@ impl Default for Config {
             kafka: Vec::new(),
             classification_file: None,
             threshold_file: None,
+            syslog_tls_cert: None,
+            syslog_tls_key: None,
+            syslog_tls_client_ca: None,
+            syslog_max_frame_bytes: 64 << 10,
+            syslog_channel_records: 65_536,
+            syslog_idle_timeout: 300,
+            syslog_max_connections: 4096,
+            syslog_include_message: false,
         }
     }
 }
@@ -583,6 +612,22 @@ impl Config {
                 self.classification_file = Some(scalar()?.into());
             }
             "threshold-file" => self.threshold_file = Some(scalar()?.into()),
+            "syslog.tls.cert" => self.syslog_tls_cert = Some(scalar()?.into()),
+            "syslog.tls.key" => self.syslog_tls_key = Some(scalar()?.into()),
+            "syslog.tls.client-ca" => {
+                self.syslog_tls_client_ca = Some(scalar()?.into()).filter(|p: &std::path::PathBuf| !p.as_os_str().is_empty())
+            }
+            "syslog.max-frame-size" => {
+                self.syslog_max_frame_bytes = (size()? as usize).clamp(256, 16 << 20)
+            }
+            "syslog.channel-size" => {
+                self.syslog_channel_records = parse_num::<usize>(scalar()?)?.clamp(16, 1 << 24)
+            }
+            "syslog.idle-timeout" => self.syslog_idle_timeout = secs()?.max(1),
+            "syslog.max-connections" => {
+                self.syslog_max_connections = parse_num::<usize>(scalar()?)?.max(1)
+            }
+            "syslog.include-message" => self.syslog_include_message = parse_bool(scalar()?)?,
             "pipeline.batch-packets" => {
                 self.batch_packets = parse_num::<usize>(scalar()?)?.clamp(1, 4096)
             }

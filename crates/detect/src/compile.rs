@@ -243,6 +243,13 @@ pub(crate) struct Rule {
     /// Suricata's IP-only rules: checked on the first packet of each flow
     /// direction only.
     pub iponly: bool,
+    /// The flow's app-layer protocol must be this (`alert http ...`, or
+    /// implied by the buffers).
+    pub app: Option<zonewatch_applayer::AppProto>,
+    /// Inspection of transaction buffers: the rule runs per transaction.
+    pub app_progs: Vec<(zonewatch_applayer::Buffer, Program)>,
+    /// A transaction rule inspects the to_client side.
+    pub tx_to_client: bool,
 }
 
 /// Coarse protocol classes for the rules checked on every packet.
@@ -275,6 +282,11 @@ pub struct Engine {
     pub(crate) by_addr: crate::addrindex::AddrIndex,
     /// Some rule is IP-only (flows then remember which directions were checked).
     pub(crate) has_iponly: bool,
+    /// Transaction rules: prefilter per buffer, and rules without a fast
+    /// pattern by app-layer protocol.
+    pub(crate) tx_prefilter:
+        hashbrown::HashMap<zonewatch_applayer::Buffer, crate::prefilter::Prefilter>,
+    pub(crate) tx_always: hashbrown::HashMap<zonewatch_applayer::AppProto, Vec<u32>>,
     pub(crate) flowbit_count: usize,
     pub(crate) threshold_cfg: Arc<ThresholdConfig>,
     pub(crate) stream_window: usize,
@@ -457,8 +469,26 @@ impl Engine {
         let mut addr_items: Vec<(u32, bool)> = Vec::new();
         let mut out = Vec::with_capacity(rules.len());
         let mut fast_items: Vec<(Vec<u8>, bool, u32)> = Vec::new();
+        let mut tx_items: hashbrown::HashMap<zonewatch_applayer::Buffer, Vec<(Vec<u8>, bool, u32)>> =
+            hashbrown::HashMap::new();
+        let mut tx_always: hashbrown::HashMap<zonewatch_applayer::AppProto, Vec<u32>> =
+            hashbrown::HashMap::new();
         for (i, (r, fp, _)) in rules.into_iter().enumerate() {
             let i = i as u32;
+            if !r.app_progs.is_empty() {
+                // A transaction rule: prefiltered on its buffers.
+                match tx_fast_pattern(&r) {
+                    Some((buf, pat, nocase)) => {
+                        tx_items.entry(buf).or_default().push((pat, nocase, i))
+                    }
+                    None => tx_always
+                        .entry(r.app.expect("transaction rules have an app protocol"))
+                        .or_default()
+                        .push(i),
+                }
+                out.push(r);
+                continue;
+            }
             if let Some((pat, nocase)) = &fp {
                 fast_items.push((pat.clone(), *nocase, i));
             }
@@ -541,6 +571,10 @@ impl Engine {
                 .collect::<Vec<_>>(),
         );
         let has_iponly = out.iter().any(|r| r.iponly);
+        let tx_prefilter = tx_items
+            .into_iter()
+            .map(|(b, items)| (b, crate::prefilter::Prefilter::build(&items)))
+            .collect();
         report.load_time = t0.elapsed();
         for (c, list) in always.iter().enumerate() {
             report.no_fast_pattern[c] = list.len();
@@ -556,6 +590,8 @@ impl Engine {
             always,
             by_addr,
             has_iponly,
+            tx_prefilter,
+            tx_always,
             flowbit_count: flowbits.len(),
             threshold_cfg: Arc::new(threshold_cfg),
             stream_window: if cfg.stream_window == 0 {
@@ -657,6 +693,7 @@ fn compile(
         "icmpv4" => Proto::Icmp4,
         "icmpv6" => Proto::Icmp6,
         "sctp" => Proto::Sctp,
+        "http" | "http1" | "dns" | "tls" | "ssl" | "ssh" => Proto::Any,
         p if APP_PROTOS.contains(&p) => {
             return Err(err(
                 o,
@@ -686,6 +723,15 @@ fn compile(
     let dst = addr(&s.header.dst)?;
     let sport = port(&s.header.sport)?;
     let dport = port(&s.header.dport)?;
+    let mut app = match s.header.proto.as_str() {
+        "http" | "http1" => Some(zonewatch_applayer::AppProto::Http),
+        "dns" => Some(zonewatch_applayer::AppProto::Dns),
+        "tls" | "ssl" => Some(zonewatch_applayer::AppProto::Tls),
+        "ssh" => Some(zonewatch_applayer::AppProto::Ssh),
+        _ => None,
+    };
+    let mut app_progs = Vec::new();
+    let mut tx_to_client = s.flow.to_client;
     let mut payload = None;
     let mut hdr = Vec::new();
     let mut fast: Option<(Vec<u8>, bool)> = None;
@@ -704,7 +750,26 @@ fn compile(
             "udp.hdr" => hdr.push((HdrBuf::Udp, prog)),
             "icmpv4.hdr" => hdr.push((HdrBuf::Icmp4, prog)),
             "icmpv6.hdr" => hdr.push((HdrBuf::Icmp6, prog)),
-            other => return Err(err(o, sid, other, "app-layer buffer".to_string(), true)),
+            other => match zonewatch_applayer::Buffer::from_keyword(other) {
+                Some(buf) => {
+                    let p = buf.proto();
+                    if let Some(a) = app.filter(|a| *a != p) {
+                        return Err(err(
+                            o,
+                            sid,
+                            other,
+                            format!("a {} buffer in a {} rule", p.name(), a.name()),
+                            false,
+                        ));
+                    }
+                    app = Some(p);
+                    if buf.dir() == zonewatch_applayer::BufferDir::ToClient {
+                        tx_to_client = true;
+                    }
+                    app_progs.push((buf, prog));
+                }
+                None => return Err(err(o, sid, other, "app-layer buffer".to_string(), true)),
+            },
         }
     }
     let mut intern = |name: &str| -> u32 {
@@ -824,10 +889,33 @@ fn compile(
                     format!("stream.{e}")
                 })
                 .collect(),
-            iponly,
+            iponly: iponly && app.is_none(),
+            app,
+            app_progs,
+            tx_to_client,
         },
         fast,
     ))
+}
+
+/// A transaction rule's fast pattern: the content marked `fast_pattern`
+/// in any of its buffers, else the longest positive content, with its buffer.
+fn tx_fast_pattern(r: &Rule) -> Option<(zonewatch_applayer::Buffer, Vec<u8>, bool)> {
+    let mut best: Option<(zonewatch_applayer::Buffer, Vec<u8>, bool, bool)> = None;
+    for (b, prog) in &r.app_progs {
+        if let Some((pat, nocase, explicit)) = prog.fast_pattern() {
+            let better = match &best {
+                None => true,
+                Some((_, bp, _, bexp)) => {
+                    (explicit && !bexp) || (explicit == *bexp && pat.len() > bp.len())
+                }
+            };
+            if better {
+                best = Some((*b, pat, nocase, explicit));
+            }
+        }
+    }
+    best.map(|(b, p, n, _)| (b, p, n))
 }
 
 /// The rule's fast pattern: the content marked `fast_pattern`, else the

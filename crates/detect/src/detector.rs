@@ -22,6 +22,8 @@ pub struct FlowView {
     pub established: bool,
     /// First packet of the flow in this packet's direction.
     pub first_in_dir: bool,
+    /// The flow's app-layer protocol, once identified.
+    pub app_proto: Option<zonewatch_applayer::AppProto>,
 }
 
 /// Reassembled stream bytes this packet made contiguous.
@@ -78,6 +80,8 @@ struct FlowState {
     flags: u8,
     bits: Vec<u64>,
     tails: Option<Box<[Tail; 2]>>,
+    /// Transactions whose to_server rules already ran.
+    tx_ts_done: Vec<u64>,
 }
 
 /// Counters of one detector.
@@ -287,6 +291,183 @@ impl Detector {
         }
     }
 
+    /// Runs the transaction rules on a transaction the app layer output on
+    /// this packet: its to_server rules the first time the transaction is
+    /// seen, its to_client rules once it is complete (Suricata runs rules
+    /// once per transaction and direction).
+    pub fn inspect_tx(
+        &mut self,
+        p: &PacketView<'_>,
+        tx: &zonewatch_applayer::Transaction,
+        hits: &mut Vec<Hit>,
+    ) {
+        let (Some(f), Some(ip)) = (p.flow, p.decoded.ip) else {
+            return;
+        };
+        let engine = self.engine.clone();
+        let st = self.flows.entry(f.id).or_default();
+        if st.flags & 4 != 0 {
+            return;
+        }
+        let ts_done = st.tx_ts_done.contains(&tx.id);
+        let (run_ts, run_tc) = (!ts_done, tx.complete);
+        if tx.complete {
+            st.tx_ts_done.retain(|&x| x != tx.id);
+        } else if !ts_done {
+            if st.tx_ts_done.len() >= 64 {
+                st.tx_ts_done.remove(0);
+            }
+            st.tx_ts_done.push(tx.id);
+        }
+        self.generation = self.generation.wrapping_add(1);
+        if self.generation == 0 {
+            self.stamp.iter_mut().for_each(|s| *s = 0);
+            self.generation = 1;
+        }
+        self.cands.clear();
+        {
+            let (stamp, generation, cands) = (&mut self.stamp, self.generation, &mut self.cands);
+            let mut mark = |rules: &[u32]| {
+                for &r in rules {
+                    let s = &mut stamp[r as usize];
+                    if *s != generation {
+                        *s = generation;
+                        cands.push(r);
+                    }
+                }
+            };
+            for (b, _, bytes) in tx.all_buffers() {
+                if let Some(pf) = engine.tx_prefilter.get(&b) {
+                    pf.scan(bytes, &mut mark);
+                }
+            }
+            if let Some(list) = engine.tx_always.get(&tx.proto) {
+                mark(list);
+            }
+        }
+        self.cands.sort_unstable();
+        let cands = std::mem::take(&mut self.cands);
+        let payload = payload_of(p);
+        let (sp, dp) = ports(p.decoded);
+        let first = hits.len();
+        for &ri in &cands {
+            let r = &engine.rules[ri as usize];
+            if r.app != Some(tx.proto) || (r.tx_to_client && !run_tc) || (!r.tx_to_client && !run_ts)
+            {
+                continue;
+            }
+            self.counters.candidates += 1;
+            // The rule's side decides which way the packet's addresses read.
+            let rule_to_server = !r.tx_to_client;
+            let (src, s_port, dst, d_port) = if rule_to_server == f.to_server {
+                (ip.src, sp, ip.dst, dp)
+            } else {
+                (ip.dst, dp, ip.src, sp)
+            };
+            let proto_ok = match r.proto {
+                Proto::Tcp | Proto::TcpPkt | Proto::TcpStream => ip.proto == 6,
+                Proto::Udp => ip.proto == 17,
+                Proto::V4 => ip.version == 4,
+                Proto::V6 => ip.version == 6,
+                _ => true,
+            };
+            if !proto_ok
+                || !(addr_ok(r, src, s_port, dst, d_port)
+                    || r.bidir && addr_ok(r, dst, d_port, src, s_port))
+            {
+                continue;
+            }
+            if (r.flow.established && !f.established) || (r.flow.not_established && f.established) {
+                continue;
+            }
+            if !self.flowbits_ok(r, Some(f)) {
+                continue;
+            }
+            let mut vars = [0i64; MAX_VARS];
+            let side = |b: zonewatch_applayer::Buffer| match b.dir() {
+                zonewatch_applayer::BufferDir::ToServer => zonewatch_types::Direction::ToServer,
+                zonewatch_applayer::BufferDir::ToClient => zonewatch_types::Direction::ToClient,
+                zonewatch_applayer::BufferDir::Both => {
+                    if rule_to_server {
+                        zonewatch_types::Direction::ToServer
+                    } else {
+                        zonewatch_types::Direction::ToClient
+                    }
+                }
+            };
+            let all = r.app_progs.iter().all(|(b, prog)| {
+                tx.buffers_in(*b, side(*b))
+                    .any(|v| prog.run(v, &mut vars).is_some())
+            });
+            if !all {
+                continue;
+            }
+            if let Some(prog) = &r.payload {
+                if payload.is_empty() || prog.run(payload, &mut vars).is_none() {
+                    continue;
+                }
+            }
+            self.apply_flowbits(r, Some(f));
+            if r.action == Action::Pass {
+                hits.truncate(first);
+                self.flows.entry(f.id).or_default().flags |= 4;
+                break;
+            }
+            if r.noalert {
+                continue;
+            }
+            if hits.len() - first >= MAX_ALERTS_PER_PACKET {
+                self.counters.alert_overflow += 1;
+                continue;
+            }
+            self.counters.alerts += 1;
+            hits.push(Hit {
+                rule: ri,
+                stream: false,
+            });
+        }
+        self.cands = cands;
+    }
+
+    fn flowbits_ok(&self, r: &Rule, f: Option<FlowView>) -> bool {
+        if r.fb_checks.is_empty() {
+            return true;
+        }
+        let bits = f
+            .and_then(|f| self.flows.get(&f.id))
+            .map(|s| s.bits.as_slice())
+            .unwrap_or(&[]);
+        let isset = |b: u32| {
+            bits.get(b as usize / 64)
+                .is_some_and(|w| w & (1 << (b % 64)) != 0)
+        };
+        r.fb_checks.iter().all(|c| match c {
+            FbCheck::IsSet(ns, true) => ns.iter().all(|&b| isset(b)),
+            FbCheck::IsSet(ns, false) => ns.iter().any(|&b| isset(b)),
+            FbCheck::IsNotSet(ns, true) => !ns.iter().all(|&b| isset(b)),
+            FbCheck::IsNotSet(ns, false) => ns.iter().all(|&b| !isset(b)),
+        })
+    }
+
+    fn apply_flowbits(&mut self, r: &Rule, f: Option<FlowView>) {
+        let Some(f) = f else { return };
+        if r.fb_cmds.is_empty() {
+            return;
+        }
+        let n = self.engine.flowbit_count.div_ceil(64);
+        let st = self.flows.entry(f.id).or_default();
+        if st.bits.len() < n {
+            st.bits.resize(n, 0);
+        }
+        for c in &r.fb_cmds {
+            match *c {
+                FbCmd::Set(b) => st.bits[b as usize / 64] |= 1 << (b % 64),
+                FbCmd::Unset(b) => st.bits[b as usize / 64] &= !(1 << (b % 64)),
+                FbCmd::Toggle(b) => st.bits[b as usize / 64] ^= 1 << (b % 64),
+            }
+        }
+    }
+
     fn inspect_no_ip(&mut self, p: &PacketView<'_>, hits: &mut Vec<Hit>) {
         if p.decoded.events.is_empty() {
             return;
@@ -338,6 +519,9 @@ impl Detector {
             Proto::Sctp => ip.proto == 132,
         };
         if !ok {
+            return None;
+        }
+        if r.app.is_some() && p.flow.and_then(|f| f.app_proto) != r.app {
             return None;
         }
         if r.flow.only_frag && !p.reassembled || r.flow.no_frag && p.reassembled {

@@ -195,6 +195,9 @@ pub(crate) struct Program {
     /// an absolute byte_*): on a stream window that does not start at the
     /// stream's first byte the program is not run.
     pub(crate) anchored: bool,
+    /// The program's fast pattern candidate: (bytes, caseless, marked
+    /// `fast_pattern`).
+    fast: Option<(Vec<u8>, bool, bool)>,
 }
 
 /// Why a program did not compile.
@@ -422,7 +425,36 @@ impl Program {
             };
             steps.push(step);
         }
-        Ok(Program { steps, anchored })
+        let mut fast: Option<(Vec<u8>, bool, bool)> = None;
+        for it in items {
+            if let Item::Content(c) = it {
+                if c.negated {
+                    continue;
+                }
+                let pat = match c.fast_pattern.and_then(|f| f.chop) {
+                    Some((off, len)) => c.pattern[off as usize..(off + len) as usize].to_vec(),
+                    None => c.pattern.clone(),
+                };
+                let explicit = c.fast_pattern.is_some();
+                if explicit {
+                    fast = Some((pat, c.nocase, true));
+                    break;
+                }
+                if fast.as_ref().is_none_or(|f| pat.len() > f.0.len()) {
+                    fast = Some((pat, c.nocase, false));
+                }
+            }
+        }
+        Ok(Program {
+            steps,
+            anchored,
+            fast,
+        })
+    }
+
+    /// The fast pattern this program offers: (bytes, caseless, explicit).
+    pub(crate) fn fast_pattern(&self) -> Option<(Vec<u8>, bool, bool)> {
+        self.fast.clone()
     }
 
     /// Runs the program on `buf`. Returns the end of the furthest positive

@@ -538,6 +538,7 @@ impl FlowTable {
             community_id: self.cfg.community_id_seed.map(|s| community_id_v1(s, t)),
             in_iface: self.cfg.iface_names.get(f.iface as usize).cloned(),
             body: EventBody::Flow(FlowRecord {
+                app_proto: None,
                 pkts_toserver: f.pkts[0],
                 pkts_toclient: f.pkts[1],
                 bytes_toserver: f.bytes[0],

@@ -185,6 +185,9 @@ impl EveContext {
         }
         match &ev.body {
             EventBody::Flow(f) => {
+                if let Some(a) = f.app_proto {
+                    j.ascii("app_proto", a);
+                }
                 j.begin("flow");
                 j.u64("pkts_toserver", f.pkts_toserver);
                 j.u64("pkts_toclient", f.pkts_toclient);
@@ -225,7 +228,17 @@ impl EveContext {
                     j.end();
                 }
             }
+            EventBody::App(a) => {
+                j.u64("tx_id", a.tx_id);
+                j.ascii("app_proto", a.app_proto);
+                j.key(a.key);
+                j.out
+                    .push_str(&serde_json::to_string(&a.record).expect("records serialize"));
+            }
             EventBody::Anomaly(a) => {
+                if let Some(p) = a.app_proto {
+                    j.ascii("app_proto", p);
+                }
                 j.begin("anomaly");
                 j.ascii("type", a.kind);
                 j.ascii("event", a.event);
@@ -285,6 +298,16 @@ impl EveContext {
                     j.ascii("direction", if ts { "to_server" } else { "to_client" });
                 }
                 j.u64("stream", a.stream as u64);
+                if let Some(app) = &a.app {
+                    j.ascii("app_proto", app.app_proto);
+                    if !app.record.is_null() {
+                        j.u64("tx_id", app.tx_id);
+                        j.key(app.key);
+                        j.out.push_str(
+                            &serde_json::to_string(&app.record).expect("records serialize"),
+                        );
+                    }
+                }
                 if let Some(ev) = &a.evidence {
                     j.key("evidence");
                     j.out
@@ -420,6 +443,7 @@ mod tests {
             community_id: None,
             in_iface: None,
             body: EventBody::Flow(FlowRecord {
+                app_proto: None,
                 pkts_toserver: 3,
                 pkts_toclient: 2,
                 bytes_toserver: 200,

@@ -21,6 +21,7 @@
 //! of workers.
 #![deny(missing_docs)]
 
+pub mod logs;
 mod output;
 mod reader;
 mod stats;
@@ -79,6 +80,10 @@ pub struct RunOptions {
     /// output thread, fed in input order, so per-host state (scans,
     /// floods) sees every flow whatever the worker count.
     pub anomaly: Option<zonewatch_anomaly::DetectorSet>,
+    /// Syslog inputs and Sigma rules, when logs are read. One log thread
+    /// runs the rules and its alerts are written as they arrive, between
+    /// the (still deterministic) packet events; see [`logs`].
+    pub logs: Option<logs::LogInputs>,
 }
 
 /// `sub` of a packet's observation: after the packet's own events.
@@ -184,23 +189,35 @@ pub fn run(cfg: &Config, mut opts: RunOptions, writer: EventWriter) -> Result<Ru
         let interval = opts.stats_interval;
         let filter = opts.detect.clone().map(zonewatch_detect::AlertFilter::new);
         let anomaly = opts.anomaly.take();
+        let logs = opts.logs.is_some();
         let out_tx_for_reader = out_tx.clone();
         drop(out_tx);
         let h = std::thread::Builder::new()
             .name("zw-output".into())
-            .spawn(move || output::run(out_rx, writer, n, ordered, interval, filter, anomaly))
+            .spawn(move || output::run(out_rx, writer, n, ordered, interval, filter, anomaly, logs))
             .expect("spawn output thread");
         (h, out_tx_for_reader)
     };
     let (out_handle, reader_out_tx) = out_handle;
+    let logs_handle = opts.logs.take().map(|l| {
+        let (out, stop) = (reader_out_tx.clone(), opts.stop.clone());
+        std::thread::Builder::new()
+            .name("zw-logs".into())
+            .spawn(move || logs::run(l, out, stop))
+            .expect("spawn log thread")
+    });
     let reader_result = reader::run(cfg, &opts, &work_txs, &free_rx, &reader_out_tx);
     drop(work_txs);
     drop(reader_out_tx);
     for h in handles {
         h.join().expect("worker thread panicked");
     }
+    let log_warnings = logs_handle
+        .map(|h| h.join().expect("log thread panicked"))
+        .unwrap_or_default();
     let out_result = out_handle.join().expect("output thread panicked");
-    let warnings = reader_result?;
+    let mut warnings = reader_result?;
+    warnings.extend(log_warnings);
     let stats = out_result?;
     Ok(RunReport { stats, warnings })
 }

@@ -26,6 +26,11 @@ pub(crate) enum OutMsg {
         end_pos: u64,
         end_ts: Timestamp,
     },
+    /// Sigma alerts from the log thread, written as they arrive (not merged
+    /// with the packet events), and sometimes its latest counters.
+    Logs(Vec<Event>, Option<Box<serde_json::Value>>),
+    /// The log thread is done (inputs ended or stop); its final counters.
+    LogsDone(Box<serde_json::Value>),
 }
 
 /// Applies thresholds to alerts in output order (so the result does not
@@ -178,6 +183,7 @@ fn anomaly_event(a: zonewatch_anomaly::AnomalyAlert, key: EventKey) -> Event {
             target_dest: None,
             icmp: None,
             evidence: Some(Box::new(evidence)),
+            app: None,
         })),
     }
 }
@@ -274,6 +280,7 @@ pub(crate) fn run(
     stats_interval: u64,
     filter: Option<zonewatch_detect::AlertFilter>,
     anomaly: Option<zonewatch_anomaly::DetectorSet>,
+    logs: bool,
 ) -> Result<serde_json::Value, std::io::Error> {
     let mut filtered = Filtered {
         filter,
@@ -297,6 +304,10 @@ pub(crate) fn run(
     let mut stats_seq = 0u64;
     let mut result: std::io::Result<()> = Ok(());
     let live = !ordered;
+    // `syslog` and `sigma` stats sections; `logs_done` once the log thread
+    // has finished (immediately when there is none).
+    let mut log_stats: Option<serde_json::Value> = None;
+    let mut logs_done = !logs;
     loop {
         let msg = if stats_interval > 0 {
             match rx.recv_timeout(next_stats.saturating_duration_since(Instant::now())) {
@@ -347,6 +358,21 @@ pub(crate) fn run(
             }
             Some(OutMsg::Reader(s)) => reader = *s,
             Some(OutMsg::ReaderDone { end_pos, end_ts }) => end = Some((end_pos, end_ts)),
+            Some(OutMsg::Logs(events, stats)) => {
+                for e in events {
+                    last_clock = last_clock.max(e.ts);
+                    if result.is_ok() {
+                        result = filtered.write(&mut writer, e);
+                    }
+                }
+                if let Some(s) = stats {
+                    log_stats = Some(*s);
+                }
+            }
+            Some(OutMsg::LogsDone(stats)) => {
+                log_stats = Some(*stats);
+                logs_done = true;
+            }
             None => {}
         }
         if stats_interval > 0 && Instant::now() >= next_stats {
@@ -359,7 +385,7 @@ pub(crate) fn run(
                 &writer.written,
                 writer.filtered,
                 live,
-                with_held(writer.sink_stats(), &filtered),
+                with_held(writer.sink_stats(), &filtered, log_stats.as_ref()),
             );
             // Periodic stats sort after every event at the current position.
             let pos = merge.done_below.iter().map(|k| k.pos).min().unwrap_or(0);
@@ -368,7 +394,7 @@ pub(crate) fn run(
                 result = writer.write(&ev).and_then(|()| writer.flush());
             }
         }
-        if finished == workers && end.is_some() {
+        if finished == workers && end.is_some() && logs_done {
             break;
         }
     }
@@ -394,7 +420,7 @@ pub(crate) fn run(
         &writer.written,
         writer.filtered,
         live,
-        with_held(writer.sink_stats(), &filtered),
+        with_held(writer.sink_stats(), &filtered, log_stats.as_ref()),
     );
     let ev = stats_event(end_pos + 1, u64::MAX, end_ts.max(last_clock), v.clone());
     if result.is_ok() {
@@ -409,8 +435,16 @@ pub(crate) fn run(
 fn with_held(
     mut sinks: Vec<(&'static str, serde_json::Value)>,
     f: &Filtered,
+    logs: Option<&serde_json::Value>,
 ) -> Vec<(&'static str, serde_json::Value)> {
     sinks.push(("detect.thresholded", serde_json::Value::from(f.held)));
+    if let Some(l) = logs {
+        for section in ["syslog", "sigma"] {
+            if let Some(v) = l.get(section) {
+                sinks.push((section, v.clone()));
+            }
+        }
+    }
     if let Some(set) = &f.anomaly {
         let mut root = serde_json::Map::new();
         for (name, v) in set.counters() {

@@ -92,6 +92,8 @@ pub struct WorkerStats {
     pub stream_events: std::collections::BTreeMap<&'static str, u64>,
     /// Signature detection counters.
     pub detect: zonewatch_detect::DetectCounters,
+    /// App-layer anomaly events, by name.
+    pub app_events: std::collections::BTreeMap<&'static str, u64>,
 }
 
 impl WorkerStats {
@@ -107,6 +109,7 @@ impl WorkerStats {
             ssn_memcap_drop: 0,
             stream_events: Default::default(),
             detect: Default::default(),
+            app_events: Default::default(),
         }
     }
 }
@@ -297,6 +300,16 @@ pub(crate) fn build(
         d.candidates += w.detect.candidates;
         d.alerts += w.detect.alerts;
         d.alert_overflow += w.detect.alert_overflow;
+    }
+    let mut aev: std::collections::BTreeMap<&str, u64> = Default::default();
+    for w in workers.iter().flatten() {
+        for (k, v) in &w.app_events {
+            *aev.entry(k).or_default() += v;
+        }
+    }
+    put(&mut m, "app_layer.events", Value::Object(Map::new()));
+    for (k, v) in aev {
+        put(&mut m, &format!("app_layer.events.{}", k.replace('.', "_")), n(v));
     }
     put(&mut m, "detect.packets", n(d.packets));
     put(&mut m, "detect.candidates", n(d.candidates));

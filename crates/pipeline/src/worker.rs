@@ -31,6 +31,8 @@ pub(crate) struct WorkerConfig {
     pub(crate) detect: Option<std::sync::Arc<zonewatch_detect::Engine>>,
     /// Anomaly detectors run (on the output thread): send observations.
     pub(crate) observe: bool,
+    /// Parse app-layer protocols.
+    pub(crate) app_layer: bool,
 }
 
 fn st(t: &ProtoTimeouts) -> StateTimeouts {
@@ -77,6 +79,7 @@ impl WorkerConfig {
             stage,
             detect: None,
             observe: false,
+            app_layer: true,
             flow: FlowConfig {
                 // The flow memcap is shared evenly: each worker owns its table.
                 memcap_bytes: c.flow_memcap / workers.max(1) as u64,
@@ -121,6 +124,11 @@ struct Worker {
     /// Observations for the anomaly detectors, in input order.
     observe: bool,
     obs: Vec<(EventKey, crate::Obs)>,
+    /// App-layer parsing (HTTP, DNS, TLS, SSH) per flow.
+    app_enabled: bool,
+    app_cfg: zonewatch_applayer::AppConfig,
+    apps: hashbrown::HashMap<u64, Box<AppFlow>>,
+    app_out: Vec<zonewatch_applayer::AppOutput>,
 }
 
 /// The anomaly events of one packet's decoder events.
@@ -154,6 +162,7 @@ fn anomaly_events(pos: u64, ts: Timestamp, d: &Decoded, out: &mut Vec<Event>) {
             community_id: None,
             in_iface: None,
             body: EventBody::Anomaly(AnomalyRecord {
+                app_proto: None,
                 kind: "decode",
                 event: e.name(),
             }),
@@ -222,6 +231,7 @@ impl Worker {
                         to_server,
                         established,
                         first_in_dir: f.pkts[di] == p.pkts as u64,
+                        app_proto: None,
                     });
                     flow_slot = Some(r.slot);
                     if self.observe {
@@ -244,6 +254,13 @@ impl Worker {
                             .unwrap_or(&[]);
                         self.stream(p.pos, p.ts, id, r.dir, t, payload, d);
                     }
+                    if self.app_enabled {
+                        let bytes = &b.data[p.start as usize..(p.start + p.len) as usize];
+                        self.app_layer(id, &tuple, r.dir, d, bytes);
+                        if let Some(v) = &mut flow_view {
+                            v.app_proto = self.apps.get(&id).and_then(|a| a.state.app_proto());
+                        }
+                    }
                     for e in &mut self.events[first_event..] {
                         if e.key.pos == p.pos && e.key.sub < EventKey::FLOW_END {
                             e.flow_id = Some(id);
@@ -251,7 +268,7 @@ impl Worker {
                     }
                 }
             }
-            if self.detector.is_some() {
+            if self.detector.is_some() || !self.app_out.is_empty() {
                 let bytes = &b.data[p.start as usize..(p.start + p.len) as usize];
                 self.detect(p, bytes, flow_view, flow_slot);
             }
@@ -296,7 +313,7 @@ impl Worker {
         let s = self.sessions.get_mut(&flow_id).expect("just ensured");
         self.stream_events.clear();
         // Reassembled bytes are kept for detection when rules are loaded.
-        let keep = self.detector.is_some();
+        let keep = self.detector.is_some() || self.app_enabled;
         let (sbuf, schunks) = (&mut self.sbuf, &mut self.schunks);
         self.reasm.segment(
             s,
@@ -349,6 +366,7 @@ impl Worker {
                 community_id: None,
                 in_iface: None,
                 body: EventBody::Anomaly(AnomalyRecord {
+                app_proto: None,
                     kind: "stream",
                     event: e.name(),
                 }),
@@ -363,6 +381,11 @@ impl Worker {
             if let (EventBody::Flow(_), Some(id)) = (&self.events[i].body, self.events[i].flow_id) {
                 if let Some(d) = &mut self.detector {
                     d.flow_end(id);
+                }
+                if let Some(a) = self.apps.remove(&id) {
+                    if let EventBody::Flow(fr) = &mut self.events[i].body {
+                        fr.app_proto = a.state.app_proto().map(|p| p.name());
+                    }
                 }
                 if let Some(s) = self.sessions.remove(&id) {
                     let s = *s;
@@ -419,8 +442,78 @@ impl Worker {
         });
     }
 
-    /// Runs the signature engine on one packet; alerts become events of the
-    /// packet, after its anomaly events.
+    /// Feeds the flow's app-layer state with this packet's stream bytes
+    /// (TCP) or payload (UDP); outputs wait in `app_out` for detection.
+    fn app_layer(
+        &mut self,
+        flow_id: u64,
+        tuple: &zonewatch_types::FlowTuple,
+        dir: zonewatch_types::Direction,
+        d: &Decoded,
+        bytes: &[u8],
+    ) {
+        self.app_out.clear();
+        if !matches!(tuple.proto, 6 | 17) {
+            return;
+        }
+        let server_port = match dir {
+            zonewatch_types::Direction::ToServer => tuple.dport,
+            zonewatch_types::Direction::ToClient => tuple.sport,
+        };
+        let cfg = &self.app_cfg;
+        let st = self.apps.entry(flow_id).or_insert_with(|| {
+            Box::new(AppFlow {
+                state: zonewatch_applayer::AppState::new(cfg.clone(), tuple.proto, server_port),
+                next: [0, 0],
+            })
+        });
+        match d.transport {
+            Transport::Tcp(_) => {
+                for &(ts, off, start, len) in &self.schunks {
+                    let di = if ts { 0 } else { 1 };
+                    let cd = if ts {
+                        zonewatch_types::Direction::ToServer
+                    } else {
+                        zonewatch_types::Direction::ToClient
+                    };
+                    if off > st.next[di] {
+                        st.state.on_gap(cd, off - st.next[di], &mut self.app_out);
+                    }
+                    st.next[di] = off + len as u64;
+                    st.state.on_stream(
+                        cd,
+                        &self.sbuf[start as usize..(start + len) as usize],
+                        &mut self.app_out,
+                    );
+                }
+            }
+            Transport::Udp {
+                payload_offset,
+                payload_len,
+                ..
+            } => {
+                let payload = bytes
+                    .get(payload_offset as usize..(payload_offset + payload_len) as usize)
+                    .unwrap_or(&[]);
+                if !payload.is_empty() {
+                    st.state.on_datagram(dir, payload, &mut self.app_out);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The next free `sub` at this position for the packet's own events.
+    fn next_sub(&self, pos: u64) -> u64 {
+        self.events
+            .iter()
+            .filter(|e| e.key.pos == pos && e.key.sub < EventKey::STATS)
+            .count() as u64
+    }
+
+    /// Runs the signature engine on one packet and on the transactions the
+    /// app layer completed on it; alerts, app-layer records and app-layer
+    /// anomalies become events of the packet, after its other events.
     fn detect(
         &mut self,
         p: &crate::PacketMeta,
@@ -428,81 +521,130 @@ impl Worker {
         flow: Option<zonewatch_detect::FlowView>,
         slot: Option<u32>,
     ) {
-        let Some(det) = &mut self.detector else {
-            return;
-        };
-        let chunks: Vec<zonewatch_detect::StreamChunk<'_>> = self
-            .schunks
-            .iter()
-            .map(|&(ts, off, s, l)| zonewatch_detect::StreamChunk {
-                to_server: ts,
-                offset: off,
-                data: &self.sbuf[s as usize..(s + l) as usize],
-            })
-            .collect();
-        let view = zonewatch_detect::PacketView {
-            data: bytes,
-            decoded: &p.decoded,
-            ts: p.ts,
-            flow,
-            stream: &chunks,
-            payload_in_stream: self.in_stream,
-            reassembled: p.pkts > 1,
-            stream_events: &self.snames,
-        };
-        self.hits.clear();
-        det.inspect(&view, &mut self.hits);
-        if self.hits.is_empty() {
-            return;
-        }
-        if let Some(f) = slot.and_then(|s| self.flows.get_mut(s)) {
-            f.alerted = true;
-        }
-        let base = self
-            .events
-            .iter()
-            .filter(|e| e.key.pos == p.pos && e.key.sub < EventKey::STATS)
-            .count() as u64;
-        let addr = anomaly_addr(&p.decoded);
-        let engine = det.engine().clone();
-        for (i, h) in self.hits.iter().enumerate() {
-            let m = engine.meta(h.rule);
-            self.events.push(Event {
-                key: EventKey {
-                    pos: p.pos,
-                    sub: base + i as u64,
-                },
+        let app_proto = flow.and_then(|f| f.app_proto);
+        let app_name = app_proto.map(|a| a.name());
+        let mut alerts: Vec<(zonewatch_detect::Hit, Option<Box<zonewatch_types::AppRecord>>)> =
+            Vec::new();
+        let outputs = std::mem::take(&mut self.app_out);
+        if let Some(det) = &mut self.detector {
+            let chunks: Vec<zonewatch_detect::StreamChunk<'_>> = self
+                .schunks
+                .iter()
+                .map(|&(ts, off, s, l)| zonewatch_detect::StreamChunk {
+                    to_server: ts,
+                    offset: off,
+                    data: &self.sbuf[s as usize..(s + l) as usize],
+                })
+                .collect();
+            let view = zonewatch_detect::PacketView {
+                data: bytes,
+                decoded: &p.decoded,
                 ts: p.ts,
-                flow_id: flow.map(|f| f.id),
-                addr,
+                flow,
+                stream: &chunks,
+                payload_in_stream: self.in_stream,
+                reassembled: p.pkts > 1,
+                stream_events: &self.snames,
+            };
+            self.hits.clear();
+            det.inspect(&view, &mut self.hits);
+            for h in &self.hits {
+                let app = app_name.map(|n| {
+                    Box::new(zonewatch_types::AppRecord {
+                        app_proto: n,
+                        key: n,
+                        tx_id: 0,
+                        record: serde_json::Value::Null,
+                    })
+                });
+                alerts.push((*h, app));
+            }
+            for o in &outputs {
+                if let zonewatch_applayer::AppOutput::Tx(tx) = o {
+                    self.hits.clear();
+                    det.inspect_tx(&view, tx, &mut self.hits);
+                    for h in &self.hits {
+                        alerts.push((*h, Some(Box::new(app_record(tx)))));
+                    }
+                }
+            }
+        }
+        let mut sub = self.next_sub(p.pos);
+        let addr = anomaly_addr(&p.decoded);
+        let flow_id = flow.map(|f| f.id);
+        if !alerts.is_empty() {
+            if let Some(f) = slot.and_then(|s| self.flows.get_mut(s)) {
+                f.alerted = true;
+            }
+        }
+        if let Some(det) = &self.detector {
+            let engine = det.engine().clone();
+            for (h, app) in alerts {
+                let m = engine.meta(h.rule);
+                self.events.push(Event {
+                    key: EventKey { pos: p.pos, sub },
+                    ts: p.ts,
+                    flow_id,
+                    addr,
+                    community_id: None,
+                    in_iface: None,
+                    body: EventBody::Alert(Box::new(zonewatch_types::AlertRecord {
+                        rule: h.rule,
+                        rule_action: m.action,
+                        gid: m.gid,
+                        signature_id: m.sid,
+                        rev: m.rev,
+                        signature: m.msg.clone(),
+                        category: m.category.clone(),
+                        severity: m.severity,
+                        metadata: m.metadata.clone(),
+                        stream: h.stream,
+                        to_server: flow.map(|f| f.to_server),
+                        pcap_cnt: Some(p.cnt),
+                        target_dest: m.target_dest,
+                        evidence: None,
+                        app,
+                        icmp: match p.decoded.transport {
+                            Transport::Icmp {
+                                icmp_type,
+                                icmp_code,
+                                ..
+                            } => Some((icmp_type, icmp_code)),
+                            _ => None,
+                        },
+                    })),
+                });
+                sub += 1;
+            }
+        }
+        // Records of finished transactions and app-layer anomalies.
+        for o in &outputs {
+            let body = match o {
+                zonewatch_applayer::AppOutput::Tx(tx) if tx.complete => {
+                    EventBody::App(Box::new(app_record(tx)))
+                }
+                zonewatch_applayer::AppOutput::Event(e) => {
+                    *self.stats.app_events.entry(e.name).or_default() += 1;
+                    EventBody::Anomaly(AnomalyRecord {
+                        kind: "applayer",
+                        event: e.name,
+                        app_proto: app_name,
+                    })
+                }
+                _ => continue,
+            };
+            self.events.push(Event {
+                key: EventKey { pos: p.pos, sub },
+                ts: p.ts,
+                flow_id,
+                addr: flow_addr(addr, flow),
                 community_id: None,
                 in_iface: None,
-                body: EventBody::Alert(Box::new(zonewatch_types::AlertRecord {
-                    rule: h.rule,
-                    rule_action: m.action,
-                    gid: m.gid,
-                    signature_id: m.sid,
-                    rev: m.rev,
-                    signature: m.msg.clone(),
-                    category: m.category.clone(),
-                    severity: m.severity,
-                    metadata: m.metadata.clone(),
-                    stream: h.stream,
-                    to_server: flow.map(|f| f.to_server),
-                    pcap_cnt: Some(p.cnt),
-                    target_dest: m.target_dest,
-                    evidence: None,
-                    icmp: match p.decoded.transport {
-                        Transport::Icmp {
-                            icmp_type,
-                            icmp_code,
-                            ..
-                        } => Some((icmp_type, icmp_code)),
-                        _ => None,
-                    },
-                })),
+                body,
             });
+            sub += 1;
         }
+        self.app_out = outputs;
     }
 
     fn publish(&mut self) {
@@ -515,6 +657,37 @@ impl Worker {
         let _ = self
             .out
             .send(OutMsg::Worker(self.id, Box::new(self.stats.clone())));
+    }
+}
+
+/// The flow's app-layer parser and where each direction's stream is.
+struct AppFlow {
+    state: zonewatch_applayer::AppState,
+    next: [u64; 2],
+}
+
+/// An app-layer transaction as an EVE record.
+fn app_record(tx: &zonewatch_applayer::Transaction) -> zonewatch_types::AppRecord {
+    zonewatch_types::AppRecord {
+        app_proto: tx.proto.name(),
+        key: tx.eve_key(),
+        tx_id: tx.id,
+        record: tx.eve.clone(),
+    }
+}
+
+/// Addresses of a flow's record: the flow's client first, whichever way
+/// the packet went.
+fn flow_addr(addr: Option<AddrInfo>, flow: Option<zonewatch_detect::FlowView>) -> Option<AddrInfo> {
+    match (addr, flow) {
+        (Some(a), Some(f)) if !f.to_server => Some(AddrInfo {
+            src_ip: a.dest_ip,
+            src_port: a.dest_port,
+            dest_ip: a.src_ip,
+            dest_port: a.src_port,
+            ..a
+        }),
+        _ => addr,
     }
 }
 
@@ -585,6 +758,10 @@ pub(crate) fn run(
         in_stream: false,
         observe: cfg.observe,
         obs: Vec::new(),
+        app_enabled: cfg.stage == crate::Stage::Full && cfg.app_layer,
+        app_cfg: zonewatch_applayer::AppConfig::default(),
+        apps: hashbrown::HashMap::new(),
+        app_out: Vec::new(),
     };
     for msg in rx.iter() {
         match msg {

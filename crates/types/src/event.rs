@@ -75,6 +75,21 @@ pub enum EventBody {
     Stats(serde_json::Value),
     /// A rule matched.
     Alert(Box<AlertRecord>),
+    /// An app-layer transaction (`http`, `dns`, `tls`, `ssh`).
+    App(Box<AppRecord>),
+}
+
+/// An app-layer transaction record, or the transaction an alert belongs to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AppRecord {
+    /// `app_proto` as Suricata writes it (`http`, `dns`, `tls`, `ssh`).
+    pub app_proto: &'static str,
+    /// The EVE key and event type of the record (`http`, `dns`, ...).
+    pub key: &'static str,
+    /// Transaction id within the flow.
+    pub tx_id: u64,
+    /// The record, with Suricata's field names.
+    pub record: serde_json::Value,
 }
 
 impl EventBody {
@@ -85,6 +100,7 @@ impl EventBody {
             EventBody::Anomaly(_) => "anomaly",
             EventBody::Stats(_) => "stats",
             EventBody::Alert(_) => "alert",
+            EventBody::App(a) => a.key,
         }
     }
 }
@@ -110,6 +126,8 @@ pub struct FlowRecord {
     pub reason: &'static str,
     /// Whether any alert was raised on the flow.
     pub alerted: bool,
+    /// The flow's app-layer protocol, when identified.
+    pub app_proto: Option<&'static str>,
     /// TCP details for TCP flows.
     pub tcp: Option<TcpRecord>,
 }
@@ -130,6 +148,8 @@ pub struct TcpRecord {
 pub struct AnomalyRecord {
     /// `decode`, `stream` or `applayer`.
     pub kind: &'static str,
+    /// The flow's app-layer protocol (app-layer events).
+    pub app_proto: Option<&'static str>,
     /// Suricata's event name, e.g. `decoder.ipv4.trunc_pkt`.
     pub event: &'static str,
 }
@@ -170,6 +190,9 @@ pub struct AlertRecord {
     /// Evidence of an anomaly detector's alert (counts, window, samples),
     /// written as the event's `evidence` object.
     pub evidence: Option<Box<serde_json::Value>>,
+    /// The app-layer transaction the alert matched in (its record is
+    /// attached to the alert, as Suricata does), or the flow's app protocol.
+    pub app: Option<Box<AppRecord>>,
 }
 
 impl AlertRecord {

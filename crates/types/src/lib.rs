@@ -10,7 +10,7 @@ pub mod event;
 pub mod time;
 
 pub use event::{
-    AddrInfo, AlertRecord, AnomalyRecord, Event, EventBody, EventKey, FlowRecord, TcpRecord,
+    AddrInfo, AlertRecord, AnomalyRecord, AppRecord, Event, EventBody, EventKey, FlowRecord, TcpRecord,
 };
 pub use time::{Timestamp, UtcOffset};
 
