@@ -250,6 +250,10 @@ pub(crate) struct Rule {
     pub app_progs: Vec<(zonewatch_applayer::Buffer, Program)>,
     /// A transaction rule inspects the to_client side.
     pub tx_to_client: bool,
+    /// `app-layer-protocol`: (negated, protocol).
+    pub app_layer_protocol: Option<(bool, Option<zonewatch_applayer::AppProto>)>,
+    /// Tests on the transaction's numbers.
+    pub tx_tests: Vec<zonewatch_rules::TxTest>,
 }
 
 /// Coarse protocol classes for the rules checked on every packet.
@@ -469,8 +473,10 @@ impl Engine {
         let mut addr_items: Vec<(u32, bool)> = Vec::new();
         let mut out = Vec::with_capacity(rules.len());
         let mut fast_items: Vec<(Vec<u8>, bool, u32)> = Vec::new();
-        let mut tx_items: hashbrown::HashMap<zonewatch_applayer::Buffer, Vec<(Vec<u8>, bool, u32)>> =
-            hashbrown::HashMap::new();
+        let mut tx_items: hashbrown::HashMap<
+            zonewatch_applayer::Buffer,
+            Vec<(Vec<u8>, bool, u32)>,
+        > = hashbrown::HashMap::new();
         let mut tx_always: hashbrown::HashMap<zonewatch_applayer::AppProto, Vec<u32>> =
             hashbrown::HashMap::new();
         for (i, (r, fp, _)) in rules.into_iter().enumerate() {
@@ -731,6 +737,26 @@ fn compile(
         _ => None,
     };
     let mut app_progs = Vec::new();
+    let app_layer_protocol = match &s.app_layer_protocol {
+        None => None,
+        Some((neg, name)) => match name.as_str() {
+            "failed" | "unknown" => Some((*neg, None)),
+            n => {
+                match zonewatch_applayer::AppProto::from_name(if n == "ssl" { "tls" } else { n }) {
+                    Some(p) => Some((*neg, Some(p))),
+                    None => {
+                        return Err(err(
+                            o,
+                            sid,
+                            "app-layer-protocol",
+                            format!("{n} (not parsed by zonewatch)"),
+                            true,
+                        ))
+                    }
+                }
+            }
+        },
+    };
     let mut tx_to_client = s.flow.to_client;
     let mut payload = None;
     let mut hdr = Vec::new();
@@ -738,7 +764,9 @@ fn compile(
     let mut extract_vars = Vec::new();
     let cerr = |e: CompileError| err(o, sid, e.keyword, e.detail, e.unsupported);
     for b in &s.buffers {
-        let prog = Program::compile(&b.items, &mut extract_vars).map_err(cerr)?;
+        let prog = Program::compile(&b.items, &mut extract_vars)
+            .and_then(|p| p.with_transforms(&b.transforms))
+            .map_err(cerr)?;
         match b.buffer.as_str() {
             "pkt" => {
                 fast = fast_pattern(&b.items);
@@ -889,7 +917,9 @@ fn compile(
                     format!("stream.{e}")
                 })
                 .collect(),
-            iponly: iponly && app.is_none(),
+            iponly: iponly && app.is_none() && s.app_layer_protocol.is_none(),
+            app_layer_protocol,
+            tx_tests: s.tx_tests.clone(),
             app,
             app_progs,
             tx_to_client,

@@ -352,7 +352,9 @@ impl Detector {
         let first = hits.len();
         for &ri in &cands {
             let r = &engine.rules[ri as usize];
-            if r.app != Some(tx.proto) || (r.tx_to_client && !run_tc) || (!r.tx_to_client && !run_ts)
+            if r.app != Some(tx.proto)
+                || (r.tx_to_client && !run_tc)
+                || (!r.tx_to_client && !run_ts)
             {
                 continue;
             }
@@ -381,6 +383,27 @@ impl Detector {
                 continue;
             }
             if !self.flowbits_ok(r, Some(f)) {
+                continue;
+            }
+            if let Some((neg, want)) = r.app_layer_protocol {
+                if (Some(tx.proto) == want) == neg {
+                    continue;
+                }
+            }
+            let nums_ok = r.tx_tests.iter().all(|t| match t {
+                zonewatch_rules::TxTest::Urilen(c, raw) => {
+                    let n = if *raw {
+                        tx.nums.urilen_raw
+                    } else {
+                        tx.nums.urilen
+                    };
+                    n.is_some_and(|n| c.test(n as u64))
+                }
+                zonewatch_rules::TxTest::DnsOpcode(c) => {
+                    tx.nums.dns_opcode.is_some_and(|n| c.test(n as u64))
+                }
+            });
+            if !nums_ok {
                 continue;
             }
             let mut vars = [0i64; MAX_VARS];
@@ -523,6 +546,11 @@ impl Detector {
         }
         if r.app.is_some() && p.flow.and_then(|f| f.app_proto) != r.app {
             return None;
+        }
+        if let Some((neg, want)) = r.app_layer_protocol {
+            if (p.flow.and_then(|f| f.app_proto) == want) == neg {
+                return None;
+            }
         }
         if r.flow.only_frag && !p.reassembled || r.flow.no_frag && p.reassembled {
             return None;

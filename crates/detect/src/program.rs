@@ -164,6 +164,7 @@ enum Step {
         from_end: bool,
         post_offset: i64,
     },
+    Bsize(zonewatch_rules::UintCmp),
     ByteExtract {
         read: ByteRead,
         offset: i64,
@@ -178,6 +179,7 @@ impl Step {
     fn is_relative(&self) -> bool {
         match self {
             Step::Content(c) => c.relative,
+            Step::Bsize(_) => false,
             Step::Pcre { relative, .. }
             | Step::IsDataAt { relative, .. }
             | Step::ByteTest { relative, .. }
@@ -198,6 +200,73 @@ pub(crate) struct Program {
     /// The program's fast pattern candidate: (bytes, caseless, marked
     /// `fast_pattern`).
     fast: Option<(Vec<u8>, bool, bool)>,
+    /// Transforms applied to the buffer first.
+    transforms: Vec<Transform>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Transform {
+    DotPrefix,
+    Lower,
+    Upper,
+    StripWhitespace,
+    CompressWhitespace,
+    UrlDecode,
+}
+
+impl Transform {
+    fn apply(self, b: &[u8]) -> Vec<u8> {
+        match self {
+            Transform::DotPrefix => {
+                let mut v = Vec::with_capacity(b.len() + 1);
+                v.push(b'.');
+                v.extend_from_slice(b);
+                v
+            }
+            Transform::Lower => b.to_ascii_lowercase(),
+            Transform::Upper => b.to_ascii_uppercase(),
+            Transform::StripWhitespace => b
+                .iter()
+                .copied()
+                .filter(|c| !c.is_ascii_whitespace())
+                .collect(),
+            Transform::CompressWhitespace => {
+                let mut v = Vec::with_capacity(b.len());
+                for &c in b {
+                    if c.is_ascii_whitespace() {
+                        if v.last().is_some_and(|l: &u8| l.is_ascii_whitespace()) {
+                            continue;
+                        }
+                        v.push(b' ');
+                    } else {
+                        v.push(c);
+                    }
+                }
+                v
+            }
+            Transform::UrlDecode => {
+                let mut v = Vec::with_capacity(b.len());
+                let mut i = 0;
+                while i < b.len() {
+                    let hex = |c: u8| (c as char).to_digit(16);
+                    match b[i] {
+                        b'%' if i + 2 < b.len() => match (hex(b[i + 1]), hex(b[i + 2])) {
+                            (Some(h), Some(l)) => {
+                                v.push((h * 16 + l) as u8);
+                                i += 3;
+                                continue;
+                            }
+                            _ => v.push(b'%'),
+                        },
+                        b'+' => v.push(b' '),
+                        c => v.push(c),
+                    }
+                    i += 1;
+                }
+                v
+            }
+        }
+    }
 }
 
 /// Why a program did not compile.
@@ -397,6 +466,7 @@ impl Program {
                         post_offset: j.post_offset,
                     }
                 }
+                Item::Bsize(c) => Step::Bsize(*c),
                 Item::ByteExtract(e) => {
                     if !e.relative {
                         anchored = true;
@@ -449,6 +519,7 @@ impl Program {
             steps,
             anchored,
             fast,
+            transforms: Vec::new(),
         })
     }
 
@@ -457,11 +528,56 @@ impl Program {
         self.fast.clone()
     }
 
-    /// Runs the program on `buf`. Returns the end of the furthest positive
-    /// match of the successful path (0 when the program has none).
+    /// Sets the buffer transforms (`dotprefix`, ...); unknown names are
+    /// reported.
+    pub(crate) fn with_transforms(mut self, names: &[String]) -> Result<Program, CompileError> {
+        for n in names {
+            self.transforms.push(match n.as_str() {
+                "dotprefix" => Transform::DotPrefix,
+                "to_lowercase" => Transform::Lower,
+                "to_uppercase" => Transform::Upper,
+                "strip_whitespace" => Transform::StripWhitespace,
+                "compress_whitespace" => Transform::CompressWhitespace,
+                "url_decode" => Transform::UrlDecode,
+                other => {
+                    return Err(CompileError {
+                        keyword: "transform",
+                        detail: other.to_string(),
+                        unsupported: true,
+                    })
+                }
+            });
+        }
+        // The prefilter scans the buffer before its transforms: keep only
+        // what must also occur there.
+        for t in &self.transforms {
+            self.fast = match (t, self.fast.take()) {
+                (_, None) => None,
+                (Transform::DotPrefix, Some((p, n, e))) => match p.strip_prefix(b".") {
+                    Some(rest) if !rest.is_empty() => Some((rest.to_vec(), n, e)),
+                    Some(_) => None,
+                    None => Some((p, n, e)),
+                },
+                (Transform::Lower | Transform::Upper, Some((p, _, e))) => Some((p, true, e)),
+                _ => None,
+            };
+        }
+        Ok(self)
+    }
+
+    /// Runs the program on `buf` (after its transforms). Returns the end of
+    /// the furthest positive match of the successful path (0 when the
+    /// program has none).
     pub(crate) fn run(&self, buf: &[u8], vars: &mut [i64; MAX_VARS]) -> Option<usize> {
         let mut budget = STEP_BUDGET;
-        self.step(0, buf, 0, vars, &mut budget)
+        if self.transforms.is_empty() {
+            return self.step(0, buf, 0, vars, &mut budget);
+        }
+        let mut owned = buf.to_vec();
+        for t in &self.transforms {
+            owned = t.apply(&owned);
+        }
+        self.step(0, &owned, 0, vars, &mut budget)
     }
 
     fn next_relative(&self, i: usize) -> bool {
@@ -568,6 +684,13 @@ impl Program {
                     }
                     from = ms + 1;
                     *budget = budget.saturating_sub(1);
+                }
+            }
+            Step::Bsize(c) => {
+                if c.test(buf.len() as u64) {
+                    self.step(i + 1, buf, prev, vars, budget)
+                } else {
+                    None
                 }
             }
             Step::IsDataAt {

@@ -48,6 +48,19 @@ pub struct Signature {
     pub stream_events: Vec<String>,
     /// Keywords accepted but without effect on matching (`tag`), for the record.
     pub ignored: Vec<String>,
+    /// `app-layer-protocol:[!]name`.
+    pub app_layer_protocol: Option<(bool, String)>,
+    /// Tests on a transaction's numbers: `urilen` (with `raw`), `dns.opcode`.
+    pub tx_tests: Vec<TxTest>,
+}
+
+/// A test on a number of the transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TxTest {
+    /// `urilen`: length of the normalized (or, with `raw`, raw) URI.
+    Urilen(UintCmp, bool),
+    /// `dns.opcode`.
+    DnsOpcode(UintCmp),
 }
 
 /// `flow:` options.
@@ -248,6 +261,8 @@ pub enum Item {
     ByteJump(ByteJump),
     /// `byte_extract`.
     ByteExtract(ByteExtract),
+    /// `bsize`: the buffer's length.
+    Bsize(UintCmp),
 }
 
 /// The inspection list of one buffer.
@@ -258,6 +273,9 @@ pub struct BufferMatch {
     pub buffer: String,
     /// Steps, in rule order.
     pub items: Vec<Item>,
+    /// Transforms applied to the buffer before inspection, in order
+    /// (`dotprefix`, `to_lowercase`, ...).
+    pub transforms: Vec<String>,
 }
 
 /// Comparison on an unsigned header field (Suricata's integer syntax).
@@ -529,18 +547,9 @@ const UNSUPPORTED: &[&str] = &[
     "filesha1",
     "filesha256",
     "app-layer-event",
-    "app-layer-protocol",
-    "urilen",
-    "bsize",
-    "dotprefix",
-    "strip_whitespace",
-    "compress_whitespace",
-    "to_lowercase",
-    "to_uppercase",
     "to_md5",
     "to_sha1",
     "to_sha256",
-    "url_decode",
     "xor",
     "pcrexform",
     "header_lowercase",
@@ -549,7 +558,6 @@ const UNSUPPORTED: &[&str] = &[
     "iprep",
     "replace",
     "l3_proto",
-    "dns.opcode",
     "tls.version",
     "tls_cert_notbefore",
     "tls_cert_notafter",
@@ -634,6 +642,8 @@ pub(crate) fn build(
         decode_events: Vec::new(),
         stream_events: Vec::new(),
         ignored: Vec::new(),
+        app_layer_protocol: None,
+        tx_tests: Vec::new(),
     };
     let mut cur = "pkt".to_string();
     // (buffer index, item index) of the last content, for its modifiers.
@@ -972,6 +982,56 @@ pub(crate) fn build(
                 s.buffers[bi].items.push(Item::ByteJump(t));
                 last_any = Some((bi, s.buffers[bi].items.len() - 1));
             }
+            "bsize" => {
+                let c = cmp(val()?).map_err(invalid)?;
+                let bi = buffer_index(&mut s.buffers, &cur);
+                s.buffers[bi].items.push(Item::Bsize(c));
+            }
+            "dotprefix"
+            | "strip_whitespace"
+            | "compress_whitespace"
+            | "to_lowercase"
+            | "to_uppercase"
+            | "url_decode" => {
+                if cur == "pkt" {
+                    return Err(invalid(
+                        "a transform needs a sticky buffer before it".into(),
+                    ));
+                }
+                let bi = buffer_index(&mut s.buffers, &cur);
+                s.buffers[bi].transforms.push(name.to_string());
+            }
+            "urilen" => {
+                let v = val()?;
+                let (c, raw) = match v.split_once(',') {
+                    Some((c, r)) if r.trim() == "raw" => (c, true),
+                    Some((c, r)) if r.trim() == "norm" => (c, false),
+                    Some(_) => return Err(invalid("raw or norm after the number".into())),
+                    None => (v, false),
+                };
+                s.tx_tests
+                    .push(TxTest::Urilen(cmp(c).map_err(invalid)?, raw));
+                if s.buffers.iter().all(|b| b.buffer != "http.uri") {
+                    // urilen is an HTTP keyword: the rule runs per transaction.
+                    let _ = buffer_index(&mut s.buffers, "http.uri");
+                }
+            }
+            "dns.opcode" => {
+                s.tx_tests
+                    .push(TxTest::DnsOpcode(cmp(val()?).map_err(invalid)?));
+                if s.buffers.iter().all(|b| b.buffer != "dns.query") {
+                    let _ = buffer_index(&mut s.buffers, "dns.query");
+                }
+            }
+            "app-layer-protocol" => {
+                let v = val()?.trim();
+                let (neg, name) = match v.strip_prefix('!') {
+                    Some(n) => (true, n.trim()),
+                    None => (false, v),
+                };
+                let name = name.split(',').next().unwrap_or("").trim();
+                s.app_layer_protocol = Some((neg, name.to_string()));
+            }
             "byte_extract" => {
                 let t = parse_byte_extract(val()?).map_err(invalid)?;
                 let bi = buffer_index(&mut s.buffers, &cur);
@@ -1058,6 +1118,7 @@ fn buffer_index(buffers: &mut Vec<BufferMatch>, name: &str) -> usize {
     buffers.push(BufferMatch {
         buffer: name.to_string(),
         items: Vec::new(),
+        transforms: Vec::new(),
     });
     buffers.len() - 1
 }
