@@ -185,7 +185,9 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
         })
         .collect();
     // Event ids are reproducible only when every input is a file.
-    let replayable = a.interface.is_empty() && a.syslog_listen.is_empty() && !a.syslog_file.iter().any(|f| f.as_os_str() == "-");
+    let replayable = a.interface.is_empty()
+        && a.syslog_listen.is_empty()
+        && !a.syslog_file.iter().any(|f| f.as_os_str() == "-");
     let run_id = || {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -268,10 +270,7 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
         inputs,
         workers,
         stats_interval: cfg.stats_interval,
-        progress: !live
-            && !a.pcap.is_empty()
-            && std::io::stderr().is_terminal()
-            && out_path != "-",
+        progress: !live && !a.pcap.is_empty() && std::io::stderr().is_terminal() && out_path != "-",
         stop,
         detect,
         anomaly,
@@ -366,7 +365,9 @@ fn start_logs(a: &RunArgs, cfg: &Config) -> anyhow::Result<zonewatch_pipeline::l
         _ => None,
     };
     if tls.is_none() && a.syslog_listen.iter().any(|u| u.starts_with("tls://")) {
-        bail!("tls:// syslog listeners need syslog.tls.cert and syslog.tls.key in the configuration");
+        bail!(
+            "tls:// syslog listeners need syslog.tls.cert and syslog.tls.key in the configuration"
+        );
     }
     for u in &a.syslog_listen {
         zonewatch_syslog::ListenSpec::parse(u, tls.clone())
@@ -381,11 +382,7 @@ fn start_logs(a: &RunArgs, cfg: &Config) -> anyhow::Result<zonewatch_pipeline::l
         .rules
         .iter()
         .filter(|p| {
-            p.is_dir()
-                || matches!(
-                    p.extension().and_then(|e| e.to_str()),
-                    Some("yml" | "yaml")
-                )
+            p.is_dir() || matches!(p.extension().and_then(|e| e.to_str()), Some("yml" | "yaml"))
         })
         .cloned()
         .collect();

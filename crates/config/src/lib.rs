@@ -615,7 +615,8 @@ impl Config {
             "syslog.tls.cert" => self.syslog_tls_cert = Some(scalar()?.into()),
             "syslog.tls.key" => self.syslog_tls_key = Some(scalar()?.into()),
             "syslog.tls.client-ca" => {
-                self.syslog_tls_client_ca = Some(scalar()?.into()).filter(|p: &std::path::PathBuf| !p.as_os_str().is_empty())
+                self.syslog_tls_client_ca = Some(scalar()?.into())
+                    .filter(|p: &std::path::PathBuf| !p.as_os_str().is_empty())
             }
             "syslog.max-frame-size" => {
                 self.syslog_max_frame_bytes = (size()? as usize).clamp(256, 16 << 20)

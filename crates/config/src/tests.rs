@@ -100,3 +100,31 @@ fn example_config_in_repo_loads() {
         assert!(c.zones.iter().any(|(n, _)| n == z), "zone {z} missing");
     }
 }
+
+#[test]
+fn syslog_keys() {
+    let mut c = Config::default();
+    assert_eq!(c.syslog_max_frame_bytes, 64 << 10);
+    assert!(!c.syslog_include_message);
+    let text = "syslog:\n  tls:\n    cert: /etc/zw/s.crt\n    key: /etc/zw/s.key\n    client-ca: /etc/zw/ca.crt\n  max-frame-size: 8kb\n  channel-size: 1024\n  idle-timeout: 60\n  max-connections: 2000\n  include-message: true\n";
+    let problems = c.apply_yaml(text, "t.yaml").unwrap();
+    assert!(problems.is_empty(), "{problems:?}");
+    assert_eq!(
+        c.syslog_tls_cert.as_deref(),
+        Some(std::path::Path::new("/etc/zw/s.crt"))
+    );
+    assert_eq!(
+        c.syslog_tls_key.as_deref(),
+        Some(std::path::Path::new("/etc/zw/s.key"))
+    );
+    assert_eq!(
+        c.syslog_tls_client_ca.as_deref(),
+        Some(std::path::Path::new("/etc/zw/ca.crt"))
+    );
+    assert_eq!(c.syslog_max_frame_bytes, 8 << 10);
+    assert_eq!(c.syslog_channel_records, 1024);
+    assert_eq!(c.syslog_idle_timeout, 60);
+    assert_eq!(c.syslog_max_connections, 2000);
+    assert!(c.syslog_include_message);
+    assert!(c.apply_override("syslog.max-frame-sise=1kb").is_err());
+}

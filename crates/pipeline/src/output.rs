@@ -272,6 +272,8 @@ impl Merge {
     }
 }
 
+// One call site (lib.rs); a struct for it would only rename the arguments.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn run(
     rx: Receiver<OutMsg>,
     mut writer: EventWriter,

@@ -309,7 +309,11 @@ pub(crate) fn build(
     }
     put(&mut m, "app_layer.events", Value::Object(Map::new()));
     for (k, v) in aev {
-        put(&mut m, &format!("app_layer.events.{}", k.replace('.', "_")), n(v));
+        put(
+            &mut m,
+            &format!("app_layer.events.{}", k.replace('.', "_")),
+            n(v),
+        );
     }
     put(&mut m, "detect.packets", n(d.packets));
     put(&mut m, "detect.candidates", n(d.candidates));

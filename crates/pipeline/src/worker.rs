@@ -366,7 +366,7 @@ impl Worker {
                 community_id: None,
                 in_iface: None,
                 body: EventBody::Anomaly(AnomalyRecord {
-                app_proto: None,
+                    app_proto: None,
                     kind: "stream",
                     event: e.name(),
                 }),
@@ -463,7 +463,7 @@ impl Worker {
         let cfg = &self.app_cfg;
         let st = self.apps.entry(flow_id).or_insert_with(|| {
             Box::new(AppFlow {
-                state: zonewatch_applayer::AppState::new(cfg.clone(), tuple.proto, server_port),
+                state: zonewatch_applayer::AppState::new(*cfg, tuple.proto, server_port),
                 next: [0, 0],
             })
         });
@@ -523,8 +523,10 @@ impl Worker {
     ) {
         let app_proto = flow.and_then(|f| f.app_proto);
         let app_name = app_proto.map(|a| a.name());
-        let mut alerts: Vec<(zonewatch_detect::Hit, Option<Box<zonewatch_types::AppRecord>>)> =
-            Vec::new();
+        let mut alerts: Vec<(
+            zonewatch_detect::Hit,
+            Option<Box<zonewatch_types::AppRecord>>,
+        )> = Vec::new();
         let outputs = std::mem::take(&mut self.app_out);
         if let Some(det) = &mut self.detector {
             let chunks: Vec<zonewatch_detect::StreamChunk<'_>> = self

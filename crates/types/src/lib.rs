@@ -10,7 +10,8 @@ pub mod event;
 pub mod time;
 
 pub use event::{
-    AddrInfo, AlertRecord, AnomalyRecord, AppRecord, Event, EventBody, EventKey, FlowRecord, TcpRecord,
+    AddrInfo, AlertRecord, AnomalyRecord, AppRecord, Event, EventBody, EventKey, FlowRecord,
+    TcpRecord,
 };
 pub use time::{Timestamp, UtcOffset};
 
