@@ -92,7 +92,23 @@ pub(crate) const OBS_SUB: u64 = 1 << 59;
 /// What workers tell the anomaly detectors.
 pub(crate) enum Obs {
     Packet(Box<zonewatch_anomaly::PacketObs>),
+    Dns(Box<DnsMessage>),
     Tick(Timestamp),
+}
+
+/// A DNS message as the DNS-tunnel detector sees it (owned, to cross the
+/// channel to the output thread).
+pub(crate) struct DnsMessage {
+    pub ts: Timestamp,
+    pub client: std::net::IpAddr,
+    pub server: std::net::IpAddr,
+    pub qname: String,
+    pub qtype: u16,
+    pub response: bool,
+    pub rcode: u8,
+    pub answer_count: u16,
+    pub answer_bytes: u32,
+    pub txt_null_bytes: u32,
 }
 
 /// What a run did.

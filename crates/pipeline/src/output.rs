@@ -59,6 +59,18 @@ impl Filtered {
         if let Some(set) = &mut self.anomaly {
             match o {
                 crate::Obs::Packet(p) => set.observe_packet(&p),
+                crate::Obs::Dns(m) => set.observe_dns(&zonewatch_anomaly::DnsObs {
+                    ts: m.ts,
+                    client: m.client,
+                    server: m.server,
+                    qname: &m.qname,
+                    qtype: m.qtype,
+                    response: m.response,
+                    rcode: m.rcode,
+                    answer_count: m.answer_count,
+                    answer_bytes: m.answer_bytes,
+                    txt_null_bytes: m.txt_null_bytes,
+                }),
                 crate::Obs::Tick(ts) => set.tick(ts),
             }
         }

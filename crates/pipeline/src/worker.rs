@@ -619,6 +619,30 @@ impl Worker {
                 sub += 1;
             }
         }
+        if self.observe {
+            if let (Some(f), Some(a)) = (flow, addr) {
+                for o in &outputs {
+                    if let zonewatch_applayer::AppOutput::Tx(tx) = o {
+                        if tx.proto == zonewatch_applayer::AppProto::Dns && tx.complete {
+                            let (client, server) = if f.to_server {
+                                (a.src_ip, a.dest_ip)
+                            } else {
+                                (a.dest_ip, a.src_ip)
+                            };
+                            if let Some(m) = dns_message(tx, p.ts, client, server) {
+                                self.obs.push((
+                                    EventKey {
+                                        pos: p.pos,
+                                        sub: crate::OBS_SUB + 1,
+                                    },
+                                    crate::Obs::Dns(Box::new(m)),
+                                ));
+                            }
+                        }
+                    }
+                }
+            }
+        }
         // Records of finished transactions and app-layer anomalies.
         for o in &outputs {
             let body = match o {
@@ -660,6 +684,61 @@ impl Worker {
             .out
             .send(OutMsg::Worker(self.id, Box::new(self.stats.clone())));
     }
+}
+
+/// A DNS transaction for the DNS-tunnel detector.
+fn dns_message(
+    tx: &zonewatch_applayer::Transaction,
+    ts: Timestamp,
+    client: std::net::IpAddr,
+    server: std::net::IpAddr,
+) -> Option<crate::DnsMessage> {
+    let e = &tx.eve;
+    let qname = e.get("rrname")?.as_str()?.trim_end_matches('.').to_string();
+    let qtype = match e.get("rrtype").and_then(|v| v.as_str()).unwrap_or("") {
+        "A" => 1,
+        "NS" => 2,
+        "CNAME" => 5,
+        "SOA" => 6,
+        "NULL" => 10,
+        "PTR" => 12,
+        "MX" => 15,
+        "TXT" => 16,
+        "AAAA" => 28,
+        "SRV" => 33,
+        "SVCB" => 64,
+        "HTTPS" => 65,
+        "ANY" => 255,
+        _ => 0,
+    };
+    let response = e.get("type").and_then(|v| v.as_str()) == Some("answer");
+    let answers = e.get("answers").and_then(|v| v.as_array());
+    let (mut bytes, mut txt) = (0u32, 0u32);
+    for a in answers.into_iter().flatten() {
+        let n = a
+            .get("rdata")
+            .and_then(|v| v.as_str())
+            .map_or(0, |s| s.len()) as u32;
+        bytes = bytes.saturating_add(n);
+        if matches!(
+            a.get("rrtype").and_then(|v| v.as_str()),
+            Some("TXT" | "NULL")
+        ) {
+            txt = txt.saturating_add(n);
+        }
+    }
+    Some(crate::DnsMessage {
+        ts,
+        client,
+        server,
+        qname,
+        qtype,
+        response,
+        rcode: tx.nums.dns_rcode.unwrap_or(0),
+        answer_count: answers.map_or(0, |a| a.len().min(u16::MAX as usize) as u16),
+        answer_bytes: bytes,
+        txt_null_bytes: txt,
+    })
 }
 
 /// The flow's app-layer parser and where each direction's stream is.
