@@ -5,7 +5,7 @@
 #
 #   fuzz/smoke.sh [SECONDS]
 set -euo pipefail
-secs="${1:-30}"
+secs="${1:-20}"
 here="$(cd "$(dirname "$0")" && pwd)"
 cd "$here"
 

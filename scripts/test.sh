@@ -26,7 +26,7 @@ echo "== suricata-verify cases (../shared/tools/sv_check.py)"
 bash scripts/sv-check.sh target/release/zonewatch
 if [ -x fuzz/smoke.sh ] || [ -f fuzz/smoke.sh ]; then
   echo "== fuzz smoke"
-  bash fuzz/smoke.sh "${FUZZ_SECONDS:-30}"
+  bash fuzz/smoke.sh "${FUZZ_SECONDS:-20}"
 fi
 echo "== all tests passed"
 cat "$log.sum"

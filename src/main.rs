@@ -165,6 +165,12 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
         None
     };
     let _ = a.checksum_checks;
+    // Before the listeners start: a signal from then on ends the run cleanly.
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        let _ = ctrlc::set_handler(move || stop.store(true, Ordering::Relaxed));
+    }
     let logs = if logs_given {
         Some(start_logs(&a, &cfg)?)
     } else {
@@ -259,11 +265,6 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
             .unwrap_or(1),
         n => n,
     };
-    let stop = Arc::new(AtomicBool::new(false));
-    {
-        let stop = stop.clone();
-        let _ = ctrlc::set_handler(move || stop.store(true, Ordering::Relaxed));
-    }
     let live = matches!(inputs, Inputs::Interfaces(_));
     let opts = RunOptions {
         stage: zonewatch_pipeline::Stage::Full,
