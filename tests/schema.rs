@@ -461,4 +461,55 @@ fn schemas_reject_malformed_events() {
             "anomaly schema accepted: {what}"
         );
     }
+    // A Sigma alert from a log record (docs/events.md).
+    let alert = &v["alert"];
+    let good_sigma: Value = serde_json::json!({
+        "timestamp": "2026-11-19T18:15:26.390002+0000",
+        "event_type": "alert",
+        "event_id": "d9ef25dd-fd77-fb59-a2b7-421bd5e90553",
+        "host": "zonewatch",
+        "src_ip": "203.0.113.50",
+        "dest_ip": "0.0.0.0",
+        "proto": "HOPOPT",
+        "alert": {"action": "allowed", "gid": 1, "signature_id": 2809238297u64, "rev": 1,
+            "signature": "SSH Brute Force From One Source",
+            "category": "Log: credential-access", "severity": 2,
+            "metadata": {"sigma_id": ["6f1b8c62-2a0e-4c1e-9b43-3f7d2f1a0010"]}},
+        "stream": 0,
+        "evidence": {
+            "log": {"facility": "user", "format": "plain", "hostname": "gw01",
+                "program": "sshd", "severity": "notice", "fields": {"user": "ubuntu"},
+                "timestamp": "2026-11-19T18:15:26.390002+0000"},
+            "sigma": {"rule_id": "6f1b8c62-2a0e-4c1e-9b43-3f7d2f1a0010", "level": "high",
+                "tags": ["attack.t1110.001"],
+                "correlation": {"type": "event_count", "count": 5,
+                    "group": {"src_host": "203.0.113.50"},
+                    "rules": ["6f1b8c62-2a0e-4c1e-9b43-3f7d2f1a0001"],
+                    "window_start": "2026-11-19T18:15:10.518811+0000",
+                    "window_end": "2026-11-19T18:15:26.390002+0000"}}
+        }
+    });
+    assert_eq!(errs(alert, &good_sigma), Vec::<String>::new());
+    let bad_sigma: &[(&str, Edit)] = &[
+        ("unknown log field", |e| {
+            e["evidence"]["log"]["raw"] = "x".into()
+        }),
+        ("sigma level unknown", |e| {
+            e["evidence"]["sigma"]["level"] = "severe".into()
+        }),
+        ("correlation type unknown", |e| {
+            e["evidence"]["sigma"]["correlation"]["type"] = "count".into()
+        }),
+        ("evidence neither detector nor sigma", |e| {
+            e["evidence"].as_object_mut().unwrap().remove("sigma");
+        }),
+        ("log timestamp not EVE", |e| {
+            e["evidence"]["log"]["timestamp"] = "Nov 19 18:15:26".into()
+        }),
+    ];
+    for (what, edit) in bad_sigma {
+        let mut e = good_sigma.clone();
+        edit(&mut e);
+        assert!(!errs(alert, &e).is_empty(), "alert schema accepted: {what}");
+    }
 }

@@ -71,6 +71,36 @@ fn demo_rules_fire_where_suricata_would() {
     assert!(first["flow_id"].as_u64().is_some());
 }
 
+/// Payload and packet bytes leave the sensor only when switched on.
+#[test]
+fn payload_only_when_switched_on() {
+    let (off, _) = run_demo(&[]);
+    assert!(off
+        .iter()
+        .all(|a| a.get("payload").is_none() && a.get("packet").is_none()));
+    let (on, _) = run_demo(&[
+        "--set",
+        "alert.payload=true",
+        "--set",
+        "alert.payload-printable=true",
+        "--set",
+        "alert.packet=true",
+    ]);
+    let a = on
+        .iter()
+        .find(|a| a["alert"]["signature_id"] == 1000001)
+        .unwrap();
+    assert!(a["payload_printable"]
+        .as_str()
+        .unwrap()
+        .starts_with("GET / HTTP/1.1.."));
+    assert!(a["payload"]
+        .as_str()
+        .unwrap()
+        .starts_with("R0VUIC8gSFRUUC8xLjE"));
+    assert!(a["packet"].as_str().unwrap().len() > a["payload"].as_str().unwrap().len());
+}
+
 /// Alerts (and every other event but stats) are the same whatever the
 /// number of workers.
 #[test]

@@ -99,6 +99,15 @@ pub struct Config {
     pub defrag_policy: String,
     /// Write `community_id` in events.
     pub community_id: bool,
+    /// `stream.async-oneside`: pick up sessions seen in one direction only.
+    pub stream_async_oneside: bool,
+    /// Alerts carry the packet's payload (`payload`, base64); off by
+    /// default: a city network's packets carry personal data.
+    pub alert_payload: bool,
+    /// Alerts carry `payload_printable`.
+    pub alert_payload_printable: bool,
+    /// Alerts carry the whole packet (`packet`, base64).
+    pub alert_packet: bool,
     /// Community ID seed.
     pub community_id_seed: u16,
     /// Output path (`-` = stdout); `--output` overrides.
@@ -216,6 +225,10 @@ impl Default for Config {
             defrag_trackers: 65535,
             defrag_policy: "bsd".into(),
             community_id: true,
+            stream_async_oneside: false,
+            alert_payload: false,
+            alert_payload_printable: false,
+            alert_packet: false,
             community_id_seed: 0,
             output_path: None,
             output_types: EVENT_TYPES.iter().map(|s| s.to_string()).collect(),
@@ -348,7 +361,6 @@ const SURICATA_IGNORED_KEYS: &[&str] = &[
     "stream.drop-invalid",
     "stream.midstream-policy",
     "stream.memcap-policy",
-    "stream.async-oneside",
     "stream.max-synack-queued",
     "stream.max-sessions",
     "stream.prealloc-sessions",
@@ -551,6 +563,7 @@ impl Config {
             "flow.hash-seed" => self.flow_hash_seed = parse_num(scalar()?)?,
             "stream.memcap" => self.stream_memcap = size()?,
             "stream.midstream" => self.stream_midstream = parse_bool(scalar()?)?,
+            "stream.async-oneside" => self.stream_async_oneside = parse_bool(scalar()?)?,
             "stream.reassembly.check-overlap-different-data" => {
                 self.stream_check_overlap_different_data = parse_bool(scalar()?)?
             }
@@ -591,6 +604,9 @@ impl Config {
                 }
             }
             "community-id.enabled" | "community-id" => self.community_id = parse_bool(scalar()?)?,
+            "alert.payload" => self.alert_payload = parse_bool(scalar()?)?,
+            "alert.payload-printable" => self.alert_payload_printable = parse_bool(scalar()?)?,
+            "alert.packet" => self.alert_packet = parse_bool(scalar()?)?,
             "community-id.seed" | "community-id-seed" => {
                 self.community_id_seed = parse_num(scalar()?)?
             }

@@ -298,6 +298,29 @@ impl EveContext {
                     j.ascii("direction", if ts { "to_server" } else { "to_client" });
                 }
                 j.u64("stream", a.stream as u64);
+                if let Some(b) = &a.bytes {
+                    use base64::Engine as _;
+                    let b64 = base64::engine::general_purpose::STANDARD;
+                    if let Some(p) = &b.payload {
+                        j.ascii("payload", &b64.encode(p));
+                        if b.printable {
+                            let s: String = p
+                                .iter()
+                                .map(|&c| {
+                                    if (0x20..0x7f).contains(&c) {
+                                        c as char
+                                    } else {
+                                        '.'
+                                    }
+                                })
+                                .collect();
+                            j.str("payload_printable", &s);
+                        }
+                    }
+                    if let Some(p) = &b.packet {
+                        j.ascii("packet", &b64.encode(p));
+                    }
+                }
                 if let Some(app) = &a.app {
                     j.ascii("app_proto", app.app_proto);
                     if !app.record.is_null() {

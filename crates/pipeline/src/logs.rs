@@ -482,6 +482,7 @@ impl Convert {
                 icmp: None,
                 evidence: Some(Box::new(evidence)),
                 app: None,
+                bytes: None,
             })),
         }
     }

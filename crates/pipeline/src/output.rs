@@ -196,6 +196,7 @@ fn anomaly_event(a: zonewatch_anomaly::AnomalyAlert, key: EventKey) -> Event {
             icmp: None,
             evidence: Some(Box::new(evidence)),
             app: None,
+            bytes: None,
         })),
     }
 }

@@ -33,6 +33,8 @@ pub(crate) struct WorkerConfig {
     pub(crate) observe: bool,
     /// Parse app-layer protocols.
     pub(crate) app_layer: bool,
+    /// Alerts carry payload, payload_printable, packet.
+    alert_bytes: (bool, bool, bool),
 }
 
 fn st(t: &ProtoTimeouts) -> StateTimeouts {
@@ -66,6 +68,7 @@ impl WorkerConfig {
                 // The reassembly memcap is shared evenly, like the flow memcap.
                 memcap_bytes: c.stream_reassembly_memcap / workers.max(1) as u64,
                 midstream: c.stream_midstream,
+                async_oneside: c.stream_async_oneside,
                 policy: zonewatch_stream::OverlapPolicy::from_name(&c.stream_policy)
                     .unwrap_or(zonewatch_stream::OverlapPolicy::Bsd),
                 retain_unacked_bytes: if c.stream_check_overlap_different_data {
@@ -80,6 +83,7 @@ impl WorkerConfig {
             detect: None,
             observe: false,
             app_layer: true,
+            alert_bytes: (c.alert_payload, c.alert_payload_printable, c.alert_packet),
             flow: FlowConfig {
                 // The flow memcap is shared evenly: each worker owns its table.
                 memcap_bytes: c.flow_memcap / workers.max(1) as u64,
@@ -129,6 +133,8 @@ struct Worker {
     app_cfg: zonewatch_applayer::AppConfig,
     apps: hashbrown::HashMap<u64, Box<AppFlow>>,
     app_out: Vec<zonewatch_applayer::AppOutput>,
+    alert_bytes: bool,
+    alert_bytes_cfg: (bool, bool, bool),
 }
 
 /// The anomaly events of one packet's decoder events.
@@ -377,14 +383,43 @@ impl Worker {
     /// Releases the stream sessions of flows whose end events were pushed
     /// from `from` on (what is buffered past holes is flushed, as gaps).
     fn close_ended(&mut self, from: usize) {
-        for i in from..self.events.len() {
+        let end = self.events.len();
+        for i in from..end {
             if let (EventBody::Flow(_), Some(id)) = (&self.events[i].body, self.events[i].flow_id) {
                 if let Some(d) = &mut self.detector {
                     d.flow_end(id);
                 }
-                if let Some(a) = self.apps.remove(&id) {
+                if let Some(mut a) = self.apps.remove(&id) {
                     if let EventBody::Flow(fr) = &mut self.events[i].body {
                         fr.app_proto = a.state.app_proto().map(|p| p.name());
+                    }
+                    // Transactions still open (an HTTP response ended by the
+                    // close) are written with the flow's end, just before it.
+                    let mut outs = Vec::new();
+                    a.state.on_close(&mut outs);
+                    let (key, ts, addr) =
+                        (self.events[i].key, self.events[i].ts, self.events[i].addr);
+                    let first_pos = key.sub & !EventKey::FLOW_END;
+                    let mut k = 0u64;
+                    for o in outs {
+                        if let zonewatch_applayer::AppOutput::Tx(tx) = o {
+                            if !tx.complete || k >= 16 {
+                                continue;
+                            }
+                            self.events.push(Event {
+                                key: EventKey {
+                                    pos: key.pos,
+                                    sub: (1 << 58) + (first_pos & ((1 << 54) - 1)) * 16 + k,
+                                },
+                                ts,
+                                flow_id: Some(id),
+                                addr,
+                                community_id: None,
+                                in_iface: None,
+                                body: EventBody::App(Box::new(app_record(&tx))),
+                            });
+                            k += 1;
+                        }
                     }
                 }
                 if let Some(s) = self.sessions.remove(&id) {
@@ -605,6 +640,15 @@ impl Worker {
                         pcap_cnt: Some(p.cnt),
                         target_dest: m.target_dest,
                         evidence: None,
+                        bytes: self.alert_bytes.then(|| {
+                            let pl = payload_bytes(&p.decoded, bytes);
+                            Box::new(zonewatch_types::AlertBytes {
+                                payload: (self.alert_bytes_cfg.0 || self.alert_bytes_cfg.1)
+                                    .then(|| pl.to_vec()),
+                                printable: self.alert_bytes_cfg.1,
+                                packet: self.alert_bytes_cfg.2.then(|| bytes.to_vec()),
+                            })
+                        }),
                         app,
                         icmp: match p.decoded.transport {
                             Transport::Icmp {
@@ -684,6 +728,27 @@ impl Worker {
             .out
             .send(OutMsg::Worker(self.id, Box::new(self.stats.clone())));
     }
+}
+
+/// The transport payload of a packet.
+fn payload_bytes<'a>(d: &Decoded, bytes: &'a [u8]) -> &'a [u8] {
+    let (off, len) = match d.transport {
+        Transport::Tcp(t) => (t.payload_offset, t.payload_len),
+        Transport::Udp {
+            payload_offset,
+            payload_len,
+            ..
+        }
+        | Transport::Icmp {
+            payload_offset,
+            payload_len,
+            ..
+        } => (payload_offset, payload_len),
+        Transport::None => return &[],
+    };
+    bytes
+        .get(off as usize..(off as usize).saturating_add(len as usize))
+        .unwrap_or(&[])
 }
 
 /// A DNS transaction for the DNS-tunnel detector.
@@ -843,6 +908,8 @@ pub(crate) fn run(
         app_cfg: zonewatch_applayer::AppConfig::default(),
         apps: hashbrown::HashMap::new(),
         app_out: Vec::new(),
+        alert_bytes: cfg.alert_bytes.0 || cfg.alert_bytes.1 || cfg.alert_bytes.2,
+        alert_bytes_cfg: cfg.alert_bytes,
     };
     for msg in rx.iter() {
         match msg {

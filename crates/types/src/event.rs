@@ -193,6 +193,19 @@ pub struct AlertRecord {
     /// The app-layer transaction the alert matched in (its record is
     /// attached to the alert, as Suricata does), or the flow's app protocol.
     pub app: Option<Box<AppRecord>>,
+    /// Payload and packet bytes, only when the configuration asks for them.
+    pub bytes: Option<Box<AlertBytes>>,
+}
+
+/// What an alert may carry of the packet (off by default).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AlertBytes {
+    /// The payload that matched (packet payload), for `payload`.
+    pub payload: Option<Vec<u8>>,
+    /// Also write `payload_printable`.
+    pub printable: bool,
+    /// The whole packet, for `packet`.
+    pub packet: Option<Vec<u8>>,
 }
 
 impl AlertRecord {

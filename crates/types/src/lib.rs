@@ -10,8 +10,8 @@ pub mod event;
 pub mod time;
 
 pub use event::{
-    AddrInfo, AlertRecord, AnomalyRecord, AppRecord, Event, EventBody, EventKey, FlowRecord,
-    TcpRecord,
+    AddrInfo, AlertBytes, AlertRecord, AnomalyRecord, AppRecord, Event, EventBody, EventKey,
+    FlowRecord, TcpRecord,
 };
 pub use time::{Timestamp, UtcOffset};
 
