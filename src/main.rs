@@ -379,14 +379,7 @@ fn start_logs(a: &RunArgs, cfg: &Config) -> anyhow::Result<zonewatch_pipeline::l
             bail!("{}: no such log file", f.display());
         }
     }
-    let paths: Vec<PathBuf> = a
-        .rules
-        .iter()
-        .filter(|p| {
-            p.is_dir() || matches!(p.extension().and_then(|e| e.to_str()), Some("yml" | "yaml"))
-        })
-        .cloned()
-        .collect();
+    let paths = sigma_files(&a.rules);
     let t0 = std::time::Instant::now();
     let report =
         zonewatch_sigma::RuleSet::load_paths(&paths, &zonewatch_sigma::SigmaConfig::default());
@@ -434,6 +427,41 @@ fn start_logs(a: &RunArgs, cfg: &Config) -> anyhow::Result<zonewatch_pipeline::l
         eprintln!("zonewatch: syslog: {url} listening on {addr}");
     }
     Ok(inputs)
+}
+
+/// The `.yml`/`.yaml` files under the `--rules` paths (directories
+/// recursively, in name order), each once even when paths overlap.
+fn sigma_files(paths: &[PathBuf]) -> Vec<PathBuf> {
+    fn yaml(p: &std::path::Path) -> bool {
+        matches!(p.extension().and_then(|e| e.to_str()), Some("yml" | "yaml"))
+    }
+    fn walk(dir: &std::path::Path, depth: usize, out: &mut Vec<PathBuf>) {
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            return;
+        };
+        let mut entries: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        entries.sort();
+        for p in entries {
+            if p.is_dir() {
+                if depth < 16 {
+                    walk(&p, depth + 1, out);
+                }
+            } else if yaml(&p) {
+                out.push(p);
+            }
+        }
+    }
+    let mut files = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            walk(p, 0, &mut files);
+        } else if yaml(p) {
+            files.push(p.clone());
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    files.retain(|f| seen.insert(std::fs::canonicalize(f).unwrap_or_else(|_| f.clone())));
+    files
 }
 
 /// Loads the anomaly detectors whose files (`detector:` YAML) are under the

@@ -8,7 +8,7 @@ use crate::{
 };
 use etherparse::{
     Icmpv4Slice, Icmpv6Slice, IpAuthHeaderSlice, Ipv4HeaderSlice, Ipv6FragmentHeaderSlice,
-    Ipv6HeaderSlice, Ipv6RawExtHeaderSlice, TcpHeaderSlice, TcpOptionElement, UdpHeaderSlice,
+    Ipv6HeaderSlice, Ipv6RawExtHeaderSlice, TcpHeaderSlice, UdpHeaderSlice,
 };
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -417,6 +417,12 @@ impl<'a> Cx<'a, '_> {
         loop {
             let data = self.data;
             let slice = data.get(pos..end).unwrap_or(&[]);
+            if !first && frag.is_none() && next != 59 && slice.len() < 2 {
+                // Suricata's extension-header walker: fewer than 2 bytes
+                // after an extension header is a truncated header, not a
+                // too-small transport packet.
+                return self.event(E::Ipv6TruncExthdr);
+            }
             match next {
                 0 | 43 | 60 | 135 | 139 | 140 => {
                     let x = match Ipv6RawExtHeaderSlice::from_slice(slice) {
@@ -632,27 +638,74 @@ impl<'a> Cx<'a, '_> {
             payload_len: (seg.len() - hlen) as u32,
             ..TcpInfo::default()
         };
-        let mut seen = 0u8;
-        for opt in h.options_iterator() {
-            let (bit, dup) = match opt {
-                Ok(TcpOptionElement::MaximumSegmentSize(m)) => (1, t.mss.replace(m).is_some()),
-                Ok(TcpOptionElement::WindowScale(w)) => (2, t.wscale.replace(w).is_some()),
-                Ok(TcpOptionElement::SelectiveAcknowledgementPermitted) => {
-                    let dup = t.sack_permitted;
-                    t.sack_permitted = true;
-                    (4, dup)
-                }
-                Ok(TcpOptionElement::Timestamp(a, b)) => (8, t.timestamp.replace((a, b)).is_some()),
-                Ok(_) => (0, false),
-                Err(_) => {
-                    self.event(E::TcpOptInvalidLen);
-                    break;
-                }
-            };
-            if dup && seen & bit != 0 {
-                self.event(E::TcpOptDuplicate);
+        // Options walked as Suricata's DecodeTCPOptions does: unknown kinds
+        // are skipped, an empty SACK and TCP Fast Open options are valid,
+        // a length that does not fit ends the walk with an event.
+        let opts = &h.slice()[20.min(h.slice().len())..];
+        let (mut i, mut seen) = (0usize, 0u8);
+        while i < opts.len() {
+            let kind = opts[i];
+            if kind == 0 {
+                break;
             }
-            seen |= bit;
+            if kind == 1 {
+                i += 1;
+                continue;
+            }
+            if opts.len() - i < 2 {
+                break;
+            }
+            let olen = opts[i + 1] as usize;
+            if olen < 2 || olen > opts.len() - i {
+                self.event(E::TcpOptInvalidLen);
+                break;
+            }
+            let body = &opts[i + 2..i + olen];
+            let (ok, bit) = match kind {
+                2 => (olen == 4, 1),
+                3 => (olen == 3, 2),
+                4 => (olen == 2, 4),
+                8 => (olen == 10, 8),
+                5 => (
+                    olen == 2 || ((10..=34).contains(&olen) && (olen - 2) % 8 == 0),
+                    16,
+                ),
+                34 => (
+                    olen == 2 || ((4..=18).contains(&olen) && (olen - 2) % 2 == 0),
+                    32,
+                ),
+                253 | 254 => (
+                    olen == 4 || olen == 12,
+                    if olen >= 4 && body[..2] == [0xf9, 0x89] {
+                        32
+                    } else {
+                        0
+                    },
+                ),
+                19 => (olen == 18, 0),
+                29 => (olen >= 4, 0),
+                _ => (true, 0),
+            };
+            if !ok {
+                self.event(E::TcpOptInvalidLen);
+            } else if bit != 0 {
+                if seen & bit != 0 {
+                    self.event(E::TcpOptDuplicate);
+                } else {
+                    seen |= bit;
+                    match kind {
+                        2 => t.mss = Some(u16::from_be_bytes([body[0], body[1]])),
+                        3 => t.wscale = Some(body[0]),
+                        4 => t.sack_permitted = true,
+                        8 => {
+                            t.timestamp =
+                                Some((be32(body, 0).unwrap_or(0), be32(body, 4).unwrap_or(0)))
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            i += olen;
         }
         self.d.transport = Transport::Tcp(t);
     }
@@ -930,14 +983,35 @@ impl<'a> Cx<'a, '_> {
                 self.event(E::Icmpv4Ipv4UnknownVer);
             }
         }
+        // The header's length depends on the type, as in Suricata's
+        // DecodeICMPV4: timestamps and router advertisements carry more.
+        let mut hlen = 8usize;
+        match t {
+            13 | 14 => {
+                if seg.len() < 20 {
+                    self.event(E::Icmpv4Ipv4TruncPkt);
+                } else {
+                    hlen = 20;
+                }
+            }
+            9 if seg.len() >= 8 => {
+                let adv = seg[4] as usize * seg[5] as usize * 4;
+                if seg.len() < 8 + adv {
+                    self.event(E::Icmpv4Ipv4TruncPkt);
+                } else {
+                    hlen = 8 + adv;
+                }
+            }
+            _ => {}
+        }
         let echo =
             matches!(t, 0 | 8).then(|| (be16(seg, 4).unwrap_or(0), be16(seg, 6).unwrap_or(0)));
         self.d.transport = Transport::Icmp {
             icmp_type: t,
             icmp_code: c,
             echo,
-            payload_offset: (off + 8.min(seg.len())) as u32,
-            payload_len: seg.len().saturating_sub(8) as u32,
+            payload_offset: (off + hlen.min(seg.len())) as u32,
+            payload_len: seg.len().saturating_sub(hlen) as u32,
         };
     }
 

@@ -193,6 +193,7 @@ impl Worker {
             self.sbuf.clear();
             self.snames.clear();
             self.in_stream = false;
+            self.app_out.clear();
             if !d.events.is_empty() {
                 anomaly_events(p.pos, p.ts, d, &mut self.events);
             }
@@ -714,6 +715,9 @@ impl Worker {
             });
             sub += 1;
         }
+        // Reuse the buffer; the outputs belonged to this packet only.
+        let mut outputs = outputs;
+        outputs.clear();
         self.app_out = outputs;
     }
 
