@@ -101,6 +101,12 @@ pub struct Config {
     pub community_id: bool,
     /// `stream.async-oneside`: pick up sessions seen in one direction only.
     pub stream_async_oneside: bool,
+    /// App-layer parsers on/off (`app-layer.protocols.<p>.enabled`): http, dns, tls, ssh.
+    pub app_layer: [bool; 4],
+    /// HTTP bodies kept for inspection (`...http.libhtp.default-config.request-body-limit`).
+    pub http_request_body_limit: u64,
+    /// (`...response-body-limit`).
+    pub http_response_body_limit: u64,
     /// Alerts carry the packet's payload (`payload`, base64); off by
     /// default: a city network's packets carry personal data.
     pub alert_payload: bool,
@@ -226,6 +232,9 @@ impl Default for Config {
             defrag_policy: "bsd".into(),
             community_id: true,
             stream_async_oneside: false,
+            app_layer: [true; 4],
+            http_request_body_limit: 100 * 1024,
+            http_response_body_limit: 100 * 1024,
             alert_payload: false,
             alert_payload_printable: false,
             alert_packet: false,
@@ -564,6 +573,16 @@ impl Config {
             "stream.memcap" => self.stream_memcap = size()?,
             "stream.midstream" => self.stream_midstream = parse_bool(scalar()?)?,
             "stream.async-oneside" => self.stream_async_oneside = parse_bool(scalar()?)?,
+            "app-layer.protocols.http.enabled" => self.app_layer[0] = parse_bool(scalar()?)?,
+            "app-layer.protocols.dns.enabled" => self.app_layer[1] = parse_bool(scalar()?)?,
+            "app-layer.protocols.tls.enabled" => self.app_layer[2] = parse_bool(scalar()?)?,
+            "app-layer.protocols.ssh.enabled" => self.app_layer[3] = parse_bool(scalar()?)?,
+            "app-layer.protocols.http.libhtp.default-config.request-body-limit" => {
+                self.http_request_body_limit = size()?
+            }
+            "app-layer.protocols.http.libhtp.default-config.response-body-limit" => {
+                self.http_response_body_limit = size()?
+            }
             "stream.reassembly.check-overlap-different-data" => {
                 self.stream_check_overlap_different_data = parse_bool(scalar()?)?
             }

@@ -35,6 +35,8 @@ pub(crate) struct WorkerConfig {
     pub(crate) app_layer: bool,
     /// Alerts carry payload, payload_printable, packet.
     alert_bytes: (bool, bool, bool),
+    /// App-layer parser settings.
+    app_cfg: zonewatch_applayer::AppConfig,
 }
 
 fn st(t: &ProtoTimeouts) -> StateTimeouts {
@@ -82,8 +84,17 @@ impl WorkerConfig {
             stage,
             detect: None,
             observe: false,
-            app_layer: true,
+            app_layer: c.app_layer.iter().any(|&b| b),
             alert_bytes: (c.alert_payload, c.alert_payload_printable, c.alert_packet),
+            app_cfg: zonewatch_applayer::AppConfig {
+                http: c.app_layer[0],
+                dns: c.app_layer[1],
+                tls: c.app_layer[2],
+                ssh: c.app_layer[3],
+                http_request_body_limit: c.http_request_body_limit as usize,
+                http_response_body_limit: c.http_response_body_limit as usize,
+                ..Default::default()
+            },
             flow: FlowConfig {
                 // The flow memcap is shared evenly: each worker owns its table.
                 memcap_bytes: c.flow_memcap / workers.max(1) as u64,
@@ -909,7 +920,7 @@ pub(crate) fn run(
         observe: cfg.observe,
         obs: Vec::new(),
         app_enabled: cfg.stage == crate::Stage::Full && cfg.app_layer,
-        app_cfg: zonewatch_applayer::AppConfig::default(),
+        app_cfg: cfg.app_cfg,
         apps: hashbrown::HashMap::new(),
         app_out: Vec::new(),
         alert_bytes: cfg.alert_bytes.0 || cfg.alert_bytes.1 || cfg.alert_bytes.2,
