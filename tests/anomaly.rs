@@ -71,3 +71,74 @@ fn anomaly_alerts_do_not_depend_on_worker_count() {
         assert_eq!(l1, l3, "{cap}");
     }
 }
+
+/// The shared corpus by its manifest category: each attack capture raises
+/// its category; captures of ordinary traffic raise no scan, flood, tunnel
+/// or beacon alert (protocol anomalies may fire on malformed packets).
+#[test]
+fn shared_captures_by_category() {
+    let Some(shared) = common::shared_data() else {
+        eprintln!("shared_captures_by_category: ../shared absent; skipped");
+        return;
+    };
+    let manifest = std::fs::read_to_string(shared.join("MANIFEST.tsv")).unwrap();
+    let noisy = ["Port Scan", "Flood", "DNS Tunnel", "Beaconing"];
+    let quiet_categories = [
+        "benign", "dns", "http", "http-attack", "icmp", "ip-fragments", "ipv6", "linktype",
+        "malformed", "ssh", "tcp-stream", "vlan", "tunnel", "telnet", "ftp", "syslog-net", "arp",
+        "tcp-flags",
+    ];
+    let mut per_category: std::collections::BTreeMap<String, std::collections::BTreeMap<String, u64>> =
+        Default::default();
+    let mut failures = Vec::new();
+    for line in manifest.lines().skip(1) {
+        let cols: Vec<&str> = line.split('\t').collect();
+        if cols.len() < 2 || !cols[0].starts_with("pcaps/") {
+            continue;
+        }
+        let category = cols[1].trim_start_matches("pcap:");
+        let cap = shared.join(cols[0]);
+        if !cap.is_file() {
+            continue;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("o.json");
+        let rules = root().join("rules/detectors");
+        let Ok(s) = run_zonewatch(&cap, &["--rules", rules.to_str().unwrap()], &out) else {
+            continue;
+        };
+        let cats: Vec<String> = s
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|e| e["event_type"] == "alert")
+            .map(|e| e["alert"]["category"].as_str().unwrap_or("").to_string())
+            .collect();
+        let counts = per_category.entry(category.to_string()).or_default();
+        for c in &cats {
+            *counts.entry(c.clone()).or_default() += 1;
+        }
+        let name = cap.file_name().unwrap().to_string_lossy().to_string();
+        let has = |c: &str| cats.iter().any(|x| x == c);
+        let expect = match (category, name.as_str()) {
+            ("dns-tunnel", _) => Some("DNS Tunnel"),
+            ("ddos-amplification", _) => Some("Flood"),
+            ("syn-flood", n) if !n.contains("optionallyACK") => Some("Flood"),
+            ("portscan", n) if n.ends_with("_SCAN.pcap") || n == "portscan.pcap" => {
+                Some("Port Scan")
+            }
+            _ => None,
+        };
+        if let Some(c) = expect {
+            if !has(c) {
+                failures.push(format!("{category}/{name}: no {c} alert (got {cats:?})"));
+            }
+        }
+        if quiet_categories.contains(&category) {
+            if let Some(c) = cats.iter().find(|c| noisy.contains(&c.as_str())) {
+                failures.push(format!("{category}/{name}: false positive {c}"));
+            }
+        }
+    }
+    eprintln!("anomaly alerts by manifest category: {per_category:?}");
+    assert!(failures.is_empty(), "{failures:#?}");
+}
