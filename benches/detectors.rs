@@ -72,7 +72,11 @@ fn main() {
         stats = st;
     }
     println!("capture: {} ({pkts} packets), 1 worker", path.display());
-    println!("detectors off: {:.2}s ({:.0} pkt/s)", off, pkts as f64 / off);
+    println!(
+        "detectors off: {:.2}s ({:.0} pkt/s)",
+        off,
+        pkts as f64 / off
+    );
     println!(
         "detectors on:  {:.2}s ({:.0} pkt/s) = {:.1}% of off",
         on,
@@ -80,7 +84,10 @@ fn main() {
         100.0 * off / on
     );
     let mut per: std::collections::BTreeMap<String, u64> = Default::default();
-    for l in std::fs::read_to_string(&alerts_file).unwrap_or_default().lines() {
+    for l in std::fs::read_to_string(&alerts_file)
+        .unwrap_or_default()
+        .lines()
+    {
         if let Ok(e) = serde_json::from_str::<serde_json::Value>(l) {
             if e["event_type"] == "alert" {
                 *per.entry(e["alert"]["category"].as_str().unwrap_or("").to_string())

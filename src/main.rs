@@ -145,7 +145,7 @@ fn load_config(a: &RunArgs) -> anyhow::Result<Config> {
 }
 
 fn run(a: RunArgs) -> anyhow::Result<()> {
-    let cfg = load_config(&a)?;
+    let mut cfg = load_config(&a)?;
     let logs_given = !a.syslog_listen.is_empty() || !a.syslog_file.is_empty();
     if a.pcap.is_empty() && a.interface.is_empty() && !logs_given {
         bail!("nothing to read: give --pcap PATH, --interface IF, --syslog-listen URL or --syslog-file PATH");
@@ -170,7 +170,11 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
     } else {
         None
     };
-    let _ = a.checksum_checks;
+    cfg.checksum_checks = match a.checksum_checks {
+        ChecksumMode::Auto => cfg.checksum_checks.clone(),
+        ChecksumMode::All => "all".into(),
+        ChecksumMode::None => "none".into(),
+    };
     // Before the listeners start: a signal from then on ends the run cleanly.
     let stop = Arc::new(AtomicBool::new(false));
     {

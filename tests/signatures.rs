@@ -101,6 +101,86 @@ fn payload_only_when_switched_on() {
     assert!(a["packet"].as_str().unwrap().len() > a["payload"].as_str().unwrap().len());
 }
 
+/// Suricata's `-k`: with validation, TCP segments whose checksum is wrong
+/// never reach the stream engine, so `flow:established` rules cannot
+/// match; `none` ignores checksums; `auto` keeps validating until 1,000
+/// packets say the capture had checksum offloading.
+#[test]
+fn checksum_checks_modes() {
+    let dir = tempfile::tempdir().unwrap();
+    // demo.pcap with every TCP checksum corrupted.
+    let mut pcap = std::fs::read(root().join("fixtures/demo.pcap")).unwrap();
+    let mut at = 24;
+    let mut corrupted = 0;
+    while at + 16 <= pcap.len() {
+        let incl = u32::from_le_bytes(pcap[at + 8..at + 12].try_into().unwrap()) as usize;
+        let (start, end) = (at + 16, at + 16 + incl);
+        let d = zonewatch_decode::decode(
+            zonewatch_decode::LinkType::Ethernet,
+            &pcap[start..end],
+            incl,
+        );
+        if let (Some(ip), zonewatch_decode::Transport::Tcp(_)) = (d.ip, d.transport) {
+            let c = start + (ip.offset + ip.header_len) as usize + 16;
+            if c + 2 <= end && ip.frag.is_none() {
+                pcap[c] ^= 0x5a;
+                corrupted += 1;
+            }
+        }
+        at = end;
+    }
+    assert!(corrupted > 20);
+    let bad = dir.path().join("bad-csum.pcap");
+    std::fs::write(&bad, &pcap).unwrap();
+    let rules = root().join("fixtures/rules/demo.rules");
+    let run = |cap: &std::path::Path, mode: &str| -> (usize, u64) {
+        let out = dir.path().join(format!("{mode}.json"));
+        let s = run_zonewatch(
+            cap,
+            &[
+                "--rules",
+                rules.to_str().unwrap(),
+                "--checksum-checks",
+                mode,
+            ],
+            &out,
+        )
+        .unwrap();
+        let n = alerts(&s)
+            .iter()
+            .filter(|a| a["alert"]["signature_id"] == 1000001)
+            .count();
+        let stats: Value = s
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .rfind(|e| e["event_type"] == "stats")
+            .unwrap();
+        (
+            n,
+            stats["stats"]["tcp"]["invalid_checksum"].as_u64().unwrap(),
+        )
+    };
+    let good = root().join("fixtures/demo.pcap");
+    let (n, inv) = run(&good, "all");
+    assert!(
+        n > 0 && inv == 0,
+        "valid capture, -k all: {n} alerts, {inv} invalid"
+    );
+    let (n, inv) = run(&bad, "all");
+    assert!(
+        n == 0 && inv > 20,
+        "bad checksums, -k all: {n} alerts, {inv} invalid"
+    );
+    let (n, inv) = run(&bad, "none");
+    assert!(
+        n > 0 && inv == 0,
+        "bad checksums, -k none: {n} alerts, {inv} invalid"
+    );
+    // Fewer than 1,000 packets: auto has not decided, so it validates.
+    let (n, _) = run(&bad, "auto");
+    assert_eq!(n, 0);
+}
+
 /// Alerts (and every other event but stats) are the same whatever the
 /// number of workers.
 #[test]

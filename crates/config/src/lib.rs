@@ -101,6 +101,9 @@ pub struct Config {
     pub community_id: bool,
     /// `stream.async-oneside`: pick up sessions seen in one direction only.
     pub stream_async_oneside: bool,
+    /// Checksum validation, Suricata's `-k`: `auto`, `all` or `none`
+    /// (`stream.checksum-validation: yes|no` sets all/none).
+    pub checksum_checks: String,
     /// App-layer parsers on/off (`app-layer.protocols.<p>.enabled`): http, dns, tls, ssh.
     pub app_layer: [bool; 4],
     /// HTTP bodies kept for inspection (`...http.libhtp.default-config.request-body-limit`).
@@ -232,6 +235,7 @@ impl Default for Config {
             defrag_policy: "bsd".into(),
             community_id: true,
             stream_async_oneside: false,
+            checksum_checks: "auto".into(),
             app_layer: [true; 4],
             http_request_body_limit: 100 * 1024,
             http_response_body_limit: 100 * 1024,
@@ -573,6 +577,13 @@ impl Config {
             "stream.memcap" => self.stream_memcap = size()?,
             "stream.midstream" => self.stream_midstream = parse_bool(scalar()?)?,
             "stream.async-oneside" => self.stream_async_oneside = parse_bool(scalar()?)?,
+            "stream.checksum-validation" => {
+                self.checksum_checks = match scalar()? {
+                    "auto" => "auto".into(),
+                    v if parse_bool(v)? => "all".into(),
+                    _ => "none".into(),
+                }
+            }
             "app-layer.protocols.http.enabled" => self.app_layer[0] = parse_bool(scalar()?)?,
             "app-layer.protocols.dns.enabled" => self.app_layer[1] = parse_bool(scalar()?)?,
             "app-layer.protocols.tls.enabled" => self.app_layer[2] = parse_bool(scalar()?)?,

@@ -10,6 +10,8 @@
 //! length checks.
 #![deny(missing_docs)]
 
+mod checksum;
+pub use checksum::transport_checksum_ok;
 mod events;
 mod layers;
 

@@ -145,6 +145,9 @@ pub(crate) struct PacketMeta {
     /// Packet number in the input (1-based; Suricata's `pcap_cnt`); a
     /// reassembled datagram carries its last fragment's.
     pub cnt: u64,
+    /// Verify the TCP checksum before the stream engine takes the segment
+    /// (checksum validation on, or `auto` not yet decided otherwise).
+    pub verify_csum: bool,
     pub ts: Timestamp,
     /// Wire bytes; for a reassembled datagram, of all its fragments.
     pub wire_len: u32,

@@ -48,6 +48,64 @@ struct FragAcct {
     last: Timestamp,
 }
 
+/// Suricata's checksum modes. `auto` validates the first packets and turns
+/// validation off for the rest of the run when more than 10 % of the first
+/// 1,000 checkable TCP/UDP packets are wrong (checksum offloading on the
+/// capturing host), as Suricata's `ChecksumAutoModeCheck` does. The
+/// decision is made on the reader, in input order, so it is the same for
+/// any number of workers.
+pub(crate) struct CsumAuto {
+    mode: u8,
+    seen: u32,
+    bad: u32,
+    decided: Option<bool>,
+}
+
+impl CsumAuto {
+    const SAMPLE: u32 = 1000;
+
+    fn new(mode: &str) -> CsumAuto {
+        CsumAuto {
+            mode: match mode {
+                "all" => 1,
+                "none" => 2,
+                _ => 0,
+            },
+            seen: 0,
+            bad: 0,
+            decided: None,
+        }
+    }
+
+    fn verify(&mut self, data: &[u8], d: &zonewatch_decode::Decoded) -> bool {
+        match self.mode {
+            1 => true,
+            2 => false,
+            _ => {
+                if let Some(on) = self.decided {
+                    return on;
+                }
+                if let Some(ok) = zonewatch_decode::transport_checksum_ok(data, d) {
+                    self.seen += 1;
+                    self.bad += (!ok) as u32;
+                    if self.seen >= Self::SAMPLE {
+                        let on = self.bad * 10 <= self.seen;
+                        self.decided = Some(on);
+                        if !on {
+                            tracing::info!(
+                                "checksum validation off: {} of the first {} packets had bad checksums (offloading)",
+                                self.bad,
+                                self.seen
+                            );
+                        }
+                    }
+                }
+                true
+            }
+        }
+    }
+}
+
 struct Dispatcher<'a> {
     defrag: zonewatch_defrag::Defragmenter,
     frag_acct: std::collections::HashMap<FragKey, FragAcct>,
@@ -64,6 +122,8 @@ struct Dispatcher<'a> {
     pos: u64,
     /// Packets read so far (`pcap_cnt` of the last one).
     cnt: u64,
+    /// Checksum validation: the configured mode and, in `auto`, the sample.
+    csum: CsumAuto,
     /// The shared clock: the latest packet time seen.
     clock: Option<Timestamp>,
     out: &'a Sender<OutMsg>,
@@ -223,6 +283,7 @@ impl Dispatcher<'_> {
         b.packets.push(PacketMeta {
             pos: self.pos,
             cnt: self.cnt,
+            verify_csum: self.csum.verify(data, &decoded),
             ts,
             wire_len,
             pkts,
@@ -325,6 +386,7 @@ pub(crate) fn run(
         stats: ReaderStats::new(),
         pos: 0,
         cnt: 0,
+        csum: CsumAuto::new(&cfg.checksum_checks),
         clock: None,
         out,
         last_publish: Instant::now(),

@@ -94,6 +94,8 @@ pub struct WorkerStats {
     pub detect: zonewatch_detect::DetectCounters,
     /// App-layer anomaly events, by name.
     pub app_events: std::collections::BTreeMap<&'static str, u64>,
+    /// TCP segments with a bad checksum, not given to the stream engine.
+    pub invalid_checksum: u64,
 }
 
 impl WorkerStats {
@@ -110,6 +112,7 @@ impl WorkerStats {
             stream_events: Default::default(),
             detect: Default::default(),
             app_events: Default::default(),
+            invalid_checksum: 0,
         }
     }
 }
@@ -239,6 +242,10 @@ pub(crate) fn build(
         ("tcp.reassembly_memuse_peak", st.mem_peak),
         ("tcp.reassembled_bytes", st.bytes_delivered),
         ("tcp.ssn_memcap_drop", ssn_drop),
+        (
+            "tcp.invalid_checksum",
+            workers.iter().flatten().map(|w| w.invalid_checksum).sum(),
+        ),
     ] {
         put(&mut m, k, n(v));
     }

@@ -262,7 +262,19 @@ impl Worker {
                             crate::Obs::Packet(Box::new(o)),
                         ));
                     }
-                    if let (Some(t), true) = (tcp, self.stage == crate::Stage::Full) {
+                    let bad_csum = tcp.is_some()
+                        && p.verify_csum
+                        && zonewatch_decode::transport_checksum_ok(
+                            &b.data[p.start as usize..(p.start + p.len) as usize],
+                            d,
+                        ) == Some(false);
+                    if bad_csum {
+                        // Like Suricata: the stream engine ignores the segment.
+                        self.stats.invalid_checksum += 1;
+                    }
+                    if let (Some(t), true, false) =
+                        (tcp, self.stage == crate::Stage::Full, bad_csum)
+                    {
                         let bytes = &b.data[p.start as usize..(p.start + p.len) as usize];
                         let payload = bytes
                             .get(
@@ -271,6 +283,17 @@ impl Worker {
                             )
                             .unwrap_or(&[]);
                         self.stream(p.pos, p.ts, id, r.dir, t, payload, d);
+                    }
+                    if tcp.is_some() && self.stage == crate::Stage::Full {
+                        // As in Suricata, "established" is the stream
+                        // engine's view: a session whose segments it took
+                        // (not one made of segments with bad checksums).
+                        let est = self.sessions.get(&id).is_some_and(|s| {
+                            s.state() == zonewatch_stream::SessionState::Established
+                        });
+                        if let Some(v) = &mut flow_view {
+                            v.established = est;
+                        }
                     }
                     if self.app_enabled {
                         let bytes = &b.data[p.start as usize..(p.start + p.len) as usize];
