@@ -3,12 +3,6 @@
 
 mod kafka_sink;
 
-// The app layer and the detectors allocate per flow and per transaction;
-// mimalloc measured faster than the system allocator on the benchmark
-// capture (README "Measured").
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
 use std::io::IsTerminal;

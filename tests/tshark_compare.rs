@@ -65,6 +65,13 @@ const EXCEPTIONS: &[(&str, &str)] = &[
         "suricata-verify/ipv6-evasion/ipv6-malformed-fragments-36/frag-36.pcap",
         "overlapping fragments: Suricata's BSD policy vs tshark's reassembly",
     ),
+    // nmap's IP-protocol scan (fixtures/attacks): bare IPIP, 6in4 and GRE
+    // headers with nothing inside and ICMPv6 over IPv4 are decoder errors to
+    // zonewatch (no flow, an anomaly each), conversations to tshark.
+    (
+        "fixtures/nmap-ipproto.pcap",
+        "empty tunnel payloads in an IP-protocol scan are decoder errors",
+    ),
     // Link type PPP (DLT 9) is not decoded: zonewatch skips the file.
     (
         "suricata-verify/defrag/bug-6887-defrag-ppp-ipv6-tcp/frag-ppp-ipv6-tcp.pcap",

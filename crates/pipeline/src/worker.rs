@@ -530,6 +530,16 @@ impl Worker {
             zonewatch_types::Direction::ToServer => tuple.dport,
             zonewatch_types::Direction::ToClient => tuple.sport,
         };
+        // A parser is made at the flow's first payload, so a flood of
+        // empty handshakes costs no app-layer memory.
+        let has_data = match d.transport {
+            Transport::Tcp(_) => !self.schunks.is_empty(),
+            Transport::Udp { payload_len, .. } => payload_len > 0,
+            _ => false,
+        };
+        if !has_data && !self.apps.contains_key(&flow_id) {
+            return;
+        }
         let cfg = &self.app_cfg;
         let st = self.apps.entry(flow_id).or_insert_with(|| {
             Box::new(AppFlow {
