@@ -102,11 +102,14 @@ fn every_event_of_a_replayed_capture_arrives_on_the_broker() {
     let brokers = format!("127.0.0.1:{port}");
     let out = dir.path().join("out.json");
     let cap = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/demo.pcap");
+    let rules = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/rules/demo.rules");
     let o = Command::new(env!("CARGO_BIN_EXE_zonewatch"))
         .args([
             "run",
             "--pcap",
             cap.to_str().unwrap(),
+            "--rules",
+            rules.to_str().unwrap(),
             "--output",
             out.to_str().unwrap(),
         ])
@@ -143,7 +146,9 @@ fn every_event_of_a_replayed_capture_arrives_on_the_broker() {
     assert!(k["accepted"].as_u64().unwrap() >= sent, "{k}");
     assert!(k["latency"]["p50_us"].is_u64(), "{k}");
     assert_eq!(k["dropped_spool_full"], 0, "{k}");
+    assert!(by_type["alert"].len() >= 6);
     for (et, topic) in [
+        ("alert", "zonewatch-alerts"),
         ("flow", "zonewatch-flows"),
         ("anomaly", "zonewatch-anomaly"),
     ] {
