@@ -153,10 +153,10 @@ fn fixture_auth_log_replay_raises_the_brute_force_alerts_deterministically() {
         bf["evidence"]["sigma"]["correlation"]["group"]["src_host"],
         "203.0.113.50"
     );
-    assert_eq!(bf["evidence"]["log"]["hostname"], "gw01");
-    assert_eq!(bf["evidence"]["log"]["program"], "sshd");
-    assert_eq!(bf["evidence"]["log"]["fields"]["user"], "ubuntu");
-    assert!(bf["evidence"]["log"].get("message").is_none());
+    assert_eq!(bf["log"]["hostname"], "gw01");
+    assert_eq!(bf["log"]["program"], "sshd");
+    assert_eq!(bf["log"]["fields"]["user"], "ubuntu");
+    assert!(bf["log"].get("raw").is_none());
     let st = stats(&ev);
     assert_eq!(st["syslog"]["received"], 13);
     assert_eq!(st["syslog"]["parsed"], 13);
@@ -182,7 +182,7 @@ fn fixture_auth_log_replay_raises_the_brute_force_alerts_deterministically() {
         .find(|e| e["evidence"]["sigma"]["rule_id"] == BRUTE_FORCE)
         .unwrap();
     assert_eq!(
-        bf["evidence"]["log"]["message"],
+        bf["log"]["raw"],
         "Failed password for invalid user ubuntu from 203.0.113.50 port 41009 ssh2"
     );
 }
@@ -443,7 +443,7 @@ fn udp_and_tcp_listeners_alert_and_flush_on_sigterm() {
     assert!(has(flush_id, "192.0.2.88", 5), "{got:?}");
     // The sender's address is in the evidence.
     let a = ev.iter().find(|e| e["src_ip"] == "192.0.2.77").unwrap();
-    assert!(a["evidence"]["log"]["source"]
+    assert!(a["log"]["source"]
         .as_str()
         .unwrap()
         .starts_with("127.0.0.1:"));

@@ -112,7 +112,7 @@ fn inputs() -> Vec<(PathBuf, String, Vec<String>)> {
         ));
     }
     // Logs beside packets: Sigma alerts from the log fixture, without and
-    // with the raw message in the evidence.
+    // with the raw message in `log.raw`.
     let demo = root().join("fixtures/demo.pcap");
     let logs = root().join("fixtures/logs/auth.log");
     if demo.is_file() && logs.is_file() {
@@ -476,10 +476,10 @@ fn schemas_reject_malformed_events() {
             "category": "Log: credential-access", "severity": 2,
             "metadata": {"sigma_id": ["6f1b8c62-2a0e-4c1e-9b43-3f7d2f1a0010"]}},
         "stream": 0,
+        "log": {"facility": "user", "format": "plain", "hostname": "gw01",
+            "program": "sshd", "severity": "notice", "fields": {"user": "ubuntu"},
+            "timestamp": "2026-11-19T18:15:26.390002+0000"},
         "evidence": {
-            "log": {"facility": "user", "format": "plain", "hostname": "gw01",
-                "program": "sshd", "severity": "notice", "fields": {"user": "ubuntu"},
-                "timestamp": "2026-11-19T18:15:26.390002+0000"},
             "sigma": {"rule_id": "6f1b8c62-2a0e-4c1e-9b43-3f7d2f1a0010", "level": "high",
                 "tags": ["attack.t1110.001"],
                 "correlation": {"type": "event_count", "count": 5,
@@ -491,9 +491,7 @@ fn schemas_reject_malformed_events() {
     });
     assert_eq!(errs(alert, &good_sigma), Vec::<String>::new());
     let bad_sigma: &[(&str, Edit)] = &[
-        ("unknown log field", |e| {
-            e["evidence"]["log"]["raw"] = "x".into()
-        }),
+        ("unknown log field", |e| e["log"]["message"] = "x".into()),
         ("sigma level unknown", |e| {
             e["evidence"]["sigma"]["level"] = "severe".into()
         }),
@@ -504,7 +502,7 @@ fn schemas_reject_malformed_events() {
             e["evidence"].as_object_mut().unwrap().remove("sigma");
         }),
         ("log timestamp not EVE", |e| {
-            e["evidence"]["log"]["timestamp"] = "Nov 19 18:15:26".into()
+            e["log"]["timestamp"] = "Nov 19 18:15:26".into()
         }),
     ];
     for (what, edit) in bad_sigma {

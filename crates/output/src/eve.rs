@@ -331,6 +331,11 @@ impl EveContext {
                         );
                     }
                 }
+                if let Some(log) = &a.log {
+                    j.key("log");
+                    j.out
+                        .push_str(&serde_json::to_string(log).expect("log records serialize"));
+                }
                 if let Some(ev) = &a.evidence {
                     j.key("evidence");
                     j.out

@@ -458,6 +458,7 @@ impl Convert {
         ];
         metadata.extend(m.tags.iter().map(|t| ("tags".to_string(), t.clone())));
         let evidence = self.evidence(&m);
+        let log = m.record.as_ref().map(|r| Box::new(self.log(r)));
         Event {
             key,
             ts: m.timestamp,
@@ -483,6 +484,7 @@ impl Convert {
                 evidence: Some(Box::new(evidence)),
                 app: None,
                 bytes: None,
+                log,
             })),
         }
     }
@@ -512,9 +514,6 @@ impl Convert {
         }
         let mut ev = Map::new();
         ev.insert("sigma".into(), Value::Object(sigma));
-        if let Some(r) = &m.record {
-            ev.insert("log".into(), self.log(r));
-        }
         Value::Object(ev)
     }
 
@@ -550,7 +549,7 @@ impl Convert {
             o.insert("fields".into(), Value::Object(f));
         }
         if self.include_message {
-            o.insert("message".into(), r.message.clone().into());
+            o.insert("raw".into(), r.message.clone().into());
         }
         Value::Object(o)
     }

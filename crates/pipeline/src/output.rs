@@ -197,6 +197,7 @@ fn anomaly_event(a: zonewatch_anomaly::AnomalyAlert, key: EventKey) -> Event {
             evidence: Some(Box::new(evidence)),
             app: None,
             bytes: None,
+            log: None,
         })),
     }
 }

@@ -685,6 +685,7 @@ impl Worker {
                         pcap_cnt: Some(p.cnt),
                         target_dest: m.target_dest,
                         evidence: None,
+                        log: None,
                         bytes: self.alert_bytes.then(|| {
                             let pl = payload_bytes(&p.decoded, bytes);
                             Box::new(zonewatch_types::AlertBytes {

@@ -195,6 +195,9 @@ pub struct AlertRecord {
     pub app: Option<Box<AppRecord>>,
     /// Payload and packet bytes, only when the configuration asks for them.
     pub bytes: Option<Box<AlertBytes>>,
+    /// The parsed log record of a log alert, written as the event's `log`
+    /// object (its raw text, when allowed, is `log.raw`).
+    pub log: Option<Box<serde_json::Value>>,
 }
 
 /// What an alert may carry of the packet (off by default).
