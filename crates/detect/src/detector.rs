@@ -72,6 +72,9 @@ pub struct Hit {
 struct Tail {
     next: u64,
     bytes: Vec<u8>,
+    /// Stream bytes below this offset were already inspected as a packet
+    /// (data on a SYN, TCP Fast Open): a stream match must end past it.
+    inspected: u64,
 }
 
 #[derive(Default)]
@@ -282,6 +285,16 @@ impl Detector {
         }
         self.cands = cands;
         self.window = window;
+        // Data on a SYN is inspected here as a packet; when the handshake
+        // completes the reassembler delivers it again as stream offset 0.
+        if let (Some(f), Transport::Tcp(t)) = (p.flow, d.transport) {
+            if t.flags & 0x02 != 0 && !payload.is_empty() && !p.payload_in_stream {
+                let st = self.flows.entry(f.id).or_default();
+                let tails = st.tails.get_or_insert_with(Default::default);
+                let t = &mut tails[if f.to_server { 0 } else { 1 }];
+                t.inspected = t.inspected.max(payload.len() as u64);
+            }
+        }
         if let Some(f) = p.flow {
             if let Some(st) = self.flows.get_mut(&f.id) {
                 st.flags |= if f.to_server { 1 } else { 2 };
@@ -638,7 +651,19 @@ impl Detector {
                     continue;
                 }
                 if let Some(end) = prog.run(&window[s..e], &mut vars) {
-                    if end > new_from || end == 0 {
+                    let seen = p
+                        .flow
+                        .and_then(|f| self.flows.get(&f.id))
+                        .and_then(|st| st.tails.as_ref())
+                        .map_or(0, |t| {
+                            t[if p.flow.is_some_and(|f| f.to_server) {
+                                0
+                            } else {
+                                1
+                            }]
+                            .inspected
+                        });
+                    if (end > new_from || end == 0) && base + end as u64 > seen {
                         return Some(true);
                     }
                 }
