@@ -719,12 +719,6 @@ fn compile(
         vars.port(text)
             .map_err(|e| err(o, sid, "port", e.to_string(), false))
     };
-    if s.header_tests
-        .iter()
-        .any(|t| matches!(t, HeaderTest::StreamSize(..)))
-    {
-        return Err(err(o, sid, "stream_size", String::new(), true));
-    }
     let src = addr(&s.header.src)?;
     let dst = addr(&s.header.dst)?;
     let sport = port(&s.header.sport)?;

@@ -57,6 +57,9 @@ pub struct PacketView<'a> {
     pub reassembled: bool,
     /// Stream event names raised on this packet.
     pub stream_events: &'a [&'static str],
+    /// TCP stream sizes as Suricata's `stream_size` counts them (next
+    /// sequence number minus the initial one): client, server.
+    pub stream_sizes: Option<[u64; 2]>,
 }
 
 /// A rule that matched a packet.
@@ -829,7 +832,14 @@ fn header_test(t: &HeaderTest, p: &PacketView<'_>, payload: &[u8]) -> bool {
                     .get(i.3 as usize - 4..i.3 as usize)
                     .is_some_and(|b| c.test(u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as u64))
         }),
-        HeaderTest::StreamSize(..) => false,
+        HeaderTest::StreamSize(side, c) => {
+            p.stream_sizes.is_some_and(|[cl, sv]| match side.as_str() {
+                "client" => c.test(cl),
+                "server" => c.test(sv),
+                "both" => c.test(cl) && c.test(sv),
+                _ => c.test(cl) || c.test(sv),
+            })
+        }
     }
 }
 

@@ -136,6 +136,8 @@ struct Worker {
     snames: Vec<&'static str>,
     /// This packet's payload went into an established session.
     in_stream: bool,
+    /// The session's stream sizes after this packet (client, server).
+    stream_sizes: Option<[u64; 2]>,
     /// Observations for the anomaly detectors, in input order.
     observe: bool,
     obs: Vec<(EventKey, crate::Obs)>,
@@ -204,6 +206,7 @@ impl Worker {
             self.sbuf.clear();
             self.snames.clear();
             self.in_stream = false;
+            self.stream_sizes = None;
             self.app_out.clear();
             if !d.events.is_empty() {
                 anomaly_events(p.pos, p.ts, d, &mut self.events);
@@ -375,6 +378,10 @@ impl Worker {
             },
         );
         self.in_stream = s.state() == zonewatch_stream::SessionState::Established;
+        self.stream_sizes = Some([
+            s.half(zonewatch_types::Direction::ToServer).next_offset + 1,
+            s.half(zonewatch_types::Direction::ToClient).next_offset + 1,
+        ]);
         for e in &self.stream_events {
             self.snames.push(e.name());
         }
@@ -627,6 +634,7 @@ impl Worker {
                 payload_in_stream: self.in_stream,
                 reassembled: p.pkts > 1,
                 stream_events: &self.snames,
+                stream_sizes: self.stream_sizes,
             };
             self.hits.clear();
             det.inspect(&view, &mut self.hits);
@@ -951,6 +959,7 @@ pub(crate) fn run(
         sbuf: Vec::new(),
         snames: Vec::new(),
         in_stream: false,
+        stream_sizes: None,
         observe: cfg.observe,
         obs: Vec::new(),
         app_enabled: cfg.stage == crate::Stage::Full && cfg.app_layer,
