@@ -741,7 +741,22 @@ impl Worker {
                 }
             }
         }
-        // Records of finished transactions and app-layer anomalies.
+        // Records of finished transactions and app-layer anomalies. A flow
+        // picked up midstream whose first bytes were the server's is written
+        // the right way round (the app layer knows who the client is).
+        let reversed = flow
+            .and_then(|f| self.apps.get(&f.id))
+            .is_some_and(|a| a.state.reversed());
+        let record_addr = match (flow_addr(addr, flow), reversed) {
+            (Some(a), true) => Some(AddrInfo {
+                src_ip: a.dest_ip,
+                src_port: a.dest_port,
+                dest_ip: a.src_ip,
+                dest_port: a.src_port,
+                ..a
+            }),
+            (a, _) => a,
+        };
         for o in &outputs {
             let body = match o {
                 zonewatch_applayer::AppOutput::Tx(tx) if tx.complete => {
@@ -761,7 +776,7 @@ impl Worker {
                 key: EventKey { pos: p.pos, sub },
                 ts: p.ts,
                 flow_id,
-                addr: flow_addr(addr, flow),
+                addr: record_addr,
                 community_id: None,
                 in_iface: None,
                 body,
