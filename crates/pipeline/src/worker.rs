@@ -262,7 +262,7 @@ impl Worker {
                                 pos: p.pos,
                                 sub: crate::OBS_SUB,
                             },
-                            crate::Obs::Packet(Box::new(o)),
+                            crate::Obs::Packet(o),
                         ));
                     }
                     let bad_csum = tcp.is_some()
