@@ -313,7 +313,7 @@ fn load_rules(
             .collect(),
         classification_file: config.classification_file.clone(),
         threshold_file: config.threshold_file.clone(),
-        stream_window: 0,
+        stream_window: config.detect_stream_window as usize,
     };
     let engine = zonewatch_detect::Engine::load(paths, &cfg).context("loading rules")?;
     let r = &engine.report;

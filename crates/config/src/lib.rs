@@ -133,6 +133,9 @@ pub struct Config {
     /// The `kafka:` section as written (key below `kafka.`, value, line),
     /// validated by the Kafka sink's own configuration when it starts.
     pub kafka: Vec<(String, Value, usize)>,
+    /// `detect.stream-window`: bytes of already inspected stream kept per
+    /// direction, so patterns and relative matches spanning segments match.
+    pub detect_stream_window: u64,
     /// `classification-file`: replaces the built-in classification.config.
     pub classification_file: Option<std::path::PathBuf>,
     /// `threshold-file`: Suricata's threshold.config.
@@ -250,6 +253,7 @@ impl Default for Config {
             queue_batches: 256,
             kafka: Vec::new(),
             classification_file: None,
+            detect_stream_window: 1024,
             threshold_file: None,
             syslog_tls_cert: None,
             syslog_tls_key: None,
@@ -654,6 +658,7 @@ impl Config {
                 self.output_types = types;
             }
             "stats.interval" => self.stats_interval = secs()?,
+            "detect.stream-window" => self.detect_stream_window = size()?.min(1 << 20),
             "classification-file" => {
                 self.classification_file = Some(scalar()?.into());
             }
