@@ -555,6 +555,9 @@ impl Engine {
         };
         let qgram = crate::prefilter::Prefilter::build(&fast_items);
         tracing::info!("prefilter: {} distinct fast patterns", qgram.len());
+        for (p, list) in &tx_always {
+            tracing::info!("{} rules without a fast pattern: {}", p.name(), list.len());
+        }
         for (name, ac, n) in [
             ("exact", &exact, exact_pats.len()),
             ("nocase", &nocase, nocase_pats.len()),

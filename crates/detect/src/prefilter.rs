@@ -136,23 +136,31 @@ impl Prefilter {
             return;
         }
         let n = buf.len();
+        if n == 0 {
+            return;
+        }
+        let has_single = !self.by_key[0].is_empty();
+        let bigram = &self.bigram[..];
+        let mut b0 = LOWER[buf[0] as usize];
         for i in 0..n {
-            let b0 = LOWER[buf[i] as usize];
-            if self.single[b0 as usize] {
+            if has_single && self.single[b0 as usize] {
                 self.check(0, buf, i, &mut hit);
             }
-            if i + 1 >= n {
+            let Some(&next) = buf.get(i + 1) else {
                 break;
-            }
-            let bg = (b0 as usize) << 8 | LOWER[buf[i + 1] as usize] as usize;
-            if self.bigram[bg / 64] & (1 << (bg % 64)) == 0 {
+            };
+            let b1 = LOWER[next as usize];
+            let bg = (b0 as usize) << 8 | b1 as usize;
+            b0 = b1;
+            // Almost every position stops here: one bit of an 8 KiB table.
+            if bigram[bg >> 6] & (1 << (bg & 63)) == 0 {
                 continue;
             }
             for class in 1..4 {
-                if i + class < n && self.bigram_class[class - 1][bg / 64] & (1 << (bg % 64)) != 0 {
+                if i + class < n && self.bigram_class[class - 1][bg >> 6] & (1 << (bg & 63)) != 0 {
                     if class == 3 {
                         let q = quad_slot(key(&buf[i..i + 4]));
-                        if self.quad[q / 64] & (1 << (q % 64)) == 0 {
+                        if self.quad[q >> 6] & (1 << (q & 63)) == 0 {
                             continue;
                         }
                     }
