@@ -651,6 +651,12 @@ impl Detector {
         if tcp && !packet_only {
             for &(s, e, base, new_from) in windows {
                 if prog.anchored && base != 0 {
+                    // offset/depth count from the start of the data: past
+                    // the stream's first byte, the start is this packet's
+                    // new bytes (Suricata inspects them as one chunk).
+                    if prog.run(&window[s + new_from..e], &mut vars).is_some() {
+                        return Some(true);
+                    }
                     continue;
                 }
                 if let Some(end) = prog.run(&window[s..e], &mut vars) {
