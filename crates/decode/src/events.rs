@@ -96,6 +96,11 @@ decoder_events! {
     Ipv6ExthdrDuplAh => "ipv6.exthdr_dupl_ah", false;
     Ipv6WrongIpVersion => "ipv6.wrong_ip_version", true;
     Ipv6RhType0 => "ipv6.rh_type_0", false;
+    Ipv6HopoptsUnknownOpt => "ipv6.hopopts_unknown_opt", false;
+    Ipv6HopoptsOnlyPadding => "ipv6.hopopts_only_padding", false;
+    Ipv6DstoptsUnknownOpt => "ipv6.dstopts_unknown_opt", false;
+    Ipv6DstoptsOnlyPadding => "ipv6.dstopts_only_padding", false;
+    Ipv6ZeroLenPadn => "ipv6.zero_len_padn", false;
     Ipv6FhNonZeroReservedField => "ipv6.fh_non_zero_reserved_field", false;
     Ipv6DataAfterNoneHeader => "ipv6.data_after_none_header", false;
     Ipv6UnknownNextHeader => "ipv6.unknown_next_header", false;

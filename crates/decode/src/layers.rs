@@ -435,6 +435,11 @@ impl<'a> Cx<'a, '_> {
                             if hh > 1 || !first {
                                 self.event(E::Ipv6ExthdrDuplHh);
                             }
+                            self.ipv6_options(
+                                x.payload(),
+                                E::Ipv6HopoptsUnknownOpt,
+                                E::Ipv6HopoptsOnlyPadding,
+                            );
                         }
                         43 => {
                             rh = rh.saturating_add(1);
@@ -450,6 +455,11 @@ impl<'a> Cx<'a, '_> {
                             if dh > 2 {
                                 self.event(E::Ipv6ExthdrDuplDh);
                             }
+                            self.ipv6_options(
+                                x.payload(),
+                                E::Ipv6DstoptsUnknownOpt,
+                                E::Ipv6DstoptsOnlyPadding,
+                            );
                         }
                         _ => {}
                     }
@@ -951,6 +961,43 @@ impl<'a> Cx<'a, '_> {
                 self.depth -= 1; // ethertype() layers count themselves
                 self.ethertype(proto, inner)
             }
+        }
+    }
+
+    /// The options of a hop-by-hop or destination options header, as
+    /// Suricata's DecodeIPV6ExtHdrs reads them: Pad1 and PadN (a PadN of
+    /// length 0 is an event), router alert, jumbo payload and home address
+    /// are known; any other type is an "unknown option" event, and a header
+    /// holding only padding is its own event.
+    fn ipv6_options(&mut self, opts: &[u8], unknown: E, only_padding: E) {
+        let (mut i, mut padding, mut other) = (0usize, 0u32, 0u32);
+        while i < opts.len() {
+            let t = opts[i];
+            if t == 0 {
+                padding += 1;
+                i += 1;
+                continue;
+            }
+            let Some(&len) = opts.get(i + 1) else {
+                break;
+            };
+            match t {
+                1 => {
+                    padding += 1;
+                    if len == 0 {
+                        self.event(E::Ipv6ZeroLenPadn);
+                    }
+                }
+                0x05 | 0xc2 | 0xc9 => other += 1,
+                _ => {
+                    other += 1;
+                    self.event(unknown);
+                }
+            }
+            i += 2 + len as usize;
+        }
+        if padding > 0 && other == 0 {
+            self.event(only_padding);
         }
     }
 
