@@ -151,7 +151,7 @@ pub struct EventSet {
 
 impl EventSet {
     /// How many events one packet keeps.
-    pub const CAP: usize = 4;
+    pub const CAP: usize = 8;
 
     /// Adds an event (once; a repeat of the same event is ignored).
     pub fn push(&mut self, e: DecodeEvent) {
