@@ -90,86 +90,12 @@ impl LoadReport {
     }
 }
 
-/// Keywords that only make sense on app-layer buffers.
-const APP_KEYWORDS: &[&str] = &[
-    "bsize",
-    "dotprefix",
-    "urilen",
-    "app-layer-event",
-    "app-layer-protocol",
-    "tls.version",
-    "tls_cert_notbefore",
-    "tls_cert_notafter",
-    "tls_cert_expired",
-    "tls_cert_valid",
-    "tls.store",
-    "tls.fingerprint",
-    "tls.subject",
-    "tls.issuerdn",
-    "ssl_version",
-    "ssl_state",
-    "dns.opcode",
-    "strip_whitespace",
-    "compress_whitespace",
-    "to_lowercase",
-    "to_uppercase",
-    "to_md5",
-    "to_sha1",
-    "to_sha256",
-    "url_decode",
-    "xor",
-    "pcrexform",
-    "header_lowercase",
-    "strip_pseudo_headers",
-    "filestore",
-    "filemagic",
-    "filename",
-    "fileext",
-    "filesize",
-    "filemd5",
-    "filesha1",
-    "filesha256",
-    "dce_iface",
-    "dce_opnum",
-    "dce_stub_data",
-    "smb.share",
-    "smb.named_pipe",
-    "krb5_cname",
-    "krb5_sname",
-    "krb5_err_code",
-    "krb5_msg_type",
-    "sip.method",
-    "sip.uri",
-    "modbus",
-    "dnp3_func",
-    "dnp3_ind",
-    "dnp3_obj",
-    "dnp3_data",
-    "enip_command",
-    "cip_service",
-    "ftpdata_command",
-    "snmp.community",
-    "snmp.pdu_type",
-    "snmp.version",
-    "rfb.name",
-    "rfb.secresult",
-    "mqtt.type",
-    "http2.header",
-    "quic.sni",
-    "quic.ua",
-    "quic.version",
-    "ike.vendor",
-    "uricontent",
-    "tls.random",
-    "frame",
-];
-
 /// Whether a skipped rule needs the app-layer parsers (for the share of
 /// packet-level rules that load).
 pub fn needs_app_layer(e: &RuleError) -> bool {
     match &e.kind {
         ErrorKind::Unsupported { keyword, detail } => {
-            APP_KEYWORDS.contains(&keyword.as_str())
+            zonewatch_rules::APP_LAYER_KEYWORDS.contains(&keyword.as_str())
                 || detail.contains("app-layer")
                 || keyword.starts_with("http")
                 || keyword.starts_with("dns")

@@ -524,20 +524,9 @@ pub const CONTENT_MODIFIERS: &[(&str, &str)] = &[
     ("http_referer", "http.referer"),
 ];
 
-/// Keywords zonewatch knows but does not support: the rule is skipped.
-const UNSUPPORTED: &[&str] = &[
-    "byte_math",
-    "lua",
-    "luajit",
-    "xbits",
-    "flowint",
-    "flowvar",
-    "pktvar",
-    "dataset",
-    "datarep",
-    "base64_decode",
-    "asn1",
-    "ftpbounce",
+/// Keywords of app-layer protocols or buffers zonewatch does not support:
+/// the rule is skipped, and counted among the rules that need the app layer.
+pub const APP_LAYER_KEYWORDS: &[&str] = &[
     "filestore",
     "filemagic",
     "filename",
@@ -554,10 +543,6 @@ const UNSUPPORTED: &[&str] = &[
     "pcrexform",
     "header_lowercase",
     "strip_pseudo_headers",
-    "geoip",
-    "iprep",
-    "replace",
-    "l3_proto",
     "tls.version",
     "tls_cert_notbefore",
     "tls_cert_notafter",
@@ -595,9 +580,6 @@ const UNSUPPORTED: &[&str] = &[
     "rfb.secresult",
     "mqtt.type",
     "http2.header",
-    "config",
-    "transform",
-    "requires",
     "frame",
     "tls.random",
     "quic.sni",
@@ -605,6 +587,29 @@ const UNSUPPORTED: &[&str] = &[
     "quic.version",
     "ike.vendor",
     "uricontent",
+];
+
+/// Other keywords zonewatch knows but does not support: the rule is skipped.
+const UNSUPPORTED: &[&str] = &[
+    "byte_math",
+    "lua",
+    "luajit",
+    "xbits",
+    "flowint",
+    "flowvar",
+    "pktvar",
+    "dataset",
+    "datarep",
+    "base64_decode",
+    "asn1",
+    "ftpbounce",
+    "geoip",
+    "iprep",
+    "replace",
+    "l3_proto",
+    "config",
+    "transform",
+    "requires",
     "prefilter",
     "bypass",
     "engine-analysis",
@@ -1071,7 +1076,9 @@ pub(crate) fn build(
                 }
                 last_any = Some(at);
             }
-            _ if UNSUPPORTED.contains(&name) => return Err(unsupported("")),
+            _ if UNSUPPORTED.contains(&name) || APP_LAYER_KEYWORDS.contains(&name) => {
+                return Err(unsupported(""))
+            }
             _ => {
                 return Err((
                     col,
