@@ -343,6 +343,28 @@ impl Decoded {
         }
     }
 
+    /// The transport payload in `data`, the buffer this packet was decoded
+    /// from (empty without a transport layer, or when `data` is another
+    /// buffer too short for the offsets).
+    pub fn payload<'a>(&self, data: &'a [u8]) -> &'a [u8] {
+        let (off, len) = match self.transport {
+            Transport::Tcp(t) => (t.payload_offset, t.payload_len),
+            Transport::Udp {
+                payload_offset,
+                payload_len,
+                ..
+            }
+            | Transport::Icmp {
+                payload_offset,
+                payload_len,
+                ..
+            } => (payload_offset, payload_len),
+            Transport::None => return &[],
+        };
+        data.get(off as usize..(off as usize).saturating_add(len as usize))
+            .unwrap_or(&[])
+    }
+
     /// The flow tuple of this packet, when it has a usable IP header.
     ///
     /// ICMP maps type/code to ports the way Community ID v1 does, so an echo

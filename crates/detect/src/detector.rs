@@ -706,23 +706,7 @@ fn addr_ok(r: &Rule, src: IpAddr, sp: Option<u16>, dst: IpAddr, dp: Option<u16>)
 }
 
 fn payload_of<'a>(p: &PacketView<'a>) -> &'a [u8] {
-    let (off, len) = match p.decoded.transport {
-        Transport::Tcp(t) => (t.payload_offset, t.payload_len),
-        Transport::Udp {
-            payload_offset,
-            payload_len,
-            ..
-        }
-        | Transport::Icmp {
-            payload_offset,
-            payload_len,
-            ..
-        } => (payload_offset, payload_len),
-        Transport::None => return &[],
-    };
-    p.data
-        .get(off as usize..(off as usize).saturating_add(len as usize))
-        .unwrap_or(&[])
+    p.decoded.payload(p.data)
 }
 
 fn ipv4_header<'a>(p: &PacketView<'a>) -> Option<&'a [u8]> {

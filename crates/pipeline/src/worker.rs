@@ -695,7 +695,7 @@ impl Worker {
                         evidence: None,
                         log: None,
                         bytes: self.alert_bytes.then(|| {
-                            let pl = payload_bytes(&p.decoded, bytes);
+                            let pl = p.decoded.payload(bytes);
                             Box::new(zonewatch_types::AlertBytes {
                                 payload: (self.alert_bytes_cfg.0 || self.alert_bytes_cfg.1)
                                     .then(|| pl.to_vec()),
@@ -800,27 +800,6 @@ impl Worker {
             .out
             .send(OutMsg::Worker(self.id, Box::new(self.stats.clone())));
     }
-}
-
-/// The transport payload of a packet.
-fn payload_bytes<'a>(d: &Decoded, bytes: &'a [u8]) -> &'a [u8] {
-    let (off, len) = match d.transport {
-        Transport::Tcp(t) => (t.payload_offset, t.payload_len),
-        Transport::Udp {
-            payload_offset,
-            payload_len,
-            ..
-        }
-        | Transport::Icmp {
-            payload_offset,
-            payload_len,
-            ..
-        } => (payload_offset, payload_len),
-        Transport::None => return &[],
-    };
-    bytes
-        .get(off as usize..(off as usize).saturating_add(len as usize))
-        .unwrap_or(&[])
 }
 
 /// A DNS transaction for the DNS-tunnel detector.
