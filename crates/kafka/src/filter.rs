@@ -257,27 +257,65 @@ fn scan_run(s: &[u8], start: usize, end: usize, ranges: &mut Vec<(usize, usize)>
     }
 }
 
-/// Byte ranges of the contents of the JSON string literals (keys included) of `json`.
+/// Fields whose string values are identifiers the sensor computed (event and
+/// flow ids, hashes and fingerprints): they carry no personal data, and a SIEM
+/// joins on them, so they are never masked. Without this, a UUID-style
+/// `event_id` whose first groups happen to be all digits (`"00852538-8243-…"`,
+/// about one event in 100) or a JA3 string listing ciphers
+/// (`"…,4865-4866-4867-…"`) would be damaged by the My Number pattern.
+const NEVER_MASKED: &[&str] = &[
+    "event_id",
+    "community_id",
+    "flow_id",
+    "parent_id",
+    "timestamp",
+    "hash",
+    "string",
+    "ja4",
+    "ja4s",
+    "fingerprint",
+    "serial",
+];
+
+/// Byte ranges of the contents of the JSON string literals of `json` that may
+/// be masked: keys and values, except the values of [`NEVER_MASKED`] keys.
 fn string_spans(json: &str) -> Vec<(usize, usize)> {
     let b = json.as_bytes();
     let mut spans = Vec::new();
+    // The key whose value comes next (set by `"key":`).
+    let mut pending_key: Option<(usize, usize)> = None;
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'"' {
-            let start = i + 1;
-            let mut j = start;
-            while j < b.len() {
-                match b[j] {
-                    b'\\' => j += 2,
-                    b'"' => break,
-                    _ => j += 1,
+        match b[i] {
+            b'"' => {
+                let start = i + 1;
+                let mut j = start;
+                while j < b.len() {
+                    match b[j] {
+                        b'\\' => j += 2,
+                        b'"' => break,
+                        _ => j += 1,
+                    }
                 }
+                let end = j.min(b.len());
+                i = end + 1;
+                let mut k = i;
+                while k < b.len() && b[k].is_ascii_whitespace() {
+                    k += 1;
+                }
+                let is_key = k < b.len() && b[k] == b':';
+                let protected = !is_key
+                    && pending_key.is_some_and(|(ks, ke)| NEVER_MASKED.contains(&&json[ks..ke]));
+                if !protected {
+                    spans.push((start, end));
+                }
+                pending_key = is_key.then_some((start, end));
             }
-            let end = j.min(b.len());
-            spans.push((start, end));
-            i = end + 1;
-        } else {
-            i += 1;
+            b':' | b' ' | b'\t' | b'\n' | b'\r' => i += 1,
+            _ => {
+                pending_key = None;
+                i += 1;
+            }
         }
     }
     spans
@@ -436,6 +474,19 @@ mod tests {
             r#"{"msg":"id ************, **************\t************","n":123456789012,"long":"1234567890123","pre":"x************y"}"#
         );
         serde_json::from_str::<serde_json::Value>(&out).unwrap();
+    }
+
+    /// Regression: about one event in 100 had its `event_id` masked (found by
+    /// the end-to-end SIGKILL test, whose consumer missed those ids).
+    #[test]
+    fn never_masks_identifiers_and_hashes() {
+        let f = filter();
+        let j = r#"{"event_id":"00852538-8243-4a85-8bc1-959449166666","community_id":"1:123456789012","tls":{"ja3":{"hash":"e7d705a3286e19ea123456789012","string":"771,4865-4866-4867-49195,0-23"}},"http":{"url":"/a?id=1234 5678 9012"},"event_type" : "123456789012"}"#;
+        let out = f.apply(j, true);
+        assert_eq!(
+            out.json,
+            r#"{"event_id":"00852538-8243-4a85-8bc1-959449166666","community_id":"1:123456789012","tls":{"ja3":{"hash":"e7d705a3286e19ea123456789012","string":"771,4865-4866-4867-49195,0-23"}},"http":{"url":"/a?id=**************"},"event_type" : "************"}"#
+        );
     }
 
     #[test]

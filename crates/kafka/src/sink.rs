@@ -1063,6 +1063,8 @@ struct Supervisor {
     /// producer is likely stuck (e.g. a broker that lost its producer state keeps
     /// rejecting our producer id); recreate it before the next attempt.
     suspect_producer: bool,
+    /// `spool_epoch` when the current producer was created.
+    producer_epoch: u64,
 }
 
 enum Step {
@@ -1082,6 +1084,7 @@ impl Supervisor {
             last_topic_check: Instant::now(),
             delivered_mark: 0,
             suspect_producer: false,
+            producer_epoch: 0,
         }
     }
 
@@ -1131,7 +1134,7 @@ impl Supervisor {
         let tick = Duration::from_millis(self.sh.cfg.probe_interval_ms.clamp(10, 100));
         while !sh.stop.load(Ordering::Acquire) {
             if sh.fatal.load(Ordering::Acquire) {
-                self.recreate_producer();
+                self.recreate_producer("fatal producer error");
             }
             self.check_unreachable();
             self.check_new_topics();
@@ -1140,10 +1143,15 @@ impl Supervisor {
             if has_work {
                 let epoch = sh.spool_epoch.load(Ordering::Acquire);
                 if self.healthy_epoch != epoch && self.probe_due() && self.probe_and_prepare() {
+                    if self.producer_epoch < epoch {
+                        // The producer lived through the failure that started this spooling
+                        // period: replay with a fresh one (see `check_unreachable`).
+                        self.recreate_producer("producer from before the outage");
+                    }
                     if self.suspect_producer {
                         tracing::warn!("Kafka replay made no progress although the brokers answer: recreating the producer");
                         self.suspect_producer = false;
-                        self.recreate_producer();
+                        self.recreate_producer("replay made no progress");
                     }
                     tracing::info!("Kafka brokers reachable: replaying the spool");
                     self.healthy_epoch = sh.spool_epoch.load(Ordering::Acquire);
@@ -1207,22 +1215,20 @@ impl Supervisor {
         if self.probe(Duration::from_millis(500)).is_some() {
             return;
         }
-        sh.enter_spooling("all brokers down");
-        // Move what waits in librdkafka's queues to the spool now rather than after
-        // message.timeout.ms: less to lose if the process dies during the outage.
-        if let Some(p) = sh
-            .producer
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .as_ref()
-        {
-            p.purge(PurgeConfig::default().queue().non_blocking());
-        }
+        // A fresh producer for the time after the outage: dropping the old one moves what
+        // waits in librdkafka's queues, and what was in flight to the dead broker, to the
+        // spool now rather than after message.timeout.ms (less to lose if the process dies
+        // during the outage). It also means no stale retry, with the old producer id and
+        // sequence numbers, reaches a restarted broker: tansu's SQLite storage (0.6.0)
+        // answers one with OutOfOrderSequenceNumber and its storage task then panics,
+        // leaving a broker that accepts connections but stores nothing. A message that was
+        // in flight and did reach the broker arrives twice, with the same event_id.
+        self.recreate_producer("all brokers down");
     }
 
-    fn recreate_producer(&mut self) {
+    fn recreate_producer(&mut self, reason: &str) {
         let sh = &self.sh;
-        sh.enter_spooling("fatal producer error");
+        sh.enter_spooling(reason);
         let new: Result<Prod, _> = sh
             .cfg
             .client_config()
@@ -1238,6 +1244,7 @@ impl Supervisor {
                 // (or rewound), possibly raising the flag again: clear it afterwards.
                 drop(old);
                 sh.fatal.store(false, Ordering::Release);
+                self.producer_epoch = sh.spool_epoch.load(Ordering::Acquire);
                 tracing::warn!("Kafka producer recreated");
             }
             Err(e) => tracing::error!(error = %e, "cannot recreate the Kafka producer"),
