@@ -115,6 +115,27 @@ impl Drop for Broker {
     }
 }
 
+/// One consumed message as the envelope `docs/schema/kafka-message.schema.json`
+/// describes: topic, key, headers, value.
+fn envelope(m: &rdkafka::message::BorrowedMessage<'_>) -> serde_json::Value {
+    use rdkafka::message::Headers;
+    let mut headers = serde_json::Map::new();
+    if let Some(h) = m.headers() {
+        for hd in h.iter() {
+            let v = String::from_utf8_lossy(hd.value.unwrap_or_default()).into_owned();
+            headers.insert(hd.key.to_string(), v.into());
+        }
+    }
+    let value: serde_json::Value =
+        serde_json::from_slice(m.payload().unwrap_or_default()).expect("value is JSON");
+    serde_json::json!({
+        "topic": m.topic(),
+        "key": m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
+        "headers": headers,
+        "value": value,
+    })
+}
+
 fn consume_all(brokers: &str, topic: &str, want: usize) -> Vec<(Option<String>, String)> {
     let c: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
@@ -145,6 +166,7 @@ fn consume_all(brokers: &str, topic: &str, want: usize) -> Vec<(Option<String>, 
     let deadline = Instant::now() + Duration::from_secs(60);
     while got.len() < want && Instant::now() < deadline {
         if let Some(Ok(m)) = c.poll(Duration::from_millis(200)) {
+            check_envelope(&envelope(&m));
             let key = m.key().map(|k| String::from_utf8_lossy(k).into_owned());
             let val = String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned();
             got.push((key, val));
@@ -247,6 +269,32 @@ fn every_event_of_a_replayed_capture_arrives_on_the_broker() {
             }
         }
     }
+}
+
+/// The message matches docs/schema/kafka-message.schema.json, and its headers
+/// agree with the value.
+fn check_envelope(msg: &serde_json::Value) {
+    use std::sync::OnceLock;
+    static SCHEMA: OnceLock<jsonschema::Validator> = OnceLock::new();
+    let v = SCHEMA.get_or_init(|| {
+        let p =
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/schema/kafka-message.schema.json");
+        let schema: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap();
+        jsonschema::meta::validate(&schema).expect("a valid schema");
+        jsonschema::options()
+            .with_draft(jsonschema::Draft::Draft202012)
+            .build(&schema)
+            .expect("schema compiles")
+    });
+    if let Err(e) = v.validate(msg) {
+        panic!("message does not match kafka-message.schema.json: {e}\n{msg}");
+    }
+    let h = &msg["headers"];
+    assert_eq!(h["event_id"], msg["value"]["event_id"]);
+    assert_eq!(h["event_type"], msg["value"]["event_type"]);
+    assert_eq!(h["sensor"], "kafka-test");
+    assert_eq!(h["schema_version"], "1");
 }
 
 /// A Sigma rule that turns every log line with the marker into one alert, so
