@@ -103,7 +103,27 @@ pub struct Engine {
     state: Vec<CorrState>,
     stats: EngineStats,
     matched: Vec<usize>,
+    scratch: Scratch,
 }
+
+/// Per-record working memory, kept between records so that matching does not allocate.
+#[derive(Debug, Default)]
+struct Scratch {
+    /// Per gate: unknown, shut or open for this record.
+    gates: Vec<u8>,
+    /// Per search of the rule being evaluated.
+    memo: Vec<Option<bool>>,
+    /// Per rule: one of its prefilter literals was seen (all false between records).
+    seen: Vec<bool>,
+    /// Rules to evaluate for this record.
+    cands: Vec<usize>,
+    /// The field-slot index of [`Ctx`].
+    slots: Vec<u16>,
+}
+
+const GATE_UNKNOWN: u8 = 0;
+const GATE_SHUT: u8 = 1;
+const GATE_OPEN: u8 = 2;
 
 const SEP: char = '\u{1f}';
 
@@ -122,6 +142,7 @@ impl Engine {
                 .collect(),
             stats: EngineStats::default(),
             matched: Vec::new(),
+            scratch: Scratch::default(),
         }
     }
 
@@ -140,45 +161,85 @@ impl Engine {
     /// Indices of the detection rules matching `rec` (stateless; for callers doing their own
     /// correlation).
     pub fn matching_rules(rules: &RuleSet, rec: &LogRecord, out: &mut Vec<usize>) {
+        let mut scratch = Scratch::default();
         let mut ctx = Ctx::new(rec, rules.slots.len());
-        Self::match_ctx(rules, rec, &mut ctx, out);
+        Self::match_ctx(rules, rec, &mut ctx, &mut scratch, out);
     }
 
-    fn match_ctx(rules: &RuleSet, rec: &LogRecord, ctx: &mut Ctx<'_>, out: &mut Vec<usize>) {
+    fn match_ctx(
+        rules: &RuleSet,
+        rec: &LogRecord,
+        ctx: &mut Ctx<'_>,
+        scratch: &mut Scratch,
+        out: &mut Vec<usize>,
+    ) {
         out.clear();
-        let mut gates: Vec<Option<bool>> = vec![None; rules.gates.len()];
-        let mut memo: Vec<Option<bool>> = Vec::new();
-        let mut seen: Vec<bool> = Vec::new();
-        if let Some(ac) = &rules.prefilter {
-            seen.resize(rules.detections.len(), false);
-            if let Some(m) = ctx.low(0, &FieldRef::Message) {
-                for hit in ac.find_overlapping_iter(m) {
-                    for &ri in &rules.prefilter_rules[hit.pattern().as_usize()] {
-                        seen[ri] = true;
+        let Scratch {
+            gates,
+            memo,
+            seen,
+            cands,
+            ..
+        } = scratch;
+        gates.clear();
+        gates.resize(rules.gates.len(), GATE_UNKNOWN);
+        let mut gate_open = |g: usize| match gates[g] {
+            GATE_UNKNOWN => {
+                let open = gate_holds(&rules.gates[g], rec);
+                gates[g] = if open { GATE_OPEN } else { GATE_SHUT };
+                open
+            }
+            v => v == GATE_OPEN,
+        };
+        // Candidates: rules one of whose literals the prefilter saw, and the rules it does not
+        // cover whose gate is open; evaluated in rule order. Without a prefilter: every
+        // active rule.
+        cands.clear();
+        match &rules.prefilter {
+            Some(ac) => {
+                if seen.len() != rules.detections.len() {
+                    seen.clear();
+                    seen.resize(rules.detections.len(), false);
+                }
+                // The automaton is ASCII-case-insensitive over lowercase literals: on an ASCII
+                // message it finds what it finds on the lowercased message, without
+                // lowercasing.
+                let mut mark = |hay: &str| {
+                    for hit in ac.find_overlapping_iter(hay) {
+                        for &ri in &rules.prefilter_rules[hit.pattern().as_usize()] {
+                            if !seen[ri] {
+                                seen[ri] = true;
+                                cands.push(ri);
+                            }
+                        }
+                    }
+                };
+                if rec.message.is_ascii() {
+                    mark(&rec.message);
+                } else if let Some(m) = ctx.low(0, &FieldRef::Message) {
+                    mark(m);
+                }
+                for &ri in cands.iter() {
+                    seen[ri] = false;
+                }
+                for (g, group) in &rules.unfiltered {
+                    if gate_open(*g) {
+                        cands.extend_from_slice(group);
                     }
                 }
+                cands.sort_unstable();
             }
+            None => cands.extend_from_slice(&rules.active),
         }
-        for &i in &rules.active {
+        for &i in cands.iter() {
             let r = &rules.detections[i];
-            if rules.prefiltered.get(i) == Some(&true) && !seen[i] {
+            if !gate_open(r.gate) {
                 continue;
             }
             if let Some(need) = &r.need_slots {
                 if !need.iter().any(|&s| ctx.raw(s, &rules.slots[s]).is_some()) {
                     continue;
                 }
-            }
-            let g = match gates[r.gate] {
-                Some(g) => g,
-                None => {
-                    let g = gate_holds(&rules.gates[r.gate], rec);
-                    gates[r.gate] = Some(g);
-                    g
-                }
-            };
-            if !g {
-                continue;
             }
             memo.clear();
             memo.resize(r.searches.len(), None);
@@ -202,10 +263,14 @@ impl Engine {
         self.stats.records += 1;
         let rules = Arc::clone(&self.rules);
         let mut matched = std::mem::take(&mut self.matched);
-        let mut ctx = Ctx::new(rec, rules.slots.len());
-        Self::match_ctx(&rules, rec, &mut ctx, &mut matched);
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let index = std::mem::take(&mut scratch.slots);
+        let mut ctx = Ctx::with_index(rec, index, rules.slots.len());
+        Self::match_ctx(&rules, rec, &mut ctx, &mut scratch, &mut matched);
         self.sweep(rec.timestamp, out);
         if matched.is_empty() {
+            scratch.slots = ctx.into_index();
+            self.scratch = scratch;
             self.matched = matched;
             return;
         }
@@ -240,6 +305,8 @@ impl Engine {
                 self.correlate(ci, pos, rec, &mut ctx, out);
             }
         }
+        scratch.slots = ctx.into_index();
+        self.scratch = scratch;
         self.matched = matched;
     }
 

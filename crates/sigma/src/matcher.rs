@@ -345,11 +345,23 @@ struct Entry<'a> {
 impl<'a> Ctx<'a> {
     /// A context for `rec` with `slots` field slots.
     pub fn new(rec: &'a LogRecord, slots: usize) -> Self {
+        Self::with_index(rec, Vec::new(), slots)
+    }
+
+    /// As [`Ctx::new`], reusing the allocation of `index` (from [`Ctx::into_index`]).
+    pub fn with_index(rec: &'a LogRecord, mut index: Vec<u16>, slots: usize) -> Self {
+        index.clear();
+        index.resize(slots, 0);
         Ctx {
             rec,
-            idx: vec![0; slots],
+            idx: index,
             vals: Vec::new(),
         }
+    }
+
+    /// The slot index's allocation, for the next record.
+    pub fn into_index(self) -> Vec<u16> {
+        self.idx
     }
 
     fn entry(&mut self, slot: usize, f: &FieldRef) -> usize {

@@ -227,6 +227,8 @@ pub struct RuleSet {
     pub(crate) prefilter_rules: Vec<Vec<usize>>,
     /// Per rule: evaluated only if one of its literals was seen.
     pub(crate) prefiltered: Vec<bool>,
+    /// With a prefilter: the active rules it does not cover, grouped by gate.
+    pub(crate) unfiltered: Vec<(usize, Vec<usize>)>,
     /// Rules whose log source can match syslog records (the others are never evaluated).
     pub(crate) active: Vec<usize>,
     /// Rules that loaded but whose log source never matches a syslog record.
@@ -846,7 +848,10 @@ impl<'c> Builder<'c> {
         let mut map: Vec<Vec<usize>> = Vec::new();
         let n = self.set.detections.len();
         let mut pre = vec![false; n];
-        for (ri, r) in self.set.detections.iter().enumerate() {
+        // Inactive rules are never evaluated: their literals would only make the automaton
+        // larger.
+        for &ri in &self.set.active {
+            let r = &self.set.detections[ri];
             let Some(need) = necessary(&r.cond, &r.searches) else {
                 continue;
             };
@@ -868,13 +873,31 @@ impl<'c> Builder<'c> {
         if lits.is_empty() {
             return;
         }
-        match aho_corasick::AhoCorasick::builder()
-            .match_kind(aho_corasick::MatchKind::Standard)
-            .build(&lits)
-        {
+        // A DFA (one transition per byte; the automaton is small) matching ASCII letters
+        // in either case, so that an ASCII message need not be lowercased first. Literals are
+        // lowercase, so on a lowercased (non-ASCII) message this is plain matching.
+        let build = |kind| {
+            aho_corasick::AhoCorasick::builder()
+                .match_kind(aho_corasick::MatchKind::Standard)
+                .ascii_case_insensitive(true)
+                .kind(kind)
+                .build(&lits)
+        };
+        match build(Some(aho_corasick::AhoCorasickKind::DFA)).or_else(|_| build(None)) {
             Ok(ac) => {
                 self.set.prefilter = Some(ac);
                 self.set.prefilter_rules = map;
+                // The other active rules, grouped by log-source gate (in rule order within a
+                // gate): a closed gate skips its whole group.
+                let mut by_gate: Vec<(usize, Vec<usize>)> = Vec::new();
+                for &ri in self.set.active.iter().filter(|&&ri| !pre[ri]) {
+                    let g = self.set.detections[ri].gate;
+                    match by_gate.iter_mut().find(|(gg, _)| *gg == g) {
+                        Some((_, v)) => v.push(ri),
+                        None => by_gate.push((g, vec![ri])),
+                    }
+                }
+                self.set.unfiltered = by_gate;
                 self.set.prefiltered = pre;
             }
             Err(e) => tracing::warn!("rule prefilter disabled: {e}"),
@@ -1017,6 +1040,7 @@ impl RuleSet {
         self.prefilter = None;
         self.prefilter_rules.clear();
         self.prefiltered.clear();
+        self.unfiltered.clear();
         for r in &mut self.detections {
             r.need_slots = None;
         }

@@ -161,6 +161,17 @@ fn kv(msg: &str, fields: &mut Vec<(String, String)>, flags: &mut Flags) -> usize
 /// containing ` from 10.0.0.1`), the daemon's own suffix is not.
 fn token_after<'a>(msg: &'a str, marker: &str) -> Option<&'a str> {
     let i = memchr::memmem::rfind(msg.as_bytes(), marker.as_bytes())? + marker.len();
+    token_at(msg, i)
+}
+
+/// [`token_after`] with a prebuilt searcher.
+fn token_after_rev<'a>(msg: &'a str, marker: &memchr::memmem::FinderRev<'_>) -> Option<&'a str> {
+    let i = marker.rfind(msg.as_bytes())? + marker.needle().len();
+    token_at(msg, i)
+}
+
+/// The token starting at byte `i` (up to whitespace), with trailing punctuation removed.
+fn token_at(msg: &str, i: usize) -> Option<&str> {
     let rest = msg.get(i..)?;
     let end = rest.find(|c: char| c.is_whitespace()).unwrap_or(rest.len());
     let t = rest[..end].trim_end_matches([',', ';', ':', '.', ')', '\'', '"', ']']);
@@ -207,9 +218,8 @@ fn first_token_after<'a>(msg: &'a str, marker: &str) -> Option<&'a str> {
     token_after(msg.get(i..end)?, marker)
 }
 
-/// `... 192.0.2.7 port 49941`: an address right before ` port `.
-fn ip_before_port(msg: &str) -> Option<&str> {
-    let p = memchr::memmem::find(msg.as_bytes(), b" port ")?;
+/// `... 192.0.2.7 port 49941`: an address right before the first ` port ` (at `p`).
+fn ip_before_port(msg: &str, p: usize) -> Option<&str> {
     let before = msg[..p].rsplit(' ').next()?;
     before.parse::<IpAddr>().is_ok().then_some(before)
 }
@@ -255,28 +265,32 @@ fn well_known(msg: &str, fields: &mut Vec<(String, String)>, flags: &mut Flags) 
         }
         return;
     }
-    // One pass decides whether any marker is present at all (most lines have none).
-    static MARKERS_AC: std::sync::OnceLock<Option<aho_corasick::AhoCorasick>> =
-        std::sync::OnceLock::new();
-    let ac = MARKERS_AC.get_or_init(|| {
-        aho_corasick::AhoCorasick::new([
-            " from ", " FROM ", "[client ", "client: ", "rhost=", "SRC=", "src=", "srcip=", "rip=",
-            " port ", " user ", " for ",
-        ])
-        .ok()
-    });
-    if ac.as_ref().is_some_and(|ac| !ac.is_match(msg)) {
+    let m = Markers::scan(msg);
+    if !m.any {
         return;
     }
     let has = |k: &str, fields: &Vec<(String, String)>| fields.iter().any(|(kk, _)| kk == k);
     if !has("src_host", fields) {
-        const MARKERS: [&str; 8] = [
-            "client: ", "rhost=", " from ", " FROM ", "SRC=", "src=", "srcip=", "rip=",
-        ];
-        let cands = std::iter::once(sshd_from(msg))
-            .chain(std::iter::once(first_token_after(msg, "[client ")))
-            .chain(MARKERS.iter().map(|m| token_after(msg, m)))
-            .chain(std::iter::once(ip_before_port(msg)));
+        // In this order: sshd's own `from HOST port N`, Apache's `[client X]`, the last
+        // occurrence of each marker, an address before ` port `.
+        let last =
+            |at: Option<usize>, marker: &str| at.and_then(|i| token_at(msg, i + marker.len()));
+        let cands = std::iter::once_with(|| m.from.and_then(|_| sshd_from(msg)))
+            .chain(std::iter::once_with(|| {
+                m.client_bracket
+                    .and_then(|_| first_token_after(msg, "[client "))
+            }))
+            .chain(std::iter::once_with(|| last(m.client_colon, "client: ")))
+            .chain(std::iter::once_with(|| last(m.rhost, "rhost=")))
+            .chain(std::iter::once_with(|| last(m.from, " from ")))
+            .chain(std::iter::once_with(|| last(m.from_upper, " FROM ")))
+            .chain(std::iter::once_with(|| last(m.src_upper, "SRC=")))
+            .chain(std::iter::once_with(|| last(m.src, "src=")))
+            .chain(std::iter::once_with(|| last(m.srcip, "srcip=")))
+            .chain(std::iter::once_with(|| last(m.rip, "rip=")))
+            .chain(std::iter::once_with(|| {
+                m.port.and_then(|p| ip_before_port(msg, p))
+            }));
         for c in cands.flatten() {
             let h = match c.rsplit_once(':') {
                 Some((a, p))
@@ -294,16 +308,118 @@ fn well_known(msg: &str, fields: &mut Vec<(String, String)>, flags: &mut Flags) 
         }
     }
     if !has("user", fields) {
-        let u = token_after(msg, "invalid user ")
-            .or_else(|| token_after(msg, "Invalid user "))
-            .or_else(|| {
-                let f = memchr::memmem::rfind(msg.as_bytes(), b" from ")?;
-                token_after(&msg[..f], " for ")
+        static USER: std::sync::OnceLock<[memchr::memmem::FinderRev<'static>; 3]> =
+            std::sync::OnceLock::new();
+        let [invalid, invalid_upper, for_] = USER.get_or_init(|| {
+            [
+                memchr::memmem::FinderRev::new("invalid user ").into_owned(),
+                memchr::memmem::FinderRev::new("Invalid user ").into_owned(),
+                memchr::memmem::FinderRev::new(" for ").into_owned(),
+            ]
+        });
+        let u = m
+            .user
+            .and_then(|_| {
+                token_after_rev(msg, invalid).or_else(|| token_after_rev(msg, invalid_upper))
             })
-            .or_else(|| token_after(msg, " user "));
+            .or_else(|| {
+                let f = m.from?;
+                m.for_?;
+                token_after_rev(&msg[..f], for_)
+            })
+            .or_else(|| m.user.and_then(|i| token_at(msg, i + " user ".len())));
         if let Some(u) = u {
             push(fields, flags, "user", u);
         }
+    }
+}
+
+/// Where the markers of [`well_known`] occur, found in one pass over the spaces, one over the
+/// `=` signs and one search for `client` (instead of one search per marker).
+#[derive(Debug, Default)]
+struct Markers {
+    /// Any marker at all.
+    any: bool,
+    /// Last ` from `, ` FROM `, `client: `, `rhost=`, `SRC=`, `src=`, `srcip=`, `rip=`.
+    from: Option<usize>,
+    from_upper: Option<usize>,
+    client_colon: Option<usize>,
+    rhost: Option<usize>,
+    src_upper: Option<usize>,
+    src: Option<usize>,
+    srcip: Option<usize>,
+    rip: Option<usize>,
+    /// First `[client `, first ` port `.
+    client_bracket: Option<usize>,
+    port: Option<usize>,
+    /// Last ` user `; some ` for `.
+    user: Option<usize>,
+    for_: Option<usize>,
+}
+
+impl Markers {
+    fn scan(msg: &str) -> Markers {
+        let b = msg.as_bytes();
+        let mut m = Markers::default();
+        for p in memchr::memchr_iter(b' ', b) {
+            let rest = &b[p + 1..];
+            match rest.first() {
+                Some(b'f') if rest.starts_with(b"from ") => m.from = Some(p),
+                Some(b'f') if rest.starts_with(b"for ") => m.for_ = Some(p),
+                Some(b'F') if rest.starts_with(b"FROM ") => m.from_upper = Some(p),
+                Some(b'p') if rest.starts_with(b"port ") => {
+                    m.port.get_or_insert(p);
+                }
+                Some(b'u') if rest.starts_with(b"user ") => m.user = Some(p),
+                _ => {}
+            }
+        }
+        for q in memchr::memchr_iter(b'=', b) {
+            let key = &b[..q];
+            if key.ends_with(b"rhost") {
+                m.rhost = Some(q - 5);
+            }
+            if key.ends_with(b"SRC") {
+                m.src_upper = Some(q - 3);
+            }
+            if key.ends_with(b"src") {
+                m.src = Some(q - 3);
+            }
+            if key.ends_with(b"srcip") {
+                m.srcip = Some(q - 5);
+            }
+            if key.ends_with(b"rip") {
+                m.rip = Some(q - 3);
+            }
+        }
+        static CLIENT: std::sync::OnceLock<memchr::memmem::Finder<'static>> =
+            std::sync::OnceLock::new();
+        let client = CLIENT.get_or_init(|| memchr::memmem::Finder::new("client").into_owned());
+        for p in client.find_iter(b) {
+            if p > 0 && b[p - 1] == b'[' && b.get(p + 6) == Some(&b' ') {
+                m.client_bracket.get_or_insert(p - 1);
+            }
+            if b[p + 6..].starts_with(b": ") {
+                m.client_colon = Some(p);
+            }
+        }
+        m.any = [
+            m.from,
+            m.from_upper,
+            m.client_colon,
+            m.rhost,
+            m.src_upper,
+            m.src,
+            m.srcip,
+            m.rip,
+            m.client_bracket,
+            m.port,
+            m.user,
+            m.for_,
+        ]
+        .iter()
+        .any(Option::is_some);
+        m
     }
 }
 

@@ -30,7 +30,10 @@ const MAX_SD_ELEMENTS: usize = 32;
 const MAX_SD_PARAMS: usize = 64;
 
 fn lossy(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
+    match std::str::from_utf8(b) {
+        Ok(s) => s.to_owned(),
+        Err(_) => String::from_utf8_lossy(b).into_owned(),
+    }
 }
 
 fn skip_spaces(s: &[u8], mut i: usize) -> usize {
