@@ -165,6 +165,7 @@ impl LogInputs {
             let spec = ListenSpec::parse(url, cfg.tls.clone()).map_err(err)?;
             let lcfg = ListenerConfig {
                 name: url.clone(),
+                parse: input_parse(&cfg.listener.parse),
                 ..cfg.listener.clone()
             };
             match zonewatch_syslog::spawn(&spec, lcfg, tx.clone(), shutdown.clone()) {
@@ -184,7 +185,10 @@ impl LogInputs {
                 .map(|(n, _, _)| (n.clone(), Arc::new(Counters::default())))
                 .collect();
             let c2 = counters.clone();
-            let (max_frame_bytes, parse) = (cfg.listener.max_frame_bytes, cfg.listener.parse);
+            let (max_frame_bytes, parse) = (
+                cfg.listener.max_frame_bytes,
+                input_parse(&cfg.listener.parse),
+            );
             let sd = shutdown.clone();
             let tx = tx.clone();
             let thread = std::thread::Builder::new()
@@ -245,6 +249,17 @@ fn replay_all(
     warnings
 }
 
+/// Parse options of the listeners and the replay thread: body fields are not extracted
+/// there but on the log thread, by [`Engine::process_deferred`], and only for records that a
+/// rule reading fields could match (or that match). Records reach the engine, and alerts the
+/// output, with the same fields as if extracted at parse time.
+fn input_parse(p: &ParseOptions) -> ParseOptions {
+    ParseOptions {
+        extract_fields: false,
+        ..*p
+    }
+}
+
 /// The log thread: Sigma over every record until input ends (files) or
 /// `stop` is set (then the listeners are shut down and what they had
 /// received is still evaluated); then open correlation windows are flushed.
@@ -261,6 +276,15 @@ pub(crate) fn run(inputs: LogInputs, out: Sender<OutMsg>, stop: Arc<AtomicBool>)
     let conv = Convert {
         include_message: cfg.include_message,
         offset: cfg.offset,
+    };
+    // The inputs parse without field extraction (`input_parse`): extract here if configured.
+    let extract = cfg.listener.parse.extract_fields;
+    let process = |e: &mut Engine, rec: &mut LogRecord, m: &mut Vec<SigmaMatch>| {
+        if extract {
+            e.process_deferred(rec, m);
+        } else {
+            e.process(rec, m);
+        }
     };
     let mut matches: Vec<SigmaMatch> = Vec::new();
     let mut pending: Vec<Event> = Vec::new();
@@ -280,9 +304,9 @@ pub(crate) fn run(inputs: LogInputs, out: Sender<OutMsg>, stop: Arc<AtomicBool>)
     };
     loop {
         match rx.recv_timeout(zonewatch_syslog::POLL) {
-            Ok(rec) => {
+            Ok(mut rec) => {
                 seq += 1;
-                engine.process(&rec, &mut matches);
+                process(&mut engine, &mut rec, &mut matches);
                 latency.alerts(&rec, matches.len());
                 conv.events(seq, &mut matches, &mut pending);
             }
@@ -296,9 +320,9 @@ pub(crate) fn run(inputs: LogInputs, out: Sender<OutMsg>, stop: Arc<AtomicBool>)
         // Connection threads end within about POLL of the shutdown; do not
         // wait for a stuck one forever.
         if stopping.is_some_and(|t| t.elapsed() > Duration::from_secs(3)) {
-            while let Ok(rec) = rx.try_recv() {
+            while let Ok(mut rec) = rx.try_recv() {
                 seq += 1;
-                engine.process(&rec, &mut matches);
+                process(&mut engine, &mut rec, &mut matches);
                 latency.alerts(&rec, matches.len());
                 conv.events(seq, &mut matches, &mut pending);
             }

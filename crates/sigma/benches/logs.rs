@@ -19,7 +19,9 @@
 //!
 //! Measured, one core unless said otherwise:
 //! - parse only (`zonewatch_syslog::parse`, fields extracted);
-//! - match only (pre-parsed records) and parse + match, per rule set;
+//! - match only (pre-parsed records) and parse + match, per rule set: parse + match as the
+//!   binary runs it (parsed without field extraction, `Engine::process_deferred` extracting
+//!   when a rule may need the fields), and with every record's fields extracted at parse time;
 //! - file replay: `zonewatch_syslog::replay` (framing + parsing) on one thread, the Sigma
 //!   engine on another, as the binary runs it;
 //! - TCP loopback: one client sends every line as an LF-terminated `<13>` frame to
@@ -132,26 +134,49 @@ fn match_only(rules: &Arc<RuleSet>, recs: &[LogRecord]) -> (f64, Counts) {
     (t.elapsed().as_secs_f64(), c)
 }
 
-fn parse_and_match(rules: &Arc<RuleSet>, lines: &[Vec<u8>], opts: &ParseOptions) -> (f64, Counts) {
+/// Parse + match. `deferred`: as the binary runs it — parsed without field extraction,
+/// fields extracted by the engine only when a rule may need them
+/// ([`Engine::process_deferred`]); else every record's fields are extracted at parse time.
+fn parse_and_match(
+    rules: &Arc<RuleSet>,
+    lines: &[Vec<u8>],
+    opts: &ParseOptions,
+    deferred: bool,
+) -> (f64, Counts) {
+    let popts = input_parse(opts, deferred);
     let t = Instant::now();
     let mut e = Engine::new(Arc::clone(rules), CorrelationLimits::default());
     let mut out = Vec::new();
     let mut alerts = 0;
     for l in lines {
-        let r = parse(l, REFERENCE, None, opts);
-        e.process(&r, &mut out);
+        let mut r = parse(l, REFERENCE, None, &popts);
+        if deferred {
+            e.process_deferred(&mut r, &mut out);
+        } else {
+            e.process(&r, &mut out);
+        }
         drain(&mut out, &mut alerts);
     }
     let c = finish(e, &mut out, alerts);
     (t.elapsed().as_secs_f64(), c)
 }
 
-/// Replay of the corpus file on one thread, the engine on this one.
+/// Parse options of the inputs: with `deferred`, no extraction at parse time (the engine's
+/// `process_deferred` extracts when needed), as `crates/pipeline/src/logs.rs` does.
+fn input_parse(opts: &ParseOptions, deferred: bool) -> ParseOptions {
+    ParseOptions {
+        extract_fields: opts.extract_fields && !deferred,
+        ..*opts
+    }
+}
+
+/// Replay of the corpus file on one thread, the engine on this one (as the binary: fields
+/// extracted by the engine when needed).
 fn file_replay(rules: &Arc<RuleSet>, file: &Path, opts: &ParseOptions, n: usize) -> (f64, Counts) {
     let (tx, rx) = bounded::<LogRecord>(65_536);
     let t = Instant::now();
     let f = std::fs::File::open(file).expect("corpus file");
-    let opts = *opts;
+    let opts = input_parse(opts, true);
     let reader = std::thread::spawn(move || {
         let cfg = ReplayConfig {
             max_frame_bytes: 64 * 1024,
@@ -172,9 +197,9 @@ fn file_replay(rules: &Arc<RuleSet>, file: &Path, opts: &ParseOptions, n: usize)
     let mut out = Vec::new();
     let mut alerts = 0;
     let mut got = 0;
-    for r in rx.iter() {
+    for mut r in rx.iter() {
         got += 1;
-        e.process(&r, &mut out);
+        e.process_deferred(&mut r, &mut out);
         drain(&mut out, &mut alerts);
     }
     reader.join().expect("replay thread");
@@ -239,9 +264,16 @@ fn tcp_run(
 ) -> TcpRun {
     let (tx, rx) = bounded::<LogRecord>(channel);
     let sd = Shutdown::new();
+    // As the binary: without rules (parse only) fields are extracted by the listener; with
+    // rules the engine extracts them when needed.
+    let lcfg = ListenerConfig::default();
+    let lcfg = ListenerConfig {
+        parse: input_parse(&lcfg.parse, rules.is_some()),
+        ..lcfg
+    };
     let l = spawn(
         &ListenSpec::Tcp("127.0.0.1:0".parse().expect("addr")),
-        ListenerConfig::default(),
+        lcfg,
         tx,
         sd.clone(),
     )
@@ -258,7 +290,7 @@ fn tcp_run(
     let mut secs = 0.0f64;
     let mut idle = Instant::now();
     while got < n {
-        let Ok(r) = rx.recv_timeout(Duration::from_millis(100)) else {
+        let Ok(mut r) = rx.recv_timeout(Duration::from_millis(100)) else {
             // Dropped records never arrive: stop when every record is accounted for.
             if got as u64 + l.counters().snapshot().dropped >= n as u64
                 || idle.elapsed() > Duration::from_secs(20)
@@ -270,7 +302,7 @@ fn tcp_run(
         idle = Instant::now();
         got += 1;
         if let Some(e) = engine.as_mut() {
-            e.process(&r, &mut out);
+            e.process_deferred(&mut r, &mut out);
             if !out.is_empty() {
                 let us = now().0.saturating_sub(r.received.0).max(0) as u64 / 1000;
                 for _ in 0..out.len() {
@@ -528,7 +560,7 @@ fn main() {
     let full = Arc::clone(&sets[2].1);
 
     // Reference counts of the full set (every other mode must agree with them).
-    let (_, full_counts) = parse_and_match(&full, &lines, &opts);
+    let (_, full_counts) = parse_and_match(&full, &lines, &opts, false);
     let mut parse_match_rate = None;
     if run("memory") {
         // Parse only: each record is dropped after parsing, as after matching.
@@ -563,18 +595,22 @@ fn main() {
             parse_best.counts().matches
         );
         for (name, rules, _) in &sets {
-            let (mut mo, mut pm) = (Best::default(), Best::default());
+            let (mut mo, mut pm, mut pe) = (Best::default(), Best::default(), Best::default());
             for _ in 0..rounds {
                 let (s, c) = match_only(rules, &recs);
                 mo.add(name, n, s, c);
-                let (s, c2) = parse_and_match(rules, &lines, &opts);
+                let (s, c2) = parse_and_match(rules, &lines, &opts, true);
                 assert_eq!(c, c2, "{name}: match only vs parse + match");
                 pm.add(name, n, s, c2);
+                let (s, c3) = parse_and_match(rules, &lines, &opts, false);
+                assert_eq!(c, c3, "{name}: match only vs parse (all fields) + match");
+                pe.add(name, n, s, c3);
             }
             let c = pm.counts();
             println!(
-                "{name:<28} match only {:>10.0}   parse + match {:>10.0}   ({} matches, {} alerts)",
-                mo.rate, pm.rate, c.matches, c.alerts
+                "{name:<28} match only {:>10.0}   parse + match {:>10.0}   ({} matches, {} alerts; \
+                 every record's fields extracted at parse time: {:.0})",
+                mo.rate, pm.rate, c.matches, c.alerts, pe.rate
             );
             if Arc::ptr_eq(rules, &full) {
                 assert_eq!(c, full_counts, "{name}: counts");

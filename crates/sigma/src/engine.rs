@@ -310,6 +310,39 @@ impl Engine {
         self.matched = matched;
     }
 
+    /// [`process`](Self::process) for a record parsed with `extract_fields: false`: its body
+    /// fields are extracted ([`zonewatch_syslog::extract_fields`]) only when a rule that reads
+    /// extracted fields has its log source open for the record, or when the record matches a
+    /// rule (alerts and correlations always see the complete record). Matches, alerts and
+    /// counters are those of parsing with extraction and calling `process`; `rec` is left
+    /// complete whenever it was needed.
+    pub fn process_deferred(&mut self, rec: &mut LogRecord, out: &mut Vec<SigmaMatch>) {
+        let needed = match &self.rules.field_gates {
+            None => true,
+            Some(g) => g.iter().any(|&g| gate_holds(&self.rules.gates[g], rec)),
+        };
+        if !needed {
+            // Rules that read extracted fields are all gated off: matching without them gives
+            // the same result.
+            let mut matched = std::mem::take(&mut self.matched);
+            let mut scratch = std::mem::take(&mut self.scratch);
+            let index = std::mem::take(&mut scratch.slots);
+            let mut ctx = Ctx::with_index(rec, index, self.rules.slots.len());
+            Self::match_ctx(&self.rules, rec, &mut ctx, &mut scratch, &mut matched);
+            scratch.slots = ctx.into_index();
+            self.scratch = scratch;
+            let hit = !matched.is_empty();
+            self.matched = matched;
+            if !hit {
+                self.stats.records += 1;
+                self.sweep(rec.timestamp, out);
+                return;
+            }
+        }
+        zonewatch_syslog::extract_fields(rec);
+        self.process(rec, out);
+    }
+
     /// End of input: closes every open window, emitting those whose condition holds (windows
     /// with an upper bound — `lt`, `lte`, `eq` — can only be decided here or when they
     /// expire; lower-bound-only windows have already fired when reached). Clears all state.

@@ -231,6 +231,10 @@ pub struct RuleSet {
     pub(crate) unfiltered: Vec<(usize, Vec<usize>)>,
     /// Rules whose log source can match syslog records (the others are never evaluated).
     pub(crate) active: Vec<usize>,
+    /// Gates of the active rules that read extracted fields (`None`: some active rule's gate
+    /// itself reads extracted fields, so every record needs them). See
+    /// [`Engine::process_deferred`](crate::Engine::process_deferred).
+    pub(crate) field_gates: Option<Vec<usize>>,
     /// Rules that loaded but whose log source never matches a syslog record.
     pub inactive: usize,
 }
@@ -835,6 +839,7 @@ impl<'c> Builder<'c> {
         self.set.active = (0..self.set.detections.len())
             .filter(|&i| self.set.gates[self.set.detections[i].gate] != Gate::Never)
             .collect();
+        self.set.field_gates = field_gates(&self.set);
         self.build_prefilter();
         self.set
     }
@@ -903,6 +908,35 @@ impl<'c> Builder<'c> {
             Err(e) => tracing::warn!("rule prefilter disabled: {e}"),
         }
     }
+}
+
+/// Gates under which some active rule reads an extracted field; `None` when a gate of an
+/// active rule reads one itself (it cannot be decided without extraction).
+fn field_gates(set: &RuleSet) -> Option<Vec<usize>> {
+    let mut out = Vec::new();
+    for &ri in &set.active {
+        let r = &set.detections[ri];
+        if let Gate::All(groups) = &set.gates[r.gate] {
+            if groups
+                .iter()
+                .flatten()
+                .any(|c| matches!(c, crate::config::SourceCond::HasField(_)))
+            {
+                return None;
+            }
+        }
+        let reads = r.searches.iter().any(|s| {
+            s.alts
+                .iter()
+                .flatten()
+                .any(|t| matches!(t.field, FieldRef::Extracted(_)))
+        });
+        if reads && !out.contains(&r.gate) {
+            out.push(r.gate);
+        }
+    }
+    out.sort_unstable();
+    Some(out)
 }
 
 /// Field slots one of which must be present for `e` to hold.

@@ -322,3 +322,60 @@ fn bad_rules_are_skipped_with_reasons() {
     assert_eq!(r.errors.len(), 1);
     assert!(r.errors[0].line >= 2);
 }
+
+/// Records parsed without field extraction and given to `process_deferred`: fields are
+/// extracted only when a rule reading them is open for the record or the record matches, and
+/// alerts (records, correlation groups) and counters are those of eager extraction.
+#[test]
+fn deferred_extraction_matches_eager_extraction() {
+    let yaml = format!(
+        "{BASE}---\ntitle: exec\nid: a1\nlogsource: {{product: linux, service: auditd}}\ndetection:\n  s:\n    type: EXECVE\n  condition: s\n---\ntitle: corr\nid: c1\ncorrelation:\n  type: event_count\n  rules: [fail]\n  group-by: [src_ip]\n  timespan: 10m\n  condition: {{gte: 2}}\n  generate: true\n"
+    );
+    let r = load(&yaml);
+    let lines = [
+        "<38>Nov 25 20:30:45 h sshd[1]: Failed password for root from 192.0.2.7 port 22 ssh2",
+        "<38>Nov 25 20:30:46 h sshd[1]: Accepted password for x from 192.0.2.9 port 22 ssh2",
+        "<38>Nov 25 20:30:47 h sshd[1]: Failed password for bob from 192.0.2.7 port 22 ssh2",
+        "<14>Nov 25 20:30:48 h auditd[2]: type=EXECVE msg=audit(1.0:7): argc=1 a0=\"id\"",
+        "<14>Nov 25 20:30:49 h auditd[2]: type=SYSCALL msg=audit(1.0:8): exe=\"/bin/id\"",
+    ];
+    let eager = ParseOptions {
+        sensor_offset: UtcOffset(9 * 3600),
+        extract_fields: true,
+    };
+    let lazy = ParseOptions {
+        extract_fields: false,
+        ..eager
+    };
+    let reference = Timestamp::from_parts(1_795_606_245, 0);
+    let mut a = Engine::new(Arc::clone(&r), CorrelationLimits::default());
+    let mut b = Engine::new(Arc::clone(&r), CorrelationLimits::default());
+    let (mut oa, mut ob) = (Vec::new(), Vec::new());
+    let mut extracted = Vec::new();
+    for l in lines {
+        a.process(&parse(l.as_bytes(), reference, None, &eager), &mut oa);
+        let mut rec = parse(l.as_bytes(), reference, None, &lazy);
+        b.process_deferred(&mut rec, &mut ob);
+        extracted.push(!rec.fields.is_empty());
+    }
+    a.flush(&mut oa);
+    b.flush(&mut ob);
+    assert_eq!(oa, ob);
+    assert_eq!(a.stats(), b.stats());
+    // Matches: the two failures (one alert each, then the correlation) and the EXECVE line.
+    assert_eq!(a.stats().detection_matches, 3);
+    let corr = ob
+        .iter()
+        .find(|m| m.correlation.is_some())
+        .expect("correlation");
+    assert_eq!(
+        corr.correlation.as_ref().unwrap().group,
+        vec![("src_ip".to_owned(), "192.0.2.7".to_owned())]
+    );
+    assert!(ob
+        .iter()
+        .all(|m| m.record.as_ref().is_none_or(|r| !r.fields.is_empty())));
+    // The `Accepted` line matched nothing and no open rule reads fields: never extracted. The
+    // auditd lines were (the auditd rule reads `type`).
+    assert_eq!(extracted, [true, false, true, true, true]);
+}

@@ -190,7 +190,9 @@ fn looks_like_host(t: &str) -> bool {
 /// `: ` (sshd's own suffix). Text before it (user names) and after it (auth info) can be
 /// attacker-controlled and may itself contain ` from X port N`.
 fn sshd_from(msg: &str) -> Option<&str> {
-    for i in memchr::memmem::find_iter(msg.as_bytes(), b" from ") {
+    static FROM: std::sync::OnceLock<memchr::memmem::Finder<'static>> = std::sync::OnceLock::new();
+    let from = FROM.get_or_init(|| memchr::memmem::Finder::new(" from ").into_owned());
+    for i in from.find_iter(msg.as_bytes()) {
         let rest = &msg[i + 6..];
         let end = rest.find(' ').unwrap_or(rest.len());
         let Some(p) = rest[end..].strip_prefix(" port ") else {

@@ -32,7 +32,7 @@ pub use listen::{
     now, replay, server_config, spawn, CounterSnapshot, Counters, ListenError, ListenSpec,
     Listener, ListenerConfig, ReplayConfig, Shutdown, TlsFiles, POLL,
 };
-pub use parse::{parse, ParseOptions};
+pub use parse::{extract_fields, parse, ParseOptions};
 pub use record::{
     facility_from_name, facility_name, severity_name, Flags, Format, LogRecord, SdElement,
 };

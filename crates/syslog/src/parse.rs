@@ -110,11 +110,19 @@ pub fn parse(
     rec
 }
 
+/// Extracts the body fields (`key=value`, JSON, well-known) of a record parsed with
+/// `extract_fields: false`, as [`parse`] with `extract_fields: true` would have: afterwards
+/// `fields` and `flags` are exactly what that parse gives. Call it once per record (a second
+/// call leaves `fields` unchanged but wastes the work).
+pub fn extract_fields(rec: &mut LogRecord) {
+    let mut fields = std::mem::take(&mut rec.fields);
+    body::extract(&rec.message, &mut fields, &mut rec.flags);
+    rec.fields = fields;
+}
+
 fn finish(rec: &mut LogRecord, opts: &ParseOptions) {
     if opts.extract_fields {
-        let mut fields = std::mem::take(&mut rec.fields);
-        body::extract(&rec.message, &mut fields, &mut rec.flags);
-        rec.fields = fields;
+        extract_fields(rec);
     }
     if rec.flags.contains(Flags::NO_TIMESTAMP) {
         if let Some(t) = body::parse_clf(&rec.message).and_then(|c| body::clf_time(c.time)) {

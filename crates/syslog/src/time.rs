@@ -28,9 +28,24 @@ pub(crate) fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
-/// (year, month) of a timestamp seen at `offset`.
+/// (year, month) of a timestamp seen at `offset`. The last day asked is cached per thread:
+/// consecutive records nearly always share their reference day.
 pub(crate) fn year_month(t: Timestamp, offset: i32) -> (i32, u32) {
+    use std::cell::Cell;
+    thread_local! {
+        static LAST: Cell<(i64, i32, u32)> = const { Cell::new((i64::MIN, 0, 0)) };
+    }
     let days = (t.secs() + offset as i64).div_euclid(86_400);
+    let (d, y, m) = LAST.with(Cell::get);
+    if d == days {
+        return (y, m);
+    }
+    let (y, m) = year_month_of_days(days);
+    LAST.with(|c| c.set((days, y, m)));
+    (y, m)
+}
+
+fn year_month_of_days(days: i64) -> (i32, u32) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z - era * 146_097;

@@ -216,3 +216,50 @@ fn real_logs_parse() {
     }
     assert!(lines > 2000);
 }
+
+fn all_files(p: &Path, out: &mut Vec<PathBuf>) {
+    if p.is_dir() {
+        let mut v: Vec<_> = std::fs::read_dir(p)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        v.sort();
+        for e in v {
+            all_files(&e, out);
+        }
+    } else {
+        out.push(p.to_path_buf());
+    }
+}
+
+/// Parsing without extraction and extracting later (`extract_fields`, what the Sigma engine does
+/// when a rule needs the fields) gives exactly the record of parsing with extraction, on every
+/// line of the shared corpus.
+#[test]
+fn deferred_extraction_equals_parse_time_extraction() {
+    let Some(root) = shared() else { return };
+    let mut files = Vec::new();
+    all_files(&root, &mut files);
+    let eager = ParseOptions::default();
+    let lazy = ParseOptions {
+        extract_fields: false,
+        ..eager
+    };
+    let reference = Timestamp::from_parts(1_262_304_000, 0);
+    let (mut n, mut with_fields) = (0, 0);
+    for f in files {
+        let Ok(text) = std::fs::read(&f) else {
+            continue;
+        };
+        for l in text.split(|&b| b == b'\n') {
+            let a = parse(l, reference, None, &eager);
+            let mut b = parse(l, reference, None, &lazy);
+            assert!(b.fields.is_empty());
+            zonewatch_syslog::extract_fields(&mut b);
+            assert_eq!(a, b, "{}: {}", f.display(), String::from_utf8_lossy(l));
+            n += 1;
+            with_fields += usize::from(!a.fields.is_empty());
+        }
+    }
+    assert!(n > 15_000 && with_fields > 1_000, "{n} {with_fields}");
+}
