@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Seeds fuzz/corpus/decode/ with every distinct packet of fixtures/*.pcap
-# (one file per packet, named after its capture and index). Needs only
-# python3.
+# (one file per packet, named after its capture and index) and the
+# hand-made packets in fuzz/seeds/decode/. Needs only python3.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 out="$here/corpus/decode"
@@ -38,3 +38,5 @@ for name in sorted(os.listdir(src), key=lambda n: (n != "demo.pcap", n)):
         n += 1
 print(f"seed-corpus: {n} packets in {out}")
 PY
+# Hand-made packets of layers no fixture carries (e.g. NSH).
+cp "$here"/seeds/decode/* "$out"/

@@ -119,6 +119,50 @@ fn probe_ssh(d: &[u8]) -> Probe {
     }
 }
 
+/// SMB over NetBIOS session service (TCP 139/445, any port here): a session
+/// message (type 0, 17-bit length) whose data starts with an SMB1 (`\xffSMB`),
+/// SMB2/3 (`\xfeSMB`) or SMB3 transform (`\xfdSMB`) header, as Suricata's
+/// `rs_smb_probe_tcp`. The header's reply flag (SMB1 flags bit 0x80, SMB2
+/// flags bit 0) tells which side sent it, so a midstream pickup that starts
+/// with the server's response is reversed.
+fn probe_smb(d: &[u8], dir: Direction) -> Probe {
+    const NBSS: usize = 4;
+    match d.first() {
+        None => return Probe::NeedMore,
+        Some(0) => {}
+        Some(_) => return Probe::NoMatch,
+    }
+    if d.len() > 1 && d[1] & 0xfe != 0 {
+        return Probe::NoMatch; // reserved NBSS flag bits
+    }
+    let magic = &d[NBSS.min(d.len())..d.len().min(NBSS + 4)];
+    let kind = [b"\xffSMB", b"\xfeSMB", b"\xfdSMB"]
+        .iter()
+        .position(|m| m.starts_with(magic));
+    let Some(kind) = kind else {
+        return Probe::NoMatch;
+    };
+    // Where the reply flag is: SMB1 flags byte, SMB2 flags (little endian).
+    let (at, bit) = match kind {
+        0 => (NBSS + 9, 0x80),
+        1 => (NBSS + 16, 0x01),
+        _ => {
+            return if d.len() < NBSS + 4 {
+                Probe::NeedMore
+            } else {
+                Probe::Match(AppProto::Smb, false)
+            }
+        }
+    };
+    match d.get(at) {
+        None => Probe::NeedMore,
+        Some(f) => {
+            let reply = f & bit != 0;
+            Probe::Match(AppProto::Smb, reply == (dir == Direction::ToServer))
+        }
+    }
+}
+
 fn probe_dns_tcp(d: &[u8], dir: Direction) -> Probe {
     if d.len() < 2 {
         return Probe::NeedMore;
@@ -156,6 +200,7 @@ pub(crate) fn probe_tcp(data: &[u8], dir: Direction, cfg: &AppConfig) -> Probe {
         (cfg.tls, probe_tls(data, dir)),
         (cfg.ssh, probe_ssh(data)),
         (cfg.http, probe_http(data, dir)),
+        (cfg.smb, probe_smb(data, dir)),
         (cfg.dns, probe_dns_tcp(data, dir)),
     ];
     for (on, r) in results {

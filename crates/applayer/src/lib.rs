@@ -75,6 +75,8 @@ pub enum AppProto {
     Tls,
     /// SSH.
     Ssh,
+    /// SMB (detected only: flow `app_proto`, no records or buffers).
+    Smb,
 }
 
 impl AppProto {
@@ -85,6 +87,7 @@ impl AppProto {
             AppProto::Dns => "dns",
             AppProto::Tls => "tls",
             AppProto::Ssh => "ssh",
+            AppProto::Smb => "smb",
         }
     }
 
@@ -95,6 +98,7 @@ impl AppProto {
             "dns" => Some(AppProto::Dns),
             "tls" => Some(AppProto::Tls),
             "ssh" => Some(AppProto::Ssh),
+            "smb" => Some(AppProto::Smb),
             _ => None,
         }
     }
@@ -111,6 +115,8 @@ pub struct AppConfig {
     pub tls: bool,
     /// Parse SSH.
     pub ssh: bool,
+    /// Detect SMB (no parser: the flow's `app_proto` and direction only).
+    pub smb: bool,
     /// Bytes of each direction kept for protocol detection before giving up.
     pub probe_bytes: usize,
     /// Request body bytes kept per transaction (Suricata `request-body-limit`).
@@ -148,6 +154,7 @@ impl Default for AppConfig {
             dns: true,
             tls: true,
             ssh: true,
+            smb: true,
             probe_bytes: 2048,
             http_request_body_limit: 100 * 1024,
             http_response_body_limit: 100 * 1024,
@@ -659,6 +666,7 @@ impl AppState {
             AppProto::Dns => Parser::Dns(Box::new(dns::DnsTcp::new(self.cfg))),
             AppProto::Tls => Parser::Tls(Box::new(tls::TlsState::new(self.cfg))),
             AppProto::Ssh => Parser::Ssh(Box::new(ssh::SshState::new(self.cfg))),
+            AppProto::Smb => Parser::None,
         };
     }
 

@@ -439,6 +439,54 @@ fn http_response_first_is_reversed() {
 
 // ---------------------------------------------------------- detection
 
+/// An SMB1 header after a NetBIOS session header: `reply` sets the SMB1
+/// reply flag.
+fn smb1(reply: bool) -> Vec<u8> {
+    let mut m = vec![0x00, 0x00, 0x00, 0x23];
+    m.extend_from_slice(b"\xffSMB\x73\x00\x00\x00\x00");
+    m.push(if reply { 0x98 } else { 0x18 });
+    m.extend_from_slice(&[0; 22]);
+    m
+}
+
+/// suricata-verify smb1-03-midstream: SMB is detected (flow `app_proto`
+/// smb), and a pickup that starts with the server's reply is reversed.
+#[test]
+fn smb_is_detected_and_a_reply_first_reverses_the_flow() {
+    let (st, out) = tcp(445, &[(CS, &smb1(false))]);
+    assert_eq!(st.app_proto(), Some(AppProto::Smb));
+    assert_eq!(AppProto::from_name("smb"), Some(AppProto::Smb));
+    assert!(!st.reversed());
+    assert!(out.contains(&AppOutput::Detected(AppProto::Smb)));
+    let (st, _) = tcp(445, &[(CS, &smb1(true))]);
+    assert_eq!(st.app_proto(), Some(AppProto::Smb));
+    assert!(st.reversed());
+    // SMB2: flags bit 0 at header offset 16 marks the response.
+    let mut smb2 = vec![0x00, 0x00, 0x00, 0x40];
+    smb2.extend_from_slice(b"\xfeSMB\x40\x00");
+    smb2.extend_from_slice(&[0; 10]);
+    smb2.extend_from_slice(&[0x01, 0, 0, 0]);
+    smb2.extend_from_slice(&[0; 44]);
+    let (st, _) = tcp(445, &[(CS, &smb2)]);
+    assert!(st.reversed());
+    // Byte by byte: detection waits for the flag, then decides the same.
+    let (st, _) = tcp_cfg(AppConfig::default(), 445, &[(SC, &smb1(true))], 1);
+    assert_eq!(st.app_proto(), Some(AppProto::Smb));
+    assert!(!st.reversed());
+    // Not SMB: another NetBIOS message type, or no magic.
+    let (st, _) = tcp(445, &[(CS, b"\x85\x00\x00\x00xxxxxxxxxxxxxxxxxxxx")]);
+    assert_eq!(st.app_proto(), None);
+    let (st, _) = tcp(445, &[(CS, b"\x00\x00\x00\x10\xffSMA..............")]);
+    assert_eq!(st.app_proto(), None);
+    // Switched off.
+    let cfg = AppConfig {
+        smb: false,
+        ..AppConfig::default()
+    };
+    let (st, _) = tcp_cfg(cfg, 445, &[(CS, &smb1(false))], usize::MAX);
+    assert_ne!(st.app_proto(), Some(AppProto::Smb));
+}
+
 #[test]
 fn detection_by_content_and_port_mismatch() {
     let (st, out) = tcp(80, &[(SC, b"SSH-2.0-OpenSSH_9.6\r\n")]);

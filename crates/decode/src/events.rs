@@ -72,6 +72,12 @@ decoder_events! {
     GreVersion1HdrTooBig => "gre.version1_hdr_too_big", true;
     ErspanHeaderTooSmall => "erspan.header_too_small", true;
     ErspanUnsupportedVersion => "erspan.unsupported_version", true;
+    NshHeaderTooSmall => "nsh.header_too_small", true;
+    NshUnsupportedVersion => "nsh.unsupported_version", false;
+    NshBadHeaderLength => "nsh.bad_header_length", true;
+    NshReservedType => "nsh.reserved_type", false;
+    NshUnsupportedType => "nsh.unsupported_type", false;
+    NshUnknownPayload => "nsh.unknown_payload", false;
     Ipv4PktTooSmall => "ipv4.pkt_too_small", true;
     Ipv4HlenTooSmall => "ipv4.hlen_too_small", true;
     Ipv4IplenSmallerThanHlen => "ipv4.iplen_smaller_than_hlen", true;

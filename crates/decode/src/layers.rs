@@ -31,6 +31,14 @@ const ETH_TEB: u16 = 0x6558;
 const ETH_ERSPAN_II: u16 = 0x88be;
 const ETH_ERSPAN_III: u16 = 0x22eb;
 const ETH_PPP: u16 = 0x880b;
+const ETH_NSH: u16 = 0x894f;
+
+/// NSH base + service path header (RFC 8300 section 2.2/2.3).
+const NSH_MIN_LEN: usize = 8;
+const NSH_NEXT_IPV4: u8 = 1;
+const NSH_NEXT_IPV6: u8 = 2;
+const NSH_NEXT_ETHERNET: u8 = 3;
+const NSH_NEXT_MPLS: u8 = 5;
 
 const UDP_VXLAN: u16 = 4789;
 const UDP_GENEVE: u16 = 6081;
@@ -185,6 +193,7 @@ impl<'a> Cx<'a, '_> {
                     return;
                 }
                 ETH_MPLS_UC | ETH_MPLS_MC => return self.mpls(off),
+                ETH_NSH => return self.nsh(off),
                 ETH_PPPOE_SESS => return self.pppoe_session(off),
                 ETH_PPPOE_DISC => {
                     self.d.layers |= layer::PPPOE;
@@ -231,6 +240,44 @@ impl<'a> Cx<'a, '_> {
             Some(0) if self.data.len() >= off + 4 + 14 => self.ethernet(off + 4),
             None => self.event(E::MplsPktTooSmall),
             _ => self.event(E::MplsUnknownPayloadType),
+        }
+    }
+
+    /// Network Service Header (RFC 8300), as Suricata's `DecodeNSH`: version
+    /// 0 only, MD type 1 (fixed 24-byte header) or 2 (variable); the inner
+    /// packet is IPv4, IPv6, Ethernet or MPLS.
+    fn nsh(&mut self, off: usize) {
+        self.d.layers |= layer::NSH;
+        let rest = self.rest(off);
+        let Some(hdr) = rest.get(..NSH_MIN_LEN) else {
+            return self.event(E::NshHeaderTooSmall);
+        };
+        if !self.descend() {
+            return;
+        }
+        let ver_flags_len = u16::from_be_bytes([hdr[0], hdr[1]]);
+        if ver_flags_len >> 14 != 0 {
+            return self.event(E::NshUnsupportedVersion);
+        }
+        // Length in 4-byte words, header included; some data must follow.
+        let len = (ver_flags_len & 0x3f) as usize * 4;
+        if len >= rest.len() {
+            return self.event(E::NshBadHeaderLength);
+        }
+        // Suricata reads the whole byte (the top nibble is unassigned).
+        match hdr[2] {
+            0 | 0x0f => return self.event(E::NshReservedType),
+            1 if len != 24 => return self.event(E::NshBadHeaderLength),
+            1 | 2 => {}
+            _ => return self.event(E::NshUnsupportedType),
+        }
+        let inner = off + len;
+        match hdr[3] {
+            NSH_NEXT_IPV4 => self.ipv4(inner),
+            NSH_NEXT_IPV6 => self.ipv6(inner),
+            NSH_NEXT_ETHERNET => self.ethernet(inner),
+            NSH_NEXT_MPLS => self.mpls(inner),
+            _ => self.event(E::NshUnknownPayload),
         }
     }
 

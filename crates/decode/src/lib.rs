@@ -1,4 +1,4 @@
-//! Packet decoding: link layers, VLAN/MPLS/PPPoE, IPv4/IPv6, TCP/UDP/ICMP and
+//! Packet decoding: link layers, VLAN/MPLS/PPPoE/NSH, IPv4/IPv6, TCP/UDP/ICMP and
 //! the tunnels a span port or cloud mirror delivers (GRE with ERSPAN I/II/III,
 //! VXLAN, Geneve, IP-in-IP, 6in4, Teredo), down to the innermost packet.
 //!
@@ -281,6 +281,8 @@ pub mod layer {
     pub const SCTP: u32 = 1 << 23;
     /// IPv4/IPv6 fragment.
     pub const FRAG: u32 = 1 << 24;
+    /// NSH (Network Service Header).
+    pub const NSH: u32 = 1 << 25;
     /// Counter names, in bit order, as Suricata's `decoder.*` stats name them.
     pub const NAMES: &[&str] = &[
         "ethernet",
@@ -308,6 +310,7 @@ pub mod layer {
         "icmpv6",
         "sctp",
         "frag",
+        "nsh",
     ];
 }
 
@@ -365,7 +368,10 @@ impl Decoded {
             .unwrap_or(&[])
     }
 
-    /// The flow tuple of this packet, when it has a usable IP header.
+    /// The flow tuple of this packet, when it has a usable IP header. Every
+    /// IP protocol has one (the flow table tracks them all, e.g. for the
+    /// anomaly detectors); [`ip_proto_has_flow`] says which ones are flows
+    /// to signatures and in flow records.
     ///
     /// ICMP maps type/code to ports the way Community ID v1 does, so an echo
     /// request and its reply land in the same flow. Fragments have ports 0.
@@ -395,6 +401,21 @@ impl Decoded {
             proto: ip.proto,
             vlan: self.vlan,
         })
+    }
+}
+
+/// Whether packets of IP protocol `proto` (innermost header, IP `version`)
+/// make a flow as Suricata 7 sees flows: only its TCP, UDP, ICMP, ICMPv6,
+/// SCTP, GRE and ESP decoders and IP-in-IP tunnels set a packet up for the
+/// flow engine. IGMP, OSPF, PIM, VRRP, ... packets are inspected by
+/// signatures without a flow and get no flow record (zonewatch still tracks
+/// them internally for the anomaly detectors).
+pub fn ip_proto_has_flow(version: u8, proto: u8) -> bool {
+    match proto {
+        6 | 17 | 47 | 50 | 132 | 4 | 41 => true,
+        1 => version == 4,
+        58 => version == 6,
+        _ => false,
     }
 }
 

@@ -203,3 +203,33 @@ fn ipv6_extension_header_counters_do_not_overflow_any_kind() {
         }
     }
 }
+
+/// suricata-verify bug-5162: an IGMP report (with the router-alert option)
+/// makes no flow in Suricata 7, which sets flows up only for TCP, UDP, ICMP,
+/// ICMPv6, SCTP, GRE, ESP and IP-in-IP; zonewatch logged a 12th flow. (The
+/// tuple stays: the flow table tracks the packet for the anomaly detectors.)
+#[test]
+fn igmp_and_other_protocols_join_no_flow() {
+    use zonewatch_decode::ip_proto_has_flow;
+    // IPv4, IHL 6 (router alert), proto 2, 192.168.56.102 -> 224.0.0.22,
+    // then an 8-byte IGMPv3 report.
+    let pkt = [
+        0x46, 0x00, 0x00, 0x20, 0x00, 0x00, 0x00, 0x00, 0x01, 0x02, 0x00, 0x00, 192, 168, 56, 102,
+        224, 0, 0, 22, 0x94, 0x04, 0x00, 0x00, 0x22, 0x00, 0xf9, 0x01, 0x00, 0x00, 0x00, 0x00,
+    ];
+    let d = decode(LinkType::Raw, &pkt, pkt.len());
+    assert!(!d.invalid, "{d:?}");
+    let ip = d.ip.unwrap();
+    assert_eq!((ip.version, ip.proto), (4, 2));
+    assert!(!ip_proto_has_flow(ip.version, ip.proto));
+    assert!(d.flow_tuple().is_some());
+    for p in [6, 17, 1, 47, 50, 132, 4, 41] {
+        assert!(ip_proto_has_flow(4, p), "proto {p}");
+    }
+    for p in [2, 89, 103, 112, 51, 58] {
+        assert!(!ip_proto_has_flow(4, p), "proto {p}");
+    }
+    assert!(ip_proto_has_flow(6, 58));
+    assert!(!ip_proto_has_flow(6, 1));
+    assert!(!ip_proto_has_flow(6, 59));
+}

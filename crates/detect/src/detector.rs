@@ -24,6 +24,11 @@ pub struct FlowView {
     pub first_in_dir: bool,
     /// The flow's app-layer protocol, once identified.
     pub app_proto: Option<zonewatch_applayer::AppProto>,
+    /// The peer acknowledged the data that identified `app_proto` (UDP:
+    /// always). Suricata's IDS mode parses TCP data only once acknowledged,
+    /// so rules that check the protocol without inspecting payload (`alert
+    /// http ... (flow:to_server; ...)`) see it from that packet on.
+    pub app_proto_acked: bool,
 }
 
 /// Reassembled stream bytes this packet made contiguous.
@@ -560,11 +565,19 @@ impl Detector {
         if !ok {
             return None;
         }
-        if r.app.is_some() && p.flow.and_then(|f| f.app_proto) != r.app {
+        // Payload and stream data are inspected when they become contiguous
+        // (not when acknowledged, as in Suricata), so rules that inspect them
+        // use the protocol as soon as it is identified; the others wait for
+        // the acknowledgement, as Suricata's packet rules do.
+        let app_proto = p
+            .flow
+            .filter(|f| f.app_proto_acked || r.payload.is_some())
+            .and_then(|f| f.app_proto);
+        if r.app.is_some() && app_proto != r.app {
             return None;
         }
         if let Some((neg, want)) = r.app_layer_protocol {
-            if (p.flow.and_then(|f| f.app_proto) == want) == neg {
+            if (app_proto == want) == neg {
                 return None;
             }
         }
@@ -660,6 +673,10 @@ impl Detector {
                     continue;
                 }
                 if let Some(end) = prog.run(&window[s..e], &mut vars) {
+                    // A program that moves no cursor (byte_test, isdataat,
+                    // ... without content) reports end 0: it matched the
+                    // window as a whole, new bytes included.
+                    let end = if end == 0 { e - s } else { end };
                     let seen = p
                         .flow
                         .and_then(|f| self.flows.get(&f.id))
@@ -672,7 +689,7 @@ impl Detector {
                             }]
                             .inspected
                         });
-                    if (end > new_from || end == 0) && base + end as u64 > seen {
+                    if end > new_from && base + end as u64 > seen {
                         return Some(true);
                     }
                 }
@@ -864,4 +881,108 @@ fn has_ipopt(mut opts: &[u8], name: &str) -> bool {
         opts = &opts[len..];
     }
     false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::DetectConfig;
+
+    /// Raw IPv4/TCP packet 10.0.0.1:40000 -> 10.0.0.2:80 (ACK|PSH) with `payload`.
+    fn packet(payload: &[u8]) -> Vec<u8> {
+        let total = 40 + payload.len();
+        let mut p = vec![
+            0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
+        ];
+        p[2..4].copy_from_slice(&(total as u16).to_be_bytes());
+        p.extend_from_slice(&[
+            0x9c, 0x40, 0, 80, 0, 0, 0, 1, 0, 0, 0, 1, 0x50, 0x18, 0xff, 0xff,
+        ]);
+        p.extend_from_slice(&[0, 0, 0, 0]);
+        p.extend_from_slice(payload);
+        p
+    }
+
+    /// Sids of the rules `rules` raises on one in-stream packet whose
+    /// payload is stream offset `offset` of the client's stream.
+    fn stream_hits(rules: &str, payload: &[u8], offset: u64) -> Vec<u64> {
+        hits_with(rules, payload, offset, None, false)
+    }
+
+    fn hits_with(
+        rules: &str,
+        payload: &[u8],
+        offset: u64,
+        app_proto: Option<zonewatch_applayer::AppProto>,
+        app_proto_acked: bool,
+    ) -> Vec<u64> {
+        let engine = Arc::new(Engine::from_texts(
+            &[("t.rules", rules)],
+            &DetectConfig::default(),
+        ));
+        let mut det = Detector::new(engine.clone());
+        let data = packet(payload);
+        let decoded = zonewatch_decode::decode(zonewatch_decode::LinkType::Raw, &data, data.len());
+        let chunk = [StreamChunk {
+            to_server: true,
+            offset,
+            data: payload,
+        }];
+        let view = PacketView {
+            data: &data,
+            decoded: &decoded,
+            ts: Timestamp::default(),
+            flow: Some(FlowView {
+                id: 1,
+                to_server: true,
+                established: true,
+                first_in_dir: true,
+                app_proto,
+                app_proto_acked,
+            }),
+            stream: &chunk,
+            payload_in_stream: true,
+            reassembled: false,
+            stream_events: &[],
+            stream_sizes: None,
+        };
+        let mut hits = Vec::new();
+        det.inspect(&view, &mut hits);
+        hits.iter().map(|h| engine.meta(h.rule).sid).collect()
+    }
+
+    /// suricata-verify detect-bytetest-02 sid 2: a payload program without
+    /// content (byte_jump / byte_test / isdataat) matched in-stream data
+    /// but reported no cursor end and was dropped as "already inspected".
+    #[test]
+    fn contentless_programs_match_stream_data() {
+        let rules = "\
+alert tcp any any -> any any (byte_jump:1,11,string,dec; byte_test:1,=,0,0,relative,string,dec; sid:2;)
+alert tcp any any -> any any (byte_test:1,=,1,11,string,dec; sid:7;)
+alert tcp any any -> any any (isdataat:10; sid:10;)
+alert tcp any any -> any any (byte_test:1,=,9,11,string,dec; sid:11;)
+";
+        let payload = b"GET / HTTP/1.0\r\n";
+        assert_eq!(stream_hits(rules, payload, 0), vec![2, 7, 10]);
+        // Past the stream's first byte as well.
+        assert_eq!(stream_hits(rules, payload, 5000), vec![2, 7, 10]);
+    }
+
+    /// suricata-verify detect-engine-proto: `alert http ... (flow:to_server;)`
+    /// matches only once the data that identified HTTP was acknowledged
+    /// (Suricata parses it then); rules inspecting the payload see the
+    /// protocol at once, as zonewatch inspects stream data at once.
+    #[test]
+    fn app_proto_rules_without_payload_wait_for_the_ack() {
+        let rules = "\
+alert http any any -> any any (flow:to_server; sid:4;)
+alert tcp any any -> any any (app-layer-protocol:http; sid:5;)
+alert http any any -> any any (content:\"GET\"; sid:6;)
+";
+        let http = Some(zonewatch_applayer::AppProto::Http);
+        let payload = b"GET / HTTP/1.0\r\n";
+        assert_eq!(hits_with(rules, payload, 0, http, false), vec![6]);
+        assert_eq!(hits_with(rules, payload, 0, http, true), vec![4, 5, 6]);
+        assert!(hits_with(rules, payload, 0, None, true).is_empty());
+    }
 }

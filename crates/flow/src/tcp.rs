@@ -51,6 +51,16 @@ impl TcpState {
         }
     }
 
+    /// The state once the stream engine picked the session up midstream
+    /// (no handshake seen): Suricata's pickup makes it ESTABLISHED, so the
+    /// FINs that follow close it. Other states are kept.
+    pub fn picked_up(self) -> TcpState {
+        match self {
+            TcpState::None => TcpState::Established,
+            s => s,
+        }
+    }
+
     /// The state after a packet with `flags` in direction `dir`.
     pub fn next(self, dir: Direction, flags: u8) -> TcpState {
         use Direction::*;

@@ -155,6 +155,24 @@ fn tcp_state_machine() {
     assert_eq!(TcpState::None.next(ToClient, SYN | ACK), TcpState::None);
 }
 
+/// suricata-verify smb1-03-midstream: a session picked up midstream is
+/// established, so its FIN exchange ends in `closed` (it stayed `none`).
+#[test]
+fn midstream_pickup_is_established_and_closes() {
+    use Direction::*;
+    let s = TcpState::None.next(ToServer, ACK | PSH);
+    assert_eq!(s, TcpState::None);
+    let s = s.picked_up();
+    assert_eq!(s, TcpState::Established);
+    let s = s
+        .next(ToClient, FIN | ACK)
+        .next(ToServer, FIN | ACK)
+        .next(ToClient, ACK);
+    assert_eq!(s, TcpState::Closed);
+    // A handshake already seen is not touched.
+    assert_eq!(TcpState::FinWait1.picked_up(), TcpState::FinWait1);
+}
+
 #[test]
 fn flow_ids_are_deterministic_and_distinct() {
     let mut a = FlowTable::new(FlowConfig::default());

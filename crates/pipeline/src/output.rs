@@ -144,11 +144,25 @@ impl Filtered {
                 }
             }
         }
-        w.write(&e)?;
+        if writes_record(&e) {
+            w.write(&e)?;
+        }
         if matches!(e.body, EventBody::Flow(_)) {
             self.anomaly_alerts(w, e.key.pos)?;
         }
         Ok(())
+    }
+}
+
+/// Whether an event is written. The end of a flow Suricata would not have
+/// (IGMP, OSPF, PIM, ...: [`zonewatch_decode::ip_proto_has_flow`]) is seen
+/// by the anomaly detectors but makes no flow record.
+fn writes_record(e: &Event) -> bool {
+    match (&e.body, &e.addr) {
+        (EventBody::Flow(_), Some(a)) => {
+            zonewatch_decode::ip_proto_has_flow(if a.src_ip.is_ipv4() { 4 } else { 6 }, a.proto)
+        }
+        _ => true,
     }
 }
 
@@ -481,5 +495,55 @@ fn stats_event(pos: u64, sub: u64, ts: Timestamp, v: serde_json::Value) -> Event
         community_id: None,
         in_iface: None,
         body: EventBody::Stats(v),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use zonewatch_types::{AddrInfo, FlowRecord};
+
+    fn flow_end(proto: u8, src: &str) -> Event {
+        Event {
+            key: EventKey::default(),
+            ts: Timestamp::default(),
+            flow_id: Some(1),
+            addr: Some(AddrInfo {
+                src_ip: src.parse().unwrap(),
+                src_port: None,
+                dest_ip: src.parse().unwrap(),
+                dest_port: None,
+                proto,
+                vlan: [0; 2],
+            }),
+            community_id: None,
+            in_iface: None,
+            body: EventBody::Flow(FlowRecord {
+                pkts_toserver: 1,
+                pkts_toclient: 0,
+                bytes_toserver: 60,
+                bytes_toclient: 0,
+                start: Timestamp::default(),
+                end: Timestamp::default(),
+                state: "new",
+                reason: "timeout",
+                alerted: false,
+                app_proto: None,
+                tcp: None,
+            }),
+        }
+    }
+
+    /// suricata-verify bug-5162: the IGMP reports' flow is tracked (the
+    /// anomaly detectors see its end) but written as no flow record.
+    #[test]
+    fn flows_suricata_does_not_have_write_no_record() {
+        assert!(!writes_record(&flow_end(2, "192.168.56.102")));
+        assert!(!writes_record(&flow_end(89, "10.0.0.1")));
+        assert!(!writes_record(&flow_end(1, "fd00::1")));
+        for p in [6, 17, 1, 47, 50, 132] {
+            assert!(writes_record(&flow_end(p, "10.0.0.1")), "proto {p}");
+        }
+        assert!(writes_record(&flow_end(58, "fd00::1")));
     }
 }

@@ -232,6 +232,14 @@ impl Worker {
                 self.close_ended(first_event);
                 if let Some(f) = self.flows.get_mut(r.slot) {
                     let id = f.flow_id;
+                    // IGMP, OSPF, PIM, ...: no flow in Suricata, so none for
+                    // signatures or in the events (no `flow_id`, no flow
+                    // record); the table tracks them for the anomaly
+                    // detectors only.
+                    let flowed = zonewatch_decode::ip_proto_has_flow(
+                        d.ip.map_or(4, |ip| ip.version),
+                        tuple.proto,
+                    );
                     let to_server = r.dir == zonewatch_types::Direction::ToServer;
                     let di = if to_server { 0 } else { 1 };
                     let established = match tuple.proto {
@@ -247,14 +255,17 @@ impl Worker {
                         ),
                         _ => f.pkts[0] > 0 && f.pkts[1] > 0,
                     };
-                    flow_view = Some(zonewatch_detect::FlowView {
-                        id,
-                        to_server,
-                        established,
-                        first_in_dir: f.pkts[di] == p.pkts as u64,
-                        app_proto: None,
-                    });
-                    flow_slot = Some(r.slot);
+                    if flowed {
+                        flow_view = Some(zonewatch_detect::FlowView {
+                            id,
+                            to_server,
+                            established,
+                            first_in_dir: f.pkts[di] == p.pkts as u64,
+                            app_proto: None,
+                            app_proto_acked: false,
+                        });
+                        flow_slot = Some(r.slot);
+                    }
                     if self.observe {
                         let o = observation(p, d, &tuple, r.dir, f.pkts);
                         self.obs.push((
@@ -297,16 +308,28 @@ impl Worker {
                         if let Some(v) = &mut flow_view {
                             v.established = est;
                         }
+                        // Suricata moves a session picked up midstream to
+                        // ESTABLISHED, so its FINs later close it in the
+                        // flow record too (smb1-03-midstream).
+                        let picked_up = self.sessions.get(&id).is_some_and(|s| {
+                            s.is_midstream()
+                                && s.state() == zonewatch_stream::SessionState::Established
+                        });
+                        if let (true, Some(f)) = (picked_up, self.flows.get_mut(r.slot)) {
+                            f.tcp_state = f.tcp_state.picked_up();
+                        }
                     }
                     if self.app_enabled {
                         let bytes = &b.data[p.start as usize..(p.start + p.len) as usize];
                         self.app_layer(id, &tuple, r.dir, d, bytes);
                         if let Some(v) = &mut flow_view {
-                            v.app_proto = self.apps.get(&id).and_then(|a| a.state.app_proto());
+                            let app = self.apps.get(&id);
+                            v.app_proto = app.and_then(|a| a.state.app_proto());
+                            v.app_proto_acked = app.is_some_and(|a| a.acked);
                         }
                     }
                     for e in &mut self.events[first_event..] {
-                        if e.key.pos == p.pos && e.key.sub < EventKey::FLOW_END {
+                        if flowed && e.key.pos == p.pos && e.key.sub < EventKey::FLOW_END {
                             e.flow_id = Some(id);
                         }
                     }
@@ -552,6 +575,8 @@ impl Worker {
             Box::new(AppFlow {
                 state: zonewatch_applayer::AppState::new(*cfg, tuple.proto, server_port),
                 next: [0, 0],
+                ident: None,
+                acked: false,
             })
         });
         match d.transport {
@@ -572,6 +597,28 @@ impl Worker {
                         &self.sbuf[start as usize..(start + len) as usize],
                         &mut self.app_out,
                     );
+                    if st.ident.is_none() && !st.acked && st.state.app_proto().is_some() {
+                        st.ident = Some((ts, off + len as u64));
+                    }
+                }
+                // Suricata (IDS mode) parses a direction's bytes when a
+                // packet of the other direction acknowledges them: the
+                // protocol is known to packet rules from that packet on.
+                if let Some((ts, end)) = st.ident {
+                    let from_peer = (dir == zonewatch_types::Direction::ToServer) != ts;
+                    let half = if ts {
+                        zonewatch_types::Direction::ToServer
+                    } else {
+                        zonewatch_types::Direction::ToClient
+                    };
+                    let acked = match self.sessions.get(&flow_id) {
+                        Some(s) => s.is_async() || from_peer && s.half(half).acked >= end,
+                        None => true,
+                    };
+                    if acked {
+                        st.acked = true;
+                        st.ident = None;
+                    }
                 }
             }
             Transport::Udp {
@@ -585,6 +632,7 @@ impl Worker {
                 if !payload.is_empty() {
                     st.state.on_datagram(dir, payload, &mut self.app_out);
                 }
+                st.acked = st.state.app_proto().is_some();
             }
             _ => {}
         }
@@ -615,12 +663,22 @@ impl Worker {
             Option<Box<zonewatch_types::AppRecord>>,
         )> = Vec::new();
         let outputs = std::mem::take(&mut self.app_out);
+        // A midstream flow whose first bytes were the server's: as after
+        // Suricata's FlowSwap, signatures see the real client's packets as
+        // to_server (the flow table keeps its first-packet orientation).
+        let swapped = flow
+            .and_then(|f| self.apps.get(&f.id))
+            .is_some_and(|a| a.state.reversed());
+        let det_flow = flow.map(|f| zonewatch_detect::FlowView {
+            to_server: f.to_server != swapped,
+            ..f
+        });
         if let Some(det) = &mut self.detector {
             let chunks: Vec<zonewatch_detect::StreamChunk<'_>> = self
                 .schunks
                 .iter()
                 .map(|&(ts, off, s, l)| zonewatch_detect::StreamChunk {
-                    to_server: ts,
+                    to_server: ts != swapped,
                     offset: off,
                     data: &self.sbuf[s as usize..(s + l) as usize],
                 })
@@ -629,7 +687,7 @@ impl Worker {
                 data: bytes,
                 decoded: &p.decoded,
                 ts: p.ts,
-                flow,
+                flow: det_flow,
                 stream: &chunks,
                 payload_in_stream: self.in_stream,
                 reassembled: p.pkts > 1,
@@ -689,7 +747,7 @@ impl Worker {
                         severity: m.severity,
                         metadata: m.metadata.clone(),
                         stream: h.stream,
-                        to_server: flow.map(|f| f.to_server),
+                        to_server: det_flow.map(|f| f.to_server),
                         pcap_cnt: Some(p.cnt),
                         target_dest: m.target_dest,
                         evidence: None,
@@ -744,10 +802,7 @@ impl Worker {
         // Records of finished transactions and app-layer anomalies. A flow
         // picked up midstream whose first bytes were the server's is written
         // the right way round (the app layer knows who the client is).
-        let reversed = flow
-            .and_then(|f| self.apps.get(&f.id))
-            .is_some_and(|a| a.state.reversed());
-        let record_addr = match (flow_addr(addr, flow), reversed) {
+        let record_addr = match (flow_addr(addr, flow), swapped) {
             (Some(a), true) => Some(AddrInfo {
                 src_ip: a.dest_ip,
                 src_port: a.dest_port,
@@ -861,6 +916,12 @@ fn dns_message(
 struct AppFlow {
     state: zonewatch_applayer::AppState,
     next: [u64; 2],
+    /// TCP: the direction (to_server) and stream end offset of the data
+    /// that identified the protocol, until the peer acknowledges it.
+    ident: Option<(bool, u64)>,
+    /// The identifying data was acknowledged (UDP: at once); see
+    /// [`zonewatch_detect::FlowView::app_proto_acked`].
+    acked: bool,
 }
 
 /// An app-layer transaction as an EVE record.

@@ -2,7 +2,7 @@
 //! the overlap policy, delivery, gaps and bounds.
 
 use crate::buffer::Chunk;
-use crate::session::{dir_of, idx, SessionState, TcpSession};
+use crate::session::{dir_of, idx, SessionState, TcpSession, MAX_SYN_QUEUED};
 use crate::{Reassembler, StreamEvent as E};
 use std::sync::atomic::Ordering;
 use zonewatch_decode::tcp_flags::{ACK, FIN, RST, SYN};
@@ -130,6 +130,7 @@ impl Reassembler {
         }
         if syn && !ack {
             s.client = d;
+            s.syn_ts = tcp.timestamp.map(|t| t.0);
             let h = &mut s.h[d];
             h.base = Some(tcp.seq.wrapping_add(1));
             h.syn_seen = true;
@@ -207,6 +208,13 @@ impl Reassembler {
         let (syn, ack, rst) = (f & SYN != 0, f & ACK != 0, f & RST != 0);
         let c = s.client;
         let o = 1 - c;
+        if d != c && !(syn && ack) && !syn_sent_ts_ok(s, tcp) {
+            // Suricata's "check for bad responses" in SYN_SENT: an answer
+            // (RST, FIN, ...) that does not echo the SYN's timestamp is not
+            // the server's; it must not tear the session down.
+            ev.push(E::PktInvalidTimestamp);
+            return Step::Rejected;
+        }
         if rst {
             s.rst_seen = true;
             if !payload.is_empty() {
@@ -220,6 +228,19 @@ impl Reassembler {
                 return Step::Rejected;
             }
             if syn {
+                let ts = tcp.timestamp.map(|t| t.0);
+                if ts != s.syn_ts {
+                    // A retransmitted SYN with another timestamp: the server
+                    // may answer either one (Suricata's SYN queue).
+                    if !s.syn_ts_queue.contains(&s.syn_ts) {
+                        if s.syn_ts_queue.len() < MAX_SYN_QUEUED {
+                            s.syn_ts_queue.push(s.syn_ts);
+                        } else {
+                            ev.push(E::ThreeWhsSynFlood);
+                        }
+                    }
+                    s.syn_ts = ts;
+                }
                 let base = tcp.seq.wrapping_add(1);
                 if s.h[c].base != Some(base) {
                     // A new connection attempt with another ISN.
@@ -250,10 +271,22 @@ impl Reassembler {
             return Step::NotTracked;
         }
         if syn && ack {
-            if !self.ack_syn(s, c, tcp.ack, true, ev) {
+            if !acks_syn(s, c, tcp.ack) {
                 ev.push(E::ThreeWhsSynackWithWrongAck);
                 return Step::Rejected;
             }
+            if !syn_sent_ts_ok(s, tcp) {
+                // The echo may be of an earlier (retransmitted) SYN.
+                let echo = tcp.timestamp.map(|t| t.1);
+                if !s.syn_ts_queue.contains(&echo) {
+                    ev.push(E::PktInvalidTimestamp);
+                    return Step::Rejected;
+                }
+                s.syn_ts = echo;
+            }
+            s.syn_ts_queue = Vec::new();
+            let acked = self.ack_syn(s, c, tcp.ack, true, ev);
+            debug_assert!(acked, "checked by acks_syn");
             self.server_syn(s, o, tcp);
             let edge = s.h[c].offset_of(tcp.ack).max(0) as u64 + tcp.window as u64;
             s.h[c].right_edge = Some(edge);
@@ -351,6 +384,7 @@ impl Reassembler {
     }
 
     /// Checks an ACK of side `y`'s SYN (and TFO data); marks it acknowledged.
+    /// The check is [`acks_syn`].
     fn ack_syn(
         &mut self,
         s: &mut TcpSession,
@@ -907,5 +941,28 @@ impl Reassembler {
         let n = n.min(*session_mem);
         *session_mem -= n;
         self.mem.fetch_sub(n, Ordering::Relaxed);
+    }
+}
+
+/// Whether `ack` acknowledges side `y`'s SYN, or its SYN and TFO data.
+fn acks_syn(s: &TcpSession, y: usize, ack: u32) -> bool {
+    let Some(base) = s.h[y].base else {
+        return false;
+    };
+    let l = s.h[y].syn_data_len;
+    ack == base || (l > 0 && ack == base.wrapping_add(l as u32))
+}
+
+/// Suricata's `StateSynSentValidateTimestamp`, for a packet from the server
+/// while only the client's SYN was seen: with a timestamp option, its echo
+/// must be the SYN's TSval (when both are non-zero); a SYN without the option
+/// admits no echo but 0. Packets without the option pass.
+fn syn_sent_ts_ok(s: &TcpSession, tcp: &TcpInfo) -> bool {
+    let Some((_, echo)) = tcp.timestamp else {
+        return true;
+    };
+    match s.syn_ts {
+        Some(val) => val == 0 || echo == 0 || echo == val,
+        None => echo == 0,
     }
 }

@@ -35,6 +35,16 @@
 //!   is the final ACK of the handshake when it acknowledges the wrong thing.
 //!   Data sent before the handshake completes is not reassembled (counted in
 //!   `not_tracked`), except data on SYN and SYN/ACK, see TFO.
+//! * **Timestamps while the SYN waits for its answer** (Suricata's
+//!   `StateSynSentValidateTimestamp`). A packet from the server carrying the
+//!   timestamp option must echo the TSval of the client's SYN (either value 0
+//!   passes); if the SYN had no timestamp option, only an echo of 0 passes.
+//!   Otherwise the packet is ignored with `stream.pkt_invalid_timestamp`: a
+//!   forged RST or FIN cannot tear the session down before the real SYN/ACK
+//!   (an evasion). A SYN/ACK may echo any earlier SYN of the session that was
+//!   retransmitted with another timestamp (up to 10 are remembered, more raise
+//!   `stream.3whs_syn_flood`). Timestamps are not checked once the SYN/ACK
+//!   was accepted (no PAWS in later states).
 //! * **TCP Fast Open.** Data on a SYN is held (it counts against the memcap)
 //!   until the peer's SYN/ACK: if that acknowledges the data (ACK = ISN + 1 +
 //!   len) the data becomes offset 0 of the stream and is delivered when the
@@ -349,11 +359,17 @@ pub enum StreamEvent {
     RstButNoSession,
     /// FIN as the first packet of a session.
     FinButNoSession,
+    /// An answer to a SYN whose timestamp echo is not the SYN's TSval (the
+    /// packet is ignored: an injected RST/FIN must not end the session).
+    PktInvalidTimestamp,
+    /// More retransmitted SYNs with different timestamps than are
+    /// remembered.
+    ThreeWhsSynFlood,
 }
 
 impl StreamEvent {
     /// Every event.
-    pub const ALL: [StreamEvent; 17] = [
+    pub const ALL: [StreamEvent; 19] = [
         StreamEvent::ReassemblyOverlapDifferentData,
         StreamEvent::ReassemblySeqGap,
         StreamEvent::ReassemblyDepthReached,
@@ -371,6 +387,8 @@ impl StreamEvent {
         StreamEvent::FourWhsInvalidAck,
         StreamEvent::RstButNoSession,
         StreamEvent::FinButNoSession,
+        StreamEvent::PktInvalidTimestamp,
+        StreamEvent::ThreeWhsSynFlood,
     ];
 
     /// Full name, `stream.` and Suricata's `stream-event` keyword.
@@ -399,6 +417,8 @@ impl StreamEvent {
             StreamEvent::FourWhsInvalidAck => "stream.4whs_invalid_ack",
             StreamEvent::RstButNoSession => "stream.rst_but_no_session",
             StreamEvent::FinButNoSession => "stream.fin_but_no_session",
+            StreamEvent::PktInvalidTimestamp => "stream.pkt_invalid_timestamp",
+            StreamEvent::ThreeWhsSynFlood => "stream.3whs_syn_flood",
         }
     }
 

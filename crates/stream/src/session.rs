@@ -6,6 +6,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use zonewatch_types::Direction;
 
+/// Most retransmitted SYNs with a different timestamp remembered per session
+/// (Suricata's `stream.max-syn-queued` default).
+pub(crate) const MAX_SYN_QUEUED: usize = 10;
+
 /// Where a session is in its life, as far as reassembly cares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SessionState {
@@ -83,6 +87,12 @@ pub struct TcpSession {
     /// Both SYNs were seen, so window scaling is known.
     pub(crate) ws_known: bool,
     pub(crate) rst_seen: bool,
+    /// TSval of the client's latest SYN (`None`: no timestamp option), for
+    /// the check of the server's answers in SYN_SENT.
+    pub(crate) syn_ts: Option<u32>,
+    /// TSvals of earlier SYNs whose timestamp differed (retransmissions),
+    /// at most [`MAX_SYN_QUEUED`]; emptied when the SYN is answered.
+    pub(crate) syn_ts_queue: Vec<Option<u32>>,
     /// Bytes this session holds.
     pub(crate) mem: u64,
     pub(crate) acct: Arc<AtomicU64>,
@@ -110,6 +120,8 @@ pub struct HalfStats {
     pub depth_reached: bool,
     /// A FIN was seen.
     pub fin_seen: bool,
+    /// Highest stream offset of this direction the peer acknowledged.
+    pub acked: u64,
 }
 
 pub(crate) fn idx(dir: Direction) -> usize {
@@ -138,6 +150,8 @@ impl TcpSession {
             async_: false,
             ws_known: false,
             rst_seen: false,
+            syn_ts: None,
+            syn_ts_queue: Vec::new(),
             mem: 0,
             acct,
         }
@@ -151,6 +165,12 @@ impl TcpSession {
     /// Picked up without a handshake.
     pub fn is_midstream(&self) -> bool {
         self.midstream
+    }
+
+    /// Established without seeing the other side's answer (one-sided
+    /// capture, [`crate::StreamConfig::async_oneside`]).
+    pub fn is_async(&self) -> bool {
+        self.async_
     }
 
     /// A RST was seen.
@@ -182,6 +202,7 @@ impl TcpSession {
             retained_bytes: h.hist.len(),
             depth_reached: h.depth_reached,
             fin_seen: h.fin.is_some(),
+            acked: h.acked,
         }
     }
 }

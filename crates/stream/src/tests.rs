@@ -859,3 +859,91 @@ fn keepalive_and_zero_window_probe_are_not_anomalies() {
     assert_eq!(t.out(C), b"0123456789X");
     assert!(t.events.is_empty(), "{:?}", t.events);
 }
+
+fn tcp_ts(seq: u32, ack: u32, flags: u8, tsval: u32, echo: u32) -> TcpInfo {
+    TcpInfo {
+        timestamp: Some((tsval, echo)),
+        ..tcp(seq, ack, flags, 65535)
+    }
+}
+
+/// suricata-verify bug-3286-02: forged RST and FIN from the "server" that do
+/// not echo the SYN's timestamp are ignored and flagged; the real handshake
+/// that follows is reassembled.
+#[test]
+fn answers_to_a_syn_with_a_wrong_timestamp_echo_are_ignored() {
+    let mut t = T::new(StreamConfig::default());
+    t.isn = [100, 900];
+    t.pkt(C, tcp_ts(100, 0, SYN, 5000, 0), b"");
+    let ev = t.pkt(S, tcp_ts(0, 101, RST | ACK, 100, 100), b"");
+    assert_eq!(ev, vec![StreamEvent::PktInvalidTimestamp]);
+    assert!(!t.s().rst_seen());
+    let ev = t.pkt(S, tcp_ts(0, 101, FIN | ACK, 100, 100), b"");
+    assert_eq!(ev, vec![StreamEvent::PktInvalidTimestamp]);
+    assert_eq!(t.r.counters().rejected, 2);
+    // An echo of 0, or no option at all, passes.
+    assert!(t.pkt(S, tcp_ts(0, 101, ACK, 100, 0), b"").is_empty());
+    assert!(t.pkt(S, tcp(0, 101, ACK, 65535), b"").is_empty());
+    // A SYN/ACK with a wrong echo is rejected too, the right one accepted.
+    let ev = t.pkt(S, tcp_ts(900, 101, SYN | ACK, 7000, 4999), b"");
+    assert_eq!(ev, vec![StreamEvent::PktInvalidTimestamp]);
+    assert_eq!(t.s().state(), SessionState::SynSent);
+    assert!(t
+        .pkt(S, tcp_ts(900, 101, SYN | ACK, 7000, 5000), b"")
+        .is_empty());
+    t.ack(C, 0, 65535);
+    t.data(C, 0, b"GET");
+    assert_eq!(t.out(C), b"GET");
+}
+
+/// bug-3286-03: a SYN without the timestamp option admits no echo but 0.
+#[test]
+fn answers_to_a_syn_without_timestamps_must_not_echo_one() {
+    let mut t = T::new(StreamConfig::default());
+    t.pkt(C, tcp(100, 0, SYN, 65535), b"");
+    let ev = t.pkt(S, tcp_ts(0, 101, RST | ACK, 100, 100), b"");
+    assert_eq!(ev, vec![StreamEvent::PktInvalidTimestamp]);
+    assert!(!t.s().rst_seen());
+    assert!(t.pkt(S, tcp_ts(0, 101, RST | ACK, 100, 0), b"").is_empty());
+    assert!(t.s().rst_seen());
+}
+
+/// A SYN/ACK may answer an earlier SYN that was retransmitted with another
+/// timestamp; the number of remembered SYNs is bounded.
+#[test]
+fn synack_may_echo_an_earlier_retransmitted_syn() {
+    let mut t = T::new(StreamConfig::default());
+    t.pkt(C, tcp_ts(100, 0, SYN, 10, 0), b"");
+    t.pkt(C, tcp_ts(100, 0, SYN, 20, 0), b"");
+    let ev = t.pkt(S, tcp_ts(900, 101, SYN | ACK, 1, 30), b"");
+    assert_eq!(ev, vec![StreamEvent::PktInvalidTimestamp]);
+    assert!(t.pkt(S, tcp_ts(900, 101, SYN | ACK, 1, 10), b"").is_empty());
+    assert_eq!(t.s().state(), SessionState::SynRecv);
+
+    let mut t = T::new(StreamConfig::default());
+    let mut floods = 0;
+    for ts in 1..=(crate::session::MAX_SYN_QUEUED as u32 + 2) {
+        let ev = t.pkt(C, tcp_ts(100, 0, SYN, ts, 0), b"");
+        floods += ev.contains(&StreamEvent::ThreeWhsSynFlood) as usize;
+    }
+    assert_eq!(floods, 1);
+    assert_eq!(
+        t.s().syn_ts_queue.len(),
+        crate::session::MAX_SYN_QUEUED,
+        "bounded"
+    );
+}
+
+/// What the peer acknowledged is visible per direction (the pipeline waits
+/// for it before the app protocol counts for packet rules, as Suricata).
+#[test]
+fn half_stats_report_the_peers_ack() {
+    let mut t = est();
+    t.data(C, 0, b"hello");
+    assert_eq!(t.s().half(C).acked, 0);
+    t.ack(S, 3, 65535);
+    assert_eq!(t.s().half(C).acked, 3);
+    t.ack(S, 5, 65535);
+    assert_eq!(t.s().half(C).acked, 5);
+    assert!(!t.s().is_async());
+}
