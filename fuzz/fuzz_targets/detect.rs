@@ -49,6 +49,7 @@ fuzz_target!(|data: &[u8]| {
                 established: true,
                 first_in_dir: i == 0,
                 app_proto: None,
+                app_proto_acked: false,
             }),
             stream: &chunk,
             payload_in_stream: i == 1,
