@@ -402,3 +402,41 @@ fn a_directory_is_read_in_name_order_skipping_non_captures() {
         .collect();
     assert_eq!(flows, ["10.0.0.1", "10.0.0.2"]);
 }
+
+/// The demo command (`scripts/demo.sh`, run here with the binary under test
+/// and the arguments taken from the script's `exec` line): the bundled
+/// capture and SSH log raise signature alerts with their packet and a Sigma
+/// brute-force correlation naming the attacker.
+#[test]
+fn demo_shows_signature_and_sigma_alerts() {
+    let script = std::fs::read_to_string(root().join("scripts/demo.sh")).unwrap();
+    let exec = script
+        .split("exec ./target/release/zonewatch ")
+        .nth(1)
+        .expect("demo.sh ends with exec ./target/release/zonewatch ...");
+    let args: Vec<&str> = exec
+        .split_whitespace()
+        .filter(|a| *a != "\\" && *a != "\"$@\"")
+        .collect();
+    let o = bin().current_dir(root()).args(&args).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let ev: Vec<serde_json::Value> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let alerts: Vec<&serde_json::Value> =
+        ev.iter().filter(|e| e["event_type"] == "alert").collect();
+    assert!(
+        alerts
+            .iter()
+            .any(|a| a["alert"]["signature"] == "ZW demo HTTP GET" && a["pcap_cnt"].is_u64()),
+        "no signature alert: {alerts:?}"
+    );
+    let brute = alerts
+        .iter()
+        .find(|a| a["alert"]["signature"] == "SSH Brute Force From One Source")
+        .expect("no Sigma brute-force alert");
+    assert!(brute["src_ip"].is_string(), "{brute}");
+    assert!(ev.iter().any(|e| e["event_type"] == "flow"));
+    assert_eq!(ev.last().unwrap()["event_type"], "stats");
+}
