@@ -58,25 +58,6 @@ fn events(d: &Decoded) -> Vec<E> {
     d.events.iter().collect()
 }
 
-/// The transport payload the offsets in `d` point at.
-fn payload<'a>(d: &Decoded, pkt: &'a [u8]) -> &'a [u8] {
-    let (off, len) = match d.transport {
-        Transport::Tcp(t) => (t.payload_offset, t.payload_len),
-        Transport::Udp {
-            payload_offset,
-            payload_len,
-            ..
-        }
-        | Transport::Icmp {
-            payload_offset,
-            payload_len,
-            ..
-        } => (payload_offset, payload_len),
-        Transport::None => return &[],
-    };
-    &pkt[off as usize..(off + len) as usize]
-}
-
 /// The offsets in a `Decoded` stay inside the buffer it was decoded from.
 fn check_offsets(d: &Decoded, len: usize, what: &dyn Fn() -> String) {
     if let Some(ip) = d.ip {
@@ -313,7 +294,7 @@ fn demo_sessions_decode_to_their_innermost_tuples() {
         if let Some((i, prefix)) = s.data {
             let p = &c.packets[i];
             let d = decode(LinkType::Ethernet, &p.data, p.wire_len);
-            let body = payload(&d, &p.data);
+            let body = d.payload(&p.data);
             assert!(
                 body.starts_with(prefix),
                 "{} packet {i}: payload {:?}",
@@ -561,10 +542,16 @@ fn tunnels_decode_to_the_inner_packet() {
             c.packets[i].wire_len,
         )
     };
-    assert!(payload(&d(0), &c.packets[0].data).starts_with(b"GET / HTTP/1.1\r\nHost: erspan"));
-    assert!(payload(&d(2), &c.packets[2].data).starts_with(b"GET / HTTP/1.1\r\nHost: geneve"));
-    assert!(payload(&d(4), &c.packets[4].data).starts_with(b"GET / HTTP/1.1\r\nHost: sixinfour"));
-    assert_eq!(payload(&d(6), &c.packets[6].data), b"pptp-ping");
+    assert!(d(0)
+        .payload(&c.packets[0].data)
+        .starts_with(b"GET / HTTP/1.1\r\nHost: erspan"));
+    assert!(d(2)
+        .payload(&c.packets[2].data)
+        .starts_with(b"GET / HTTP/1.1\r\nHost: geneve"));
+    assert!(d(4)
+        .payload(&c.packets[4].data)
+        .starts_with(b"GET / HTTP/1.1\r\nHost: sixinfour"));
+    assert_eq!(d(6).payload(&c.packets[6].data), b"pptp-ping");
     match d(6).transport {
         Transport::Icmp {
             echo: Some((77, 1)),
@@ -599,7 +586,9 @@ fn other_link_types() {
         assert_eq!(five(&v4), "10.0.0.10:49160 > 192.0.2.80:80 tcp", "{name}");
         assert_eq!(v4.layers, bit | L_V4 | L_TCP, "{name}");
         assert_eq!(v4.ip.unwrap().offset, hdr, "{name}");
-        assert!(payload(&v4, &c.packets[0].data).starts_with(b"GET / HTTP/1.1"));
+        assert!(v4
+            .payload(&c.packets[0].data)
+            .starts_with(b"GET / HTTP/1.1"));
         let v6 = decode(lt, &c.packets[1].data, c.packets[1].wire_len);
         assert!(
             events(&v6).is_empty() && !v6.invalid,
