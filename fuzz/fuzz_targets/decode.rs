@@ -25,22 +25,9 @@ fn check(d: &Decoded, len: usize, link: LinkType, wire_len: usize) {
         );
         assert!(ip.version == 4 || ip.version == 6);
     }
-    let (off, plen) = match d.transport {
-        Transport::Tcp(t) => (t.payload_offset, t.payload_len),
-        Transport::Udp {
-            payload_offset,
-            payload_len,
-            ..
-        }
-        | Transport::Icmp {
-            payload_offset,
-            payload_len,
-            ..
-        } => (payload_offset, payload_len),
-        Transport::None => (0, 0),
-    };
+    let (off, plen) = d.payload_range();
     assert!(
-        off as usize + plen as usize <= len,
+        off + plen <= len,
         "{link:?} wire_len {wire_len}: payload past the end: {:?} (len {len})",
         d.transport
     );
@@ -49,7 +36,7 @@ fn check(d: &Decoded, len: usize, link: LinkType, wire_len: usize) {
     {
         // The transport header follows the innermost IP header.
         assert!(
-            off >= ip.offset + ip.header_len,
+            off >= ip.offset as usize + ip.header_len as usize,
             "{link:?} wire_len {wire_len}: payload before the IP header ends: {d:?}"
         );
     }

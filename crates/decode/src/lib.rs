@@ -346,10 +346,10 @@ impl Decoded {
         }
     }
 
-    /// The transport payload in `data`, the buffer this packet was decoded
-    /// from (empty without a transport layer, or when `data` is another
-    /// buffer too short for the offsets).
-    pub fn payload<'a>(&self, data: &'a [u8]) -> &'a [u8] {
+    /// Where the transport payload is in the decoded buffer: (offset, length);
+    /// (0, 0) without a transport layer. The decoder keeps it inside the
+    /// buffer (the fuzz target and the fixture tests check that).
+    pub fn payload_range(&self) -> (usize, usize) {
         let (off, len) = match self.transport {
             Transport::Tcp(t) => (t.payload_offset, t.payload_len),
             Transport::Udp {
@@ -362,10 +362,17 @@ impl Decoded {
                 payload_len,
                 ..
             } => (payload_offset, payload_len),
-            Transport::None => return &[],
+            Transport::None => (0, 0),
         };
-        data.get(off as usize..(off as usize).saturating_add(len as usize))
-            .unwrap_or(&[])
+        (off as usize, len as usize)
+    }
+
+    /// The transport payload in `data`, the buffer this packet was decoded
+    /// from (empty without a transport layer, or when `data` is another
+    /// buffer too short for the offsets).
+    pub fn payload<'a>(&self, data: &'a [u8]) -> &'a [u8] {
+        let (off, len) = self.payload_range();
+        data.get(off..off.saturating_add(len)).unwrap_or(&[])
     }
 
     /// The flow tuple of this packet, when it has a usable IP header. Every

@@ -67,22 +67,9 @@ fn check_offsets(d: &Decoded, len: usize, what: &dyn Fn() -> String) {
             what()
         );
     }
-    let (off, plen) = match d.transport {
-        Transport::Tcp(t) => (t.payload_offset, t.payload_len),
-        Transport::Udp {
-            payload_offset,
-            payload_len,
-            ..
-        }
-        | Transport::Icmp {
-            payload_offset,
-            payload_len,
-            ..
-        } => (payload_offset, payload_len),
-        Transport::None => (0, 0),
-    };
+    let (off, plen) = d.payload_range();
     assert!(
-        off as usize + plen as usize <= len,
+        off + plen <= len,
         "{}: payload past the end ({:?}, len {len})",
         what(),
         d.transport
