@@ -1,7 +1,6 @@
 //! Loading rule files and compiling them into the engine.
 
 use crate::program::{CompileError, Program};
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -196,17 +195,11 @@ pub(crate) fn class_of(proto: u8) -> usize {
 /// The compiled rule set, shared read-only by all workers.
 pub struct Engine {
     pub(crate) rules: Vec<Rule>,
-    /// Prefilter over fast patterns: case-sensitive and ASCII-caseless.
-    pub(crate) exact: Option<AhoCorasick>,
-    pub(crate) nocase: Option<AhoCorasick>,
-    pub(crate) exact_rules: Vec<Vec<u32>>,
-    pub(crate) nocase_rules: Vec<Vec<u32>>,
-    /// The q-gram prefilter (used unless `ZW_PREFILTER=ac` asks for the
-    /// Aho-Corasick automata above, kept for comparison).
-    pub(crate) qgram: crate::prefilter::Prefilter,
-    pub(crate) use_ac: bool,
-    /// Rules without a fast pattern, by protocol class.
-    pub(crate) always: [Vec<u32>; CLASSES],
+    /// Packet rules grouped by protocol class, direction and server port,
+    /// each group with its prefilter.
+    pub(crate) groups: crate::groups::Groups,
+    /// Rules on decode events of packets without IP (`alert pkthdr`).
+    pub(crate) no_ip: Vec<u32>,
     /// Rules without a fast pattern but with a narrow address side,
     /// found by the packet's addresses.
     pub(crate) by_addr: crate::addrindex::AddrIndex,
@@ -389,16 +382,11 @@ impl Engine {
             };
             (r.action, fb, r.meta.severity, *n)
         });
-        let mut exact_pats: Vec<Vec<u8>> = Vec::new();
-        let mut nocase_pats: Vec<Vec<u8>> = Vec::new();
-        let mut exact_rules: Vec<Vec<u32>> = Vec::new();
-        let mut nocase_rules: Vec<Vec<u32>> = Vec::new();
-        let mut exact_idx: hashbrown::HashMap<Vec<u8>, usize> = hashbrown::HashMap::new();
-        let mut nocase_idx: hashbrown::HashMap<Vec<u8>, usize> = hashbrown::HashMap::new();
-        let mut always: [Vec<u32>; CLASSES] = Default::default();
+        let mut members: Vec<crate::groups::Member> = Vec::new();
+        let mut no_ip: Vec<u32> = Vec::new();
         let mut addr_items: Vec<(u32, bool)> = Vec::new();
+        let mut no_fast_pattern = [0usize; CLASSES];
         let mut out = Vec::with_capacity(rules.len());
-        let mut fast_items: Vec<(Vec<u8>, bool, u32)> = Vec::new();
         let mut tx_items: hashbrown::HashMap<
             zonewatch_applayer::Buffer,
             Vec<(Vec<u8>, bool, u32)>,
@@ -421,80 +409,38 @@ impl Engine {
                 out.push(r);
                 continue;
             }
-            if let Some((pat, nocase)) = &fp {
-                fast_items.push((pat.clone(), *nocase, i));
-            }
-            match fp {
-                Some((pat, false)) => {
-                    let k = *exact_idx.entry(pat.clone()).or_insert_with(|| {
-                        exact_pats.push(pat);
-                        exact_rules.push(Vec::new());
-                        exact_pats.len() - 1
-                    });
-                    exact_rules[k].push(i);
+            if fp.is_none() {
+                if r.proto == Proto::Any && !r.decode_events.is_empty() {
+                    no_ip.push(i);
                 }
-                Some((pat, true)) => {
-                    let low = pat.to_ascii_lowercase();
-                    let k = *nocase_idx.entry(low.clone()).or_insert_with(|| {
-                        nocase_pats.push(low);
-                        nocase_rules.push(Vec::new());
-                        nocase_pats.len() - 1
-                    });
-                    nocase_rules[k].push(i);
+                if crate::addrindex::narrow(&r.src) {
+                    addr_items.push((i, true));
+                    out.push(r);
+                    continue;
                 }
-                None if crate::addrindex::narrow(&r.src) => addr_items.push((i, true)),
-                None if crate::addrindex::narrow(&r.dst) => addr_items.push((i, false)),
-                None => {
-                    for (c, list) in always.iter_mut().enumerate() {
-                        if proto_in_class(r.proto, c) {
-                            list.push(i);
-                        }
+                if crate::addrindex::narrow(&r.dst) {
+                    addr_items.push((i, false));
+                    out.push(r);
+                    continue;
+                }
+                for (c, n) in no_fast_pattern.iter_mut().enumerate() {
+                    if proto_in_class(r.proto, c) {
+                        *n += 1;
                     }
                 }
             }
+            members.push(crate::groups::Member { rule: i, fast: fp });
             out.push(r);
         }
-        let build = |pats: &[Vec<u8>], nocase: bool| -> Option<AhoCorasick> {
-            if pats.is_empty() {
-                return None;
-            }
-            // A full DFA is several times faster than the NFA on payloads;
-            // its size is bounded, and the NFA is the fallback past it.
-            AhoCorasickBuilder::new()
-                .match_kind(MatchKind::Standard)
-                .ascii_case_insensitive(nocase)
-                .kind(Some(AhoCorasickKind::DFA))
-                .build(pats)
-                .or_else(|_| {
-                    AhoCorasickBuilder::new()
-                        .match_kind(MatchKind::Standard)
-                        .ascii_case_insensitive(nocase)
-                        .build(pats)
-                })
-                .ok()
-        };
-        let use_ac = std::env::var("ZW_PREFILTER").is_ok_and(|v| v == "ac");
-        let (exact, nocase) = if use_ac {
-            (build(&exact_pats, false), build(&nocase_pats, true))
-        } else {
-            (None, None)
-        };
-        let qgram = crate::prefilter::Prefilter::build(&fast_items);
-        tracing::info!("prefilter: {} distinct fast patterns", qgram.len());
+        let groups = crate::groups::Groups::build(&out, &members);
+        tracing::info!(
+            "packet rules: {} with a fast pattern, {} signature groups, {} patterns in the largest",
+            members.iter().filter(|m| m.fast.is_some()).count(),
+            groups.len(),
+            groups.largest_prefilter()
+        );
         for (p, list) in &tx_always {
             tracing::info!("{} rules without a fast pattern: {}", p.name(), list.len());
-        }
-        for (name, ac, n) in [
-            ("exact", &exact, exact_pats.len()),
-            ("nocase", &nocase, nocase_pats.len()),
-        ] {
-            if let Some(ac) = ac {
-                tracing::info!(
-                    "prefilter {name}: {n} patterns, {:?}, {} KiB",
-                    ac.kind(),
-                    ac.memory_usage() / 1024
-                );
-            }
         }
         let by_addr = crate::addrindex::AddrIndex::build(
             &addr_items
@@ -511,18 +457,11 @@ impl Engine {
             .map(|(b, items)| (b, crate::prefilter::Prefilter::build(&items)))
             .collect();
         report.load_time = t0.elapsed();
-        for (c, list) in always.iter().enumerate() {
-            report.no_fast_pattern[c] = list.len();
-        }
+        report.no_fast_pattern = no_fast_pattern;
         Engine {
             rules: out,
-            exact,
-            nocase,
-            exact_rules,
-            nocase_rules,
-            qgram,
-            use_ac,
-            always,
+            groups,
+            no_ip,
             by_addr,
             has_iponly,
             tx_prefilter,
@@ -554,7 +493,7 @@ impl Engine {
     }
 }
 
-fn proto_in_class(p: Proto, class: usize) -> bool {
+pub(crate) fn proto_in_class(p: Proto, class: usize) -> bool {
     match p {
         Proto::Any | Proto::V4 | Proto::V6 => true,
         Proto::Tcp | Proto::TcpPkt | Proto::TcpStream => class == 0,

@@ -76,10 +76,22 @@ pub struct Hit {
     pub stream: bool,
 }
 
+/// Fast-pattern occurrences a tail remembers at most; past this the next
+/// window is scanned whole.
+const MAX_TAIL_HITS: usize = 256;
+
 #[derive(Default)]
 struct Tail {
     next: u64,
     bytes: Vec<u8>,
+    /// Fast-pattern occurrences lying wholly in `bytes`: (stream offset of
+    /// the start, pattern id in the direction's group), one per pattern (the
+    /// latest). The next window then scans only its new bytes (and the
+    /// pattern-length overlap before them) yet finds every rule whose fast
+    /// pattern occurs anywhere in the window.
+    hits: Vec<(u64, u32)>,
+    /// `hits` is complete.
+    hits_valid: bool,
     /// Stream bytes below this offset were already inspected as a packet
     /// (data on a SYN, TCP Fast Open): a stream match must end past it.
     inspected: u64,
@@ -155,36 +167,6 @@ impl Detector {
         }
     }
 
-    fn prefilter(&mut self, buf: &[u8]) {
-        if buf.is_empty() {
-            return;
-        }
-        let engine = self.engine.clone();
-        if !engine.use_ac {
-            let (stamp, generation, cands) = (&mut self.stamp, self.generation, &mut self.cands);
-            engine.qgram.scan(buf, |rules| {
-                for &r in rules {
-                    let s = &mut stamp[r as usize];
-                    if *s != generation {
-                        *s = generation;
-                        cands.push(r);
-                    }
-                }
-            });
-            return;
-        }
-        if let Some(ac) = &engine.exact {
-            for m in ac.find_overlapping_iter(buf) {
-                self.mark(&engine.exact_rules[m.pattern().as_usize()]);
-            }
-        }
-        if let Some(ac) = &engine.nocase {
-            for m in ac.find_overlapping_iter(buf) {
-                self.mark(&engine.nocase_rules[m.pattern().as_usize()]);
-            }
-        }
-    }
-
     /// Inspects one packet; matching rules are appended to `hits` in
     /// evaluation order.
     pub fn inspect(&mut self, p: &PacketView<'_>, hits: &mut Vec<Hit>) {
@@ -203,9 +185,31 @@ impl Detector {
             }
         }
         let payload = payload_of(p);
+        self.generation = self.generation.wrapping_add(1);
+        if self.generation == 0 {
+            self.stamp.iter_mut().for_each(|s| *s = 0);
+            self.generation = 1;
+        }
+        self.cands.clear();
+        let class = class_of(ip.proto);
+        let group = engine
+            .groups
+            .select(class, p.flow.map(|f| f.to_server), ports(d));
+        let pf = &group.prefilter;
+        let (stamp, generation, cands) = (&mut self.stamp, self.generation, &mut self.cands);
+        let mut mark = |rules: &[u32]| {
+            for &r in rules {
+                let s = &mut stamp[r as usize];
+                if *s != generation {
+                    *s = generation;
+                    cands.push(r);
+                }
+            }
+        };
         // Stream windows: earlier bytes of the direction + the new ones.
         let mut windows: Vec<(usize, usize, u64, usize)> = Vec::new(); // (start, end, base offset, new from)
-        self.window.clear();
+        let window = &mut self.window;
+        window.clear();
         if let Some(f) = p.flow {
             for c in p.stream {
                 let st = self.flows.entry(f.id).or_default();
@@ -213,38 +217,69 @@ impl Detector {
                 let t = &mut tails[if c.to_server { 0 } else { 1 }];
                 if t.next != c.offset {
                     t.bytes.clear();
+                    t.hits.clear();
+                    t.hits_valid = true;
                 }
-                let start = self.window.len();
-                self.window.extend_from_slice(&t.bytes);
+                let start = window.len();
+                window.extend_from_slice(&t.bytes);
                 let new_from = t.bytes.len();
-                self.window.extend_from_slice(c.data);
-                let end = self.window.len();
+                window.extend_from_slice(c.data);
+                let end = window.len();
                 let base = c.offset - new_from as u64;
                 t.next = c.offset + c.data.len() as u64;
                 let keep = engine.stream_window.min(end - start);
+                let tail_start = t.next - keep as u64;
                 t.bytes.clear();
-                t.bytes.extend_from_slice(&self.window[end - keep..end]);
-                if c.to_server == f.to_server {
-                    windows.push((start, end, base, new_from));
+                t.bytes.extend_from_slice(&window[end - keep..end]);
+                if c.to_server != f.to_server {
+                    // Not scanned on this packet: its bytes' occurrences
+                    // are unknown, so the next window is scanned whole.
+                    t.hits.clear();
+                    t.hits_valid = false;
+                    continue;
+                }
+                windows.push((start, end, base, new_from));
+                // Occurrences in the kept earlier bytes were found when
+                // those bytes were new; only occurrences ending in the new
+                // bytes remain to be found.
+                let scan_from = if t.hits_valid {
+                    for &(_, id) in &t.hits {
+                        mark(pf.rules(id));
+                    }
+                    new_from.saturating_sub(pf.max_len().saturating_sub(1))
+                } else {
+                    t.hits.clear();
+                    0
+                };
+                let was_valid = t.hits_valid;
+                t.hits.retain(|&(at, _)| at >= tail_start);
+                let hits = &mut t.hits;
+                pf.scan_at(&window[start + scan_from..end], |id, pos| {
+                    mark(pf.rules(id));
+                    let at = scan_from + pos;
+                    if (!was_valid || at + pf.pattern_len(id) > new_from)
+                        && base + at as u64 >= tail_start
+                    {
+                        hits.push((base + at as u64, id));
+                    }
+                });
+                if hits.len() > 1 {
+                    hits.sort_unstable_by_key(|&(at, id)| (id, std::cmp::Reverse(at)));
+                    hits.dedup_by_key(|h| h.1);
+                }
+                t.hits_valid = hits.len() <= MAX_TAIL_HITS;
+                if !t.hits_valid {
+                    hits.clear();
                 }
             }
         }
-        self.generation = self.generation.wrapping_add(1);
-        if self.generation == 0 {
-            self.stamp.iter_mut().for_each(|s| *s = 0);
-            self.generation = 1;
-        }
-        self.cands.clear();
         // In-order TCP data is scanned once, in its stream window (which
         // holds this packet's bytes); the packet payload only otherwise.
         if !p.payload_in_stream || windows.is_empty() {
-            self.prefilter(payload);
+            pf.scan(payload, &mut mark);
         }
         let window = std::mem::take(&mut self.window);
-        for &(s, e, _, _) in &windows {
-            self.prefilter(&window[s..e]);
-        }
-        self.mark(&engine.always[class_of(ip.proto)]);
+        self.mark(&group.always);
         self.mark(engine.by_addr.get(ip.src));
         self.mark(engine.by_addr.get(ip.dst));
         self.cands.sort_unstable();
@@ -517,24 +552,19 @@ impl Detector {
             return;
         }
         let engine = self.engine.clone();
-        for c in &engine.always {
-            for &ri in c {
-                let r = &engine.rules[ri as usize];
-                if r.proto != Proto::Any || r.decode_events.is_empty() {
-                    continue;
-                }
-                if r.decode_events
-                    .iter()
-                    .all(|n| p.decoded.events.iter().any(|e| e.name() == n))
-                    && !r.noalert
-                    && !hits.iter().any(|h| h.rule == ri)
-                {
-                    self.counters.alerts += 1;
-                    hits.push(Hit {
-                        rule: ri,
-                        stream: false,
-                    });
-                }
+        for &ri in &engine.no_ip {
+            let r = &engine.rules[ri as usize];
+            if r.decode_events
+                .iter()
+                .all(|n| p.decoded.events.iter().any(|e| e.name() == n))
+                && !r.noalert
+                && !hits.iter().any(|h| h.rule == ri)
+            {
+                self.counters.alerts += 1;
+                hits.push(Hit {
+                    rule: ri,
+                    stream: false,
+                });
             }
         }
     }
@@ -949,6 +979,99 @@ mod tests {
         let mut hits = Vec::new();
         det.inspect(&view, &mut hits);
         hits.iter().map(|h| engine.meta(h.rule).sid).collect()
+    }
+
+    /// Sids raised on each of consecutive in-order packets of the client's
+    /// stream, one segment each, through one detector.
+    fn stream_sequence(rules: &str, segments: &[&[u8]]) -> Vec<Vec<u64>> {
+        let engine = Arc::new(Engine::from_texts(
+            &[("t.rules", rules)],
+            &DetectConfig::default(),
+        ));
+        let mut det = Detector::new(engine.clone());
+        let mut offset = 0u64;
+        let mut out = Vec::new();
+        for seg in segments {
+            let data = packet(seg);
+            let decoded =
+                zonewatch_decode::decode(zonewatch_decode::LinkType::Raw, &data, data.len());
+            let chunk = [StreamChunk {
+                to_server: true,
+                offset,
+                data: seg,
+            }];
+            offset += seg.len() as u64;
+            let view = PacketView {
+                data: &data,
+                decoded: &decoded,
+                ts: Timestamp::default(),
+                flow: Some(FlowView {
+                    id: 1,
+                    to_server: true,
+                    established: true,
+                    first_in_dir: offset == seg.len() as u64,
+                    app_proto: None,
+                    app_proto_acked: false,
+                }),
+                stream: &chunk,
+                payload_in_stream: true,
+                reassembled: false,
+                stream_events: &[],
+                stream_sizes: None,
+            };
+            let mut hits = Vec::new();
+            det.inspect(&view, &mut hits);
+            out.push(hits.iter().map(|h| engine.meta(h.rule).sid).collect());
+        }
+        out
+    }
+
+    /// Only each window's new bytes are scanned for fast patterns; those
+    /// in the kept earlier bytes are remembered. A rule whose fast pattern
+    /// arrived packets before the rest of its match must still be found,
+    /// exactly as long as the pattern lies within the stream window.
+    #[test]
+    fn fast_patterns_in_earlier_segments_still_select_their_rules() {
+        let rule = "alert tcp any any -> any any (content:\"MAGICWORD\"; fast_pattern; content:\"tail\"; distance:0; sid:1;)\n";
+        let none: Vec<u64> = Vec::new();
+        // Fast pattern wholly in the previous segment.
+        assert_eq!(
+            stream_sequence(rule, &[b"xxMAGICWORDxx", b"yy tail"]),
+            vec![none.clone(), vec![1]]
+        );
+        // Split across the segment boundary.
+        assert_eq!(
+            stream_sequence(rule, &[b"....MAGIC", b"WORD tail"]),
+            vec![none.clone(), vec![1]]
+        );
+        // Two packets back, still within the 1 KiB window.
+        let filler = vec![b'.'; 200];
+        assert_eq!(
+            stream_sequence(rule, &[b"MAGICWORD", &filler, b"tail"]),
+            vec![none.clone(), none.clone(), vec![1]]
+        );
+        // Out of the window: as if the whole window had been rescanned.
+        let filler = vec![b'.'; 2000];
+        assert_eq!(
+            stream_sequence(rule, &[b"MAGICWORD", &filler, b"tail"]),
+            vec![none.clone(), none.clone(), none.clone()]
+        );
+        // More distinct patterns in the window than a tail remembers: the
+        // next window is scanned whole and still finds the rule.
+        let mut rules = rule.to_string();
+        let mut first = b"MAGICWORD".to_vec();
+        for i in 0..300 {
+            rules.push_str(&format!(
+                "alert tcp any any -> any any (content:\"{i:03}\"; fast_pattern; content:\"never-there\"; sid:{};)\n",
+                100 + i
+            ));
+            first.extend_from_slice(format!("{i:03}").as_bytes());
+        }
+        assert!(first.len() <= 1024);
+        assert_eq!(
+            stream_sequence(&rules, &[&first, b"tail"]),
+            vec![none.clone(), vec![1]]
+        );
     }
 
     /// suricata-verify detect-bytetest-02 sid 2: a payload program without

@@ -19,6 +19,7 @@
 mod addrindex;
 mod compile;
 mod detector;
+mod groups;
 mod prefilter;
 mod program;
 

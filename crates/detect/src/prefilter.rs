@@ -26,7 +26,8 @@ struct Entry {
     /// The whole pattern (lowercased when caseless).
     pattern: Box<[u8]>,
     nocase: bool,
-    rules: Vec<u32>,
+    /// Index into `Prefilter::rules`.
+    id: u32,
 }
 
 impl Entry {
@@ -47,8 +48,12 @@ impl Entry {
 /// Fast patterns of all rules, compiled for scanning.
 #[derive(Debug, Default)]
 pub(crate) struct Prefilter {
-    /// Bit per lowercased 2-byte prefix of patterns of 2+ bytes.
-    bigram: Vec<u64>,
+    /// Bit per raw 2-byte sequence (first byte in the low 8 bits) that can
+    /// start an occurrence: every case variant of a caseless pattern's
+    /// first two bytes, the exact bytes of a case-sensitive one, and every
+    /// pair starting with a 1-byte pattern. The scan loop tests only this.
+    raw_bigram: Vec<u64>,
+    has_single: bool,
     /// The same per length class (2, 3, 4+ bytes).
     bigram_class: [Vec<u64>; 3],
     /// Bloom bit per hashed lowercased 4-byte prefix of 4+ byte patterns.
@@ -57,7 +62,12 @@ pub(crate) struct Prefilter {
     single: Vec<bool>,
     /// Patterns by length class (1, 2, 3, 4+) and lowercased prefix key.
     by_key: [HashMap<u32, Vec<Entry>>; 4],
-    patterns: usize,
+    /// Rules of each distinct pattern, by pattern id.
+    rules: Vec<Vec<u32>>,
+    /// Lengths of the distinct patterns, by pattern id.
+    lens: Vec<u32>,
+    /// Length of the longest pattern.
+    max_len: usize,
 }
 
 /// Bits of the 4-byte bloom filter (32 KiB).
@@ -78,7 +88,7 @@ impl Prefilter {
     /// Builds the filter from (pattern, caseless, rule) triples.
     pub(crate) fn build(items: &[(Vec<u8>, bool, u32)]) -> Prefilter {
         let mut p = Prefilter {
-            bigram: vec![0u64; 65536 / 64],
+            raw_bigram: vec![0u64; 65536 / 64],
             bigram_class: std::array::from_fn(|_| vec![0u64; 65536 / 64]),
             quad: vec![0u64; QUAD_BITS / 64],
             single: vec![false; 256],
@@ -89,11 +99,32 @@ impl Prefilter {
                 continue;
             }
             let class = pat.len().min(4) - 1;
+            let variants = |b: u8| -> Vec<u8> {
+                if *nocase && b.is_ascii_alphabetic() {
+                    vec![b.to_ascii_lowercase(), b.to_ascii_uppercase()]
+                } else {
+                    vec![b]
+                }
+            };
+            let mut set_raw = |first: u8, second: u8| {
+                let b = first as usize | (second as usize) << 8;
+                p.raw_bigram[b / 64] |= 1 << (b % 64);
+            };
             if pat.len() == 1 {
                 p.single[LOWER[pat[0] as usize] as usize] = true;
+                p.has_single = true;
+                for f in variants(pat[0]) {
+                    for second in 0..=255u8 {
+                        set_raw(f, second);
+                    }
+                }
             } else {
+                for f in variants(pat[0]) {
+                    for second in variants(pat[1]) {
+                        set_raw(f, second);
+                    }
+                }
                 let b = (LOWER[pat[0] as usize] as usize) << 8 | LOWER[pat[1] as usize] as usize;
-                p.bigram[b / 64] |= 1 << (b % 64);
                 p.bigram_class[class - 1][b / 64] |= 1 << (b % 64);
                 if class == 3 {
                     let q = quad_slot(key(pat));
@@ -110,13 +141,16 @@ impl Prefilter {
                 .iter_mut()
                 .find(|e| e.pattern == stored && e.nocase == *nocase)
             {
-                Some(e) => e.rules.push(*rule),
+                Some(e) => p.rules[e.id as usize].push(*rule),
                 None => {
-                    p.patterns += 1;
+                    let id = p.rules.len() as u32;
+                    p.rules.push(vec![*rule]);
+                    p.lens.push(pat.len() as u32);
+                    p.max_len = p.max_len.max(pat.len());
                     list.push(Entry {
                         pattern: stored,
                         nocase: *nocase,
-                        rules: vec![*rule],
+                        id,
                     })
                 }
             }
@@ -126,52 +160,106 @@ impl Prefilter {
 
     /// Distinct patterns.
     pub(crate) fn len(&self) -> usize {
-        self.patterns
+        self.rules.len()
+    }
+
+    /// Length of the longest pattern.
+    pub(crate) fn max_len(&self) -> usize {
+        self.max_len
+    }
+
+    /// The rules of a pattern id reported by [`Prefilter::scan_at`].
+    #[inline]
+    pub(crate) fn rules(&self, id: u32) -> &[u32] {
+        &self.rules[id as usize]
+    }
+
+    /// The length of a pattern.
+    #[inline]
+    pub(crate) fn pattern_len(&self, id: u32) -> usize {
+        self.lens[id as usize] as usize
+    }
+
+    /// Every rule with a pattern here.
+    #[cfg(test)]
+    pub(crate) fn all_rules(&self) -> impl Iterator<Item = u32> + '_ {
+        self.rules.iter().flatten().copied()
     }
 
     /// Calls `hit` with the rules of every pattern that occurs in `buf`
     /// (a rule may be reported more than once).
     pub(crate) fn scan(&self, buf: &[u8], mut hit: impl FnMut(&[u32])) {
-        if self.patterns == 0 || self.single.is_empty() {
+        self.scan_at(buf, |id, _| hit(&self.rules[id as usize]));
+    }
+
+    /// Calls `hit(pattern id, start)` for every occurrence of a pattern in
+    /// `buf`.
+    pub(crate) fn scan_at(&self, buf: &[u8], mut hit: impl FnMut(u32, usize)) {
+        if self.rules.is_empty() {
             return;
         }
         let n = buf.len();
         if n == 0 {
             return;
         }
-        let has_single = !self.by_key[0].is_empty();
-        let bigram = &self.bigram[..];
-        let mut b0 = LOWER[buf[0] as usize];
-        for i in 0..n {
-            if has_single && self.single[b0 as usize] {
-                self.check(0, buf, i, &mut hit);
+        let raw = &self.raw_bigram[..];
+        let test = |w: &[u8], k: usize| -> u64 {
+            let bg = w[k] as usize | (w[k + 1] as usize) << 8;
+            (raw[bg >> 6] >> (bg & 63)) & 1
+        };
+        let mut i = 0;
+        // Eight positions at a time (each test needs the next byte too):
+        // almost every block has no candidate position at all.
+        while i + 8 < n {
+            let w = &buf[i..i + 9];
+            let mut m = 0u64;
+            for k in 0..8 {
+                m |= test(w, k) << k;
             }
-            let Some(&next) = buf.get(i + 1) else {
-                break;
-            };
-            let b1 = LOWER[next as usize];
-            let bg = (b0 as usize) << 8 | b1 as usize;
-            b0 = b1;
-            // Almost every position stops here: one bit of an 8 KiB table.
-            if bigram[bg >> 6] & (1 << (bg & 63)) == 0 {
-                continue;
+            while m != 0 {
+                let k = m.trailing_zeros() as usize;
+                m &= m - 1;
+                self.at(buf, i + k, &mut hit);
             }
-            for class in 1..4 {
-                if i + class < n && self.bigram_class[class - 1][bg >> 6] & (1 << (bg & 63)) != 0 {
-                    if class == 3 {
-                        let q = quad_slot(key(&buf[i..i + 4]));
-                        if self.quad[q >> 6] & (1 << (q & 63)) == 0 {
-                            continue;
-                        }
+            i += 8;
+        }
+        while i + 1 < n {
+            if test(buf, i) != 0 {
+                self.at(buf, i, &mut hit);
+            }
+            i += 1;
+        }
+        // Only a 1-byte pattern can start at the last byte.
+        if self.has_single && self.single[LOWER[buf[n - 1] as usize] as usize] {
+            self.check(0, buf, n - 1, &mut hit);
+        }
+    }
+
+    /// The patterns that may start at `i` (not the last byte), whose raw
+    /// 2-byte sequence passed the filter.
+    #[inline]
+    fn at(&self, buf: &[u8], i: usize, hit: &mut impl FnMut(u32, usize)) {
+        let n = buf.len();
+        let b0 = LOWER[buf[i] as usize];
+        if self.has_single && self.single[b0 as usize] {
+            self.check(0, buf, i, hit);
+        }
+        let bg = (b0 as usize) << 8 | LOWER[buf[i + 1] as usize] as usize;
+        for class in 1..4 {
+            if i + class < n && self.bigram_class[class - 1][bg >> 6] & (1 << (bg & 63)) != 0 {
+                if class == 3 {
+                    let q = quad_slot(key(&buf[i..i + 4]));
+                    if self.quad[q >> 6] & (1 << (q & 63)) == 0 {
+                        continue;
                     }
-                    self.check(class, buf, i, &mut hit);
                 }
+                self.check(class, buf, i, hit);
             }
         }
     }
 
     #[inline]
-    fn check(&self, class: usize, buf: &[u8], i: usize, hit: &mut impl FnMut(&[u32])) {
+    fn check(&self, class: usize, buf: &[u8], i: usize, hit: &mut impl FnMut(u32, usize)) {
         let map = &self.by_key[class];
         if map.is_empty() {
             return;
@@ -180,7 +268,7 @@ impl Prefilter {
         if let Some(list) = map.get(&k) {
             for e in list {
                 if e.matches_at(buf, i) {
-                    hit(&e.rules);
+                    hit(e.id, i);
                 }
             }
         }
@@ -220,5 +308,63 @@ mod tests {
         assert_eq!(found(&p, b""), Vec::<u32>::new());
         // A pattern at the very end of the buffer.
         assert_eq!(found(&p, b"zzab"), vec![3]);
+    }
+
+    /// Every (pattern, position) the scan reports against a brute-force
+    /// search, on random patterns (1 to 6 bytes, mixed case, caseless or
+    /// not) and random buffers over a small alphabet, so that occurrences,
+    /// overlaps and buffer ends are frequent.
+    #[test]
+    fn scan_at_reports_exactly_the_occurrences_a_brute_force_search_finds() {
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let alphabet = b"aAbB\x00\xff-";
+        for round in 0..200 {
+            let count = 1 + next(12) as usize;
+            let items: Vec<(Vec<u8>, bool, u32)> = (0..count)
+                .map(|r| {
+                    let len = 1 + next(6) as usize;
+                    let pat = (0..len)
+                        .map(|_| alphabet[next(alphabet.len() as u64) as usize])
+                        .collect();
+                    (pat, next(2) == 0, r as u32)
+                })
+                .collect();
+            let p = Prefilter::build(&items);
+            let len = next(40) as usize;
+            let buf: Vec<u8> = (0..len)
+                .map(|_| alphabet[next(alphabet.len() as u64) as usize])
+                .collect();
+            let mut got: Vec<(u32, usize)> = Vec::new();
+            p.scan_at(&buf, |id, at| {
+                for &r in p.rules(id) {
+                    got.push((r, at));
+                }
+            });
+            got.sort_unstable();
+            let mut want: Vec<(u32, usize)> = Vec::new();
+            for (pat, nocase, r) in &items {
+                for at in 0..buf.len() {
+                    let Some(s) = buf.get(at..at + pat.len()) else {
+                        continue;
+                    };
+                    let eq = if *nocase {
+                        s.eq_ignore_ascii_case(pat)
+                    } else {
+                        s == &pat[..]
+                    };
+                    if eq {
+                        want.push((*r, at));
+                    }
+                }
+            }
+            want.sort_unstable();
+            assert_eq!(got, want, "round {round}: {items:?} in {buf:?}");
+        }
     }
 }

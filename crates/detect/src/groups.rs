@@ -1,0 +1,371 @@
+//! Signature groups: the packet rules that can match a packet, chosen by
+//! protocol class, flow direction and the server's port before any byte is
+//! scanned (Suricata's signature group heads).
+//!
+//! Most ET rules name a direction (`flow:to_server`) and many a server port
+//! (`-> $EXTERNAL_NET 22`, `$HTTP_PORTS -> ...`). One prefilter over every
+//! rule scanned a server's HTTP response against the patterns of client
+//! requests, and checked the flags-only scan rules of port 22, 1433, 3389,
+//! ... on every TCP packet. Here each (class, direction, server port) has
+//! its own prefilter and its own list of rules without a fast pattern,
+//! holding only rules whose direction and port sets admit such a packet.
+//! Every candidate is still fully verified (`Detector::eval`), so a group
+//! may hold rules that cannot match, never miss one that can.
+
+use crate::compile::{proto_in_class, Rule, CLASSES};
+use crate::prefilter::Prefilter;
+use hashbrown::HashMap;
+
+/// Port groups per (class, direction) at most; rarer port sets share one.
+const MAX_PORT_GROUPS: usize = 64;
+
+/// The rules one packet is checked against.
+#[derive(Debug, Default)]
+pub(crate) struct Group {
+    /// Fast patterns of the group's rules.
+    pub(crate) prefilter: Prefilter,
+    /// The group's rules without a fast pattern.
+    pub(crate) always: Vec<u32>,
+}
+
+/// One packet rule as grouping sees it.
+pub(crate) struct Member {
+    /// Engine index.
+    pub(crate) rule: u32,
+    /// Its fast pattern and whether it is caseless; `None`: checked on
+    /// every packet of its groups.
+    pub(crate) fast: Option<(Vec<u8>, bool)>,
+}
+
+/// All groups and the map from packets to them.
+#[derive(Debug, Default)]
+pub(crate) struct Groups {
+    groups: Vec<Group>,
+    /// Packets without flow direction or ports, per protocol class: every
+    /// rule of the class.
+    fallback: [u32; CLASSES],
+    /// TCP (0) and UDP (1) packets of a flow: [class][to_server 0 /
+    /// to_client 1][server port] → group.
+    by_port: [[Vec<u16>; 2]; 2],
+}
+
+/// Direction of a packet within its flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Dir {
+    ToServer,
+    ToClient,
+}
+
+impl Groups {
+    /// Groups the members. `rules` are the engine's rules, indexed by
+    /// `Member::rule`.
+    pub(crate) fn build(rules: &[Rule], members: &[Member]) -> Groups {
+        let mut g = Groups::default();
+        for class in 0..CLASSES {
+            let ids: Vec<usize> = (0..members.len())
+                .filter(|&m| proto_in_class(rules[members[m].rule as usize].proto, class))
+                .collect();
+            g.fallback[class] = g.push(members, &ids);
+        }
+        for (ci, class) in [0usize, 1].into_iter().enumerate() {
+            for (di, dir) in [Dir::ToServer, Dir::ToClient].into_iter().enumerate() {
+                g.by_port[ci][di] = g.build_ports(rules, members, class, dir);
+            }
+        }
+        g
+    }
+
+    fn push(&mut self, members: &[Member], ids: &[usize]) -> u32 {
+        let mut items = Vec::new();
+        let mut always = Vec::new();
+        for &m in ids {
+            let m = &members[m];
+            match &m.fast {
+                Some((pat, nocase)) => items.push((pat.clone(), *nocase, m.rule)),
+                None => always.push(m.rule),
+            }
+        }
+        self.groups.push(Group {
+            prefilter: Prefilter::build(&items),
+            always,
+        });
+        (self.groups.len() - 1) as u32
+    }
+
+    /// The port → group map of one class and direction. Ports whose set of
+    /// port-specific rules is the same share a group.
+    fn build_ports(
+        &mut self,
+        rules: &[Rule],
+        members: &[Member],
+        class: usize,
+        dir: Dir,
+    ) -> Vec<u16> {
+        let mut base: Vec<usize> = Vec::new();
+        // (port range start, end inclusive, member) of port-specific members.
+        let mut ranges: Vec<(u16, u16, usize)> = Vec::new();
+        for (m, member) in members.iter().enumerate() {
+            let r = &rules[member.rule as usize];
+            if !proto_in_class(r.proto, class) {
+                continue;
+            }
+            let wrong_dir = match dir {
+                Dir::ToServer => r.flow.to_client,
+                Dir::ToClient => r.flow.to_server,
+            };
+            if wrong_dir {
+                continue;
+            }
+            // The server's port is the destination port of a packet to the
+            // server and the source port of one to the client; `<>` rules
+            // match either way round.
+            let (own, other) = match dir {
+                Dir::ToServer => (&r.dport, &r.sport),
+                Dir::ToClient => (&r.sport, &r.dport),
+            };
+            if own.is_any() || r.bidir && other.is_any() {
+                base.push(m);
+                continue;
+            }
+            for &(a, b) in own.ranges() {
+                ranges.push((a, b, m));
+            }
+            if r.bidir {
+                for &(a, b) in other.ranges() {
+                    ranges.push((a, b, m));
+                }
+            }
+        }
+        // Sweep the port space: between two consecutive range boundaries
+        // the set of active members is constant.
+        let mut bounds: Vec<u32> = vec![0, 65536];
+        for &(a, b, _) in &ranges {
+            bounds.push(a as u32);
+            bounds.push(b as u32 + 1);
+        }
+        bounds.sort_unstable();
+        bounds.dedup();
+        let mut starts: HashMap<u32, Vec<usize>> = HashMap::new();
+        let mut ends: HashMap<u32, Vec<usize>> = HashMap::new();
+        for &(a, b, m) in &ranges {
+            starts.entry(a as u32).or_default().push(m);
+            ends.entry(b as u32 + 1).or_default().push(m);
+        }
+        let mut active: HashMap<usize, u32> = HashMap::new();
+        let mut segments: Vec<(u32, u32, Vec<usize>)> = Vec::new();
+        for w in bounds.windows(2) {
+            let (lo, hi) = (w[0], w[1]);
+            for m in ends.get(&lo).into_iter().flatten() {
+                let n = active.get_mut(m).expect("range ends after it starts");
+                *n -= 1;
+                if *n == 0 {
+                    active.remove(m);
+                }
+            }
+            for m in starts.get(&lo).into_iter().flatten() {
+                *active.entry(*m).or_default() += 1;
+            }
+            let mut set: Vec<usize> = active.keys().copied().collect();
+            set.sort_unstable();
+            segments.push((lo, hi, set));
+        }
+        // Distinct sets; past the cap, the sets with the fewest rules are
+        // merged into one group (more candidates there, never fewer).
+        let mut distinct: Vec<Vec<usize>> = Vec::new();
+        let mut index: HashMap<Vec<usize>, usize> = HashMap::new();
+        let seg_set: Vec<usize> = segments
+            .iter()
+            .map(|(_, _, set)| {
+                *index.entry(set.clone()).or_insert_with(|| {
+                    distinct.push(set.clone());
+                    distinct.len() - 1
+                })
+            })
+            .collect();
+        let mut order: Vec<usize> = (0..distinct.len()).collect();
+        // The ports without specific rules (most of them) always keep their
+        // own group.
+        order.sort_by_key(|&s| {
+            (
+                !distinct[s].is_empty(),
+                std::cmp::Reverse(distinct[s].len()),
+                s,
+            )
+        });
+        let mut target = vec![usize::MAX; distinct.len()];
+        let keep = if distinct.len() > MAX_PORT_GROUPS {
+            MAX_PORT_GROUPS - 1
+        } else {
+            distinct.len()
+        };
+        let mut group_of_target: Vec<u32> = Vec::new();
+        for &s in order.iter().take(keep) {
+            target[s] = group_of_target.len();
+            let mut ids = base.clone();
+            ids.extend_from_slice(&distinct[s]);
+            ids.sort_unstable();
+            let gid = self.push(members, &ids);
+            group_of_target.push(gid);
+        }
+        if keep < distinct.len() {
+            let mut ids = base.clone();
+            for &s in &order[keep..] {
+                target[s] = group_of_target.len();
+                ids.extend_from_slice(&distinct[s]);
+            }
+            ids.sort_unstable();
+            ids.dedup();
+            let gid = self.push(members, &ids);
+            group_of_target.push(gid);
+        }
+        let mut map = vec![0u16; 65536];
+        for (seg, &(lo, hi, _)) in segments.iter().enumerate() {
+            let gid = group_of_target[target[seg_set[seg]]];
+            let gid = u16::try_from(gid).expect("fewer than 65536 groups");
+            map[lo as usize..hi as usize].fill(gid);
+        }
+        map
+    }
+
+    /// The group of a packet: its protocol class, its direction in its flow
+    /// (`Some(true)`: to the server) and its (source, destination) ports.
+    #[inline]
+    pub(crate) fn select(
+        &self,
+        class: usize,
+        to_server: Option<bool>,
+        ports: (Option<u16>, Option<u16>),
+    ) -> &Group {
+        let ci = match class {
+            0 => 0,
+            1 => 1,
+            _ => return &self.groups[self.fallback[class] as usize],
+        };
+        let (Some(to_server), (Some(sp), Some(dp))) = (to_server, ports) else {
+            return &self.groups[self.fallback[class] as usize];
+        };
+        let (di, port) = if to_server { (0, dp) } else { (1, sp) };
+        &self.groups[self.by_port[ci][di][port as usize] as usize]
+    }
+
+    /// Distinct fast patterns of the largest group.
+    pub(crate) fn largest_prefilter(&self) -> usize {
+        self.groups
+            .iter()
+            .map(|g| g.prefilter.len())
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Number of groups.
+    pub(crate) fn len(&self) -> usize {
+        self.groups.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::compile::{class_of, Engine};
+    use crate::DetectConfig;
+
+    /// Whatever the packet, its group holds every rule whose protocol,
+    /// direction and ports admit it, on random rules with single ports,
+    /// ranges, lists, negations and `<>`, and more distinct port sets than
+    /// get their own group (so merged groups are checked too).
+    #[test]
+    fn a_packets_group_holds_every_rule_that_could_match_it() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let ports = [22u16, 53, 80, 443, 1024, 8080, 65535];
+        let mut port_expr = |next: &mut dyn FnMut(u64) -> u64| -> String {
+            match next(6) {
+                0 | 1 => "any".to_string(),
+                2 => ports[next(ports.len() as u64) as usize].to_string(),
+                3 => format!("{}:{}", 1000 + next(100), 2000 + next(100)),
+                4 => format!(
+                    "[{},{}]",
+                    100 + next(200),
+                    ports[next(ports.len() as u64) as usize]
+                ),
+                _ => format!("!{}", ports[next(ports.len() as u64) as usize]),
+            }
+        };
+        let mut text = String::new();
+        for sid in 1..=400u64 {
+            let proto = ["tcp", "udp", "ip"][next(3) as usize];
+            let sp = port_expr(&mut next);
+            let mut dp = port_expr(&mut next);
+            if sid <= 100 {
+                // Distinct single ports: more port sets than groups.
+                dp = (3000 + sid).to_string();
+            }
+            let (proto, sp, dp) = if proto == "ip" {
+                (proto, "any".to_string(), "any".to_string())
+            } else {
+                (proto, sp, dp)
+            };
+            let dir = if next(5) == 0 { "<>" } else { "->" };
+            let flow = ["", "flow:to_server; ", "flow:to_client; "][next(3) as usize];
+            let content = if next(3) == 0 {
+                String::new()
+            } else {
+                format!("content:\"pat{}\"; ", next(50))
+            };
+            text.push_str(&format!(
+                "alert {proto} any {sp} {dir} any {dp} ({flow}{content}sid:{sid};)\n"
+            ));
+        }
+        let engine = Engine::from_texts(&[("t.rules", &text)], &DetectConfig::default());
+        assert_eq!(engine.report.errors.len(), 0, "{:?}", engine.report.errors);
+        assert!(engine.groups.len() > 4 * 2);
+        let mut probes: Vec<u16> = ports.to_vec();
+        probes.extend([3001, 3050, 3100, 1500, 150, 7]);
+        for proto in [6u8, 17] {
+            let class = class_of(proto);
+            for to_server in [true, false] {
+                for &sp in &probes {
+                    for &dp in &probes {
+                        let g = engine
+                            .groups
+                            .select(class, Some(to_server), (Some(sp), Some(dp)));
+                        let mut held: Vec<u32> = g.prefilter.all_rules().collect();
+                        held.extend_from_slice(&g.always);
+                        for (i, r) in engine.rules.iter().enumerate() {
+                            let proto_ok = crate::compile::proto_in_class(r.proto, class);
+                            let dir_ok =
+                                !(r.flow.to_server && !to_server || r.flow.to_client && to_server);
+                            let ports_ok = r.sport.contains(sp) && r.dport.contains(dp)
+                                || r.bidir && r.sport.contains(dp) && r.dport.contains(sp);
+                            if proto_ok && dir_ok && ports_ok {
+                                assert!(
+                                    held.contains(&(i as u32)),
+                                    "sid {} missing for proto {proto} to_server {to_server} {sp} -> {dp}",
+                                    r.meta.sid
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        // Grouping must also leave rules out: port 22 to the server does
+        // not carry the rules of ports 3001..3100 alone.
+        let g = engine.groups.select(0, Some(true), (Some(40000), Some(22)));
+        let held: Vec<u32> = g
+            .prefilter
+            .all_rules()
+            .chain(g.always.iter().copied())
+            .collect();
+        assert!(
+            held.len() < engine.rules.len() / 2,
+            "{} of {}",
+            held.len(),
+            engine.rules.len()
+        );
+    }
+}
