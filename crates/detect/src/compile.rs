@@ -340,34 +340,114 @@ impl Engine {
             },
             None => ThresholdConfig::empty(),
         };
+        // Parsing and compiling (regexes above all) are most of the load
+        // time: files are spread over the cores in contiguous runs and the
+        // results merged in file order, so the engine and the report are
+        // those of a sequential load. Flowbit names get their final ids in
+        // the merge.
+        type Parsed = (
+            Vec<RuleError>,
+            Vec<(Signature, Result<Compiled, RuleError>)>,
+        );
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .clamp(1, texts.len().max(1));
+        let total: usize = texts.iter().map(|(_, t)| t.len()).sum();
+        let mut runs: Vec<&[(&str, &str)]> = Vec::new();
+        let (mut from, mut size) = (0, 0);
+        for (i, (_, t)) in texts.iter().enumerate() {
+            size += t.len();
+            if size * threads >= total * (runs.len() + 1) && runs.len() + 1 < threads {
+                runs.push(&texts[from..=i]);
+                from = i + 1;
+            }
+        }
+        runs.push(&texts[from..]);
+        let parsed: Vec<(Vec<Parsed>, Vec<String>)> = std::thread::scope(|scope| {
+            let handles: Vec<_> = runs
+                .iter()
+                .map(|run| {
+                    let (vars, classes) = (&vars, &classes);
+                    scope.spawn(move || {
+                        let mut local_bits: Vec<String> = Vec::new();
+                        let files = run
+                            .iter()
+                            .map(|(file, text)| {
+                                let (sigs, errs) = zonewatch_rules::parse_file(text, file);
+                                let sigs = sigs
+                                    .into_iter()
+                                    .map(|s| {
+                                        let c = compile(&s, vars, classes, &mut local_bits);
+                                        (s, c)
+                                    })
+                                    .collect();
+                                (errs, sigs)
+                            })
+                            .collect();
+                        (files, local_bits)
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("rule compilation does not panic"))
+                .collect()
+        });
         let mut flowbits: Vec<String> = Vec::new();
         let mut rules: Vec<(Rule, FastPat, usize)> = Vec::new();
         let mut seen: hashbrown::HashMap<(u32, u64), Origin> = hashbrown::HashMap::new();
-        for (file, text) in texts {
-            let (sigs, errs) = zonewatch_rules::parse_file(text, file);
-            for e in errs {
-                report.skip(e);
-            }
-            for s in sigs {
-                if let Some(first) = seen.get(&(s.gid, s.sid)) {
-                    let first = first.to_string();
-                    report.skip(err(
-                        &s.origin,
-                        s.sid,
-                        "sid",
-                        format!("duplicate of {first}"),
-                        false,
-                    ));
-                    continue;
-                }
-                match compile(&s, &vars, &classes, &mut flowbits) {
-                    Ok((r, fp)) => {
-                        seen.insert((s.gid, s.sid), s.origin.clone());
-                        let n = rules.len();
-                        rules.push((r, fp, n));
-                        report.loaded += 1;
+        for (files, local_bits) in parsed {
+            let mut global: Vec<Option<u32>> = vec![None; local_bits.len()];
+            let mut remap = |b: &mut u32| {
+                let g = *global[*b as usize].get_or_insert_with(|| {
+                    let name = &local_bits[*b as usize];
+                    match flowbits.iter().position(|n| n == name) {
+                        Some(i) => i as u32,
+                        None => {
+                            flowbits.push(name.clone());
+                            (flowbits.len() - 1) as u32
+                        }
                     }
-                    Err(e) => report.skip(e),
+                });
+                *b = g;
+            };
+            for (errs, sigs) in files {
+                for e in errs {
+                    report.skip(e);
+                }
+                for (s, compiled) in sigs {
+                    if let Some(first) = seen.get(&(s.gid, s.sid)) {
+                        let first = first.to_string();
+                        report.skip(err(
+                            &s.origin,
+                            s.sid,
+                            "sid",
+                            format!("duplicate of {first}"),
+                            false,
+                        ));
+                        continue;
+                    }
+                    match compiled {
+                        Ok((mut r, fp)) => {
+                            for c in &mut r.fb_cmds {
+                                match c {
+                                    FbCmd::Set(b) | FbCmd::Unset(b) | FbCmd::Toggle(b) => remap(b),
+                                }
+                            }
+                            for c in &mut r.fb_checks {
+                                match c {
+                                    FbCheck::IsSet(bs, _) | FbCheck::IsNotSet(bs, _) => {
+                                        bs.iter_mut().for_each(&mut remap)
+                                    }
+                                }
+                            }
+                            seen.insert((s.gid, s.sid), s.origin.clone());
+                            let n = rules.len();
+                            rules.push((r, fp, n));
+                            report.loaded += 1;
+                        }
+                        Err(e) => report.skip(e),
+                    }
                 }
             }
         }

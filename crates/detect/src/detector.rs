@@ -984,10 +984,11 @@ mod tests {
     /// Sids raised on each of consecutive in-order packets of the client's
     /// stream, one segment each, through one detector.
     fn stream_sequence(rules: &str, segments: &[&[u8]]) -> Vec<Vec<u64>> {
-        let engine = Arc::new(Engine::from_texts(
-            &[("t.rules", rules)],
-            &DetectConfig::default(),
-        ));
+        stream_sequence_files(&[("t.rules", rules)], segments)
+    }
+
+    fn stream_sequence_files(files: &[(&str, &str)], segments: &[&[u8]]) -> Vec<Vec<u64>> {
+        let engine = Arc::new(Engine::from_texts(files, &DetectConfig::default()));
         let mut det = Detector::new(engine.clone());
         let mut offset = 0u64;
         let mut out = Vec::new();
@@ -1071,6 +1072,29 @@ mod tests {
         assert_eq!(
             stream_sequence(&rules, &[&first, b"tail"]),
             vec![none.clone(), vec![1]]
+        );
+    }
+
+    /// Files are compiled in parallel, each thread numbering flowbits its
+    /// own way; the merge must give a name one id across files.
+    #[test]
+    fn flowbits_set_in_one_file_are_seen_by_rules_of_another() {
+        let a = "\
+alert tcp any any -> any any (content:\"hello\"; flowbits:set,a_only; flowbits:noalert; sid:1;)
+alert tcp any any -> any any (content:\"login\"; flowbits:set,logged_in; flowbits:noalert; sid:2;)
+";
+        let b = "\
+alert tcp any any -> any any (content:\"zzz\"; flowbits:isset,b_only; sid:3;)
+alert tcp any any -> any any (content:\"secret\"; flowbits:isset,logged_in; sid:4;)
+alert tcp any any -> any any (content:\"secret\"; flowbits:isset,a_only; sid:5;)
+";
+        let none: Vec<u64> = Vec::new();
+        assert_eq!(
+            stream_sequence_files(
+                &[("a.rules", a), ("b.rules", b)],
+                &[b"login ok", b"the secret"]
+            ),
+            vec![none.clone(), vec![4]]
         );
     }
 
