@@ -1079,19 +1079,24 @@ mod tests {
     /// own way; the merge must give a name one id across files.
     #[test]
     fn flowbits_set_in_one_file_are_seen_by_rules_of_another() {
-        let a = "\
-alert tcp any any -> any any (content:\"hello\"; flowbits:set,a_only; flowbits:noalert; sid:1;)
+        // `a` is the larger file, so with two or more cores `b` goes to
+        // another thread, where `logged_in` is the first name (local id 0).
+        let a = format!(
+            "{}{}",
+            "# padding\n".repeat(100),
+            "\
+alert tcp any any -> any any (content:\"hello\"; flowbits:set,a1; flowbits:set,a2; flowbits:noalert; sid:1;)
 alert tcp any any -> any any (content:\"login\"; flowbits:set,logged_in; flowbits:noalert; sid:2;)
-";
+"
+        );
         let b = "\
-alert tcp any any -> any any (content:\"zzz\"; flowbits:isset,b_only; sid:3;)
 alert tcp any any -> any any (content:\"secret\"; flowbits:isset,logged_in; sid:4;)
-alert tcp any any -> any any (content:\"secret\"; flowbits:isset,a_only; sid:5;)
+alert tcp any any -> any any (content:\"secret\"; flowbits:isset,a1; sid:5;)
 ";
         let none: Vec<u64> = Vec::new();
         assert_eq!(
             stream_sequence_files(
-                &[("a.rules", a), ("b.rules", b)],
+                &[("a.rules", &a), ("b.rules", b)],
                 &[b"login ok", b"the secret"]
             ),
             vec![none.clone(), vec![4]]
