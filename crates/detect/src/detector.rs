@@ -195,12 +195,13 @@ impl Detector {
         let group = engine
             .groups
             .select(class, p.flow.map(|f| f.to_server), ports(d));
-        let pf = &group.prefilter;
+        let (pf, cat) = (&group.filter, &engine.groups.catalogue);
         let (stamp, generation, cands) = (&mut self.stamp, self.generation, &mut self.cands);
-        let mut mark = |rules: &[u32]| {
-            for &r in rules {
+        // The rules of a fast pattern that are in the packet's group.
+        let mut mark = |id: u32| {
+            for &r in cat.rules(id) {
                 let s = &mut stamp[r as usize];
-                if *s != generation {
+                if *s != generation && group.has_rule(r) {
                     *s = generation;
                     cands.push(r);
                 }
@@ -244,7 +245,7 @@ impl Detector {
                 // bytes remain to be found.
                 let scan_from = if t.hits_valid {
                     for &(_, id) in &t.hits {
-                        mark(pf.rules(id));
+                        mark(id);
                     }
                     new_from.saturating_sub(pf.max_len().saturating_sub(1))
                 } else {
@@ -254,10 +255,10 @@ impl Detector {
                 let was_valid = t.hits_valid;
                 t.hits.retain(|&(at, _)| at >= tail_start);
                 let hits = &mut t.hits;
-                pf.scan_at(&window[start + scan_from..end], |id, pos| {
-                    mark(pf.rules(id));
+                pf.scan_at(cat, &window[start + scan_from..end], |id, pos| {
+                    mark(id);
                     let at = scan_from + pos;
-                    if (!was_valid || at + pf.pattern_len(id) > new_from)
+                    if (!was_valid || at + cat.pattern_len(id) > new_from)
                         && base + at as u64 >= tail_start
                     {
                         hits.push((base + at as u64, id));
@@ -276,7 +277,7 @@ impl Detector {
         // In-order TCP data is scanned once, in its stream window (which
         // holds this packet's bytes); the packet payload only otherwise.
         if !p.payload_in_stream || windows.is_empty() {
-            pf.scan(payload, &mut mark);
+            pf.scan_at(cat, payload, |id, _| mark(id));
         }
         let window = std::mem::take(&mut self.window);
         self.mark(&group.always);

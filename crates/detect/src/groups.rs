@@ -13,19 +13,34 @@
 //! may hold rules that cannot match, never miss one that can.
 
 use crate::compile::{proto_in_class, Rule, CLASSES};
-use crate::prefilter::Prefilter;
+use crate::prefilter::{Catalogue, Filter};
 use hashbrown::HashMap;
 
 /// Port groups per (class, direction) at most; rarer port sets share one.
-const MAX_PORT_GROUPS: usize = 64;
+const MAX_PORT_GROUPS: usize = 1024;
 
 /// The rules one packet is checked against.
 #[derive(Debug, Default)]
 pub(crate) struct Group {
-    /// Fast patterns of the group's rules.
-    pub(crate) prefilter: Prefilter,
+    /// Scanning tables of the fast patterns of the group's rules (patterns
+    /// in [`Groups::catalogue`]).
+    pub(crate) filter: Filter,
+    /// Bit per engine rule index: the rule is in the group. A pattern's
+    /// rules in the catalogue are those of every group; a hit marks only
+    /// this group's.
+    rules: Vec<u64>,
     /// The group's rules without a fast pattern.
     pub(crate) always: Vec<u32>,
+}
+
+impl Group {
+    /// Whether the rule is in the group.
+    #[inline]
+    pub(crate) fn has_rule(&self, rule: u32) -> bool {
+        self.rules
+            .get(rule as usize / 64)
+            .is_some_and(|w| w & (1 << (rule % 64)) != 0)
+    }
 }
 
 /// One packet rule as grouping sees it.
@@ -40,6 +55,11 @@ pub(crate) struct Member {
 /// All groups and the map from packets to them.
 #[derive(Debug, Default)]
 pub(crate) struct Groups {
+    /// Every packet rule's fast pattern, stored once for all groups.
+    pub(crate) catalogue: Catalogue,
+    /// Pattern id of each member's fast pattern.
+    member_pattern: Vec<Option<u32>>,
+    rule_words: usize,
     groups: Vec<Group>,
     /// Packets without flow direction or ports, per protocol class: every
     /// rule of the class.
@@ -60,7 +80,20 @@ impl Groups {
     /// Groups the members. `rules` are the engine's rules, indexed by
     /// `Member::rule`.
     pub(crate) fn build(rules: &[Rule], members: &[Member]) -> Groups {
-        let mut g = Groups::default();
+        let items: Vec<(Vec<u8>, bool, u32)> = members
+            .iter()
+            .map(|m| match &m.fast {
+                Some((pat, nocase)) => (pat.clone(), *nocase, m.rule),
+                None => (Vec::new(), false, m.rule),
+            })
+            .collect();
+        let (catalogue, member_pattern) = Catalogue::build(&items);
+        let mut g = Groups {
+            catalogue,
+            member_pattern,
+            rule_words: rules.len().div_ceil(64),
+            ..Default::default()
+        };
         for class in 0..CLASSES {
             let ids: Vec<usize> = (0..members.len())
                 .filter(|&m| proto_in_class(rules[members[m].rule as usize].proto, class))
@@ -76,17 +109,20 @@ impl Groups {
     }
 
     fn push(&mut self, members: &[Member], ids: &[usize]) -> u32 {
-        let mut items = Vec::new();
+        let mut patterns = Vec::new();
         let mut always = Vec::new();
+        let mut rules = vec![0u64; self.rule_words];
         for &m in ids {
-            let m = &members[m];
-            match &m.fast {
-                Some((pat, nocase)) => items.push((pat.clone(), *nocase, m.rule)),
-                None => always.push(m.rule),
+            let r = members[m].rule;
+            rules[r as usize / 64] |= 1 << (r % 64);
+            match self.member_pattern[m] {
+                Some(id) => patterns.push(id),
+                None => always.push(r),
             }
         }
         self.groups.push(Group {
-            prefilter: Prefilter::build(&items),
+            filter: Filter::build(&self.catalogue, patterns),
+            rules,
             always,
         });
         (self.groups.len() - 1) as u32
@@ -252,7 +288,7 @@ impl Groups {
     pub(crate) fn largest_prefilter(&self) -> usize {
         self.groups
             .iter()
-            .map(|g| g.prefilter.len())
+            .map(|g| g.filter.len())
             .max()
             .unwrap_or(0)
     }
@@ -333,8 +369,6 @@ mod tests {
                         let g = engine
                             .groups
                             .select(class, Some(to_server), (Some(sp), Some(dp)));
-                        let mut held: Vec<u32> = g.prefilter.all_rules().collect();
-                        held.extend_from_slice(&g.always);
                         for (i, r) in engine.rules.iter().enumerate() {
                             let proto_ok = crate::compile::proto_in_class(r.proto, class);
                             let dir_ok =
@@ -343,7 +377,7 @@ mod tests {
                                 || r.bidir && r.sport.contains(dp) && r.dport.contains(sp);
                             if proto_ok && dir_ok && ports_ok {
                                 assert!(
-                                    held.contains(&(i as u32)),
+                                    g.has_rule(i as u32),
                                     "sid {} missing for proto {proto} to_server {to_server} {sp} -> {dp}",
                                     r.meta.sid
                                 );
@@ -356,16 +390,22 @@ mod tests {
         // Grouping must also leave rules out: port 22 to the server does
         // not carry the rules of ports 3001..3100 alone.
         let g = engine.groups.select(0, Some(true), (Some(40000), Some(22)));
-        let held: Vec<u32> = g
-            .prefilter
-            .all_rules()
-            .chain(g.always.iter().copied())
-            .collect();
+        let held = (0..engine.rules.len() as u32)
+            .filter(|&r| g.has_rule(r))
+            .count();
         assert!(
-            held.len() < engine.rules.len() / 2,
-            "{} of {}",
-            held.len(),
+            held < engine.rules.len() / 2,
+            "{held} of {}",
             engine.rules.len()
         );
+        // The filter holds exactly the fast patterns of the group's rules.
+        let cat = &engine.groups.catalogue;
+        for id in 0..cat.len() as u32 {
+            assert_eq!(
+                g.filter.has(id),
+                cat.rules(id).iter().any(|&r| g.has_rule(r)),
+                "pattern {id}"
+            );
+        }
     }
 }

@@ -1,11 +1,17 @@
 //! The multi-pattern prefilter: which rules' fast patterns occur in a
 //! buffer. A q-gram filter in the manner of Suricata's old B2G/Wu-Manber
-//! matchers: a 2-byte bitmap (8 KiB, stays in L1) rejects almost every
-//! position with one lookup; the few that pass look up the 4-byte prefix in
-//! a hash table and compare the whole pattern. With a thousand patterns a
-//! full Aho-Corasick DFA is ~12 MiB and walks out of cache on every byte;
-//! this is several times faster on the same input (see benches/signatures.rs,
-//! `ZW_PREFILTER=ac` to compare) and reports exactly the same rules.
+//! matchers: a table of raw 2-byte sequences (8 KiB, stays in L1) rejects
+//! almost every position, eight positions per step; the few that pass are
+//! checked against per-length 2-byte tables and a 4-byte bloom filter, then
+//! looked up by prefix in a hash table and compared whole. With a thousand
+//! patterns a full Aho-Corasick DFA is ~12 MiB and walks out of cache on
+//! every byte; this was measured about twice as fast on the same input,
+//! reporting exactly the same rules.
+//!
+//! The patterns themselves live in a [`Catalogue`]; a [`Filter`] holds the
+//! bit tables of a subset of them. Signature groups (`groups.rs`) share
+//! one catalogue and keep one filter each, so a pattern that a hundred
+//! port groups hold is stored once.
 
 use hashbrown::HashMap;
 
@@ -21,62 +27,6 @@ const fn lower_table() -> [u8; 256] {
 }
 static LOWER: [u8; 256] = lower_table();
 
-#[derive(Debug)]
-struct Entry {
-    /// The whole pattern (lowercased when caseless).
-    pattern: Box<[u8]>,
-    nocase: bool,
-    /// Index into `Prefilter::rules`.
-    id: u32,
-}
-
-impl Entry {
-    fn matches_at(&self, buf: &[u8], i: usize) -> bool {
-        let Some(s) = buf.get(i..i + self.pattern.len()) else {
-            return false;
-        };
-        if self.nocase {
-            s.iter()
-                .zip(self.pattern.iter())
-                .all(|(a, b)| LOWER[*a as usize] == *b)
-        } else {
-            s == &*self.pattern
-        }
-    }
-}
-
-/// Fast patterns of all rules, compiled for scanning.
-#[derive(Debug, Default)]
-pub(crate) struct Prefilter {
-    /// Bit per raw 2-byte sequence (first byte in the low 8 bits) that can
-    /// start an occurrence: every case variant of a caseless pattern's
-    /// first two bytes, the exact bytes of a case-sensitive one, and every
-    /// pair starting with a 1-byte pattern. The scan loop tests only this.
-    raw_bigram: Vec<u64>,
-    has_single: bool,
-    /// The same per length class (2, 3, 4+ bytes).
-    bigram_class: [Vec<u64>; 3],
-    /// Bloom bit per hashed lowercased 4-byte prefix of 4+ byte patterns.
-    quad: Vec<u64>,
-    /// Bit per lowercased byte of 1-byte patterns.
-    single: Vec<bool>,
-    /// Patterns by length class (1, 2, 3, 4+) and lowercased prefix key.
-    by_key: [HashMap<u32, Vec<Entry>>; 4],
-    /// Rules of each distinct pattern, by pattern id.
-    rules: Vec<Vec<u32>>,
-    /// Lengths of the distinct patterns, by pattern id.
-    lens: Vec<u32>,
-    /// Length of the longest pattern.
-    max_len: usize,
-}
-
-/// Bits of the 4-byte bloom filter (32 KiB).
-const QUAD_BITS: usize = 1 << 18;
-
-fn quad_slot(k: u32) -> usize {
-    (k.wrapping_mul(0x9E37_79B1) >> (32 - 18)) as usize
-}
-
 fn key(bytes: &[u8]) -> u32 {
     bytes
         .iter()
@@ -84,21 +34,127 @@ fn key(bytes: &[u8]) -> u32 {
         .fold(0u32, |k, &b| k << 8 | LOWER[b as usize] as u32)
 }
 
-impl Prefilter {
-    /// Builds the filter from (pattern, caseless, rule) triples.
-    pub(crate) fn build(items: &[(Vec<u8>, bool, u32)]) -> Prefilter {
-        let mut p = Prefilter {
-            raw_bigram: vec![0u64; 65536 / 64],
-            bigram_class: std::array::from_fn(|_| vec![0u64; 65536 / 64]),
-            quad: vec![0u64; QUAD_BITS / 64],
-            single: vec![false; 256],
-            ..Default::default()
-        };
+/// Distinct fast patterns and the rules of each.
+#[derive(Debug, Default)]
+pub(crate) struct Catalogue {
+    /// Pattern (lowercased when caseless) and whether it is caseless, by id.
+    patterns: Vec<(Box<[u8]>, bool)>,
+    /// Rules of each pattern, by id.
+    rules: Vec<Vec<u32>>,
+    /// Pattern ids by length class (1, 2, 3, 4+) and lowercased prefix key.
+    by_key: [HashMap<u32, Vec<u32>>; 4],
+}
+
+impl Catalogue {
+    /// Builds the catalogue from (pattern, caseless, rule) triples; also
+    /// returns the pattern id of each triple (`None` for an empty pattern).
+    pub(crate) fn build(items: &[(Vec<u8>, bool, u32)]) -> (Catalogue, Vec<Option<u32>>) {
+        let mut c = Catalogue::default();
+        let mut ids = Vec::with_capacity(items.len());
+        let mut index: HashMap<(Box<[u8]>, bool), u32> = HashMap::new();
         for (pat, nocase, rule) in items {
             if pat.is_empty() {
+                ids.push(None);
                 continue;
             }
-            let class = pat.len().min(4) - 1;
+            let stored: Box<[u8]> = if *nocase {
+                pat.to_ascii_lowercase().into()
+            } else {
+                pat.clone().into()
+            };
+            let id = *index.entry((stored.clone(), *nocase)).or_insert_with(|| {
+                let id = c.patterns.len() as u32;
+                c.by_key[pat.len().min(4) - 1]
+                    .entry(key(pat))
+                    .or_default()
+                    .push(id);
+                c.patterns.push((stored, *nocase));
+                c.rules.push(Vec::new());
+                id
+            });
+            c.rules[id as usize].push(*rule);
+            ids.push(Some(id));
+        }
+        (c, ids)
+    }
+
+    /// Distinct patterns.
+    pub(crate) fn len(&self) -> usize {
+        self.patterns.len()
+    }
+
+    /// The rules of a pattern.
+    #[inline]
+    pub(crate) fn rules(&self, id: u32) -> &[u32] {
+        &self.rules[id as usize]
+    }
+
+    /// The length of a pattern.
+    #[inline]
+    pub(crate) fn pattern_len(&self, id: u32) -> usize {
+        self.patterns[id as usize].0.len()
+    }
+
+    #[inline]
+    fn matches_at(&self, id: u32, buf: &[u8], i: usize) -> bool {
+        let (pattern, nocase) = &self.patterns[id as usize];
+        let Some(s) = buf.get(i..i + pattern.len()) else {
+            return false;
+        };
+        if *nocase {
+            s.iter()
+                .zip(pattern.iter())
+                .all(|(a, b)| LOWER[*a as usize] == *b)
+        } else {
+            s == &pattern[..]
+        }
+    }
+}
+
+/// The scanning tables of a subset of a catalogue's patterns.
+#[derive(Debug, Default)]
+pub(crate) struct Filter {
+    /// Bit per raw 2-byte sequence (first byte in the low 8 bits) that can
+    /// start an occurrence: every case variant of a caseless pattern's
+    /// first two bytes, the exact bytes of a case-sensitive one, and every
+    /// pair starting with a 1-byte pattern. The scan loop tests only this.
+    raw_bigram: Vec<u64>,
+    /// Bit per lowercased 2-byte prefix, per length class (2, 3, 4+ bytes).
+    bigram_class: [Vec<u64>; 3],
+    /// Bloom bit per hashed lowercased 4-byte prefix of 4+ byte patterns
+    /// (sized to the number of patterns).
+    quad: Vec<u64>,
+    quad_shift: u32,
+    /// Bit per lowercased byte of 1-byte patterns.
+    single: Vec<u64>,
+    has_single: bool,
+    /// Bit per pattern id of the catalogue that belongs here.
+    member: Vec<u64>,
+    patterns: usize,
+    max_len: usize,
+}
+
+impl Filter {
+    /// The filter of the catalogue's patterns `ids`.
+    pub(crate) fn build(cat: &Catalogue, ids: impl IntoIterator<Item = u32>) -> Filter {
+        let mut ids: Vec<u32> = ids.into_iter().collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let quad_bits = (ids.len() * 32).next_power_of_two().clamp(1 << 12, 1 << 18);
+        let mut f = Filter {
+            raw_bigram: vec![0u64; 65536 / 64],
+            bigram_class: std::array::from_fn(|_| vec![0u64; 65536 / 64]),
+            quad: vec![0u64; quad_bits / 64],
+            quad_shift: 32 - quad_bits.trailing_zeros(),
+            single: vec![0u64; 4],
+            member: vec![0u64; cat.len().div_ceil(64)],
+            patterns: ids.len(),
+            ..Default::default()
+        };
+        for &id in &ids {
+            let (pat, nocase) = &cat.patterns[id as usize];
+            f.member[id as usize / 64] |= 1 << (id % 64);
+            f.max_len = f.max_len.max(pat.len());
             let variants = |b: u8| -> Vec<u8> {
                 if *nocase && b.is_ascii_alphabetic() {
                     vec![b.to_ascii_lowercase(), b.to_ascii_uppercase()]
@@ -108,94 +164,60 @@ impl Prefilter {
             };
             let mut set_raw = |first: u8, second: u8| {
                 let b = first as usize | (second as usize) << 8;
-                p.raw_bigram[b / 64] |= 1 << (b % 64);
+                f.raw_bigram[b / 64] |= 1 << (b % 64);
             };
             if pat.len() == 1 {
-                p.single[LOWER[pat[0] as usize] as usize] = true;
-                p.has_single = true;
-                for f in variants(pat[0]) {
+                let b = LOWER[pat[0] as usize] as usize;
+                f.single[b / 64] |= 1 << (b % 64);
+                f.has_single = true;
+                for first in variants(pat[0]) {
                     for second in 0..=255u8 {
-                        set_raw(f, second);
+                        set_raw(first, second);
                     }
                 }
-            } else {
-                for f in variants(pat[0]) {
-                    for second in variants(pat[1]) {
-                        set_raw(f, second);
-                    }
-                }
-                let b = (LOWER[pat[0] as usize] as usize) << 8 | LOWER[pat[1] as usize] as usize;
-                p.bigram_class[class - 1][b / 64] |= 1 << (b % 64);
-                if class == 3 {
-                    let q = quad_slot(key(pat));
-                    p.quad[q / 64] |= 1 << (q % 64);
+                continue;
+            }
+            for first in variants(pat[0]) {
+                for second in variants(pat[1]) {
+                    set_raw(first, second);
                 }
             }
-            let stored: Box<[u8]> = if *nocase {
-                pat.to_ascii_lowercase().into()
-            } else {
-                pat.clone().into()
-            };
-            let list = p.by_key[class].entry(key(pat)).or_default();
-            match list
-                .iter_mut()
-                .find(|e| e.pattern == stored && e.nocase == *nocase)
-            {
-                Some(e) => p.rules[e.id as usize].push(*rule),
-                None => {
-                    let id = p.rules.len() as u32;
-                    p.rules.push(vec![*rule]);
-                    p.lens.push(pat.len() as u32);
-                    p.max_len = p.max_len.max(pat.len());
-                    list.push(Entry {
-                        pattern: stored,
-                        nocase: *nocase,
-                        id,
-                    })
-                }
+            let class = pat.len().min(4) - 1;
+            let b = (LOWER[pat[0] as usize] as usize) << 8 | LOWER[pat[1] as usize] as usize;
+            f.bigram_class[class - 1][b / 64] |= 1 << (b % 64);
+            if class == 3 {
+                let q = f.quad_slot(key(pat));
+                f.quad[q / 64] |= 1 << (q % 64);
             }
         }
-        p
+        f
     }
 
-    /// Distinct patterns.
+    #[inline]
+    fn quad_slot(&self, k: u32) -> usize {
+        (k.wrapping_mul(0x9E37_79B1) >> self.quad_shift) as usize
+    }
+
+    /// Patterns here.
     pub(crate) fn len(&self) -> usize {
-        self.rules.len()
+        self.patterns
     }
 
-    /// Length of the longest pattern.
+    /// Length of the longest pattern here.
     pub(crate) fn max_len(&self) -> usize {
         self.max_len
     }
 
-    /// The rules of a pattern id reported by [`Prefilter::scan_at`].
-    #[inline]
-    pub(crate) fn rules(&self, id: u32) -> &[u32] {
-        &self.rules[id as usize]
-    }
-
-    /// The length of a pattern.
-    #[inline]
-    pub(crate) fn pattern_len(&self, id: u32) -> usize {
-        self.lens[id as usize] as usize
-    }
-
-    /// Every rule with a pattern here.
+    /// Whether the catalogue's pattern `id` is here.
     #[cfg(test)]
-    pub(crate) fn all_rules(&self) -> impl Iterator<Item = u32> + '_ {
-        self.rules.iter().flatten().copied()
+    pub(crate) fn has(&self, id: u32) -> bool {
+        self.member[id as usize / 64] & (1 << (id % 64)) != 0
     }
 
-    /// Calls `hit` with the rules of every pattern that occurs in `buf`
-    /// (a rule may be reported more than once).
-    pub(crate) fn scan(&self, buf: &[u8], mut hit: impl FnMut(&[u32])) {
-        self.scan_at(buf, |id, _| hit(&self.rules[id as usize]));
-    }
-
-    /// Calls `hit(pattern id, start)` for every occurrence of a pattern in
-    /// `buf`.
-    pub(crate) fn scan_at(&self, buf: &[u8], mut hit: impl FnMut(u32, usize)) {
-        if self.rules.is_empty() {
+    /// Calls `hit(pattern id, start)` for every occurrence in `buf` of a
+    /// pattern here, in order of position.
+    pub(crate) fn scan_at(&self, cat: &Catalogue, buf: &[u8], mut hit: impl FnMut(u32, usize)) {
+        if self.patterns == 0 {
             return;
         }
         let n = buf.len();
@@ -219,59 +241,119 @@ impl Prefilter {
             while m != 0 {
                 let k = m.trailing_zeros() as usize;
                 m &= m - 1;
-                self.at(buf, i + k, &mut hit);
+                self.at(cat, buf, i + k, &mut hit);
             }
             i += 8;
         }
         while i + 1 < n {
             if test(buf, i) != 0 {
-                self.at(buf, i, &mut hit);
+                self.at(cat, buf, i, &mut hit);
             }
             i += 1;
         }
         // Only a 1-byte pattern can start at the last byte.
-        if self.has_single && self.single[LOWER[buf[n - 1] as usize] as usize] {
-            self.check(0, buf, n - 1, &mut hit);
+        if self.is_single(buf[n - 1]) {
+            self.check(cat, 0, buf, n - 1, &mut hit);
         }
+    }
+
+    #[inline]
+    fn is_single(&self, b: u8) -> bool {
+        let b = LOWER[b as usize] as usize;
+        self.has_single && self.single[b / 64] & (1 << (b % 64)) != 0
     }
 
     /// The patterns that may start at `i` (not the last byte), whose raw
     /// 2-byte sequence passed the filter.
     #[inline]
-    fn at(&self, buf: &[u8], i: usize, hit: &mut impl FnMut(u32, usize)) {
+    fn at(&self, cat: &Catalogue, buf: &[u8], i: usize, hit: &mut impl FnMut(u32, usize)) {
         let n = buf.len();
-        let b0 = LOWER[buf[i] as usize];
-        if self.has_single && self.single[b0 as usize] {
-            self.check(0, buf, i, hit);
+        if self.is_single(buf[i]) {
+            self.check(cat, 0, buf, i, hit);
         }
-        let bg = (b0 as usize) << 8 | LOWER[buf[i + 1] as usize] as usize;
+        let bg = (LOWER[buf[i] as usize] as usize) << 8 | LOWER[buf[i + 1] as usize] as usize;
         for class in 1..4 {
             if i + class < n && self.bigram_class[class - 1][bg >> 6] & (1 << (bg & 63)) != 0 {
                 if class == 3 {
-                    let q = quad_slot(key(&buf[i..i + 4]));
+                    let q = self.quad_slot(key(&buf[i..i + 4]));
                     if self.quad[q >> 6] & (1 << (q & 63)) == 0 {
                         continue;
                     }
                 }
-                self.check(class, buf, i, hit);
+                self.check(cat, class, buf, i, hit);
             }
         }
     }
 
     #[inline]
-    fn check(&self, class: usize, buf: &[u8], i: usize, hit: &mut impl FnMut(u32, usize)) {
-        let map = &self.by_key[class];
-        if map.is_empty() {
-            return;
-        }
+    fn check(
+        &self,
+        cat: &Catalogue,
+        class: usize,
+        buf: &[u8],
+        i: usize,
+        hit: &mut impl FnMut(u32, usize),
+    ) {
         let k = key(&buf[i..(i + class + 1).min(buf.len())]);
-        if let Some(list) = map.get(&k) {
-            for e in list {
-                if e.matches_at(buf, i) {
-                    hit(e.id, i);
+        if let Some(list) = cat.by_key[class].get(&k) {
+            for &id in list {
+                if self.member[id as usize / 64] & (1 << (id % 64)) != 0
+                    && cat.matches_at(id, buf, i)
+                {
+                    hit(id, i);
                 }
             }
         }
+    }
+}
+
+/// A catalogue with one filter over all of it: the prefilter of one
+/// transaction buffer.
+#[derive(Debug, Default)]
+pub(crate) struct Prefilter {
+    cat: Catalogue,
+    filter: Filter,
+}
+
+impl Prefilter {
+    /// Builds the prefilter from (pattern, caseless, rule) triples.
+    pub(crate) fn build(items: &[(Vec<u8>, bool, u32)]) -> Prefilter {
+        let (cat, _) = Catalogue::build(items);
+        let filter = Filter::build(&cat, 0..cat.len() as u32);
+        Prefilter { cat, filter }
+    }
+
+    /// Distinct patterns.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.cat.len()
+    }
+
+    /// The rules of a pattern id reported by [`Prefilter::scan_at`].
+    #[inline]
+    #[cfg(test)]
+    pub(crate) fn rules(&self, id: u32) -> &[u32] {
+        self.cat.rules(id)
+    }
+
+    /// Every rule with a pattern here.
+    #[cfg(test)]
+    pub(crate) fn all_rules(&self) -> impl Iterator<Item = u32> + '_ {
+        self.cat.rules.iter().flatten().copied()
+    }
+
+    /// Calls `hit` with the rules of every pattern that occurs in `buf`
+    /// (a rule may be reported more than once).
+    pub(crate) fn scan(&self, buf: &[u8], mut hit: impl FnMut(&[u32])) {
+        self.filter
+            .scan_at(&self.cat, buf, |id, _| hit(self.cat.rules(id)));
+    }
+
+    /// Calls `hit(pattern id, start)` for every occurrence of a pattern in
+    /// `buf`.
+    #[cfg(test)]
+    pub(crate) fn scan_at(&self, buf: &[u8], hit: impl FnMut(u32, usize)) {
+        self.filter.scan_at(&self.cat, buf, hit);
     }
 }
 
