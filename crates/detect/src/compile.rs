@@ -797,9 +797,13 @@ fn compile(
         .or(class.map(|c| c.priority.min(255) as u8))
         .unwrap_or(3)
         .clamp(1, 255);
+    // Suricata's SignatureIsIPOnly admits flowbits that only `set` (the IP
+    // reputation rules of ET: `flowbits:set,ET.Evil`).
     let iponly = s.buffers.is_empty()
         && s.header_tests.is_empty()
-        && s.flowbits.is_empty()
+        && s.flowbits
+            .iter()
+            .all(|f| matches!(f, zonewatch_rules::Flowbit::Set(_)))
         && s.decode_events.is_empty()
         && s.stream_events.is_empty()
         && sport.is_any()

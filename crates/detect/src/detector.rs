@@ -281,6 +281,16 @@ impl Detector {
         }
         let window = std::mem::take(&mut self.window);
         self.mark(&group.always);
+        if !group.iponly.is_empty() {
+            let done = p.flow.is_some_and(|f| {
+                self.flows
+                    .get(&f.id)
+                    .is_some_and(|s| s.flags & if f.to_server { 1 } else { 2 } != 0)
+            });
+            if !done {
+                self.mark(&group.iponly);
+            }
+        }
         self.mark(engine.by_addr.get(ip.src));
         self.mark(engine.by_addr.get(ip.dst));
         self.cands.sort_unstable();
@@ -1101,6 +1111,21 @@ alert tcp any any -> any any (content:\"secret\"; flowbits:isset,a1; sid:5;)
                 &[b"login ok", b"the secret"]
             ),
             vec![none.clone(), vec![4]]
+        );
+    }
+
+    /// IP-only rules (Suricata's: no payload, ports or flow keywords; only
+    /// `flowbits:set`, as ET's reputation rules have) run on the first
+    /// packet of each flow direction only.
+    #[test]
+    fn ip_only_rules_with_flowbit_set_run_once_per_direction() {
+        let rules = "\
+alert ip any any -> any any (msg:\"reputation\"; flowbits:set,evil; sid:9;)
+alert ip any any -> any any (flowbits:isset,evil; sid:10;)
+";
+        assert_eq!(
+            stream_sequence(rules, &[b"first", b"second"]),
+            vec![vec![9, 10], vec![10]]
         );
     }
 

@@ -29,8 +29,13 @@ pub(crate) struct Group {
     /// rules in the catalogue are those of every group; a hit marks only
     /// this group's.
     rules: Vec<u64>,
-    /// The group's rules without a fast pattern.
+    /// The group's rules without a fast pattern, except IP-only ones.
     pub(crate) always: Vec<u32>,
+    /// The group's IP-only rules without a fast pattern (reputation lists
+    /// too wide for the address index): checked only on the first packet
+    /// of each flow direction, as Suricata does, so they are candidates
+    /// only there.
+    pub(crate) iponly: Vec<u32>,
 }
 
 impl Group {
@@ -98,7 +103,7 @@ impl Groups {
             let ids: Vec<usize> = (0..members.len())
                 .filter(|&m| proto_in_class(rules[members[m].rule as usize].proto, class))
                 .collect();
-            g.fallback[class] = g.push(members, &ids);
+            g.fallback[class] = g.push(rules, members, &ids);
         }
         for (ci, class) in [0usize, 1].into_iter().enumerate() {
             for (di, dir) in [Dir::ToServer, Dir::ToClient].into_iter().enumerate() {
@@ -108,15 +113,17 @@ impl Groups {
         g
     }
 
-    fn push(&mut self, members: &[Member], ids: &[usize]) -> u32 {
+    fn push(&mut self, rules_all: &[Rule], members: &[Member], ids: &[usize]) -> u32 {
         let mut patterns = Vec::new();
         let mut always = Vec::new();
+        let mut iponly = Vec::new();
         let mut rules = vec![0u64; self.rule_words];
         for &m in ids {
             let r = members[m].rule;
             rules[r as usize / 64] |= 1 << (r % 64);
             match self.member_pattern[m] {
                 Some(id) => patterns.push(id),
+                None if rules_all[r as usize].iponly => iponly.push(r),
                 None => always.push(r),
             }
         }
@@ -124,6 +131,7 @@ impl Groups {
             filter: Filter::build(&self.catalogue, patterns),
             rules,
             always,
+            iponly,
         });
         (self.groups.len() - 1) as u32
     }
@@ -240,7 +248,7 @@ impl Groups {
             let mut ids = base.clone();
             ids.extend_from_slice(&distinct[s]);
             ids.sort_unstable();
-            let gid = self.push(members, &ids);
+            let gid = self.push(rules, members, &ids);
             group_of_target.push(gid);
         }
         if keep < distinct.len() {
@@ -251,7 +259,7 @@ impl Groups {
             }
             ids.sort_unstable();
             ids.dedup();
-            let gid = self.push(members, &ids);
+            let gid = self.push(rules, members, &ids);
             group_of_target.push(gid);
         }
         let mut map = vec![0u16; 65536];
