@@ -278,3 +278,72 @@ fn et_open_loads() {
     // Floor at today's level, so a regression fails (target: 95 %).
     assert!(share >= 0.91, "{:.3}", share);
 }
+
+/// Suricata's default `encryption-handling`: content rules stop inspecting
+/// a TLS or SSH flow once it is encrypted (TLS application data, SSH
+/// NEWKEYS both ways); the clear-text handshake is still inspected, and
+/// `encryption-handling: full` keeps inspecting everything. A generated
+/// capture of TLS and SSH sessions with random ciphertext.
+#[test]
+fn encrypted_sessions_end_payload_inspection_unless_full() {
+    let dir = tempfile::tempdir().unwrap();
+    let cap = dir.path().join("enc.pcap");
+    let f = std::io::BufWriter::new(std::fs::File::create(&cap).unwrap());
+    let summary = zonewatch_pcapgen::bench::generate(
+        f,
+        &zonewatch_pcapgen::bench::BenchConfig::new(3_000_000, 60, 7),
+    )
+    .unwrap();
+    assert!(summary.by_proto[1] > 0 && summary.by_proto[3] > 0);
+    let rules = dir.path().join("enc.rules");
+    std::fs::write(
+        &rules,
+        "\
+alert tcp any any -> any 443 (msg:\"ClientHello record\"; flow:to_server; content:\"|16 03 01|\"; startswith; sid:1;)
+alert tcp any any -> any 443 (msg:\"TLS application data record\"; content:\"|17 03 03|\"; sid:2;)
+alert tcp any 443 -> any any (msg:\"TLS application data record\"; content:\"|17 03 03|\"; sid:3;)
+alert tcp any any -> any 22 (msg:\"SSH banner\"; flow:to_server; content:\"SSH-2.0-\"; sid:4;)
+alert tcp any any <> any 22 (msg:\"byte after NEWKEYS\"; content:\"|00|\"; sid:5;)
+",
+    )
+    .unwrap();
+    let count = |extra: &[&str]| {
+        let out = dir.path().join("out.json");
+        let mut args = vec![
+            "--rules",
+            rules.to_str().unwrap(),
+            "--checksum-checks",
+            "none",
+        ];
+        args.extend_from_slice(extra);
+        let s = run_zonewatch(&cap, &args, &out).unwrap();
+        let mut n = [0usize; 6];
+        for a in alerts(&s) {
+            n[a["alert"]["signature_id"].as_u64().unwrap() as usize] += 1;
+        }
+        n
+    };
+    let default = count(&[]);
+    let full = count(&[
+        "--set",
+        "app-layer.protocols.tls.encryption-handling=full",
+        "--set",
+        "app-layer.protocols.ssh.encryption-handling=full",
+    ]);
+    // The handshake is inspected either way.
+    assert!(default[1] > 0 && default[4] > 0, "{default:?}");
+    assert_eq!(default[1], full[1]);
+    assert_eq!(default[4], full[4]);
+    // Ciphertext only with `full`, but for the packet that carried a
+    // flow's first application data record (inspected as in Suricata's IDS
+    // mode, which parses it only once acknowledged): at most one per flow.
+    assert!(
+        default[2] + default[3] <= summary.by_proto[1] as usize,
+        "{default:?} {summary:?}"
+    );
+    assert!(
+        full[2] + full[3] > 4 * (default[2] + default[3]),
+        "{default:?} {full:?}"
+    );
+    assert!(full[5] > default[5], "{default:?} {full:?}");
+}

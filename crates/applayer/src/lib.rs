@@ -141,6 +141,14 @@ pub struct AppConfig {
     pub tls_max_certs: usize,
     /// Largest SSH packet parsed before key exchange (KEXINIT).
     pub ssh_max_record_bytes: usize,
+    /// Keep inspecting TLS payload with content rules once the session is
+    /// encrypted (Suricata's `app-layer.protocols.tls.encryption-handling:
+    /// full`); by default (`default`) payload inspection of the flow ends
+    /// at its first application data record, as in Suricata.
+    pub tls_inspect_encrypted: bool,
+    /// The same for SSH (payload inspection ends once both sides sent
+    /// NEWKEYS).
+    pub ssh_inspect_encrypted: bool,
     /// Largest DNS message over TCP kept (length prefix up to 65535).
     pub dns_max_tcp_message: usize,
     /// Answers, authorities and additionals parsed per DNS message.
@@ -165,6 +173,8 @@ impl Default for AppConfig {
             tls_max_handshake_bytes: 256 * 1024,
             tls_max_certs: 16,
             ssh_max_record_bytes: 64 * 1024,
+            tls_inspect_encrypted: false,
+            ssh_inspect_encrypted: false,
             dns_max_tcp_message: 65535,
             dns_max_records: 256,
         }
@@ -457,6 +467,18 @@ impl AppState {
     /// The protocol detected, if any.
     pub fn app_proto(&self) -> Option<AppProto> {
         self.proto
+    }
+
+    /// The session is encrypted from here on and its payload is no longer
+    /// inspected by content rules (Suricata's default `encryption-handling`
+    /// for TLS, and SSH after NEWKEYS): the flow's packets and stream then
+    /// only meet header, flow and transaction rules.
+    pub fn payload_inspection_over(&self) -> bool {
+        match &self.parser {
+            Parser::Tls(t) => !self.cfg.tls_inspect_encrypted && t.app_data_seen(),
+            Parser::Ssh(s) => !self.cfg.ssh_inspect_encrypted && s.encrypted(),
+            _ => false,
+        }
     }
 
     /// True when detection gave up on this flow (no parser will run).

@@ -1,6 +1,8 @@
 //! SSH session start: banners (protocol and software version) and the
-//! first KEXINIT of each side (HASSH / HASSH-server). Everything after
-//! NEWKEYS is encrypted and ignored.
+//! first KEXINIT of each side (HASSH / HASSH-server). After KEXINIT only
+//! packet headers are read, to find each side's NEWKEYS: past both the
+//! session is encrypted (payload inspection ends there, as in Suricata).
+//! Everything after NEWKEYS is ignored.
 
 use crate::util::{js, md5_hex, trim, Rd};
 use crate::{di, AppConfig, AppProto, Buffer, Direction, Out, Transaction};
@@ -21,6 +23,10 @@ struct Half {
     hassh: Option<String>,
     done: bool,
     dead: bool,
+    /// NEWKEYS sent: this side is encrypted.
+    newkeys: bool,
+    /// After KEXINIT: bytes of the current packet still to skip.
+    skip: usize,
 }
 
 pub(crate) struct SshState {
@@ -53,6 +59,48 @@ impl SshState {
             h: [Half::default(), Half::default()],
             id: None,
             sent: false,
+        }
+    }
+
+    /// Both sides sent NEWKEYS.
+    pub(crate) fn encrypted(&self) -> bool {
+        self.h[0].newkeys && self.h[1].newkeys
+    }
+
+    /// After KEXINIT: reads the clear-text key exchange packets' headers
+    /// only (length, padding, message code), skipping their bodies, until
+    /// NEWKEYS (21).
+    fn watch(&mut self, d: usize, mut data: &[u8]) {
+        let max = self.cfg.ssh_max_record_bytes;
+        loop {
+            let h = &mut self.h[d];
+            if h.newkeys || h.dead {
+                return;
+            }
+            let n = h.skip.min(data.len());
+            h.skip -= n;
+            data = &data[n..];
+            if data.is_empty() {
+                return;
+            }
+            let n = (6 - h.rec.len()).min(data.len());
+            h.rec.extend_from_slice(&data[..n]);
+            data = &data[n..];
+            if h.rec.len() < 6 {
+                return;
+            }
+            let plen = u32::from_be_bytes([h.rec[0], h.rec[1], h.rec[2], h.rec[3]]) as usize;
+            let code = h.rec[5];
+            h.rec.clear();
+            if plen < 2 || plen > max {
+                // Not a clear-text packet: nothing to follow.
+                h.dead = true;
+                return;
+            }
+            h.skip = plen - 2;
+            if code == 21 {
+                h.newkeys = true;
+            }
         }
     }
 
@@ -95,7 +143,16 @@ impl SshState {
         let d = di(dir);
         while !data.is_empty() {
             let h = &mut self.h[d];
-            if h.dead || h.done {
+            if h.dead {
+                return;
+            }
+            if h.done {
+                if h.proto
+                    .as_deref()
+                    .is_some_and(|p| p.starts_with(b"2.") || p == b"1.99")
+                {
+                    self.watch(d, data);
+                }
                 return;
             }
             if h.proto.is_none() {
@@ -181,10 +238,12 @@ impl SshState {
                     }
                     self.h[d].done = true;
                     self.maybe_done(out);
+                    self.watch(d, data);
                     return;
                 }
                 Some(21) => {
                     self.h[d].done = true;
+                    self.h[d].newkeys = true;
                     self.maybe_done(out);
                     return;
                 }

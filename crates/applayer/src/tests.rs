@@ -969,6 +969,106 @@ fn tls_every_truncation_is_safe() {
 
 // ---------------------------------------------------------------- SSH
 
+/// Suricata's default `encryption-handling`: payload inspection of a TLS
+/// flow ends at its first application data record, not at
+/// ChangeCipherSpec or the encrypted Finished; `full` keeps it.
+#[test]
+fn tls_payload_inspection_ends_at_application_data() {
+    let ch = records(22, &client_hello(), 16384);
+    let sf = server_flight();
+    let mut client_fin = records(20, &[1], 100);
+    client_fin.extend(records(22, &[0x55; 40], 100));
+    let mut server_fin = records(20, &[1], 100);
+    server_fin.extend(records(22, &[0x66; 40], 100));
+    let app = records(23, &[0x77; 3000], 1000);
+    let handshake: Vec<(Direction, &[u8])> =
+        vec![(CS, &ch), (SC, &sf), (CS, &client_fin), (SC, &server_fin)];
+    for chunk in [1, 7, 10_000] {
+        let (st, _) = tcp_cfg(AppConfig::default(), 443, &handshake, chunk);
+        assert!(!st.payload_inspection_over(), "chunk {chunk}");
+        for dir in [CS, SC] {
+            let mut parts = handshake.clone();
+            parts.push((dir, &app));
+            let (st, out) = tcp_cfg(AppConfig::default(), 443, &parts, chunk);
+            assert!(st.payload_inspection_over(), "chunk {chunk} {dir:?}");
+            assert!(events(&out).is_empty(), "{:?}", events(&out));
+            let full = AppConfig {
+                tls_inspect_encrypted: true,
+                ..AppConfig::default()
+            };
+            let (st, _) = tcp_cfg(full, 443, &parts, chunk);
+            assert!(!st.payload_inspection_over());
+        }
+    }
+    // Application data from the client before the server's hello (TLS 1.3
+    // early data) does not end it.
+    let early = records(23, &[0x77; 100], 100);
+    let (st, _) = tcp(443, &[(CS, &ch), (CS, &early)]);
+    assert!(!st.payload_inspection_over());
+}
+
+/// An SSH packet before encryption: length, padding length, `payload`,
+/// padding.
+fn ssh_packet(payload: &[u8]) -> Vec<u8> {
+    let pad = 4usize;
+    let mut v = ((payload.len() + 1 + pad) as u32).to_be_bytes().to_vec();
+    v.push(pad as u8);
+    v.extend_from_slice(payload);
+    v.extend_from_slice(&[0; 4]);
+    v
+}
+
+/// SSH payload inspection ends once both sides sent NEWKEYS (Suricata's
+/// SshStateFinished both ways), past the key exchange packets.
+#[test]
+fn ssh_payload_inspection_ends_after_both_newkeys() {
+    let lists = [
+        "curve25519-sha256",
+        "ssh-ed25519",
+        "aes128-ctr",
+        "aes128-ctr",
+        "hmac-sha2-256",
+        "hmac-sha2-256",
+        "none",
+        "none",
+        "",
+        "",
+    ];
+    let mut client = b"SSH-2.0-OpenSSH_9.6\r\n".to_vec();
+    client.extend(ssh_kexinit(lists));
+    client.extend(ssh_packet(&[30; 37]));
+    let mut server = b"SSH-2.0-OpenSSH_9.6\r\n".to_vec();
+    server.extend(ssh_kexinit(lists));
+    server.extend(ssh_packet(&[[31u8].as_slice(), &[9; 600]].concat()));
+    let newkeys = ssh_packet(&[21]);
+    let encrypted = vec![0xEEu8; 500];
+    for chunk in [1, 5, 10_000] {
+        let parts: Vec<(Direction, &[u8])> = vec![
+            (CS, &client),
+            (SC, &server),
+            (SC, &newkeys),
+            (SC, &encrypted),
+        ];
+        let (st, _) = tcp_cfg(AppConfig::default(), 22, &parts, chunk);
+        assert!(
+            !st.payload_inspection_over(),
+            "chunk {chunk}: one side only"
+        );
+        let mut both = parts.clone();
+        both.push((CS, &newkeys));
+        both.push((CS, &encrypted));
+        let (st, out) = tcp_cfg(AppConfig::default(), 22, &both, chunk);
+        assert!(st.payload_inspection_over(), "chunk {chunk}");
+        assert_eq!(txs(&out).len(), 1);
+        let full = AppConfig {
+            ssh_inspect_encrypted: true,
+            ..AppConfig::default()
+        };
+        let (st, _) = tcp_cfg(full, 22, &both, chunk);
+        assert!(!st.payload_inspection_over());
+    }
+}
+
 fn ssh_kexinit(lists: [&str; 10]) -> Vec<u8> {
     let mut p = vec![20u8];
     p.extend_from_slice(&[0xAA; 16]);

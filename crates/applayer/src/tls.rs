@@ -189,6 +189,9 @@ struct Half {
     hs: Vec<u8>,
     encrypted: bool,
     dead: bool,
+    /// Once encrypted: bytes of the current record still to skip (only
+    /// record headers are read, to find the first application data).
+    skip: usize,
 }
 
 impl Half {
@@ -198,6 +201,7 @@ impl Half {
             hs: Vec::new(),
             encrypted: false,
             dead: false,
+            skip: 0,
         }
     }
 }
@@ -212,6 +216,9 @@ pub(crate) struct TlsState {
     id: Option<u64>,
     sent_req: bool,
     done: bool,
+    /// An application data record was seen (after the server's hello, or
+    /// from the server): Suricata's cue to stop payload inspection.
+    app_data: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -398,6 +405,55 @@ impl TlsState {
             id: None,
             sent_req: false,
             done: false,
+            app_data: false,
+        }
+    }
+
+    /// See [`crate::AppState::payload_inspection_over`].
+    pub(crate) fn app_data_seen(&self) -> bool {
+        self.app_data
+    }
+
+    /// Application data from the server, or from the client once the
+    /// server's hello was seen (client data before it is TLS 1.3 early
+    /// data, which Suricata keeps inspecting).
+    fn note_app_data(&mut self, d: usize) {
+        if d == 1 || self.sh.is_some() {
+            self.app_data = true;
+        }
+    }
+
+    /// After encryption: reads record headers only, skipping bodies, until
+    /// the first application data record.
+    fn watch(&mut self, d: usize, mut data: &[u8]) {
+        while !self.app_data {
+            let h = &mut self.h[d];
+            if h.dead {
+                return;
+            }
+            let n = h.skip.min(data.len());
+            h.skip -= n;
+            data = &data[n..];
+            if data.is_empty() {
+                return;
+            }
+            let n = (5 - h.rec.len()).min(data.len());
+            h.rec.extend_from_slice(&data[..n]);
+            data = &data[n..];
+            if h.rec.len() < 5 {
+                return;
+            }
+            let (t, major) = (h.rec[0], h.rec[1]);
+            h.skip = u16::from_be_bytes([h.rec[3], h.rec[4]]) as usize;
+            h.rec.clear();
+            if !(20..=24).contains(&t) || major != 3 {
+                // Not TLS records any more: nothing to follow.
+                h.dead = true;
+                return;
+            }
+            if t == 23 {
+                self.note_app_data(d);
+            }
         }
     }
 
@@ -441,7 +497,11 @@ impl TlsState {
         let d = di(dir);
         while !data.is_empty() {
             let h = &mut self.h[d];
-            if h.dead || h.encrypted {
+            if h.dead {
+                return;
+            }
+            if h.encrypted {
+                self.watch(d, data);
                 return;
             }
             if h.rec.len() < 5 {
@@ -492,6 +552,9 @@ impl TlsState {
         let d = di(dir);
         match t {
             20 | 23 => {
+                if t == 23 {
+                    self.note_app_data(d);
+                }
                 self.h[d].encrypted = true;
                 self.h[d].hs = Vec::new();
                 self.maybe_done(out);

@@ -110,6 +110,11 @@ pub struct Config {
     pub http_request_body_limit: u64,
     /// (`...response-body-limit`).
     pub http_response_body_limit: u64,
+    /// Content inspection of encrypted sessions, Suricata's
+    /// `app-layer.protocols.<tls|ssh>.encryption-handling`: `default` (and
+    /// `bypass`) end a flow's payload inspection once it is encrypted,
+    /// `full` keeps it. [tls, ssh]; true = `full`.
+    pub inspect_encrypted: [bool; 2],
     /// Alerts carry the packet's payload (`payload`, base64); off by
     /// default: a city network's packets carry personal data.
     pub alert_payload: bool,
@@ -242,6 +247,7 @@ impl Default for Config {
             app_layer: [true; 4],
             http_request_body_limit: 100 * 1024,
             http_response_body_limit: 100 * 1024,
+            inspect_encrypted: [false; 2],
             alert_payload: false,
             alert_payload_printable: false,
             alert_packet: false,
@@ -597,6 +603,16 @@ impl Config {
             }
             "app-layer.protocols.http.libhtp.default-config.response-body-limit" => {
                 self.http_response_body_limit = size()?
+            }
+            "app-layer.protocols.tls.encryption-handling"
+            | "app-layer.protocols.tls.encrypt-handling"
+            | "app-layer.protocols.ssh.encryption-handling" => {
+                let full = match scalar()?.trim() {
+                    "full" => true,
+                    "default" | "bypass" => false,
+                    v => return Err(format!("{v:?} is not default, bypass or full")),
+                };
+                self.inspect_encrypted[usize::from(key.contains(".ssh."))] = full;
             }
             "stream.reassembly.check-overlap-different-data" => {
                 self.stream_check_overlap_different_data = parse_bool(scalar()?)?

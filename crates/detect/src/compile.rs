@@ -205,10 +205,14 @@ pub struct Engine {
     pub(crate) by_addr: crate::addrindex::AddrIndex,
     /// Some rule is IP-only (flows then remember which directions were checked).
     pub(crate) has_iponly: bool,
-    /// Transaction rules: prefilter per buffer, and rules without a fast
-    /// pattern by app-layer protocol.
+    /// Transaction rules: prefilter per (buffer, rules inspect the
+    /// to_client side), and rules without a fast pattern by app-layer
+    /// protocol. Split by side because a transaction's request is
+    /// inspected twice (its to_server rules when the request is complete,
+    /// its to_client rules when the response is): the second time only
+    /// the few to_client rules' patterns are scanned for.
     pub(crate) tx_prefilter:
-        hashbrown::HashMap<zonewatch_applayer::Buffer, crate::prefilter::Prefilter>,
+        hashbrown::HashMap<(zonewatch_applayer::Buffer, bool), crate::prefilter::Prefilter>,
     pub(crate) tx_always: hashbrown::HashMap<zonewatch_applayer::AppProto, Vec<u32>>,
     pub(crate) flowbit_count: usize,
     pub(crate) threshold_cfg: Arc<ThresholdConfig>,
@@ -469,10 +473,9 @@ impl Engine {
         let mut addr_items: Vec<(u32, bool)> = Vec::new();
         let mut no_fast_pattern = [0usize; CLASSES];
         let mut out = Vec::with_capacity(rules.len());
-        let mut tx_items: hashbrown::HashMap<
-            zonewatch_applayer::Buffer,
-            Vec<(Vec<u8>, bool, u32)>,
-        > = hashbrown::HashMap::new();
+        type TxItems = Vec<(Vec<u8>, bool, u32)>;
+        let mut tx_items: hashbrown::HashMap<(zonewatch_applayer::Buffer, bool), TxItems> =
+            hashbrown::HashMap::new();
         let mut tx_always: hashbrown::HashMap<zonewatch_applayer::AppProto, Vec<u32>> =
             hashbrown::HashMap::new();
         for (i, (r, fp, _)) in rules.into_iter().enumerate() {
@@ -480,9 +483,10 @@ impl Engine {
             if !r.app_progs.is_empty() {
                 // A transaction rule: prefiltered on its buffers.
                 match tx_fast_pattern(&r) {
-                    Some((buf, pat, nocase)) => {
-                        tx_items.entry(buf).or_default().push((pat, nocase, i))
-                    }
+                    Some((buf, pat, nocase)) => tx_items
+                        .entry((buf, r.tx_to_client))
+                        .or_default()
+                        .push((pat, nocase, i)),
                     None => tx_always
                         .entry(r.app.expect("transaction rules have an app protocol"))
                         .or_default()

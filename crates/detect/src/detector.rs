@@ -29,6 +29,12 @@ pub struct FlowView {
     /// so rules that check the protocol without inspecting payload (`alert
     /// http ... (flow:to_server; ...)`) see it from that packet on.
     pub app_proto_acked: bool,
+    /// Content rules still inspect the flow's payload and stream: false
+    /// once the app layer saw the session become encrypted (TLS
+    /// application data, SSH NEWKEYS both ways) and the configuration keeps
+    /// Suricata's default `encryption-handling`. Header, flow and
+    /// transaction rules still run.
+    pub payload_inspection: bool,
 }
 
 /// Reassembled stream bytes this packet made contiguous.
@@ -211,7 +217,14 @@ impl Detector {
         let mut windows: Vec<(usize, usize, u64, usize)> = Vec::new(); // (start, end, base offset, new from)
         let window = &mut self.window;
         window.clear();
-        if let Some(f) = p.flow {
+        let inspect_payload = p.flow.is_none_or(|f| f.payload_inspection);
+        if let (Some(f), false) = (p.flow, inspect_payload) {
+            // Encrypted: no stream windows any more.
+            if let Some(st) = self.flows.get_mut(&f.id) {
+                st.tails = None;
+            }
+        }
+        if let (Some(f), true) = (p.flow, inspect_payload) {
             for c in p.stream {
                 let st = self.flows.entry(f.id).or_default();
                 let tails = st.tails.get_or_insert_with(Default::default);
@@ -276,7 +289,7 @@ impl Detector {
         }
         // In-order TCP data is scanned once, in its stream window (which
         // holds this packet's bytes); the packet payload only otherwise.
-        if !p.payload_in_stream || windows.is_empty() {
+        if inspect_payload && (!p.payload_in_stream || windows.is_empty()) {
             pf.scan_at(cat, payload, |id, _| mark(id));
         }
         let window = std::mem::take(&mut self.window);
@@ -403,9 +416,17 @@ impl Detector {
                     }
                 }
             };
-            for (b, _, bytes) in tx.all_buffers() {
-                if let Some(pf) = engine.tx_prefilter.get(&b) {
-                    pf.scan(bytes, &mut mark);
+            for (b, dir, bytes) in tx.all_buffers() {
+                // Each side's rules read a buffer in one direction only
+                // (`buffer_side`), and run only when their side is due.
+                for to_client in [false, true] {
+                    let due = if to_client { run_tc } else { run_ts };
+                    if !due || buffer_side(b, !to_client) != dir {
+                        continue;
+                    }
+                    if let Some(pf) = engine.tx_prefilter.get(&(b, to_client)) {
+                        pf.scan(bytes, &mut mark);
+                    }
                 }
             }
             if let Some(list) = engine.tx_always.get(&tx.proto) {
@@ -474,19 +495,8 @@ impl Detector {
                 continue;
             }
             let mut vars = [0i64; MAX_VARS];
-            let side = |b: zonewatch_applayer::Buffer| match b.dir() {
-                zonewatch_applayer::BufferDir::ToServer => zonewatch_types::Direction::ToServer,
-                zonewatch_applayer::BufferDir::ToClient => zonewatch_types::Direction::ToClient,
-                zonewatch_applayer::BufferDir::Both => {
-                    if rule_to_server {
-                        zonewatch_types::Direction::ToServer
-                    } else {
-                        zonewatch_types::Direction::ToClient
-                    }
-                }
-            };
             let all = r.app_progs.iter().all(|(b, prog)| {
-                tx.buffers_in(*b, side(*b))
+                tx.buffers_in(*b, buffer_side(*b, rule_to_server))
                     .any(|v| prog.run(v, &mut vars).is_some())
             });
             if !all {
@@ -697,6 +707,9 @@ impl Detector {
         let Some(prog) = &r.payload else {
             return Some(false);
         };
+        if p.flow.is_some_and(|f| !f.payload_inspection) {
+            return None;
+        }
         let tcp = ip.proto == 6;
         let packet_only = r.flow.no_stream
             || r.proto == Proto::TcpPkt
@@ -743,6 +756,23 @@ impl Detector {
             return None;
         }
         prog.run(payload, &mut vars).map(|_| false)
+    }
+}
+
+/// The direction of a transaction buffer's instance that a rule inspects:
+/// the buffer's own for one-sided buffers (`http.uri`, `file.data` of a
+/// response), the rule's side for those both sides have (`http.header`).
+fn buffer_side(b: zonewatch_applayer::Buffer, rule_to_server: bool) -> zonewatch_types::Direction {
+    match b.dir() {
+        zonewatch_applayer::BufferDir::ToServer => zonewatch_types::Direction::ToServer,
+        zonewatch_applayer::BufferDir::ToClient => zonewatch_types::Direction::ToClient,
+        zonewatch_applayer::BufferDir::Both => {
+            if rule_to_server {
+                zonewatch_types::Direction::ToServer
+            } else {
+                zonewatch_types::Direction::ToClient
+            }
+        }
     }
 }
 
@@ -980,6 +1010,7 @@ mod tests {
                 first_in_dir: true,
                 app_proto,
                 app_proto_acked,
+                payload_inspection: true,
             }),
             stream: &chunk,
             payload_in_stream: true,
@@ -1024,6 +1055,7 @@ mod tests {
                     first_in_dir: offset == seg.len() as u64,
                     app_proto: None,
                     app_proto_acked: false,
+                    payload_inspection: true,
                 }),
                 stream: &chunk,
                 payload_in_stream: true,

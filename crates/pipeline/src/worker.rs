@@ -93,6 +93,8 @@ impl WorkerConfig {
                 ssh: c.app_layer[3],
                 http_request_body_limit: c.http_request_body_limit as usize,
                 http_response_body_limit: c.http_response_body_limit as usize,
+                tls_inspect_encrypted: c.inspect_encrypted[0],
+                ssh_inspect_encrypted: c.inspect_encrypted[1],
                 ..Default::default()
             },
             flow: FlowConfig {
@@ -263,6 +265,7 @@ impl Worker {
                             first_in_dir: f.pkts[di] == p.pkts as u64,
                             app_proto: None,
                             app_proto_acked: false,
+                            payload_inspection: true,
                         });
                         flow_slot = Some(r.slot);
                     }
@@ -320,12 +323,22 @@ impl Worker {
                         }
                     }
                     if self.app_enabled {
+                        // Payload inspection ends with the packets after the
+                        // one whose data made the session encrypted: that
+                        // packet is still inspected, as in Suricata's IDS
+                        // mode, where its data is parsed only once
+                        // acknowledged (suricata-verify ssh-newkeys).
+                        let encrypted_before = self
+                            .apps
+                            .get(&id)
+                            .is_some_and(|a| a.state.payload_inspection_over());
                         let bytes = &b.data[p.start as usize..(p.start + p.len) as usize];
                         self.app_layer(id, &tuple, r.dir, d, bytes);
                         if let Some(v) = &mut flow_view {
                             let app = self.apps.get(&id);
                             v.app_proto = app.and_then(|a| a.state.app_proto());
                             v.app_proto_acked = app.is_some_and(|a| a.acked);
+                            v.payload_inspection = !encrypted_before;
                         }
                     }
                     for e in &mut self.events[first_event..] {
