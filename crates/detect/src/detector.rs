@@ -84,7 +84,7 @@ pub struct Hit {
 
 /// Fast-pattern occurrences a tail remembers at most; past this the next
 /// window is scanned whole.
-const MAX_TAIL_HITS: usize = 256;
+const MAX_TAIL_HITS: usize = 64;
 
 #[derive(Default)]
 struct Tail {
