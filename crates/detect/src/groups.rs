@@ -326,7 +326,7 @@ mod tests {
             seed % n
         };
         let ports = [22u16, 53, 80, 443, 1024, 8080, 65535];
-        let mut port_expr = |next: &mut dyn FnMut(u64) -> u64| -> String {
+        let port_expr = |next: &mut dyn FnMut(u64) -> u64| -> String {
             match next(6) {
                 0 | 1 => "any".to_string(),
                 2 => ports[next(ports.len() as u64) as usize].to_string(),

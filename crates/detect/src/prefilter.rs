@@ -336,12 +336,6 @@ impl Prefilter {
         self.cat.rules(id)
     }
 
-    /// Every rule with a pattern here.
-    #[cfg(test)]
-    pub(crate) fn all_rules(&self) -> impl Iterator<Item = u32> + '_ {
-        self.cat.rules.iter().flatten().copied()
-    }
-
     /// Calls `hit` with the rules of every pattern that occurs in `buf`
     /// (a rule may be reported more than once).
     pub(crate) fn scan(&self, buf: &[u8], mut hit: impl FnMut(&[u32])) {
