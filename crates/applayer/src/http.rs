@@ -971,7 +971,7 @@ impl HttpState {
                 break;
             }
             if let Some(t) = self.txs.pop_front() {
-                out.tx(build(&t, true));
+                out.tx(build_final(t));
             }
         }
     }
@@ -987,7 +987,7 @@ impl HttpState {
                         }
                     }
                 }
-                out.tx(build(&t, true));
+                out.tx(build_final(t));
             }
         }
     }
@@ -1029,7 +1029,7 @@ impl HttpState {
 
     pub(crate) fn close(&mut self, out: &mut Out<'_>) {
         while let Some(t) = self.txs.pop_front() {
-            out.tx(build(&t, true));
+            out.tx(build_final(t));
         }
         self.sides = [Side::new(), Side::new()];
     }
@@ -1086,6 +1086,25 @@ fn fill_common(tx: &mut Transaction, m: &Msg, dir: Direction) {
     set_hdr(tx, m, dir, "content-type", Buffer::HttpContentType);
     set_hdr(tx, m, dir, "content-length", Buffer::HttpContentLen);
     set_hdr(tx, m, dir, "connection", Buffer::HttpConnection);
+}
+
+/// The complete transaction, built from the message it consumes: its
+/// bodies (up to the body limits, 100 KiB each by default) move into the
+/// rule buffers instead of being copied.
+fn build_final(mut t: HttpTx) -> Transaction {
+    let bodies = [
+        t.req.as_mut().map(|m| std::mem::take(&mut m.body)),
+        t.resp.as_mut().map(|m| std::mem::take(&mut m.body)),
+    ];
+    let mut tx = build(&t, true);
+    let [req, resp] = bodies;
+    if let Some(b) = req.filter(|b| !b.is_empty()) {
+        tx.set(Buffer::HttpRequestBody, CS, b);
+    }
+    if let Some(b) = resp.filter(|b| !b.is_empty()) {
+        tx.set(Buffer::HttpResponseBody, SC, b);
+    }
+    tx
 }
 
 fn build(t: &HttpTx, complete: bool) -> Transaction {

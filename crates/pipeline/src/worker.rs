@@ -825,10 +825,17 @@ impl Worker {
             }),
             (a, _) => a,
         };
-        for o in &outputs {
+        let mut outputs = outputs;
+        for o in outputs.drain(..) {
             let body = match o {
-                zonewatch_applayer::AppOutput::Tx(tx) if tx.complete => {
-                    EventBody::App(Box::new(app_record(tx)))
+                // The record moves into the event (no deep copy of its JSON).
+                zonewatch_applayer::AppOutput::Tx(mut tx) if tx.complete => {
+                    EventBody::App(Box::new(zonewatch_types::AppRecord {
+                        app_proto: tx.proto.name(),
+                        key: tx.eve_key(),
+                        tx_id: tx.id,
+                        record: std::mem::take(&mut tx.eve),
+                    }))
                 }
                 zonewatch_applayer::AppOutput::Event(e) => {
                     *self.stats.app_events.entry(e.name).or_default() += 1;
@@ -852,8 +859,6 @@ impl Worker {
             sub += 1;
         }
         // Reuse the buffer; the outputs belonged to this packet only.
-        let mut outputs = outputs;
-        outputs.clear();
         self.app_out = outputs;
     }
 
