@@ -352,6 +352,16 @@ fn load_rules(
             format!(" (top reasons: {})", top.join(", "))
         }
     );
+    if r.loaded > 0 {
+        eprintln!(
+            "zonewatch: rules: {} per packet/stream ({} IP-only) in {} signature groups (largest: {} fast patterns), {} per transaction",
+            r.packet_rules,
+            r.ip_only,
+            r.groups,
+            r.largest_group_patterns,
+            r.loaded - r.packet_rules
+        );
+    }
     Ok(Some(Arc::new(engine)))
 }
 

@@ -76,6 +76,14 @@ pub struct LoadReport {
     /// Loaded rules without a fast pattern, checked on every packet of
     /// their protocol: tcp, udp, icmp, other.
     pub no_fast_pattern: [usize; 4],
+    /// Rules run per packet and stream (the rest run per transaction).
+    pub packet_rules: usize,
+    /// Of those, IP-only rules (first packet of each flow direction).
+    pub ip_only: usize,
+    /// Signature groups the packet rules are split into.
+    pub groups: usize,
+    /// Distinct fast patterns in the largest group.
+    pub largest_group_patterns: usize,
 }
 
 impl LoadReport {
@@ -519,12 +527,10 @@ impl Engine {
             out.push(r);
         }
         let groups = crate::groups::Groups::build(&out, &members);
-        tracing::info!(
-            "packet rules: {} with a fast pattern, {} signature groups, {} patterns in the largest",
-            members.iter().filter(|m| m.fast.is_some()).count(),
-            groups.len(),
-            groups.largest_prefilter()
-        );
+        report.packet_rules = out.iter().filter(|r| r.app_progs.is_empty()).count();
+        report.ip_only = out.iter().filter(|r| r.iponly).count();
+        report.groups = groups.len();
+        report.largest_group_patterns = groups.largest_prefilter();
         for (p, list) in &tx_always {
             tracing::info!("{} rules without a fast pattern: {}", p.name(), list.len());
         }
