@@ -12,13 +12,27 @@
 //! Every candidate is still fully verified (`Detector::eval`), so a group
 //! may hold rules that cannot match, never miss one that can.
 
-use crate::compile::{proto_in_class, Rule, CLASSES};
+use crate::compile::{class_of, proto_in_class, Rule, CLASSES};
 use crate::prefilter::{Catalogue, Filter};
 use hashbrown::HashMap;
+use zonewatch_rules::{HeaderTest, UintCmp};
 
 /// Port groups per (class, direction) at most; rarer port sets share one.
 /// (ET Open needs 126.) Tests use a low cap so that merging is exercised.
 const MAX_PORT_GROUPS: usize = if cfg!(test) { 32 } else { 1024 };
+
+/// Whether a rule can match packets of a protocol class: its protocol, and
+/// an `ip_proto:N` test, which Suricata also uses to place a rule (ET's
+/// `alert ip ... (ip_proto:41; ...)` is no candidate for TCP packets).
+fn rule_in_class(r: &Rule, class: usize) -> bool {
+    proto_in_class(r.proto, class)
+        && r.tests.iter().all(|t| match t {
+            HeaderTest::IpProto(UintCmp::Eq(n)) => {
+                u8::try_from(*n).is_ok_and(|n| class_of(n) == class)
+            }
+            _ => true,
+        })
+}
 
 /// The rules one packet is checked against.
 #[derive(Debug, Default)]
@@ -102,7 +116,7 @@ impl Groups {
         };
         for class in 0..CLASSES {
             let ids: Vec<usize> = (0..members.len())
-                .filter(|&m| proto_in_class(rules[members[m].rule as usize].proto, class))
+                .filter(|&m| rule_in_class(&rules[members[m].rule as usize], class))
                 .collect();
             g.fallback[class] = g.push(rules, members, &ids);
         }
@@ -151,7 +165,7 @@ impl Groups {
         let mut ranges: Vec<(u16, u16, usize)> = Vec::new();
         for (m, member) in members.iter().enumerate() {
             let r = &rules[member.rule as usize];
-            if !proto_in_class(r.proto, class) {
+            if !rule_in_class(r, class) {
                 continue;
             }
             let wrong_dir = match dir {
@@ -489,5 +503,32 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// `ip_proto:N` places a rule in N's protocol class only.
+    #[test]
+    fn ip_proto_rules_are_only_in_their_protocols_class() {
+        let text = "\
+alert ip any any -> any any (msg:\"6in4\"; ip_proto:41; sid:1;)
+alert ip any any -> any any (msg:\"tcp by number\"; ip_proto:6; sid:2;)
+alert ip any any -> any any (msg:\"not udp\"; ip_proto:!17; sid:3;)
+";
+        let engine = Engine::from_texts(&[("t.rules", text)], &DetectConfig::default());
+        let held = |g: &super::Group| -> Vec<u64> {
+            (0..engine.rules.len() as u32)
+                .filter(|&r| g.has_rule(r))
+                .map(|r| engine.rules[r as usize].meta.sid)
+                .collect()
+        };
+        let tcp = engine
+            .groups
+            .select(class_of(6), Some(true), (Some(40000), Some(80)));
+        assert_eq!(held(tcp), vec![2, 3]);
+        let udp = engine
+            .groups
+            .select(class_of(17), Some(true), (Some(40000), Some(53)));
+        assert_eq!(held(udp), vec![3]);
+        let other = engine.groups.select(class_of(41), None, (None, None));
+        assert_eq!(held(other), vec![1, 3]);
     }
 }
