@@ -4,7 +4,7 @@
 //! session is encrypted (payload inspection ends there, as in Suricata).
 //! Everything after NEWKEYS is ignored.
 
-use crate::util::{js, md5_hex, trim, Rd};
+use crate::util::{js, md5_hex, trim, HeaderWalk, Rd};
 use crate::{di, AppConfig, AppProto, Buffer, Direction, Out, Transaction};
 use serde_json::{json, Map, Value};
 
@@ -25,8 +25,8 @@ struct Half {
     dead: bool,
     /// NEWKEYS sent: this side is encrypted.
     newkeys: bool,
-    /// After KEXINIT: bytes of the current packet still to skip.
-    skip: usize,
+    /// After KEXINIT: only packet headers are read.
+    walk: HeaderWalk,
 }
 
 pub(crate) struct SshState {
@@ -70,37 +70,30 @@ impl SshState {
     /// After KEXINIT: reads the clear-text key exchange packets' headers
     /// only (length, padding, message code), skipping their bodies, until
     /// NEWKEYS (21).
-    fn watch(&mut self, d: usize, mut data: &[u8]) {
+    fn watch(&mut self, d: usize, data: &[u8]) {
         let max = self.cfg.ssh_max_record_bytes;
-        loop {
-            let h = &mut self.h[d];
-            if h.newkeys || h.dead {
-                return;
-            }
-            let n = h.skip.min(data.len());
-            h.skip -= n;
-            data = &data[n..];
-            if data.is_empty() {
-                return;
-            }
-            let n = (6 - h.rec.len()).min(data.len());
-            h.rec.extend_from_slice(&data[..n]);
-            data = &data[n..];
-            if h.rec.len() < 6 {
-                return;
-            }
-            let plen = u32::from_be_bytes([h.rec[0], h.rec[1], h.rec[2], h.rec[3]]) as usize;
-            let code = h.rec[5];
-            h.rec.clear();
+        let h = &mut self.h[d];
+        if h.newkeys || h.dead {
+            return;
+        }
+        let mut newkeys = false;
+        let going = h.walk.feed(data, 6, |hdr| {
+            let plen = u32::from_be_bytes([hdr[0], hdr[1], hdr[2], hdr[3]]) as usize;
             if plen < 2 || plen > max {
-                // Not a clear-text packet: nothing to follow.
-                h.dead = true;
-                return;
+                return None;
             }
-            h.skip = plen - 2;
-            if code == 21 {
-                h.newkeys = true;
+            if hdr[5] == 21 {
+                newkeys = true;
+                return None;
             }
+            // Past the padding length and message code.
+            Some(plen - 2)
+        });
+        if newkeys {
+            h.newkeys = true;
+        } else if !going {
+            // Not a clear-text packet: nothing to follow.
+            h.dead = true;
         }
     }
 

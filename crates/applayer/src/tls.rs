@@ -4,7 +4,7 @@
 //! fingerprint, validity). Parsing of a direction stops once it is
 //! encrypted (ChangeCipherSpec or application data).
 
-use crate::util::{hex, js, md5_hex, Rd};
+use crate::util::{hex, js, md5_hex, HeaderWalk, Rd};
 use crate::{di, AppConfig, AppProto, Buffer, Direction, Out, Transaction};
 use serde_json::{json, Map, Value};
 
@@ -189,9 +189,9 @@ struct Half {
     hs: Vec<u8>,
     encrypted: bool,
     dead: bool,
-    /// Once encrypted: bytes of the current record still to skip (only
-    /// record headers are read, to find the first application data).
-    skip: usize,
+    /// Once encrypted: only record headers are read, to find the first
+    /// application data.
+    walk: HeaderWalk,
 }
 
 impl Half {
@@ -201,7 +201,7 @@ impl Half {
             hs: Vec::new(),
             encrypted: false,
             dead: false,
-            skip: 0,
+            walk: HeaderWalk::default(),
         }
     }
 }
@@ -425,35 +425,30 @@ impl TlsState {
 
     /// After encryption: reads record headers only, skipping bodies, until
     /// the first application data record.
-    fn watch(&mut self, d: usize, mut data: &[u8]) {
-        while !self.app_data {
-            let h = &mut self.h[d];
-            if h.dead {
-                return;
+    fn watch(&mut self, d: usize, data: &[u8]) {
+        if self.app_data || self.h[d].dead {
+            return;
+        }
+        let server_hello = self.sh.is_some();
+        let mut app = false;
+        let h = &mut self.h[d];
+        let going = h.walk.feed(data, 5, |hdr| {
+            let t = hdr[0];
+            if !(20..=24).contains(&t) || hdr[1] != 3 {
+                return None;
             }
-            let n = h.skip.min(data.len());
-            h.skip -= n;
-            data = &data[n..];
-            if data.is_empty() {
-                return;
+            // As `note_app_data`.
+            if t == 23 && (d == 1 || server_hello) {
+                app = true;
+                return None;
             }
-            let n = (5 - h.rec.len()).min(data.len());
-            h.rec.extend_from_slice(&data[..n]);
-            data = &data[n..];
-            if h.rec.len() < 5 {
-                return;
-            }
-            let (t, major) = (h.rec[0], h.rec[1]);
-            h.skip = u16::from_be_bytes([h.rec[3], h.rec[4]]) as usize;
-            h.rec.clear();
-            if !(20..=24).contains(&t) || major != 3 {
-                // Not TLS records any more: nothing to follow.
-                h.dead = true;
-                return;
-            }
-            if t == 23 {
-                self.note_app_data(d);
-            }
+            Some(u16::from_be_bytes([hdr[3], hdr[4]]) as usize)
+        });
+        if app {
+            self.app_data = true;
+        } else if !going {
+            // Not TLS records any more: nothing to follow.
+            h.dead = true;
         }
     }
 

@@ -38,6 +38,49 @@ impl<'a> Rd<'a> {
     }
 }
 
+/// Follows a stream of length-prefixed records reading only their headers
+/// and skipping their bodies (TLS records once encrypted, SSH packets of
+/// the key exchange): a few bytes of state, whatever the record sizes.
+#[derive(Default)]
+pub(crate) struct HeaderWalk {
+    hdr: [u8; 8],
+    have: usize,
+    skip: usize,
+}
+
+impl HeaderWalk {
+    /// Feeds the next bytes. `on_header` gets each complete header of
+    /// `len` bytes (at most 8) and returns the length of the body that
+    /// follows it, or `None` to stop. False once stopped.
+    pub(crate) fn feed(
+        &mut self,
+        mut data: &[u8],
+        len: usize,
+        mut on_header: impl FnMut(&[u8]) -> Option<usize>,
+    ) -> bool {
+        loop {
+            let n = self.skip.min(data.len());
+            self.skip -= n;
+            data = &data[n..];
+            if data.is_empty() {
+                return true;
+            }
+            let n = (len - self.have).min(data.len());
+            self.hdr[self.have..self.have + n].copy_from_slice(&data[..n]);
+            self.have += n;
+            data = &data[n..];
+            if self.have < len {
+                return true;
+            }
+            self.have = 0;
+            match on_header(&self.hdr[..len]) {
+                Some(body) => self.skip = body,
+                None => return false,
+            }
+        }
+    }
+}
+
 pub(crate) fn hex(b: &[u8]) -> String {
     const H: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(b.len() * 2);

@@ -987,40 +987,14 @@ mod tests {
         app_proto: Option<zonewatch_applayer::AppProto>,
         app_proto_acked: bool,
     ) -> Vec<u64> {
-        let engine = Arc::new(Engine::from_texts(
+        let mut out = run_stream(
             &[("t.rules", rules)],
-            &DetectConfig::default(),
-        ));
-        let mut det = Detector::new(engine.clone());
-        let data = packet(payload);
-        let decoded = zonewatch_decode::decode(zonewatch_decode::LinkType::Raw, &data, data.len());
-        let chunk = [StreamChunk {
-            to_server: true,
             offset,
-            data: payload,
-        }];
-        let view = PacketView {
-            data: &data,
-            decoded: &decoded,
-            ts: Timestamp::default(),
-            flow: Some(FlowView {
-                id: 1,
-                to_server: true,
-                established: true,
-                first_in_dir: true,
-                app_proto,
-                app_proto_acked,
-                payload_inspection: true,
-            }),
-            stream: &chunk,
-            payload_in_stream: true,
-            reassembled: false,
-            stream_events: &[],
-            stream_sizes: None,
-        };
-        let mut hits = Vec::new();
-        det.inspect(&view, &mut hits);
-        hits.iter().map(|h| engine.meta(h.rule).sid).collect()
+            &[payload],
+            app_proto,
+            app_proto_acked,
+        );
+        out.pop().unwrap_or_default()
     }
 
     /// Sids raised on each of consecutive in-order packets of the client's
@@ -1030,9 +1004,21 @@ mod tests {
     }
 
     fn stream_sequence_files(files: &[(&str, &str)], segments: &[&[u8]]) -> Vec<Vec<u64>> {
+        run_stream(files, 0, segments, None, false)
+    }
+
+    /// Sids raised on each of consecutive in-order packets of the client's
+    /// stream from stream offset `start`, through one detector.
+    fn run_stream(
+        files: &[(&str, &str)],
+        start: u64,
+        segments: &[&[u8]],
+        app_proto: Option<zonewatch_applayer::AppProto>,
+        app_proto_acked: bool,
+    ) -> Vec<Vec<u64>> {
         let engine = Arc::new(Engine::from_texts(files, &DetectConfig::default()));
         let mut det = Detector::new(engine.clone());
-        let mut offset = 0u64;
+        let mut offset = start;
         let mut out = Vec::new();
         for seg in segments {
             let data = packet(seg);
@@ -1052,9 +1038,9 @@ mod tests {
                     id: 1,
                     to_server: true,
                     established: true,
-                    first_in_dir: offset == seg.len() as u64,
-                    app_proto: None,
-                    app_proto_acked: false,
+                    first_in_dir: offset == start + seg.len() as u64,
+                    app_proto,
+                    app_proto_acked,
                     payload_inspection: true,
                 }),
                 stream: &chunk,

@@ -380,13 +380,7 @@ mod tests {
     /// get their own group (so merged groups are checked too).
     #[test]
     fn a_packets_group_holds_every_rule_that_could_match_it() {
-        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = move |n: u64| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed % n
-        };
+        let mut next = crate::test_rng(0x9e37_79b9_7f4a_7c15u64);
         let ports = [22u16, 53, 80, 443, 1024, 8080, 65535];
         let port_expr = |next: &mut dyn FnMut(u64) -> u64| -> String {
             match next(6) {

@@ -74,3 +74,15 @@ impl AlertFilter {
         self.thresholds.stats()
     }
 }
+
+/// Deterministic pseudo-random numbers below `n` (xorshift) for the
+/// randomised tests.
+#[cfg(test)]
+pub(crate) fn test_rng(mut seed: u64) -> impl FnMut(u64) -> u64 {
+    move |n| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    }
+}

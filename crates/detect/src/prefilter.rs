@@ -443,13 +443,7 @@ mod tests {
     /// overlaps and buffer ends are frequent.
     #[test]
     fn scan_at_reports_exactly_the_occurrences_a_brute_force_search_finds() {
-        let mut seed = 0x2545_f491_4f6c_dd1du64;
-        let mut next = move |n: u64| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed % n
-        };
+        let mut next = crate::test_rng(0x2545_f491_4f6c_dd1du64);
         let alphabet = b"aAbB\x00\xff-";
         for round in 0..1000 {
             let count = 1 + next(12) as usize;
