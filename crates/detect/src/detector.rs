@@ -126,13 +126,46 @@ pub struct DetectCounters {
     pub alert_overflow: u64,
 }
 
+/// The candidate rules of one packet or transaction, each once: a rule is
+/// in when its stamp equals the current generation, so starting a new set
+/// costs nothing per rule.
+#[derive(Default)]
+struct Candidates {
+    stamp: Vec<u32>,
+    generation: u32,
+    list: Vec<u32>,
+}
+
+impl Candidates {
+    /// An empty set for the next packet or transaction.
+    fn start(&mut self) {
+        self.generation = self.generation.wrapping_add(1);
+        if self.generation == 0 {
+            self.stamp.iter_mut().for_each(|s| *s = 0);
+            self.generation = 1;
+        }
+        self.list.clear();
+    }
+
+    #[inline]
+    fn add(&mut self, r: u32) {
+        let s = &mut self.stamp[r as usize];
+        if *s != self.generation {
+            *s = self.generation;
+            self.list.push(r);
+        }
+    }
+
+    fn add_all(&mut self, rules: &[u32]) {
+        rules.iter().for_each(|&r| self.add(r));
+    }
+}
+
 /// One worker's detection state. Not shared: each worker owns one.
 pub struct Detector {
     engine: Arc<Engine>,
     flows: hashbrown::HashMap<u64, FlowState>,
-    stamp: Vec<u32>,
-    generation: u32,
-    cands: Vec<u32>,
+    cands: Candidates,
     window: Vec<u8>,
     /// Counters.
     pub counters: DetectCounters,
@@ -145,9 +178,10 @@ impl Detector {
         Detector {
             engine,
             flows: hashbrown::HashMap::new(),
-            stamp: vec![0; n],
-            generation: 0,
-            cands: Vec::new(),
+            cands: Candidates {
+                stamp: vec![0; n],
+                ..Default::default()
+            },
             window: Vec::new(),
             counters: DetectCounters::default(),
         }
@@ -161,16 +195,6 @@ impl Detector {
     /// Forgets a flow that ended.
     pub fn flow_end(&mut self, id: u64) {
         self.flows.remove(&id);
-    }
-
-    fn mark(&mut self, rules: &[u32]) {
-        for &r in rules {
-            let s = &mut self.stamp[r as usize];
-            if *s != self.generation {
-                *s = self.generation;
-                self.cands.push(r);
-            }
-        }
     }
 
     /// Inspects one packet; matching rules are appended to `hits` in
@@ -191,25 +215,18 @@ impl Detector {
             }
         }
         let payload = payload_of(p);
-        self.generation = self.generation.wrapping_add(1);
-        if self.generation == 0 {
-            self.stamp.iter_mut().for_each(|s| *s = 0);
-            self.generation = 1;
-        }
-        self.cands.clear();
+        self.cands.start();
         let class = class_of(ip.proto);
         let group = engine
             .groups
             .select(class, p.flow.map(|f| f.to_server), ports(d));
         let (pf, cat) = (&group.filter, &engine.groups.catalogue);
-        let (stamp, generation, cands) = (&mut self.stamp, self.generation, &mut self.cands);
+        let cands = &mut self.cands;
         // The rules of a fast pattern that are in the packet's group.
         let mut mark = |id: u32| {
             for &r in cat.rules(id) {
-                let s = &mut stamp[r as usize];
-                if *s != generation && group.has_rule(r) {
-                    *s = generation;
-                    cands.push(r);
+                if group.has_rule(r) {
+                    cands.add(r);
                 }
             }
         };
@@ -293,7 +310,7 @@ impl Detector {
             pf.scan_at(cat, payload, |id, _| mark(id));
         }
         let window = std::mem::take(&mut self.window);
-        self.mark(&group.always);
+        self.cands.add_all(&group.always);
         if !group.iponly.is_empty() {
             let done = p.flow.is_some_and(|f| {
                 self.flows
@@ -301,13 +318,13 @@ impl Detector {
                     .is_some_and(|s| s.flags & if f.to_server { 1 } else { 2 } != 0)
             });
             if !done {
-                self.mark(&group.iponly);
+                self.cands.add_all(&group.iponly);
             }
         }
-        self.mark(engine.by_addr.get(ip.src));
-        self.mark(engine.by_addr.get(ip.dst));
-        self.cands.sort_unstable();
-        let cands = std::mem::take(&mut self.cands);
+        self.cands.add_all(engine.by_addr.get(ip.src));
+        self.cands.add_all(engine.by_addr.get(ip.dst));
+        self.cands.list.sort_unstable();
+        let cands = std::mem::take(&mut self.cands.list);
         let first = hits.len();
         for &ri in &cands {
             let r = &engine.rules[ri as usize];
@@ -350,7 +367,7 @@ impl Detector {
             self.counters.alerts += 1;
             hits.push(Hit { rule: ri, stream });
         }
-        self.cands = cands;
+        self.cands.list = cands;
         self.window = window;
         // Data on a SYN is inspected here as a packet; when the handshake
         // completes the reassembler delivers it again as stream offset 0.
@@ -399,23 +416,10 @@ impl Detector {
             }
             st.tx_ts_done.push(tx.id);
         }
-        self.generation = self.generation.wrapping_add(1);
-        if self.generation == 0 {
-            self.stamp.iter_mut().for_each(|s| *s = 0);
-            self.generation = 1;
-        }
-        self.cands.clear();
+        self.cands.start();
         {
-            let (stamp, generation, cands) = (&mut self.stamp, self.generation, &mut self.cands);
-            let mut mark = |rules: &[u32]| {
-                for &r in rules {
-                    let s = &mut stamp[r as usize];
-                    if *s != generation {
-                        *s = generation;
-                        cands.push(r);
-                    }
-                }
-            };
+            let cands = &mut self.cands;
+            let mut mark = |rules: &[u32]| cands.add_all(rules);
             for (b, dir, bytes) in tx.all_buffers() {
                 // Each side's rules read a buffer in one direction only
                 // (`buffer_side`), and run only when their side is due.
@@ -433,8 +437,8 @@ impl Detector {
                 mark(list);
             }
         }
-        self.cands.sort_unstable();
-        let cands = std::mem::take(&mut self.cands);
+        self.cands.list.sort_unstable();
+        let cands = std::mem::take(&mut self.cands.list);
         let payload = payload_of(p);
         let (sp, dp) = ports(p.decoded);
         let first = hits.len();
@@ -526,7 +530,7 @@ impl Detector {
                 stream: false,
             });
         }
-        self.cands = cands;
+        self.cands.list = cands;
     }
 
     fn flowbits_ok(&self, r: &Rule, f: Option<FlowView>) -> bool {
