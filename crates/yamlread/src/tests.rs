@@ -1,0 +1,193 @@
+use super::*;
+use yaml_rust2::YamlLoader;
+
+fn events(text: &str) -> Result<Vec<(Event, usize)>, Error> {
+    let mut out = Vec::new();
+    read(text, &LIMITS, &mut |ev, line| {
+        out.push((ev, line));
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// A bomb of `levels` levels, each a list of ten aliases of the level below: 10^levels
+/// nodes once expanded, from a few hundred bytes.
+fn bomb(levels: usize) -> String {
+    let mut s = String::from("a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
+    for i in 1..=levels {
+        let p = i - 1;
+        s.push_str(&format!(
+            "a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"
+        ));
+    }
+    s
+}
+
+#[test]
+fn same_documents_as_yaml_loader_for_ordinary_files() {
+    let texts = [
+        "title: t\nid: 1234\nlevel: high\ntags: [attack.t1110, attack.credential_access]\ndetection:\n  sel:\n    message|contains:\n      - 'Failed password'\n      - \"Invalid user\"\n    pid: 42\n    ok: true\n    ratio: 1.5\n    nothing: ~\n    empty:\n  condition: sel\n",
+        "---\na: 1\n---\nb: [x, {c: d}]\n...\n",
+        "x: !!int 12\ny: !!str 13\nz: !!float 1e3\nw: !!bool True\nv: !custom q\nhex: 0x1f\noct: 0o17\nplus: +5\n",
+        "- a\n- - b\n  - c\n- {k: v, k2: [1, 2]}\n",
+        "plain scalar at top\n",
+        "",
+        "# only a comment\n",
+        "key: |\n  literal\n  block\nfolded: >\n  a\n  b\n",
+        "base: &b {x: 1, y: [2, 3]}\nuse: *b\nlist: [&s str, *s]\n",
+    ];
+    for t in texts {
+        let ours = load_docs(t, &LIMITS).unwrap_or_else(|e| panic!("{t:?}: {e}"));
+        let theirs = YamlLoader::load_from_str(t).unwrap();
+        assert_eq!(ours, theirs, "{t:?}");
+    }
+}
+
+#[test]
+fn same_documents_as_yaml_loader_for_the_projects_rule_and_config_files() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let mut files = vec![root.join("zonewatch.example.yaml")];
+    let mut dirs = vec![root.join("rules"), root.join("fixtures")];
+    // SigmaHQ's rules and Suricata's files in the shared corpus, when present.
+    for d in ["../shared/data/sigma", "../shared/data/rules"] {
+        if root.join(d).is_dir() {
+            dirs.push(root.join(d));
+        }
+    }
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else if matches!(p.extension().and_then(|e| e.to_str()), Some("yml" | "yaml")) {
+                files.push(p);
+            }
+        }
+    }
+    assert!(files.len() > 20, "{files:?}");
+    for f in files {
+        let t = std::fs::read_to_string(&f).unwrap();
+        match YamlLoader::load_from_str(&t) {
+            Ok(theirs) => assert_eq!(load_docs(&t, &LIMITS).unwrap(), theirs, "{f:?}"),
+            Err(e) => {
+                let ours = load_docs(&t, &LIMITS).unwrap_err();
+                assert_eq!(ours.line, e.marker().line().max(1), "{f:?}");
+            }
+        }
+    }
+}
+
+#[test]
+fn lines_are_kept_and_aliases_carry_the_line_of_their_use() {
+    let ev = events("sensor:\n  name: &n city-a\n  tenant: *n\n").unwrap();
+    let scalars: Vec<(String, usize)> = ev
+        .iter()
+        .filter_map(|(e, l)| match e {
+            Event::Scalar(s, _, aid, _) => {
+                assert_eq!(*aid, 0, "anchor ids are stripped");
+                Some((s.clone(), *l))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        scalars,
+        [
+            ("sensor".into(), 1),
+            ("name".into(), 2),
+            ("city-a".into(), 2),
+            ("tenant".into(), 3),
+            ("city-a".into(), 3)
+        ]
+    );
+    assert!(!ev.iter().any(|(e, _)| matches!(e, Event::Alias(_))));
+}
+
+#[test]
+fn a_billion_laughs_is_refused_quickly_with_the_line_of_the_alias() {
+    let text = bomb(9);
+    assert!(text.len() < 1024, "{}", text.len());
+    let t0 = std::time::Instant::now();
+    let e = load_docs(&text, &LIMITS).unwrap_err();
+    assert!(t0.elapsed() < std::time::Duration::from_secs(2));
+    // Aliases at levels 1 and 2 make 1,220 nodes; the eighth `*a2` (1,111 nodes each)
+    // passes 10,000.
+    assert_eq!(e.line, 4, "{e}");
+    assert!(e.message.contains("alias *a2"), "{e}");
+    assert!(e.message.contains("10000 nodes"), "{e}");
+    // The same file within the budget: three levels are fine.
+    let small = load_docs(&bomb(2), &LIMITS).unwrap();
+    assert_eq!(small[0]["a2"].as_vec().unwrap().len(), 10);
+}
+
+#[test]
+fn long_scalars_count_as_bytes() {
+    let big = "x".repeat(20_000);
+    let mut text = format!("a: &a \"{big}\"\nb: [");
+    for _ in 0..60 {
+        text.push_str("*a, ");
+    }
+    text.push_str("*a]\n");
+    let e = load_docs(&text, &LIMITS).unwrap_err();
+    assert!(e.message.contains("bytes"), "{e}");
+    assert_eq!(e.line, 2);
+    let ok = format!("a: &a \"{big}\"\nb: [*a, *a]\n");
+    assert_eq!(
+        load_docs(&ok, &LIMITS).unwrap(),
+        YamlLoader::load_from_str(&ok).unwrap()
+    );
+}
+
+#[test]
+fn deep_nesting_is_refused() {
+    let text = format!("{}{}", "[".repeat(200), "]".repeat(200));
+    let e = load_docs(&text, &LIMITS).unwrap_err();
+    assert_eq!(e.line, 1);
+    assert!(e.message.contains("128 levels"), "{e}");
+    let ok = format!("{}{}", "[".repeat(100), "]".repeat(100));
+    assert!(load_docs(&ok, &LIMITS).is_ok());
+    // Block style, one level per line.
+    let block: String = (0..200).map(|i| format!("{}k:\n", " ".repeat(i))).collect();
+    let e = load_docs(&block, &LIMITS).unwrap_err();
+    assert_eq!(e.line, 129, "{e}");
+    // A nested alias counts its own depth.
+    let e = load_docs(
+        &format!(
+            "a: &a {}{}\nb: {}*a{}\n",
+            "[".repeat(100),
+            "]".repeat(100),
+            "[".repeat(100),
+            "]".repeat(100)
+        ),
+        &LIMITS,
+    )
+    .unwrap_err();
+    assert_eq!(e.line, 2, "{e}");
+}
+
+#[test]
+fn recursive_and_cross_document_aliases_are_errors() {
+    let e = load_docs("a: &a [1, *a]\n", &LIMITS).unwrap_err();
+    assert!(e.message.contains("recursive"), "{e}");
+    let e = load_docs("a: &a 1\n---\nb: *a\n", &LIMITS).unwrap_err();
+    assert_eq!(e.line, 3, "{e}");
+}
+
+#[test]
+fn syntax_errors_name_the_line() {
+    let e = load_docs("a: 1\nb: [1, 2\n", &LIMITS).unwrap_err();
+    assert!(e.line >= 2, "{e}");
+    assert!(e.message.starts_with("YAML syntax error"), "{e}");
+    let e = load_docs("a: 1\nb: 2\na: 3\n", &LIMITS).unwrap_err();
+    assert!(e.message.contains("duplicated key"), "{e}");
+}
+
+#[test]
+fn tighter_limits_apply() {
+    let l = Limits {
+        alias_nodes: 3,
+        ..LIMITS
+    };
+    assert!(load_docs("a: &a [1, 2]\nb: *a\n", &l).is_ok());
+    assert!(load_docs("a: &a [1, 2]\nb: *a\nc: *a\n", &l).is_err());
+}
