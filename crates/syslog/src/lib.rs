@@ -25,9 +25,10 @@ mod framing;
 mod listen;
 mod parse;
 mod record;
+mod stream;
 mod time;
 
-pub use framing::Framer;
+pub use framing::{Framer, FramerStats};
 pub use listen::{
     now, replay, server_config, spawn, CounterSnapshot, Counters, ListenError, ListenSpec,
     Listener, ListenerConfig, ReplayConfig, Shutdown, TlsFiles, POLL,
@@ -36,4 +37,5 @@ pub use parse::{extract_fields, parse, ParseOptions};
 pub use record::{
     facility_from_name, facility_name, severity_name, Flags, Format, LogRecord, SdElement,
 };
+pub use stream::{raise_fd_limit, FD_MARGIN, LOG_EVERY};
 pub use zonewatch_types::{Timestamp, UtcOffset};

@@ -6,28 +6,26 @@
 //! otherwise lose data in the kernel instead, uncounted). Replay (files, stdin) blocks instead,
 //! so no record is lost and output is deterministic.
 //!
-//! **Threads.** One thread per UDP socket; TCP/TLS: one accept thread plus one thread per
-//! connection (small stacks), up to `max_connections` (further connections are closed at once
-//! and counted). Every blocking call wakes at least every [`POLL`] to check the shutdown flag
-//! and the idle timeout.
+//! **Threads.** One thread per UDP socket; one event-driven thread per TCP/TLS listener however
+//! many clients are connected (`crate::stream`), with per-source and total connection limits,
+//! a frame-completion timeout, an idle timeout and a memory budget for unfinished frames. Every
+//! listener thread wakes at least every [`POLL`] to check the shutdown flag and timeouts.
 
 use crate::framing::Framer;
 use crate::parse::{parse, ParseOptions};
 use crate::record::{Flags, LogRecord};
 use crossbeam_channel::{Sender, TrySendError};
 use std::io::{self, Read};
-use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 use zonewatch_types::Timestamp;
 
 /// How often blocked threads wake to check for shutdown and idleness.
 pub const POLL: Duration = Duration::from_millis(100);
-const CONN_STACK_BYTES: usize = 256 * 1024;
-const READ_CHUNK: usize = 16 * 1024;
 
 /// Errors starting a listener.
 #[derive(Debug, thiserror::Error)]
@@ -71,12 +69,32 @@ pub struct Counters {
     pub no_timestamp: AtomicU64,
     /// Frames longer than the maximum frame size (cut, still delivered).
     pub truncated: AtomicU64,
+    /// Bytes discarded: the rest of frames cut at the maximum frame size, of frames cut by the
+    /// frame timeout or the buffer budget beyond the maximum.
+    pub discarded_bytes: AtomicU64,
+    /// Lines starting like an octet count (`DIGITS SP <PRI>`) larger than the maximum frame
+    /// size, read as plain lines instead of swallowing what follows.
+    pub oversize_counts: AtomicU64,
     /// Records dropped because the channel was full.
     pub dropped: AtomicU64,
     /// Connections accepted (TCP/TLS).
     pub connections: AtomicU64,
-    /// Connections refused because `max_connections` were open.
+    /// Connections refused (closed at once): `max_connections` open, the source's
+    /// `max_connections_per_source` open, or no file descriptor free (see `fd_exhausted`).
     pub connections_refused: AtomicU64,
+    /// Of those, refused because the source address had `max_connections_per_source` open.
+    pub refused_per_source: AtomicU64,
+    /// `accept` failures for want of file descriptors (EMFILE/ENFILE); the connection is closed
+    /// at once through a reserved descriptor, or waits while the listener backs off.
+    pub fd_exhausted: AtomicU64,
+    /// Connections closed because a frame (or TLS handshake) was not complete within
+    /// `frame_timeout`; the unfinished frame is delivered flagged truncated.
+    pub frame_timeouts: AtomicU64,
+    /// Connections closed because unfinished frames of all connections were over
+    /// `buffer_memcap` and this one held more than its share; its frame is delivered truncated.
+    pub memcap_closed: AtomicU64,
+    /// Bytes of unfinished frames held now (gauge).
+    pub buffered_bytes: AtomicU64,
     /// Connections open now.
     pub connections_open: AtomicU64,
     /// Connections closed for idleness.
@@ -96,9 +114,16 @@ pub struct CounterSnapshot {
     pub parsed: u64,
     pub no_timestamp: u64,
     pub truncated: u64,
+    pub discarded_bytes: u64,
+    pub oversize_counts: u64,
     pub dropped: u64,
     pub connections: u64,
     pub connections_refused: u64,
+    pub refused_per_source: u64,
+    pub fd_exhausted: u64,
+    pub frame_timeouts: u64,
+    pub memcap_closed: u64,
+    pub buffered_bytes: u64,
     pub connections_open: u64,
     pub idle_closed: u64,
     pub tls_errors: u64,
@@ -114,9 +139,16 @@ impl Counters {
             parsed: self.parsed.load(Relaxed),
             no_timestamp: self.no_timestamp.load(Relaxed),
             truncated: self.truncated.load(Relaxed),
+            discarded_bytes: self.discarded_bytes.load(Relaxed),
+            oversize_counts: self.oversize_counts.load(Relaxed),
             dropped: self.dropped.load(Relaxed),
             connections: self.connections.load(Relaxed),
             connections_refused: self.connections_refused.load(Relaxed),
+            refused_per_source: self.refused_per_source.load(Relaxed),
+            fd_exhausted: self.fd_exhausted.load(Relaxed),
+            frame_timeouts: self.frame_timeouts.load(Relaxed),
+            memcap_closed: self.memcap_closed.load(Relaxed),
+            buffered_bytes: self.buffered_bytes.load(Relaxed),
             connections_open: self.connections_open.load(Relaxed),
             idle_closed: self.idle_closed.load(Relaxed),
             tls_errors: self.tls_errors.load(Relaxed),
@@ -155,6 +187,15 @@ pub struct ListenerConfig {
     pub idle_timeout: Duration,
     /// Concurrent TCP/TLS connections allowed.
     pub max_connections: usize,
+    /// Concurrent TCP/TLS connections allowed from one source address (0: no limit).
+    pub max_connections_per_source: usize,
+    /// A frame (or TLS handshake) not complete this long after its first byte is cut, counted
+    /// (`frame_timeouts`) and its connection closed: a client trickling bytes cannot hold a
+    /// connection.
+    pub frame_timeout: Duration,
+    /// Bytes of unfinished frames all TCP/TLS connections of the listener may hold together
+    /// (at least the maximum frame size).
+    pub buffer_memcap: usize,
     /// Parsing options (sensor zone, field extraction).
     pub parse: ParseOptions,
 }
@@ -166,6 +207,9 @@ impl Default for ListenerConfig {
             max_frame_bytes: 64 * 1024,
             idle_timeout: Duration::from_secs(300),
             max_connections: 4096,
+            max_connections_per_source: 64,
+            frame_timeout: Duration::from_secs(10),
+            buffer_memcap: 32 << 20,
             parse: ParseOptions::default(),
         }
     }
@@ -225,8 +269,8 @@ impl Listener {
     pub fn counters(&self) -> Arc<Counters> {
         Arc::clone(&self.counters)
     }
-    /// Waits for the listener thread (after [`Shutdown::shutdown`]). Connection threads end
-    /// within about [`POLL`] on their own.
+    /// Waits for the listener thread (after [`Shutdown::shutdown`]); open TCP/TLS connections
+    /// have delivered their last unterminated frame when it returns.
     pub fn join(mut self) {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
@@ -260,9 +304,12 @@ pub fn now() -> Timestamp {
 }
 
 /// Parses a frame and offers it to the channel without blocking. `false` if the receiver is gone.
-fn deliver(
+/// `truncated`: flagged [`Flags::TRUNCATED`]; counted in `truncated` unless `cut` (cut by a
+/// timeout or the memory budget, counted there).
+pub(crate) fn deliver(
     frame: &[u8],
     truncated: bool,
+    cut: bool,
     peer: Option<SocketAddr>,
     cfg: &ListenerConfig,
     c: &Counters,
@@ -272,7 +319,9 @@ fn deliver(
     let mut rec = parse(frame, now(), peer, &cfg.parse);
     if truncated {
         rec.flags.insert(Flags::TRUNCATED);
-        c.truncated.fetch_add(1, Relaxed);
+        if !cut {
+            c.truncated.fetch_add(1, Relaxed);
+        }
     }
     if rec.flags.contains(Flags::NO_TIMESTAMP) {
         c.no_timestamp.fetch_add(1, Relaxed);
@@ -317,7 +366,8 @@ fn spawn_udp(
                     Ok((n, peer)) => {
                         c.bytes.fetch_add(n as u64, Relaxed);
                         let k = n.min(cfg.max_frame_bytes);
-                        if !deliver(&buf[..k], n > k, Some(peer), &cfg, &c, &tx) {
+                        c.discarded_bytes.fetch_add((n - k) as u64, Relaxed);
+                        if !deliver(&buf[..k], n > k, false, Some(peer), &cfg, &c, &tx) {
                             return;
                         }
                     }
@@ -390,145 +440,32 @@ pub fn server_config(files: &TlsFiles) -> Result<Arc<rustls::ServerConfig>, List
 fn spawn_stream(
     addr: SocketAddr,
     tls: Option<Arc<rustls::ServerConfig>>,
-    cfg: ListenerConfig,
+    mut cfg: ListenerConfig,
     tx: Sender<LogRecord>,
     shutdown: Shutdown,
 ) -> Result<Listener, ListenError> {
-    let listener = TcpListener::bind(addr).map_err(bind_err(addr))?;
-    listener.set_nonblocking(true).map_err(bind_err(addr))?;
+    let listener = mio::net::TcpListener::bind(addr).map_err(bind_err(addr))?;
     let local_addr = listener.local_addr().map_err(bind_err(addr))?;
+    cfg.max_connections = cfg.max_connections.max(1);
+    cfg.buffer_memcap = cfg.buffer_memcap.max(cfg.max_frame_bytes.max(16));
+    if cfg.name.is_empty() {
+        cfg.name = format!(
+            "{}://{local_addr}",
+            if tls.is_some() { "tls" } else { "tcp" }
+        );
+    }
+    let fd_limit = crate::stream::raise_fd_limit(&cfg.name, cfg.max_connections);
     let counters = Arc::new(Counters::default());
     let c = Arc::clone(&counters);
-    let cfg = Arc::new(cfg);
     let thread = std::thread::Builder::new()
-        .name(format!("syslog-accept-{local_addr}"))
-        .spawn(move || {
-            while !shutdown.is_shutdown() {
-                match listener.accept() {
-                    Ok((stream, peer)) => {
-                        if c.connections_open.load(Relaxed) >= cfg.max_connections as u64 {
-                            c.connections_refused.fetch_add(1, Relaxed);
-                            drop(stream);
-                            continue;
-                        }
-                        c.connections.fetch_add(1, Relaxed);
-                        c.connections_open.fetch_add(1, Relaxed);
-                        let (c2, cfg2, tx2, sd2, tls2) = (
-                            Arc::clone(&c),
-                            Arc::clone(&cfg),
-                            tx.clone(),
-                            shutdown.clone(),
-                            tls.clone(),
-                        );
-                        let spawned = std::thread::Builder::new()
-                            .name("syslog-conn".into())
-                            .stack_size(CONN_STACK_BYTES)
-                            .spawn(move || {
-                                connection(stream, peer, tls2, &cfg2, &c2, &tx2, &sd2);
-                                c2.connections_open.fetch_sub(1, Relaxed);
-                            });
-                        if spawned.is_err() {
-                            c.connections_open.fetch_sub(1, Relaxed);
-                            c.connections_refused.fetch_add(1, Relaxed);
-                        }
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        std::thread::sleep(Duration::from_millis(5))
-                    }
-                    Err(_) => {
-                        c.read_errors.fetch_add(1, Relaxed);
-                        std::thread::sleep(Duration::from_millis(5));
-                    }
-                }
-            }
-        })
+        .name(format!("syslog-tcp-{local_addr}"))
+        .spawn(move || crate::stream::run(listener, tls, cfg, c, tx, shutdown, fd_limit))
         .map_err(ListenError::Thread)?;
     Ok(Listener {
         local_addr,
         counters,
         thread: Some(thread),
     })
-}
-
-fn connection(
-    stream: TcpStream,
-    peer: SocketAddr,
-    tls: Option<Arc<rustls::ServerConfig>>,
-    cfg: &ListenerConfig,
-    c: &Counters,
-    tx: &Sender<LogRecord>,
-    shutdown: &Shutdown,
-) {
-    if stream.set_nonblocking(false).is_err() || stream.set_read_timeout(Some(POLL)).is_err() {
-        c.read_errors.fetch_add(1, Relaxed);
-        return;
-    }
-    match tls {
-        None => read_loop(stream, peer, cfg, c, tx, shutdown, false),
-        Some(tls) => match rustls::ServerConnection::new(tls) {
-            Ok(conn) => {
-                let s = rustls::StreamOwned::new(conn, stream);
-                read_loop(s, peer, cfg, c, tx, shutdown, true)
-            }
-            Err(_) => {
-                c.tls_errors.fetch_add(1, Relaxed);
-            }
-        },
-    }
-}
-
-fn read_loop<R: Read>(
-    mut r: R,
-    peer: SocketAddr,
-    cfg: &ListenerConfig,
-    c: &Counters,
-    tx: &Sender<LogRecord>,
-    shutdown: &Shutdown,
-    is_tls: bool,
-) {
-    let mut framer = Framer::new(cfg.max_frame_bytes);
-    let mut buf = vec![0u8; READ_CHUNK];
-    let mut last = Instant::now();
-    let mut open = true;
-    while open && !shutdown.is_shutdown() {
-        match r.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => {
-                last = Instant::now();
-                c.bytes.fetch_add(n as u64, Relaxed);
-                framer.push(&buf[..n], &mut |f, t| {
-                    if open && !deliver(f, t, Some(peer), cfg, c, tx) {
-                        open = false;
-                    }
-                });
-            }
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
-                if last.elapsed() >= cfg.idle_timeout {
-                    c.idle_closed.fetch_add(1, Relaxed);
-                    break;
-                }
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(_) => {
-                if is_tls {
-                    c.tls_errors.fetch_add(1, Relaxed);
-                } else {
-                    c.read_errors.fetch_add(1, Relaxed);
-                }
-                break;
-            }
-        }
-    }
-    if open {
-        framer.finish(&mut |f, t| {
-            deliver(f, t, Some(peer), cfg, c, tx);
-        });
-    }
 }
 
 /// Replay settings.
@@ -589,7 +526,15 @@ pub fn replay<R: Read>(
         };
         counters.bytes.fetch_add(n as u64, Relaxed);
         framer.push(&buf[..n], &mut emit);
+        add_framer_stats(&mut framer, counters);
     }
     framer.finish(&mut emit);
+    add_framer_stats(&mut framer, counters);
     Ok(())
+}
+
+fn add_framer_stats(framer: &mut Framer, c: &Counters) {
+    let st = framer.take_stats();
+    c.discarded_bytes.fetch_add(st.discarded_bytes, Relaxed);
+    c.oversize_counts.fetch_add(st.oversize_counts, Relaxed);
 }

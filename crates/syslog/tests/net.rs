@@ -104,13 +104,12 @@ fn tcp_thousand_concurrent_clients() {
     const N: usize = 1000;
     let (tx, rx) = bounded(4 * N);
     let sd = Shutdown::new();
-    let l = spawn(
-        &ListenSpec::Tcp(local()),
-        ListenerConfig::default(),
-        tx,
-        sd.clone(),
-    )
-    .unwrap();
+    // All clients come from 127.0.0.1: no per-source limit here.
+    let cfg = ListenerConfig {
+        max_connections_per_source: 0,
+        ..Default::default()
+    };
+    let l = spawn(&ListenSpec::Tcp(local()), cfg, tx, sd.clone()).unwrap();
     let addr = l.local_addr();
     // Open all connections first, so they are concurrent.
     let mut conns: Vec<TcpStream> = (0..N).map(|_| TcpStream::connect(addr).unwrap()).collect();
@@ -158,6 +157,127 @@ fn idle_timeout_and_connection_cap() {
     wait_for("refused", || c.snapshot().connections_refused == 1);
     wait_for("idle close", || c.snapshot().idle_closed == 2);
     assert_eq!(c.snapshot().connections_open, 0);
+    stop(sd, l);
+}
+
+#[test]
+fn per_source_limit_refuses_and_counts() {
+    let (tx, rx) = bounded(10);
+    let sd = Shutdown::new();
+    let cfg = ListenerConfig {
+        max_connections_per_source: 3,
+        ..Default::default()
+    };
+    let l = spawn(&ListenSpec::Tcp(local()), cfg, tx, sd.clone()).unwrap();
+    let c = l.counters();
+    let mut held: Vec<TcpStream> = (0..5)
+        .map(|_| TcpStream::connect(l.local_addr()).unwrap())
+        .collect();
+    wait_for("two refused", || c.snapshot().refused_per_source == 2);
+    let s = c.snapshot();
+    assert_eq!((s.connections_open, s.connections_refused), (3, 2));
+    // The refused ones were closed: reading gives end of stream.
+    held[4]
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut b = [0u8; 1];
+    assert_eq!(std::io::Read::read(&mut held[4], &mut b).unwrap(), 0);
+    // One admitted connection leaves: the source may connect again.
+    held.truncate(2);
+    wait_for("one closed", || c.snapshot().connections_open == 2);
+    let mut again = TcpStream::connect(l.local_addr()).unwrap();
+    writeln!(again, "<13>Nov 25 20:30:45 host app: admitted").unwrap();
+    assert_eq!(recv_n(&rx, 1)[0].message, "admitted");
+    assert_eq!(c.snapshot().refused_per_source, 2);
+    stop(sd, l);
+}
+
+#[test]
+fn slowloris_frame_is_cut_at_the_frame_timeout_but_slow_lines_are_not() {
+    let (tx, rx) = bounded(100);
+    let sd = Shutdown::new();
+    let cfg = ListenerConfig {
+        frame_timeout: Duration::from_millis(600),
+        idle_timeout: Duration::from_secs(60),
+        ..Default::default()
+    };
+    let l = spawn(&ListenSpec::Tcp(local()), cfg, tx, sd.clone()).unwrap();
+    let c = l.counters();
+    let mut slow = TcpStream::connect(l.local_addr()).unwrap();
+    let mut lines = TcpStream::connect(l.local_addr()).unwrap();
+    let t0 = Instant::now();
+    let mut n_lines = 0;
+    // One byte every 50 ms (the idle timeout never fires), and a complete line every 250 ms.
+    for (k, b) in b"<13>Nov 25 20:30:45 host app: never ends"
+        .iter()
+        .enumerate()
+    {
+        if slow.write_all(&[*b]).is_err() {
+            break;
+        }
+        if k % 5 == 0 {
+            writeln!(lines, "<13>Nov 25 20:30:45 host app: line {n_lines}").unwrap();
+            n_lines += 1;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    wait_for("frame timeout", || c.snapshot().frame_timeouts == 1);
+    let cut_after = t0.elapsed();
+    assert!(cut_after >= Duration::from_millis(600), "{cut_after:?}");
+    let recs = recv_n(&rx, n_lines + 1);
+    let cut: Vec<_> = recs
+        .iter()
+        .filter(|r| r.flags.contains(Flags::TRUNCATED))
+        .collect();
+    assert_eq!(cut.len(), 1);
+    assert_eq!(cut[0].source, Some(slow.local_addr().unwrap()));
+    // The line client is still connected and served.
+    writeln!(lines, "<13>Nov 25 20:30:45 host app: still here").unwrap();
+    assert_eq!(recv_n(&rx, 1)[0].message, "still here");
+    let s = c.snapshot();
+    assert_eq!(
+        (s.frame_timeouts, s.connections_open, s.truncated),
+        (1, 1, 0)
+    );
+    stop(sd, l);
+}
+
+#[test]
+fn unfinished_frames_stay_within_the_buffer_memcap() {
+    let (tx, rx) = bounded(1000);
+    let sd = Shutdown::new();
+    let cfg = ListenerConfig {
+        max_frame_bytes: 16 << 10,
+        buffer_memcap: 64 << 10,
+        max_connections_per_source: 0,
+        ..Default::default()
+    };
+    let l = spawn(&ListenSpec::Tcp(local()), cfg, tx, sd.clone()).unwrap();
+    let c = l.counters();
+    // 40 clients with 12 KiB each of a frame that never ends: 480 KiB asked for, 64 KiB allowed.
+    let junk = vec![b'x'; 12 << 10];
+    let mut hogs = Vec::new();
+    for _ in 0..40 {
+        let mut s = TcpStream::connect(l.local_addr()).unwrap();
+        let _ = s.write_all(&junk);
+        hogs.push(s);
+        assert!(c.snapshot().buffered_bytes <= 64 << 10);
+    }
+    wait_for("hogs closed", || c.snapshot().memcap_closed >= 30);
+    let s = c.snapshot();
+    assert!(s.buffered_bytes <= 64 << 10, "{s:?}");
+    // A client with a complete message is served.
+    let mut ok = TcpStream::connect(l.local_addr()).unwrap();
+    writeln!(ok, "<13>Nov 25 20:30:45 host app: legitimate").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let r = rx.recv_timeout(Duration::from_secs(20)).expect("record");
+        if r.message == "legitimate" {
+            break;
+        }
+        assert!(r.flags.contains(Flags::TRUNCATED), "only cut frames before");
+        assert!(Instant::now() < deadline);
+    }
     stop(sd, l);
 }
 
