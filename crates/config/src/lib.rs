@@ -161,6 +161,15 @@ pub struct Config {
     pub syslog_idle_timeout: u64,
     /// `syslog.max-connections`: concurrent TCP/TLS syslog connections per listener.
     pub syslog_max_connections: usize,
+    /// `syslog.max-connections-per-source`: concurrent TCP/TLS syslog connections
+    /// from one source address per listener (0: no limit).
+    pub syslog_max_connections_per_source: usize,
+    /// `syslog.frame-timeout`: seconds a TCP/TLS syslog frame (or TLS handshake)
+    /// may take from its first byte; then it is cut and the connection closed.
+    pub syslog_frame_timeout: u64,
+    /// `syslog.buffer-memcap`: bytes of unfinished frames all TCP/TLS connections
+    /// of one listener may hold together.
+    pub syslog_buffer_memcap: usize,
     /// `syslog.include-message`: write the raw log message in Sigma alerts'
     /// evidence (off by default: messages can hold personal data).
     pub syslog_include_message: bool,
@@ -268,6 +277,9 @@ impl Default for Config {
             syslog_channel_records: 65_536,
             syslog_idle_timeout: 300,
             syslog_max_connections: 4096,
+            syslog_max_connections_per_source: 64,
+            syslog_frame_timeout: 10,
+            syslog_buffer_memcap: 32 << 20,
             syslog_include_message: false,
         }
     }
@@ -694,6 +706,13 @@ impl Config {
             "syslog.idle-timeout" => self.syslog_idle_timeout = secs()?.max(1),
             "syslog.max-connections" => {
                 self.syslog_max_connections = parse_num::<usize>(scalar()?)?.max(1)
+            }
+            "syslog.max-connections-per-source" => {
+                self.syslog_max_connections_per_source = parse_num::<usize>(scalar()?)?
+            }
+            "syslog.frame-timeout" => self.syslog_frame_timeout = secs()?.clamp(1, 3600),
+            "syslog.buffer-memcap" => {
+                self.syslog_buffer_memcap = (size()? as usize).clamp(64 << 10, 1 << 40)
             }
             "syslog.include-message" => self.syslog_include_message = parse_bool(scalar()?)?,
             "pipeline.batch-packets" => {

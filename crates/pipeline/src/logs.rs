@@ -420,17 +420,27 @@ fn build_stats(
     latency: &Latency,
 ) -> Value {
     let mut per = Map::new();
-    let mut totals = [0u64; 5];
+    let mut totals = [0u64; 12];
     let all = listeners
         .iter()
         .map(|(n, l)| (n, l.counters()))
         .chain(replay.iter().map(|(n, c)| (n, Arc::clone(c))));
     for (name, c) in all {
         let s = c.snapshot();
-        for (t, v) in totals
-            .iter_mut()
-            .zip([s.received, s.parsed, s.truncated, s.dropped, s.bytes])
-        {
+        for (t, v) in totals.iter_mut().zip([
+            s.received,
+            s.parsed,
+            s.truncated,
+            s.dropped,
+            s.bytes,
+            s.connections_refused,
+            s.refused_per_source,
+            s.fd_exhausted,
+            s.frame_timeouts,
+            s.memcap_closed,
+            s.oversize_counts,
+            s.discarded_bytes,
+        ]) {
             *t += v;
         }
         per.insert(
@@ -441,9 +451,16 @@ fn build_stats(
                 "parsed": s.parsed,
                 "no_timestamp": s.no_timestamp,
                 "truncated": s.truncated,
+                "discarded_bytes": s.discarded_bytes,
+                "oversize_counts": s.oversize_counts,
                 "dropped": s.dropped,
                 "connections": s.connections,
                 "connections_refused": s.connections_refused,
+                "refused_per_source": s.refused_per_source,
+                "fd_exhausted": s.fd_exhausted,
+                "frame_timeouts": s.frame_timeouts,
+                "memcap_closed": s.memcap_closed,
+                "buffered_bytes": s.buffered_bytes,
                 "connections_open": s.connections_open,
                 "idle_closed": s.idle_closed,
                 "tls_errors": s.tls_errors,
@@ -460,6 +477,13 @@ fn build_stats(
             "truncated": totals[2],
             "dropped": totals[3],
             "bytes": totals[4],
+            "refused": totals[5],
+            "refused_per_source": totals[6],
+            "fd_exhausted": totals[7],
+            "frame_timeouts": totals[8],
+            "memcap_closed": totals[9],
+            "oversize_counts": totals[10],
+            "discarded_bytes": totals[11],
             "inputs": per,
         },
         "sigma": {
