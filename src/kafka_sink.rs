@@ -70,6 +70,10 @@ pub struct KafkaEventSink {
 }
 
 impl EventSink for KafkaEventSink {
+    fn name(&self) -> &'static str {
+        "kafka"
+    }
+
     fn write_event(&mut self, ev: &Rendered<'_>) -> io::Result<()> {
         let Some(sink) = &self.sink else {
             return Ok(());

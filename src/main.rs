@@ -95,15 +95,28 @@ fn main() {
                 .unwrap_or_else(|_| "warn".into()),
         )
         .with_target(false)
+        // Colour codes only for a person at a terminal, never in a journal
+        // or a log file.
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let r = match cli.command {
         Command::Run(a) => run(a),
     };
-    if let Err(e) = r {
-        // One line: the reason and its causes.
-        let chain: Vec<String> = e.chain().map(|c| c.to_string()).collect();
-        eprintln!("zonewatch: error: {}", chain.join(": "));
-        std::process::exit(1);
+    match r {
+        Ok(code) => std::process::exit(code as i32),
+        Err(e) => {
+            // One line: the reason and its causes, each said once (an
+            // io::Error's text is often repeated by the context around it).
+            let mut parts: Vec<String> = Vec::new();
+            for c in e.chain() {
+                let t = c.to_string();
+                if !parts.iter().any(|p| p.contains(&t)) {
+                    parts.push(t);
+                }
+            }
+            eprintln!("zonewatch: error: {}", parts.join(": "));
+            std::process::exit(1);
+        }
     }
 }
 
@@ -138,7 +151,7 @@ fn load_config(a: &RunArgs) -> anyhow::Result<Config> {
     Ok(cfg)
 }
 
-fn run(a: RunArgs) -> anyhow::Result<()> {
+fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     let mut cfg = load_config(&a)?;
     let logs_given = !a.syslog_listen.is_empty() || !a.syslog_file.is_empty();
     if a.pcap.is_empty() && a.interface.is_empty() && !logs_given {
@@ -172,8 +185,16 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
     // Before the listeners start: a signal from then on ends the run cleanly.
     let stop = Arc::new(AtomicBool::new(false));
     {
+        // The first signal ends the run cleanly (flows flushed, sinks
+        // settled); a second one, for an operator who cannot wait, exits
+        // at once.
         let stop = stop.clone();
-        let _ = ctrlc::set_handler(move || stop.store(true, Ordering::Relaxed));
+        let _ = ctrlc::set_handler(move || {
+            if stop.swap(true, Ordering::Relaxed) {
+                eprintln!("zonewatch: second signal: exiting now, without flushing");
+                std::process::exit(130);
+            }
+        });
     }
     let logs = if logs_given {
         Some(start_logs(&a, &cfg)?)
@@ -196,6 +217,7 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
         .collect();
     // Event ids are reproducible only when every input is a file.
     let replayable = a.interface.is_empty()
+        && !a.pcap.iter().any(|p| zonewatch_capture::is_stream(p))
         && a.syslog_listen.is_empty()
         && !a.syslog_file.iter().any(|f| f.as_os_str() == "-");
     let run_id = || {
@@ -287,7 +309,27 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
     for w in &report.warnings {
         eprintln!("zonewatch: warning: {w}");
     }
-    Ok(())
+    if report.lost > 0 {
+        eprintln!(
+            "zonewatch: error: {} event(s) were accepted and then lost by an output (see the messages above and the stats event)",
+            report.lost
+        );
+        return Ok(ExitCode::EventsLost);
+    }
+    Ok(ExitCode::Ok)
+}
+
+/// The exit status (documented in `docs/operations.md`). Failures to start
+/// (bad configuration, unreadable input) and an output that failed for
+/// good during the run exit with 1 and a one-line reason; clap's usage
+/// errors exit with 2.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum ExitCode {
+    /// Every event accepted was written.
+    Ok = 0,
+    /// The run ended, but a sink lost events it had accepted (counted in
+    /// the final stats event and summarised on stderr).
+    EventsLost = 3,
 }
 
 /// Loads the signature files under the `--rules` paths. Rules that cannot

@@ -2,14 +2,23 @@
 //! timestamps). It hands out packets as slices of one large read buffer, with
 //! no per-packet copy or library call, which measures several times faster
 //! than libpcap's offline reader on large captures (see the backbone bench).
-//! pcapng files still go through libpcap.
+//!
+//! Unlike libpcap, a corrupt record in the middle of a file does not end it:
+//! the reader searches for the next plausible record (two consecutive sane
+//! headers) and counts the corrupt record and the bytes skipped.
 
+use crate::buffer::{Buffer, Damage};
 use std::io::Read;
 use zonewatch_types::Timestamp;
 
 /// Largest record accepted; a bigger length means a corrupt file.
 const MAX_RECORD: usize = 256 * 1024;
-const BUF_SIZE: usize = 4 << 20;
+/// Largest wire length a resynchronised header may claim (a TSO/GRO
+/// capture's super-frames stay well below it).
+const MAX_WIRE: u32 = 1 << 20;
+/// How far from the last good record's time a resynchronised header's
+/// time may be.
+const RESYNC_WINDOW_SECS: i64 = 7 * 86_400;
 
 /// The global header's facts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,16 +55,13 @@ pub(crate) fn parse_header(h: &[u8; 24]) -> Option<Header> {
 }
 
 /// A record's byte range in the buffer, its time and its wire length.
-type RecordAt = (std::ops::Range<usize>, Timestamp, u32);
+pub(crate) type RecordAt = (std::ops::Range<usize>, Timestamp, u32);
 
 pub(crate) struct ClassicReader<R> {
-    src: R,
+    b: Buffer<R>,
     hdr: Header,
-    buf: Vec<u8>,
-    /// Unread bytes are `buf[start..end]`.
-    start: usize,
-    end: usize,
-    eof: bool,
+    /// Seconds of the last good record (the resynchronisation window).
+    last_secs: Option<i64>,
 }
 
 /// One record, or why there is none.
@@ -72,47 +78,19 @@ pub(crate) enum Record<'a> {
 impl<R: Read> ClassicReader<R> {
     pub(crate) fn new(src: R, hdr: Header) -> Self {
         ClassicReader {
-            src,
+            b: Buffer::new(src),
             hdr,
-            buf: vec![0; BUF_SIZE],
-            start: 0,
-            end: 0,
-            eof: false,
+            last_secs: None,
         }
     }
 
-    /// Makes at least `n` unread bytes available unless the file ends first.
-    fn fill(&mut self, n: usize) -> std::io::Result<bool> {
-        while self.end - self.start < n {
-            if self.eof {
-                return Ok(false);
-            }
-            if self.start > 0 {
-                self.buf.copy_within(self.start..self.end, 0);
-                self.end -= self.start;
-                self.start = 0;
-            }
-            let got = self.src.read(&mut self.buf[self.end..])?;
-            if got == 0 {
-                self.eof = true;
-            }
-            self.end += got;
-        }
-        Ok(true)
+    /// What was skipped so far.
+    pub(crate) fn damage(&self) -> Damage {
+        self.b.damage
     }
 
     fn u32_at(&self, at: usize) -> u32 {
-        let b = [
-            self.buf[at],
-            self.buf[at + 1],
-            self.buf[at + 2],
-            self.buf[at + 3],
-        ];
-        if self.hdr.big_endian {
-            u32::from_be_bytes(b)
-        } else {
-            u32::from_le_bytes(b)
-        }
+        self.b.u32_at(at, self.hdr.big_endian)
     }
 
     /// The next record; skips records whose bytes `keep` rejects (the BPF
@@ -121,10 +99,10 @@ impl<R: Read> ClassicReader<R> {
         loop {
             match self.advance() {
                 Ok(Some((range, ts, wire_len))) => {
-                    if keep(&self.buf[range.clone()]) {
+                    if keep(&self.b.buf[range.clone()]) {
                         return Record::Packet {
                             ts,
-                            data: &self.buf[range],
+                            data: &self.b.buf[range],
                             wire_len,
                         };
                     }
@@ -140,49 +118,100 @@ impl<R: Read> ClassicReader<R> {
         self.next_record_where(|_| true)
     }
 
+    /// Whether a record header at buffer index `at` (16 bytes available)
+    /// looks real: used only while searching past damage.
+    fn plausible(&self, at: usize) -> bool {
+        let secs = self.u32_at(at) as i64;
+        let frac = self.u32_at(at + 4);
+        let caplen = self.u32_at(at + 8);
+        let wire = self.u32_at(at + 12);
+        let frac_ok = frac
+            < if self.hdr.nanos {
+                1_000_000_000
+            } else {
+                1_000_000
+            };
+        let time_ok = self
+            .last_secs
+            .is_none_or(|l| (secs - l).abs() <= RESYNC_WINDOW_SECS);
+        frac_ok && time_ok && caplen as usize <= MAX_RECORD && caplen <= wire && wire <= MAX_WIRE
+    }
+
+    /// Moves past damage to the next position where two consecutive record
+    /// headers are plausible (or one that ends exactly at the end of the
+    /// input). False when the input ended first.
+    fn resync(&mut self) -> std::io::Result<bool> {
+        self.b.skip_byte();
+        loop {
+            if !self.b.fill(16)? {
+                self.b.skip_rest();
+                return Ok(false);
+            }
+            if self.plausible(self.b.start) {
+                let caplen = self.u32_at(self.b.start + 8) as usize;
+                if self.b.fill(16 + caplen + 16)? {
+                    if self.plausible(self.b.start + 16 + caplen) {
+                        return Ok(true);
+                    }
+                } else if self.b.available() == 16 + caplen {
+                    return Ok(true);
+                }
+            }
+            self.b.skip_byte();
+        }
+    }
+
     /// Moves past the next record, returning where its bytes are.
     fn advance(&mut self) -> Result<Option<RecordAt>, String> {
-        match self.fill(16) {
-            Ok(true) => {}
-            Ok(false) if self.end == self.start => return Ok(None),
-            Ok(false) => {
-                return Err(format!(
-                    "truncated record header: {} of 16 bytes",
-                    self.end - self.start
-                ))
+        loop {
+            match self.b.fill(16) {
+                Ok(true) => {}
+                Ok(false) if self.b.available() == 0 => return Ok(None),
+                Ok(false) => {
+                    return Err(format!(
+                        "truncated record header: {} of 16 bytes",
+                        self.b.available()
+                    ))
+                }
+                Err(e) => return Err(e.to_string()),
             }
-            Err(e) => return Err(e.to_string()),
-        }
-        let s = self.start;
-        let secs = self.u32_at(s) as i64;
-        let frac = self.u32_at(s + 4);
-        let caplen = self.u32_at(s + 8) as usize;
-        let wire_len = self.u32_at(s + 12);
-        if caplen > MAX_RECORD {
-            return Err(format!("corrupt record: captured length {caplen}"));
-        }
-        match self.fill(16 + caplen) {
-            Ok(true) => {}
-            Ok(false) => {
-                return Err(format!(
-                    "truncated record: {} of {caplen} bytes",
-                    self.end - self.start - 16
-                ))
+            let s = self.b.start;
+            let secs = self.u32_at(s) as i64;
+            let frac = self.u32_at(s + 4);
+            let caplen = self.u32_at(s + 8) as usize;
+            let wire_len = self.u32_at(s + 12);
+            if caplen > MAX_RECORD {
+                self.b.damage.corrupt_records += 1;
+                match self.resync() {
+                    Ok(true) => continue,
+                    Ok(false) => return Ok(None),
+                    Err(e) => return Err(e.to_string()),
+                }
             }
-            Err(e) => return Err(e.to_string()),
+            match self.b.fill(16 + caplen) {
+                Ok(true) => {}
+                Ok(false) => {
+                    return Err(format!(
+                        "truncated record: {} of {caplen} bytes",
+                        self.b.available() - 16
+                    ))
+                }
+                Err(e) => return Err(e.to_string()),
+            }
+            let s = self.b.start;
+            self.b.start += 16 + caplen;
+            self.last_secs = Some(secs);
+            let nanos = if self.hdr.nanos {
+                frac.min(999_999_999)
+            } else {
+                frac.min(999_999) * 1000
+            };
+            return Ok(Some((
+                s + 16..s + 16 + caplen,
+                Timestamp::from_parts(secs, nanos),
+                wire_len.max(caplen as u32),
+            )));
         }
-        let s = self.start;
-        self.start += 16 + caplen;
-        let nanos = if self.hdr.nanos {
-            frac.min(999_999_999)
-        } else {
-            frac.min(999_999) * 1000
-        };
-        Ok(Some((
-            s + 16..s + 16 + caplen,
-            Timestamp::from_parts(secs, nanos),
-            wire_len.max(caplen as u32),
-        )))
     }
 }
 
@@ -265,6 +294,34 @@ mod tests {
         f[24 + 8..24 + 12].copy_from_slice(&u32::MAX.to_le_bytes());
         let (out, err) = read_all(&f);
         assert!(out.is_empty());
-        assert!(err.unwrap().contains("corrupt"));
+        assert!(err.is_none(), "damage is counted, not a truncation");
+    }
+
+    /// A corrupt record in the middle (caplen 0xffffffff) no longer ends
+    /// the file: the records after it are read, and the damage is counted.
+    #[test]
+    fn corrupt_record_in_the_middle_is_skipped_and_counted() {
+        let recs: Vec<(u32, u32, &[u8])> = (0..20)
+            .map(|i| (1_700_000_000 + i, 0, &b"packet-bytes"[..]))
+            .collect();
+        let mut f = file(false, false, &recs, 0);
+        let rec = 16 + 12;
+        let tenth = 24 + 9 * rec;
+        f[tenth + 8..tenth + 12].copy_from_slice(&u32::MAX.to_le_bytes());
+        let h = parse_header(f[..24].try_into().unwrap()).unwrap();
+        let mut r = ClassicReader::new(&f[24..], h);
+        let mut secs = Vec::new();
+        loop {
+            match r.next_record() {
+                Record::Packet { ts, .. } => secs.push(ts.secs() - 1_700_000_000),
+                Record::End => break,
+                Record::Truncated(m) => panic!("{m}"),
+            }
+        }
+        let want: Vec<i64> = (0..20).filter(|&i| i != 9).collect();
+        assert_eq!(secs, want);
+        let d = r.damage();
+        assert_eq!(d.corrupt_records, 1);
+        assert_eq!(d.skipped_bytes, rec as u64);
     }
 }

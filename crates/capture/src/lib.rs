@@ -1,13 +1,25 @@
-//! Packet sources: pcap/pcapng files (µs or ns timestamps, either byte order)
-//! and live interfaces, both through libpcap via the `pcap` crate, with an
-//! optional BPF filter applied to files and interfaces alike.
+//! Packet sources: pcap and pcapng captures (µs or ns timestamps, either
+//! byte order) from files or pipes, read by zonewatch's own readers, and
+//! live interfaces through libpcap (the `pcap` crate), with an optional BPF
+//! filter applied to files and interfaces alike (libpcap's filter engine).
 //!
 //! A source hands out one packet at a time as a borrowed [`RawPacket`]; the
-//! caller copies what it keeps. AF_PACKET fanout can later be another
-//! implementation of the same [`Next`]-returning shape.
+//! caller copies what it keeps. Damage in a file (a corrupt record, a
+//! block with a bogus length) does not end it: the readers resynchronise
+//! and count what they skipped ([`Damage`]). AF_PACKET fanout can later be
+//! another implementation of the same [`Next`]-returning shape.
 #![deny(missing_docs)]
 
+mod buffer;
 mod classic;
+mod pcapng;
+mod stream;
+
+pub use buffer::Damage;
+use std::io::Read;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+pub use stream::is_stream;
 
 use std::path::{Path, PathBuf};
 use zonewatch_types::Timestamp;
@@ -98,14 +110,20 @@ pub struct CaptureStats {
     pub if_dropped: u64,
 }
 
+/// Where a capture's bytes come from: a file, or a pipe through its pump.
+type Input = Box<dyn Read + Send>;
+
 enum Handle {
     /// Classic pcap, read in Rust; BPF runs through libpcap's filter engine.
     Classic {
-        reader: Box<classic::ClassicReader<std::fs::File>>,
+        reader: Box<classic::ClassicReader<Input>>,
         bpf: Option<pcap::BpfProgram>,
     },
-    /// pcapng through libpcap.
-    File(pcap::Capture<pcap::Offline>),
+    /// pcapng, read in Rust, BPF as for classic pcap.
+    Pcapng {
+        reader: Box<pcapng::PcapngReader<Input>>,
+        bpf: Option<pcap::BpfProgram>,
+    },
     Live(pcap::Capture<pcap::Active>),
 }
 
@@ -147,6 +165,11 @@ pub fn expand_inputs(paths: &[PathBuf]) -> Result<(Vec<PathBuf>, Vec<PathBuf>), 
     let mut files = Vec::new();
     let mut skipped = Vec::new();
     for p in paths {
+        // A pipe can be read once: its format is checked when it is opened.
+        if is_stream(p) {
+            files.push(p.clone());
+            continue;
+        }
         let io = |source| CaptureError::Io {
             path: p.clone(),
             source,
@@ -177,60 +200,108 @@ pub fn expand_inputs(paths: &[PathBuf]) -> Result<(Vec<PathBuf>, Vec<PathBuf>), 
 }
 
 impl PacketSource {
-    /// Opens a capture file: classic pcap with the built-in reader, pcapng
-    /// with libpcap; timestamps in nanoseconds either way.
+    /// Opens a capture file (classic pcap or pcapng, both read in Rust).
     pub fn open_file(path: &Path, bpf: Option<&str>) -> Result<Self, CaptureError> {
-        if !looks_like_capture(path)? {
-            return Err(CaptureError::NotACapture {
-                path: path.to_path_buf(),
-            });
-        }
+        Self::open_input(path, bpf, Arc::new(AtomicBool::new(false)))
+    }
+
+    /// Opens a capture file or stream (`-` = stdin, a FIFO, `/dev/stdin`,
+    /// `<(...)`). A stream is read once: its format is told from its first
+    /// bytes, which the reader then gets too. Setting `stop` ends a stream
+    /// as if it had ended, also while waiting for a FIFO's writer.
+    pub fn open_input(
+        path: &Path,
+        bpf: Option<&str>,
+        stop: Arc<AtomicBool>,
+    ) -> Result<Self, CaptureError> {
         let io = |source| CaptureError::Io {
             path: path.to_path_buf(),
             source,
         };
-        let mut f = std::fs::File::open(path).map_err(io)?;
-        let mut h = [0u8; 24];
-        use std::io::Read;
-        if f.read_exact(&mut h).is_ok() {
-            if let Some(hdr) = classic::parse_header(&h) {
-                let bpf = match bpf {
-                    None => None,
-                    Some(expr) => {
-                        let berr = |e: pcap::Error| CaptureError::Bpf {
-                            expr: expr.to_string(),
-                            msg: e.to_string(),
-                        };
-                        let dead =
-                            pcap::Capture::dead(pcap::Linktype(hdr.linktype)).map_err(berr)?;
-                        Some(dead.compile(expr, true).map_err(berr)?)
-                    }
-                };
-                return Ok(PacketSource {
-                    handle: Handle::Classic {
-                        reader: Box::new(classic::ClassicReader::new(f, hdr)),
-                        bpf,
-                    },
-                    name: path.display().to_string(),
-                    datalink: hdr.linktype,
-                });
-            }
-        }
-        let cap =
-            pcap::Capture::from_file_with_precision(path, pcap::Precision::Nano).map_err(|e| {
-                CaptureError::Pcap {
-                    what: path.display().to_string(),
-                    msg: e.to_string(),
-                }
-            })?;
-        let datalink = cap.get_datalink().0;
-        let mut s = PacketSource {
-            handle: Handle::File(cap),
-            name: path.display().to_string(),
-            datalink,
+        let not_a_capture = || CaptureError::NotACapture {
+            path: path.to_path_buf(),
         };
-        s.set_filter(bpf)?;
-        Ok(s)
+        let mut src: Input = if is_stream(path) {
+            Box::new(stream::Pumped::start(path, stop).map_err(io)?)
+        } else {
+            Box::new(std::fs::File::open(path).map_err(io)?)
+        };
+        let mut magic = [0u8; 4];
+        match read_full(&mut src, &mut magic) {
+            Ok(4) => {}
+            Ok(_) => return Err(not_a_capture()),
+            Err(e) => return Err(io(e)),
+        }
+        let name = if path.as_os_str() == "-" {
+            "stdin".to_string()
+        } else {
+            path.display().to_string()
+        };
+        if magic == [0x0a, 0x0d, 0x0d, 0x0a] {
+            let chained: Input = Box::new(std::io::Cursor::new(magic).chain(src));
+            let reader = pcapng::PcapngReader::open(chained).map_err(|msg| CaptureError::Pcap {
+                what: name.clone(),
+                msg,
+            })?;
+            let Some(linktype) = reader.linktype else {
+                return Err(CaptureError::Pcap {
+                    what: name,
+                    msg: "pcapng without an interface description block".into(),
+                });
+            };
+            let bpf = compile_bpf(bpf, linktype)?;
+            return Ok(PacketSource {
+                handle: Handle::Pcapng {
+                    reader: Box::new(reader),
+                    bpf,
+                },
+                name,
+                datalink: linktype,
+            });
+        }
+        let mut h = [0u8; 24];
+        h[..4].copy_from_slice(&magic);
+        if read_full(&mut src, &mut h[4..]).map_err(io)? < 20 {
+            return Err(if is_capture_magic(magic) {
+                CaptureError::Pcap {
+                    what: name,
+                    msg: "truncated pcap file header".into(),
+                }
+            } else {
+                not_a_capture()
+            });
+        }
+        let Some(hdr) = classic::parse_header(&h) else {
+            return Err(not_a_capture());
+        };
+        let bpf = compile_bpf(bpf, hdr.linktype)?;
+        Ok(PacketSource {
+            handle: Handle::Classic {
+                reader: Box::new(classic::ClassicReader::new(src, hdr)),
+                bpf,
+            },
+            name,
+            datalink: hdr.linktype,
+        })
+    }
+
+    /// What the file reader skipped to get past damage so far (records and
+    /// bytes); zero for live interfaces.
+    pub fn damage(&self) -> Damage {
+        match &self.handle {
+            Handle::Classic { reader, .. } => reader.damage(),
+            Handle::Pcapng { reader, .. } => reader.damage(),
+            Handle::Live(_) => Damage::default(),
+        }
+    }
+
+    /// pcapng packets skipped because their interface has another link
+    /// type than the file's first interface.
+    pub fn other_linktype_packets(&self) -> u64 {
+        match &self.handle {
+            Handle::Pcapng { reader, .. } => reader.other_linktype,
+            _ => 0,
+        }
     }
 
     /// Opens a live interface.
@@ -265,9 +336,8 @@ impl PacketSource {
     fn set_filter(&mut self, bpf: Option<&str>) -> Result<(), CaptureError> {
         let Some(expr) = bpf else { return Ok(()) };
         let r = match &mut self.handle {
-            Handle::File(c) => c.filter(expr, true),
             Handle::Live(c) => c.filter(expr, true),
-            Handle::Classic { .. } => Ok(()),
+            Handle::Classic { .. } | Handle::Pcapng { .. } => Ok(()),
         };
         r.map_err(|e| CaptureError::Bpf {
             expr: expr.to_string(),
@@ -294,9 +364,13 @@ impl PacketSource {
     pub fn next_packet(&mut self) -> Next<'_> {
         let r = match &mut self.handle {
             Handle::Classic { reader, bpf } => {
-                return classic_next(reader, bpf.as_ref());
+                let bpf = bpf.as_ref();
+                return record_next(reader.next_record_where(|d| bpf.is_none_or(|f| f.filter(d))));
             }
-            Handle::File(c) => c.next_packet(),
+            Handle::Pcapng { reader, bpf } => {
+                let bpf = bpf.as_ref();
+                return record_next(reader.next_record_where(|d| bpf.is_none_or(|f| f.filter(d))));
+            }
             Handle::Live(c) => c.next_packet(),
         };
         match r {
@@ -323,19 +397,12 @@ impl PacketSource {
                 dropped: s.dropped as u64,
                 if_dropped: s.if_dropped as u64,
             }),
-            Handle::File(_) | Handle::Classic { .. } => None,
+            Handle::Classic { .. } | Handle::Pcapng { .. } => None,
         }
     }
 }
 
-fn classic_next<'a>(
-    reader: &'a mut classic::ClassicReader<std::fs::File>,
-    bpf: Option<&pcap::BpfProgram>,
-) -> Next<'a> {
-    let rec = match bpf {
-        Some(f) => reader.next_record_where(|d| f.filter(d)),
-        None => reader.next_record_where(|_| true),
-    };
+fn record_next(rec: classic::Record<'_>) -> Next<'_> {
     match rec {
         classic::Record::Packet { ts, data, wire_len } => {
             Next::Packet(RawPacket { ts, data, wire_len })
@@ -343,6 +410,32 @@ fn classic_next<'a>(
         classic::Record::End => Next::End,
         classic::Record::Truncated(m) => Next::Truncated(m),
     }
+}
+
+/// Compiles a BPF expression for a link type with libpcap (a dead handle):
+/// the program then runs on packets from zonewatch's own readers.
+fn compile_bpf(bpf: Option<&str>, linktype: i32) -> Result<Option<pcap::BpfProgram>, CaptureError> {
+    let Some(expr) = bpf else { return Ok(None) };
+    let berr = |e: pcap::Error| CaptureError::Bpf {
+        expr: expr.to_string(),
+        msg: e.to_string(),
+    };
+    let dead = pcap::Capture::dead(pcap::Linktype(linktype)).map_err(berr)?;
+    Ok(Some(dead.compile(expr, true).map_err(berr)?))
+}
+
+/// Reads until `buf` is full or the input ends; the bytes read.
+fn read_full(src: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match src.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(got)
 }
 
 #[cfg(test)]

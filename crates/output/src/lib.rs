@@ -28,7 +28,17 @@ pub struct Rendered<'a> {
 }
 
 /// Where rendered events go.
+///
+/// The contract that keeps a run from losing events silently: an `Err` from
+/// [`EventSink::write_event`] or [`EventSink::flush`] means the sink is
+/// broken for good (a full disk under the EVE file, a closed pipe) and the
+/// run must stop and exit non-zero. A sink that can lose single events and
+/// go on (Kafka rejecting one message for good, a spool that is full) does
+/// not return an error for them: it logs each loss, counts it in its stats
+/// and in [`EventSink::lost`], and the run's exit status reports it.
 pub trait EventSink: Send {
+    /// A short name for messages (`eve-file`, `kafka`).
+    fn name(&self) -> &'static str;
     /// Writes one rendered event.
     fn write_event(&mut self, ev: &Rendered<'_>) -> io::Result<()>;
     /// Pushes buffered events out.
@@ -38,11 +48,41 @@ pub trait EventSink: Send {
     fn stats(&self) -> Option<(&'static str, serde_json::Value)> {
         None
     }
+    /// Delivers or stores everything accepted so far (waiting for a broker's
+    /// acknowledgements up to the sink's own timeout), so that its counters
+    /// are final for those events. Called by the output thread just before
+    /// the final `stats` event is built; that event is then written to every
+    /// sink, and [`EventSink::close`] follows.
+    fn settle(&mut self) -> io::Result<()> {
+        self.flush()
+    }
+    /// Ends the sink after the final `stats` event: delivers or stores what
+    /// it still holds and stops its threads. Called once; no write follows.
+    fn close(&mut self) -> io::Result<()> {
+        self.flush()
+    }
+    /// Events this sink accepted and then lost (neither delivered nor
+    /// kept), logged and counted by the sink itself.
+    fn lost(&self) -> u64 {
+        0
+    }
+}
+
+/// A sink that failed for good, and why.
+#[derive(Debug, thiserror::Error)]
+#[error("{sink}: {source}")]
+pub struct SinkError {
+    /// The sink's [`EventSink::name`].
+    pub sink: &'static str,
+    /// What failed.
+    #[source]
+    pub source: io::Error,
 }
 
 /// JSON lines to a file or stdout, buffered.
 pub struct LineSink {
     out: io::BufWriter<Box<dyn Write + Send>>,
+    path: String,
 }
 
 impl LineSink {
@@ -56,17 +96,36 @@ impl LineSink {
         };
         Ok(LineSink {
             out: io::BufWriter::with_capacity(1 << 16, w),
+            path: path.to_string(),
         })
     }
 }
 
+impl LineSink {
+    /// The error with the output's path in it, so the operator knows which
+    /// file or pipe failed.
+    fn named(&self, e: io::Error) -> io::Error {
+        let what = if self.path == "-" {
+            "stdout"
+        } else {
+            &self.path
+        };
+        io::Error::new(e.kind(), format!("writing {what}: {e}"))
+    }
+}
+
 impl EventSink for LineSink {
+    fn name(&self) -> &'static str {
+        "eve-file"
+    }
     fn write_event(&mut self, ev: &Rendered<'_>) -> io::Result<()> {
-        self.out.write_all(ev.json.as_bytes())?;
-        self.out.write_all(b"\n")
+        self.out
+            .write_all(ev.json.as_bytes())
+            .and_then(|()| self.out.write_all(b"\n"))
+            .map_err(|e| self.named(e))
     }
     fn flush(&mut self) -> io::Result<()> {
-        self.out.flush()
+        self.out.flush().map_err(|e| self.named(e))
     }
 }
 
@@ -94,7 +153,9 @@ impl EventWriter {
     }
 
     /// Renders and writes one event (unless its type is switched off).
-    pub fn write(&mut self, ev: &Event) -> io::Result<()> {
+    /// Every sink gets the event even when another has failed: one broken
+    /// sink never starves the others. The first failure is returned.
+    pub fn write(&mut self, ev: &Event) -> Result<(), SinkError> {
         let et = ev.body.event_type();
         if !self.ctx.type_enabled(et) {
             self.filtered += 1;
@@ -109,11 +170,19 @@ impl EventWriter {
             json: &self.buf,
             event: ev,
         };
+        let mut first = Ok(());
         for s in &mut self.sinks {
-            s.write_event(&r)?;
+            if let Err(source) = s.write_event(&r) {
+                if first.is_ok() {
+                    first = Err(SinkError {
+                        sink: s.name(),
+                        source,
+                    });
+                }
+            }
         }
         *self.written.entry(et).or_default() += 1;
-        Ok(())
+        first
     }
 
     /// Every sink's own counters, by section name.
@@ -121,11 +190,42 @@ impl EventWriter {
         self.sinks.iter().filter_map(|s| s.stats()).collect()
     }
 
-    /// Flushes every sink.
-    pub fn flush(&mut self) -> io::Result<()> {
+    /// Flushes every sink (all of them, even after one failed).
+    pub fn flush(&mut self) -> Result<(), SinkError> {
+        self.each(|s| s.flush())
+    }
+
+    /// Settles every sink (see [`EventSink::settle`]); the first failure.
+    pub fn settle(&mut self) -> Result<(), SinkError> {
+        self.each(|s| s.settle())
+    }
+
+    /// Closes every sink (see [`EventSink::close`]); the first failure.
+    pub fn close(&mut self) -> Result<(), SinkError> {
+        self.each(|s| s.close())
+    }
+
+    /// Calls `f` on every sink, even after one failed; the first failure.
+    fn each(
+        &mut self,
+        mut f: impl FnMut(&mut dyn EventSink) -> io::Result<()>,
+    ) -> Result<(), SinkError> {
+        let mut first = Ok(());
         for s in &mut self.sinks {
-            s.flush()?;
+            if let Err(source) = f(s.as_mut()) {
+                if first.is_ok() {
+                    first = Err(SinkError {
+                        sink: s.name(),
+                        source,
+                    });
+                }
+            }
         }
-        Ok(())
+        first
+    }
+
+    /// Events the sinks accepted and lost, in all.
+    pub fn lost(&self) -> u64 {
+        self.sinks.iter().map(|s| s.lost()).sum()
     }
 }

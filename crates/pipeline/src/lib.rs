@@ -121,6 +121,9 @@ pub struct RunReport {
     pub stats: serde_json::Value,
     /// Warnings worth telling the operator (e.g. a capture that ends mid-record).
     pub warnings: Vec<String>,
+    /// Events the sinks accepted and then lost (each logged and counted by
+    /// its sink); non-zero means the run did not deliver everything.
+    pub lost: u64,
 }
 
 /// Fails only on input that cannot be opened at all; per-packet problems are
@@ -130,9 +133,9 @@ pub enum RunError {
     /// A capture file or interface could not be opened.
     #[error(transparent)]
     Capture(#[from] zonewatch_capture::CaptureError),
-    /// Writing events failed (disk full, closed pipe).
-    #[error("writing events: {0}")]
-    Output(#[from] std::io::Error),
+    /// A sink failed for good (disk full, closed pipe); the run stopped.
+    #[error("output {0}")]
+    Output(#[from] zonewatch_output::SinkError),
 }
 
 /// A batch of packets for one worker: metadata plus the packets' bytes in one
@@ -208,15 +211,20 @@ pub fn run(cfg: &Config, mut opts: RunOptions, writer: EventWriter) -> Result<Ru
     }
     drop(free_tx);
     let out_handle = {
-        let interval = opts.stats_interval;
-        let filter = opts.detect.clone().map(zonewatch_detect::AlertFilter::new);
-        let anomaly = opts.anomaly.take();
-        let logs = opts.logs.is_some();
+        let o = output::OutputOptions {
+            workers: n,
+            ordered,
+            stats_interval: opts.stats_interval,
+            filter: opts.detect.clone().map(zonewatch_detect::AlertFilter::new),
+            anomaly: opts.anomaly.take(),
+            logs: opts.logs.is_some(),
+            stop: opts.stop.clone(),
+        };
         let out_tx_for_reader = out_tx.clone();
         drop(out_tx);
         let h = std::thread::Builder::new()
             .name("zw-output".into())
-            .spawn(move || output::run(out_rx, writer, n, ordered, interval, filter, anomaly, logs))
+            .spawn(move || output::run(out_rx, writer, o))
             .expect("spawn output thread");
         (h, out_tx_for_reader)
     };
@@ -240,6 +248,10 @@ pub fn run(cfg: &Config, mut opts: RunOptions, writer: EventWriter) -> Result<Ru
     let out_result = out_handle.join().expect("output thread panicked");
     let mut warnings = reader_result?;
     warnings.extend(log_warnings);
-    let stats = out_result?;
-    Ok(RunReport { stats, warnings })
+    let out = out_result?;
+    Ok(RunReport {
+        stats: out.stats,
+        warnings,
+        lost: out.lost,
+    })
 }

@@ -5,8 +5,10 @@ use crate::stats::{self, ReaderStats, WorkerStats};
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
-use zonewatch_output::EventWriter;
+use zonewatch_output::{EventWriter, SinkError};
 use zonewatch_types::{Event, EventBody, EventKey, Timestamp};
 
 pub(crate) enum OutMsg {
@@ -44,7 +46,16 @@ struct Filtered {
     anomaly: Option<zonewatch_anomaly::DetectorSet>,
     /// Anomaly alerts written at the current position (their `sub`).
     anomaly_seq: (u64, u64),
+    /// Packet time at which threshold trackers are next expired.
+    next_expire: Timestamp,
 }
+
+/// How often live output is flushed.
+const LIVE_FLUSH: Duration = Duration::from_secs(1);
+
+/// Packet seconds between sweeps of finished threshold windows: each sweep
+/// visits every tracker, so not on every event.
+const EXPIRE_EVERY_SECS: u64 = 10;
 
 /// `sub` of anomaly alerts: above packet events, below stats and flow ends.
 const ANOMALY_SUB: u64 = 1 << 60;
@@ -55,7 +66,7 @@ impl Filtered {
         w: &mut EventWriter,
         key: EventKey,
         o: crate::Obs,
-    ) -> std::io::Result<()> {
+    ) -> Result<(), SinkError> {
         if let Some(set) = &mut self.anomaly {
             match o {
                 crate::Obs::Packet(p) => set.observe_packet(&p),
@@ -78,14 +89,14 @@ impl Filtered {
     }
 
     /// Ends the detectors' windows at the end of input.
-    fn finish(&mut self, w: &mut EventWriter, pos: u64, ts: Timestamp) -> std::io::Result<()> {
+    fn finish(&mut self, w: &mut EventWriter, pos: u64, ts: Timestamp) -> Result<(), SinkError> {
         if let Some(set) = &mut self.anomaly {
             set.finish(ts);
         }
         self.anomaly_alerts(w, pos)
     }
 
-    fn anomaly_alerts(&mut self, w: &mut EventWriter, pos: u64) -> std::io::Result<()> {
+    fn anomaly_alerts(&mut self, w: &mut EventWriter, pos: u64) -> Result<(), SinkError> {
         let Some(set) = &mut self.anomaly else {
             return Ok(());
         };
@@ -104,7 +115,7 @@ impl Filtered {
         Ok(())
     }
 
-    fn write(&mut self, w: &mut EventWriter, mut e: Event) -> std::io::Result<()> {
+    fn write(&mut self, w: &mut EventWriter, mut e: Event) -> Result<(), SinkError> {
         if let (Some(set), EventBody::Flow(f), Some(a)) = (&mut self.anomaly, &e.body, &e.addr) {
             set.observe_flow_end(&zonewatch_anomaly::FlowEndObs {
                 src: a.src_ip,
@@ -121,6 +132,15 @@ impl Filtered {
                 tcp_flags: f.tcp.map(|t| t.flags_ts | t.flags_tc).unwrap_or(0),
                 established: f.state != "new",
             });
+        }
+        if let Some(f) = &mut self.filter {
+            // Events come in input order: their time drives the expiry of
+            // finished threshold windows (decisions do not change; the
+            // table and the `detect.threshold` counters do).
+            if e.ts >= self.next_expire {
+                f.expire(e.ts);
+                self.next_expire = e.ts.plus_secs(EXPIRE_EVERY_SECS);
+            }
         }
         if let (Some(f), EventBody::Alert(a), Some(addr)) = (&mut self.filter, &mut e.body, &e.addr)
         {
@@ -266,7 +286,7 @@ struct Merge {
 
 impl Merge {
     /// Writes every event no worker can still precede.
-    fn drain(&mut self, w: &mut EventWriter, f: &mut Filtered, all: bool) -> std::io::Result<()> {
+    fn drain(&mut self, w: &mut EventWriter, f: &mut Filtered, all: bool) -> Result<(), SinkError> {
         let limit = if all {
             EventKey {
                 pos: u64::MAX,
@@ -300,23 +320,59 @@ impl Merge {
     }
 }
 
-// One call site (lib.rs); a struct for it would only rename the arguments.
-#[allow(clippy::too_many_arguments)]
+/// What the output thread needs besides the channel and the writer.
+pub(crate) struct OutputOptions {
+    pub workers: usize,
+    /// File mode: merge the workers' events in input order.
+    pub ordered: bool,
+    pub stats_interval: u64,
+    pub filter: Option<zonewatch_detect::AlertFilter>,
+    pub anomaly: Option<zonewatch_anomaly::DetectorSet>,
+    /// A log thread sends to this output.
+    pub logs: bool,
+    /// Set when a sink fails for good, so the inputs stop within a batch
+    /// instead of feeding an output that can no longer write.
+    pub stop: Arc<AtomicBool>,
+}
+
+/// What the output thread wrote: the final counters and the events sinks
+/// accepted and then lost (counted by them).
+pub(crate) struct OutputReport {
+    pub stats: serde_json::Value,
+    pub lost: u64,
+}
+
+/// Records the first sink failure: logged at once (the operator must not
+/// learn of a full disk at shutdown), and the run is told to stop. Events
+/// that arrive afterwards are read and discarded so that no thread blocks.
+fn fail(result: &mut Result<(), SinkError>, e: SinkError, stop: &AtomicBool) {
+    if result.is_ok() {
+        tracing::error!("output {e}; stopping the run (events from now on are not written)");
+        stop.store(true, Ordering::Relaxed);
+        *result = Err(e);
+    }
+}
+
 pub(crate) fn run(
     rx: Receiver<OutMsg>,
     mut writer: EventWriter,
-    workers: usize,
-    ordered: bool,
-    stats_interval: u64,
-    filter: Option<zonewatch_detect::AlertFilter>,
-    anomaly: Option<zonewatch_anomaly::DetectorSet>,
-    logs: bool,
-) -> Result<serde_json::Value, std::io::Error> {
+    o: OutputOptions,
+) -> Result<OutputReport, SinkError> {
+    let OutputOptions {
+        workers,
+        ordered,
+        stats_interval,
+        filter,
+        anomaly,
+        logs,
+        stop,
+    } = o;
     let mut filtered = Filtered {
         filter,
         held: 0,
         anomaly,
         anomaly_seq: (0, 0),
+        next_expire: Timestamp::default(),
     };
     let started = Instant::now();
     let mut merge = Merge {
@@ -332,24 +388,40 @@ pub(crate) fn run(
     let interval = Duration::from_secs(stats_interval);
     let mut next_stats = Instant::now() + interval;
     let mut stats_seq = 0u64;
-    let mut result: std::io::Result<()> = Ok(());
+    let mut result: Result<(), SinkError> = Ok(());
+    // Set a result through `check`: the first failure stops the run.
+    let check = |result: &mut Result<(), SinkError>, r: Result<(), SinkError>| {
+        if let Err(e) = r {
+            fail(result, e, &stop);
+        }
+    };
     let live = !ordered;
+    // Inputs that never end by themselves (interfaces, listeners) are
+    // flushed every second.
+    let flush_often = live || logs;
+    let mut next_flush = Instant::now() + LIVE_FLUSH;
     // `syslog` and `sigma` stats sections; `logs_done` once the log thread
     // has finished (immediately when there is none).
     let mut log_stats: Option<serde_json::Value> = None;
     let mut logs_done = !logs;
     loop {
-        let msg = if stats_interval > 0 {
-            match rx.recv_timeout(next_stats.saturating_duration_since(Instant::now())) {
+        // Wake for the next stats event and, live, for the next flush.
+        let deadline = match (stats_interval > 0, flush_often) {
+            (true, true) => Some(next_stats.min(next_flush)),
+            (true, false) => Some(next_stats),
+            (false, true) => Some(next_flush),
+            (false, false) => None,
+        };
+        let msg = match deadline {
+            Some(d) => match rx.recv_timeout(d.saturating_duration_since(Instant::now())) {
                 Ok(m) => Some(m),
                 Err(RecvTimeoutError::Timeout) => None,
                 Err(RecvTimeoutError::Disconnected) => break,
-            }
-        } else {
-            match rx.recv() {
+            },
+            None => match rx.recv() {
                 Ok(m) => Some(m),
                 Err(_) => break,
-            }
+            },
         };
         match msg {
             Some(OutMsg::Events {
@@ -365,15 +437,17 @@ pub(crate) fn run(
                     merge.queues[worker].extend(merged(events, obs));
                     merge.done_below[worker] = done_below;
                     if result.is_ok() {
-                        result = merge.drain(&mut writer, &mut filtered, false);
+                        let r = merge.drain(&mut writer, &mut filtered, false);
+                        check(&mut result, r);
                     }
                 } else {
                     for item in merged(events, obs) {
                         if result.is_ok() {
-                            result = match item {
+                            let r = match item {
                                 Item::Event(e) => filtered.write(&mut writer, e),
                                 Item::Obs(k, o) => filtered.observe(&mut writer, k, o),
                             };
+                            check(&mut result, r);
                         }
                     }
                 }
@@ -392,7 +466,8 @@ pub(crate) fn run(
                 for e in events {
                     last_clock = last_clock.max(e.ts);
                     if result.is_ok() {
-                        result = filtered.write(&mut writer, e);
+                        let r = filtered.write(&mut writer, e);
+                        check(&mut result, r);
                     }
                 }
                 if let Some(s) = stats {
@@ -404,6 +479,16 @@ pub(crate) fn run(
                 logs_done = true;
             }
             None => {}
+        }
+        // Live events reach the file (and a tailing SIEM) within a second,
+        // and a failing output (a full disk) is noticed within a second,
+        // however few events there are.
+        if flush_often && Instant::now() >= next_flush {
+            next_flush = Instant::now() + LIVE_FLUSH;
+            if result.is_ok() {
+                let r = writer.flush();
+                check(&mut result, r);
+            }
         }
         if stats_interval > 0 && Instant::now() >= next_stats {
             next_stats = Instant::now() + interval;
@@ -421,7 +506,8 @@ pub(crate) fn run(
             let pos = merge.done_below.iter().map(|k| k.pos).min().unwrap_or(0);
             let ev = stats_event(pos, EventKey::STATS | stats_seq, last_clock, v);
             if result.is_ok() {
-                result = writer.write(&ev).and_then(|()| writer.flush());
+                let r = writer.write(&ev).and_then(|()| writer.flush());
+                check(&mut result, r);
             }
         }
         if finished == workers && end.is_some() && logs_done {
@@ -429,11 +515,13 @@ pub(crate) fn run(
         }
     }
     if result.is_ok() {
-        result = merge.drain(&mut writer, &mut filtered, true);
+        let r = merge.drain(&mut writer, &mut filtered, true);
+        check(&mut result, r);
     }
     if result.is_ok() {
         let (pos, ts) = end.unwrap_or((0, last_clock));
-        result = filtered.finish(&mut writer, pos, ts.max(last_clock));
+        let r = filtered.finish(&mut writer, pos, ts.max(last_clock));
+        check(&mut result, r);
     }
     let (end_pos, mut end_ts) = end.unwrap_or((0, last_clock));
     if end_ts == Timestamp::default() {
@@ -442,6 +530,12 @@ pub(crate) fn run(
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default();
         end_ts = Timestamp::from_parts(now.as_secs() as i64, now.subsec_nanos());
+    }
+    // Sinks deliver or store what they hold first, so the last stats event
+    // carries their final counters (Kafka's in-flight and dropped).
+    if result.is_ok() {
+        let r = writer.settle();
+        check(&mut result, r);
     }
     let v = stats::build(
         started.elapsed().as_secs(),
@@ -454,12 +548,15 @@ pub(crate) fn run(
     );
     let ev = stats_event(end_pos + 1, u64::MAX, end_ts.max(last_clock), v.clone());
     if result.is_ok() {
-        result = writer.write(&ev);
+        let r = writer.write(&ev).and_then(|()| writer.flush());
+        check(&mut result, r);
     }
-    if result.is_ok() {
-        result = writer.flush();
-    }
-    result.map(|()| v)
+    // Closed even after a failure: the other sinks still deliver or keep
+    // what they accepted.
+    let r = writer.close();
+    check(&mut result, r);
+    let lost = writer.lost();
+    result.map(|()| OutputReport { stats: v, lost })
 }
 
 fn with_held(
@@ -468,6 +565,20 @@ fn with_held(
     logs: Option<&serde_json::Value>,
 ) -> Vec<(&'static str, serde_json::Value)> {
     sinks.push(("detect.thresholded", serde_json::Value::from(f.held)));
+    if let Some(filter) = &f.filter {
+        let t = filter.stats();
+        sinks.push((
+            "detect.threshold",
+            serde_json::json!({
+                "tracked": t.tracked,
+                "evicted": t.evicted,
+                "expired": t.expired,
+                "suppressed": t.suppressed,
+                "thresholded": t.thresholded,
+                "rate_filtered": t.rate_filtered,
+            }),
+        ));
+    }
     if let Some(l) = logs {
         for section in ["syslog", "sigma"] {
             if let Some(v) = l.get(section) {

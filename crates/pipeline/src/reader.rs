@@ -92,8 +92,8 @@ impl CsumAuto {
                         let on = self.bad * 10 <= self.seen;
                         self.decided = Some(on);
                         if !on {
-                            tracing::info!(
-                                "checksum validation off: {} of the first {} packets had bad checksums (offloading)",
+                            tracing::warn!(
+                                "checksum validation off: {} of the first {} TCP/UDP packets had bad checksums (checksum offloading on the capturing host?)",
                                 self.bad,
                                 self.seen
                             );
@@ -103,6 +103,31 @@ impl CsumAuto {
                 true
             }
         }
+    }
+}
+
+impl CsumAuto {
+    /// Fewest checkable packets for a verdict at the end of a short capture.
+    const MIN_SAMPLE: u32 = 10;
+
+    /// At the end of input in `auto` mode: when the packets sampled (all
+    /// of a short capture, or the first 1,000) show offloading, the bad
+    /// segments among them were kept out of the streams — say so, with the
+    /// ratio and the remedy, as Suricata does.
+    fn verdict(&self) -> Option<String> {
+        if self.mode != 0 || self.seen < Self::MIN_SAMPLE || self.bad * 10 <= self.seen {
+            return None;
+        }
+        let pct = 100.0 * self.bad as f64 / self.seen as f64;
+        let when = if self.decided.is_some() {
+            format!("of the first {} TCP/UDP packets", self.seen)
+        } else {
+            format!("of all {} checkable TCP/UDP packets", self.seen)
+        };
+        Some(format!(
+            "{} {when} ({pct:.0} %) had bad checksums; their TCP segments were kept out of stream reassembly (no app-layer records or stream matches for them). The capture looks like it was taken on a host with checksum offloading: run with --checksum-checks none",
+            self.bad
+        ))
     }
 }
 
@@ -399,6 +424,10 @@ pub(crate) fn run(
     };
     d.flush_all();
     d.stats.defrag = d.defrag.counters();
+    if let Some(w) = d.csum.verdict() {
+        tracing::warn!("{w}");
+        warnings.push(w);
+    }
     let end_ts = d.clock.unwrap_or_default();
     let pos = d.pos;
     for tx in txs {
@@ -439,7 +468,7 @@ fn read_files(
     let started = Instant::now();
     let mut done_bytes = 0u64;
     for path in files {
-        let mut src = PacketSource::open_file(path, bpf)?;
+        let mut src = PacketSource::open_input(path, bpf, opts.stop.clone())?;
         let Some(link) = LinkType::from_dlt(src.datalink()) else {
             let msg = format!(
                 "{}: link type {} is not decoded; file skipped",
@@ -476,7 +505,7 @@ fn read_files(
                 }
                 Next::End | Next::Timeout => break,
                 Next::Truncated(msg) => {
-                    let w = format!("{}: capture ends mid-record ({msg})", path.display());
+                    let w = format!("{}: capture ends mid-record ({msg})", src.name());
                     tracing::warn!("{w}");
                     warnings.push(w);
                     d.stats.truncated_files += 1;
@@ -484,11 +513,41 @@ fn read_files(
                 }
             }
         }
+        report_damage(d, &src, warnings);
     }
     if let Some(pb) = pb {
         pb.finish_and_clear();
     }
     Ok(())
+}
+
+/// Counts and reports what a file reader skipped: corrupt records it
+/// resynchronised past, packets of a second link type.
+fn report_damage(d: &mut Dispatcher<'_>, src: &PacketSource, warnings: &mut Vec<String>) {
+    let dmg = src.damage();
+    if dmg.corrupt_records > 0 {
+        let w = format!(
+            "{}: {} corrupt record(s); {} byte(s) skipped to resynchronise",
+            src.name(),
+            dmg.corrupt_records,
+            dmg.skipped_bytes
+        );
+        tracing::warn!("{w}");
+        warnings.push(w);
+    }
+    d.stats.corrupt_records += dmg.corrupt_records;
+    d.stats.skipped_bytes += dmg.skipped_bytes;
+    let other = src.other_linktype_packets();
+    if other > 0 {
+        let w = format!(
+            "{}: {other} packet(s) of interfaces with another link type than the first (DLT {}) skipped",
+            src.name(),
+            src.datalink()
+        );
+        tracing::warn!("{w}");
+        warnings.push(w);
+        d.stats.other_linktype += other;
+    }
 }
 
 fn read_live(

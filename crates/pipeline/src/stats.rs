@@ -26,6 +26,12 @@ pub struct ReaderStats {
     pub unsupported_link: u64,
     /// Files that ended mid-record.
     pub truncated_files: u64,
+    /// Corrupt records or blocks the file readers skipped (resynchronised).
+    pub corrupt_records: u64,
+    /// Bytes skipped to get past them.
+    pub skipped_bytes: u64,
+    /// pcapng packets skipped: their interface has another link type.
+    pub other_linktype: u64,
     /// Times the reader waited for a full worker queue (files).
     pub queue_full_waits: u64,
     /// Packets dropped because a worker queue was full (live capture).
@@ -284,6 +290,13 @@ pub(crate) fn build(
         &mut m,
         "pipeline.truncated_files",
         n(reader.truncated_files),
+    );
+    put(&mut m, "capture.corrupt_records", n(reader.corrupt_records));
+    put(&mut m, "capture.skipped_bytes", n(reader.skipped_bytes));
+    put(
+        &mut m,
+        "capture.other_linktype_packets",
+        n(reader.other_linktype),
     );
     put(
         &mut m,
