@@ -334,7 +334,6 @@ const SURICATA_IGNORED_SECTIONS: &[&str] = &[
     "nflog",
     "nfq",
     "pcap-file",
-    "app-layer",
     "asn1-max-frames",
     "datasets",
     "security",
@@ -351,10 +350,8 @@ const SURICATA_IGNORED_SECTIONS: &[&str] = &[
     "pcre",
     "host-os-policy",
     "decoder",
-    "detect",
     "mpm-algo",
     "spm-algo",
-    "threading",
     "luajit",
     "profiling",
     "default-rule-path",
@@ -370,9 +367,9 @@ const SURICATA_IGNORED_SECTIONS: &[&str] = &[
     "exception-policy",
     "livedev",
     "vlan",
-    "capture",
     "sensor-name",
     "include",
+    "detect-engine",
     "stream-events",
     "ftp",
 ];
@@ -417,6 +414,354 @@ const SURICATA_IGNORED_KEYS: &[&str] = &[
     "flow-timeouts.icmp.bypassed",
     "flow-timeouts.default.bypassed",
 ];
+
+/// Suricata keys inside the sections zonewatch also reads (`detect`, `capture`,
+/// `app-layer`, `threading`): accepted with a warning. Anything else in these
+/// sections that is not a zonewatch key is an error, so a typo such as
+/// `detect.stream-windw` is caught. `*` stands for one key component, a final
+/// `**` for any number of them (the many settings of app-layer parsers
+/// zonewatch does not have).
+const SURICATA_IGNORED_PATTERNS: &[&str] = &[
+    "detect.profile",
+    "detect.custom-values.toclient-groups",
+    "detect.custom-values.toserver-groups",
+    "detect.sgh-mpm-context",
+    "detect.sgh-mpm-caching",
+    "detect.sgh-mpm-caching-path",
+    "detect.inspection-recursion-limit",
+    "detect.delayed-detect",
+    "detect.prefilter.default",
+    "detect.grouping.tcp-whitelist",
+    "detect.grouping.udp-whitelist",
+    "detect.grouping.tcp-priority-ports",
+    "detect.grouping.udp-priority-ports",
+    "detect.profiling.grouping.dump-to-disk",
+    "detect.profiling.grouping.include-rules",
+    "detect.profiling.grouping.include-mpm-stats",
+    "detect.thresholds.hash-size",
+    "detect.thresholds.memcap",
+    "detect.stream-tx-log-limit",
+    "detect.guess-applayer-tx",
+    "detect.engines",
+    "capture.disable-offloading",
+    "capture.checksum-validation",
+    "threading.set-cpu-affinity",
+    "threading.cpu-affinity",
+    "threading.detect-thread-ratio",
+    "threading.stack-size",
+    "app-layer.error-policy",
+    "app-layer.protocols.*.detection-ports.dp",
+    "app-layer.protocols.*.detection-ports.sp",
+    "app-layer.protocols.http.memcap",
+    "app-layer.protocols.http.byterange.memcap",
+    "app-layer.protocols.http.byterange.timeout",
+    "app-layer.protocols.http.libhtp.server-config",
+    "app-layer.protocols.http.libhtp.default-config.personality",
+    "app-layer.protocols.http.libhtp.default-config.request-body-minimal-inspect-size",
+    "app-layer.protocols.http.libhtp.default-config.request-body-inspect-window",
+    "app-layer.protocols.http.libhtp.default-config.response-body-minimal-inspect-size",
+    "app-layer.protocols.http.libhtp.default-config.response-body-inspect-window",
+    "app-layer.protocols.http.libhtp.default-config.response-body-decompress-layer-limit",
+    "app-layer.protocols.http.libhtp.default-config.http-body-inline",
+    "app-layer.protocols.http.libhtp.default-config.swf-decompression.*",
+    "app-layer.protocols.http.libhtp.default-config.double-decode-path",
+    "app-layer.protocols.http.libhtp.default-config.double-decode-query",
+    "app-layer.protocols.http.libhtp.default-config.randomize-inspection-sizes",
+    "app-layer.protocols.http.libhtp.default-config.randomize-inspection-range",
+    "app-layer.protocols.http.libhtp.default-config.uri-include-all",
+    "app-layer.protocols.http.libhtp.default-config.meta-field-limit",
+    "app-layer.protocols.http.libhtp.default-config.lzma-memlimit",
+    "app-layer.protocols.http.libhtp.default-config.lzma-enabled",
+    "app-layer.protocols.http.libhtp.default-config.compression-bomb-limit",
+    "app-layer.protocols.http.libhtp.default-config.decompression-time-limit",
+    "app-layer.protocols.http.libhtp.default-config.max-tx",
+    "app-layer.protocols.http.libhtp.default-config.headers-limit",
+    "app-layer.protocols.tls.ja3-fingerprints",
+    "app-layer.protocols.tls.ja4-fingerprints",
+    "app-layer.protocols.ssh.hassh",
+    "app-layer.protocols.dns.global-memcap",
+    "app-layer.protocols.dns.state-memcap",
+    "app-layer.protocols.dns.request-flood",
+    "app-layer.protocols.dns.tcp.enabled",
+    "app-layer.protocols.dns.tcp.detection-ports.dp",
+    "app-layer.protocols.dns.udp.enabled",
+    "app-layer.protocols.dns.udp.detection-ports.dp",
+    // Parsers Suricata has and zonewatch does not: their settings are not checked.
+    "app-layer.protocols.bittorrent-dht.**",
+    "app-layer.protocols.dcerpc.**",
+    "app-layer.protocols.dhcp.**",
+    "app-layer.protocols.dnp3.**",
+    "app-layer.protocols.doh2.**",
+    "app-layer.protocols.enip.**",
+    "app-layer.protocols.ftp.**",
+    "app-layer.protocols.http2.**",
+    "app-layer.protocols.ike.**",
+    "app-layer.protocols.ikev2.**",
+    "app-layer.protocols.imap.**",
+    "app-layer.protocols.krb5.**",
+    "app-layer.protocols.ldap.**",
+    "app-layer.protocols.mdns.**",
+    "app-layer.protocols.modbus.**",
+    "app-layer.protocols.mqtt.**",
+    "app-layer.protocols.msn.**",
+    "app-layer.protocols.nfs.**",
+    "app-layer.protocols.ntp.**",
+    "app-layer.protocols.pgsql.**",
+    "app-layer.protocols.pop3.**",
+    "app-layer.protocols.quic.**",
+    "app-layer.protocols.rdp.**",
+    "app-layer.protocols.rfb.**",
+    "app-layer.protocols.sip.**",
+    "app-layer.protocols.smb.**",
+    "app-layer.protocols.smtp.**",
+    "app-layer.protocols.snmp.**",
+    "app-layer.protocols.telnet.**",
+    "app-layer.protocols.tftp.**",
+    "app-layer.protocols.websocket.**",
+];
+
+/// Whether dotted `key` matches `pattern` (see [`SURICATA_IGNORED_PATTERNS`]).
+fn key_matches(pattern: &str, key: &str) -> bool {
+    let mut k = key.split('.');
+    for p in pattern.split('.') {
+        if p == "**" {
+            return true;
+        }
+        match k.next() {
+            Some(c) if p == "*" || p == c => {}
+            _ => return false,
+        }
+    }
+    k.next().is_none()
+}
+
+/// How a bounded number is read and shown.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Unit {
+    Count,
+    Bytes,
+    Seconds,
+}
+
+/// The allowed range of a numeric key (keys as in [`SURICATA_IGNORED_PATTERNS`])
+/// and why: values outside are errors naming the key, never clamped, panics,
+/// aborts or huge allocations at start.
+struct Range {
+    keys: &'static [&'static str],
+    unit: Unit,
+    min: u64,
+    max: u64,
+    why: &'static str,
+}
+
+const KIB: u64 = 1 << 10;
+const MIB: u64 = 1 << 20;
+const GIB: u64 = 1 << 30;
+const TIB: u64 = 1 << 40;
+const DAY: u64 = 86_400;
+
+const RANGES: &[Range] = &[
+    Range {
+        keys: &["workers", "threading.workers"],
+        unit: Unit::Count,
+        min: 0,
+        max: 1024,
+        why: "worker threads; 0 = one per core",
+    },
+    Range {
+        keys: &["capture.snaplen"],
+        unit: Unit::Count,
+        min: 0,
+        max: 262_144,
+        why: "libpcap's largest snap length; 0 = libpcap's default",
+    },
+    Range {
+        keys: &["capture.buffer-size"],
+        unit: Unit::Bytes,
+        min: 0,
+        max: 2 * GIB - 1,
+        why: "libpcap takes the kernel buffer size as a 32-bit int",
+    },
+    Range {
+        keys: &[
+            "flow.memcap",
+            "stream.memcap",
+            "stream.reassembly.memcap",
+            "defrag.memcap",
+            "syslog.buffer-memcap",
+        ],
+        unit: Unit::Bytes,
+        min: 64 * KIB,
+        max: TIB,
+        why: "a memory cap",
+    },
+    Range {
+        keys: &["stream.reassembly.depth"],
+        unit: Unit::Bytes,
+        min: 0,
+        max: TIB,
+        why: "bytes per direction; 0 = no limit",
+    },
+    Range {
+        keys: &[
+            "app-layer.protocols.http.libhtp.default-config.request-body-limit",
+            "app-layer.protocols.http.libhtp.default-config.response-body-limit",
+        ],
+        unit: Unit::Bytes,
+        min: 0,
+        max: GIB,
+        why: "bytes of one HTTP body kept per transaction",
+    },
+    Range {
+        keys: &["detect.stream-window"],
+        unit: Unit::Bytes,
+        min: 0,
+        max: MIB,
+        why: "bytes of inspected stream kept per direction",
+    },
+    Range {
+        keys: &["defrag.timeout"],
+        unit: Unit::Seconds,
+        min: 1,
+        max: DAY,
+        why: "seconds a fragment waits for the rest",
+    },
+    Range {
+        keys: &["defrag.trackers"],
+        unit: Unit::Count,
+        min: 1,
+        max: 1 << 24,
+        why: "fragment trackers at once",
+    },
+    Range {
+        keys: &[
+            "flow-timeouts.*.new",
+            "flow-timeouts.*.established",
+            "flow-timeouts.*.closed",
+            "flow-timeouts.*.emergency-new",
+            "flow-timeouts.*.emergency-established",
+            "flow-timeouts.*.emergency-closed",
+        ],
+        unit: Unit::Seconds,
+        min: 0,
+        max: 7 * DAY,
+        why: "a flow timeout of at most a week",
+    },
+    Range {
+        keys: &["stats.interval"],
+        unit: Unit::Seconds,
+        min: 0,
+        max: DAY,
+        why: "seconds between stats events, at most a day; 0 = only at the end",
+    },
+    Range {
+        keys: &["community-id.seed", "community-id-seed"],
+        unit: Unit::Count,
+        min: 0,
+        max: 65_535,
+        why: "Community ID seeds are 16-bit",
+    },
+    Range {
+        keys: &["pipeline.batch-packets"],
+        unit: Unit::Count,
+        min: 1,
+        max: 4096,
+        why: "packets per batch",
+    },
+    Range {
+        keys: &["pipeline.queue-batches"],
+        unit: Unit::Count,
+        min: 1,
+        max: 65_536,
+        why: "batches queued per worker",
+    },
+    Range {
+        keys: &["syslog.max-frame-size"],
+        unit: Unit::Bytes,
+        min: 256,
+        max: 16 * MIB,
+        why: "bytes of one syslog frame",
+    },
+    Range {
+        keys: &["syslog.channel-size"],
+        unit: Unit::Count,
+        min: 16,
+        max: 1 << 20,
+        why: "records queued for the Sigma thread, allocated at start (about 240 bytes each)",
+    },
+    Range {
+        keys: &["syslog.idle-timeout"],
+        unit: Unit::Seconds,
+        min: 1,
+        max: DAY,
+        why: "seconds a silent connection stays open",
+    },
+    Range {
+        keys: &["syslog.frame-timeout"],
+        unit: Unit::Seconds,
+        min: 1,
+        max: 3600,
+        why: "seconds one frame may take",
+    },
+    Range {
+        keys: &["syslog.max-connections"],
+        unit: Unit::Count,
+        min: 1,
+        max: 1 << 20,
+        why: "connections at once per listener",
+    },
+    Range {
+        keys: &["syslog.max-connections-per-source"],
+        unit: Unit::Count,
+        min: 0,
+        max: 1 << 20,
+        why: "connections at once from one address; 0 = no limit",
+    },
+];
+
+/// Queued batch slots (`workers` x `pipeline.queue-batches`) allocated at start:
+/// about 100 bytes each.
+const MAX_QUEUE_SLOTS: u64 = 1 << 20;
+
+fn show(v: u64, unit: Unit) -> String {
+    match unit {
+        Unit::Bytes if v >= GIB && v % GIB == 0 => format!("{}gb", v / GIB),
+        Unit::Bytes if v >= MIB && v % MIB == 0 => format!("{}mb", v / MIB),
+        Unit::Bytes if v >= KIB && v % KIB == 0 => format!("{}kb", v / KIB),
+        _ => v.to_string(),
+    }
+}
+
+/// Checks a numeric key's value against [`RANGES`] (other keys pass).
+fn check_range(key: &str, value: &Value) -> Result<(), String> {
+    let Some(r) = RANGES
+        .iter()
+        .find(|r| r.keys.iter().any(|p| key_matches(p, key)))
+    else {
+        return Ok(());
+    };
+    let Value::Scalar(s) = value else {
+        return Ok(()); // reported by `apply_key`
+    };
+    let v = match r.unit {
+        Unit::Bytes => parse_size(s)?,
+        _ => parse_num::<u64>(s)?,
+    };
+    if v < r.min || v > r.max {
+        let max = if r.unit == Unit::Bytes && r.max == 2 * GIB - 1 {
+            "2gb - 1".to_string()
+        } else {
+            show(r.max, r.unit)
+        };
+        return Err(format!(
+            "{:?} is out of range {}..={max} ({})",
+            s.trim(),
+            show(r.min, r.unit),
+            r.why
+        ));
+    }
+    Ok(())
+}
 
 /// Parses a size: a number of bytes with an optional `kb`/`mb`/`gb` suffix
 /// (case-insensitive, powers of 1024, as Suricata reads them).
@@ -493,11 +838,11 @@ impl Config {
 
     /// Applies YAML text over this configuration.
     pub fn apply_yaml(&mut self, text: &str, origin: &str) -> Result<Vec<Problem>, ConfigError> {
-        let settings = flatten(text).map_err(|m| ConfigError {
+        let settings = flatten(text).map_err(|e| ConfigError {
             problems: vec![Problem {
                 origin: origin.into(),
-                line: 0,
-                message: m,
+                line: e.line,
+                message: e.message,
             }],
         })?;
         let mut warnings = Vec::new();
@@ -572,7 +917,56 @@ impl Config {
         k.starts_with("zones.") || k == "outputs.types" || k == "output.types"
     }
 
+    /// Applies a value given on the command line (`--workers 4` as
+    /// `flag`, `key`, `value`): the same checks as in the file, errors name
+    /// the flag and the key.
+    pub fn apply_flag(&mut self, flag: &str, key: &str, value: &str) -> Result<(), ConfigError> {
+        self.apply(key, &Value::Scalar(value.to_string()))
+            .map(|_| ())
+            .map_err(|message| ConfigError {
+                problems: vec![Problem {
+                    origin: flag.into(),
+                    line: 0,
+                    message,
+                }],
+            })
+    }
+
+    /// Checks what no single key can: the queue slots allocated at start
+    /// (`workers` x `pipeline.queue-batches`, with `workers` the resolved
+    /// count of worker threads).
+    pub fn check_totals(&self, workers: usize) -> Result<(), ConfigError> {
+        let slots = workers as u64 * self.queue_batches as u64;
+        if slots > MAX_QUEUE_SLOTS {
+            return Err(ConfigError {
+                problems: vec![Problem {
+                    origin: "configuration".into(),
+                    line: 0,
+                    message: format!(
+                        "{workers} workers x `pipeline.queue-batches` {} = {slots} queued batches, more than {MAX_QUEUE_SLOTS}: lower `workers` or `pipeline.queue-batches`",
+                        self.queue_batches
+                    ),
+                }],
+            });
+        }
+        Ok(())
+    }
+
+    /// Applies one setting: range checks first, then the value; every error
+    /// names the key.
     fn apply(&mut self, key: &str, value: &Value) -> Result<Applied, String> {
+        check_range(key, value)
+            .and_then(|()| self.apply_key(key, value))
+            .map_err(|m| {
+                if m.contains(&format!("`{key}`")) {
+                    m
+                } else {
+                    format!("`{key}`: {m}")
+                }
+            })
+    }
+
+    fn apply_key(&mut self, key: &str, value: &Value) -> Result<Applied, String> {
         let scalar = || match value {
             Value::Scalar(s) => Ok(s.as_str()),
             _ => Err(format!("`{key}` takes a single value, not a list")),
@@ -770,7 +1164,10 @@ impl Config {
                 *slot = secs()?;
             }
             _ if SURICATA_IGNORED_KEYS.contains(&key)
-                || SURICATA_IGNORED_SECTIONS.contains(&top) =>
+                || SURICATA_IGNORED_SECTIONS.contains(&top)
+                || SURICATA_IGNORED_PATTERNS
+                    .iter()
+                    .any(|p| key_matches(p, key)) =>
             {
                 return Ok(Applied::Ignored)
             }

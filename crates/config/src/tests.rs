@@ -147,3 +147,141 @@ fn encryption_handling_as_suricata_names_it() {
         .apply_override("app-layer.protocols.tls.encryption-handling=maybe")
         .is_err());
 }
+
+#[test]
+fn numbers_out_of_range_are_errors_naming_the_key_and_line() {
+    let mut c = Config::default();
+    let e = c
+        .apply_yaml(
+            "workers: 100000\nstats:\n  interval: 18446744073709551615\nsyslog:\n  channel-size: 1000000000\nflow:\n  memcap: 2tb\n",
+            "r.yaml",
+        )
+        .unwrap_err();
+    let got: Vec<String> = e.problems.iter().map(|p| p.to_string()).collect();
+    assert_eq!(got.len(), 4, "{got:?}");
+    assert!(
+        got[0].starts_with("r.yaml:1: `workers`: \"100000\" is out of range 0..=1024"),
+        "{got:?}"
+    );
+    assert!(
+        got[1].starts_with(
+            "r.yaml:3: `stats.interval`: \"18446744073709551615\" is out of range 0..=86400"
+        ),
+        "{got:?}"
+    );
+    assert!(
+        got[2].starts_with("r.yaml:5: `syslog.channel-size`"),
+        "{got:?}"
+    );
+    // "2tb" is not a size zonewatch reads; the message still names the key.
+    assert!(got[3].starts_with("r.yaml:7: `flow.memcap`"), "{got:?}");
+    // Nothing was clamped into place.
+    assert_eq!(c.workers, Config::default().workers);
+    assert_eq!(c.syslog_channel_records, 65_536);
+
+    let e = c.apply_override("workers=100000").unwrap_err();
+    assert!(e.to_string().starts_with("--set: `workers`: "), "{e}");
+    let e = c.apply_override("flow.memcap=4096gb").unwrap_err();
+    assert!(e.to_string().contains("out of range 64kb..=1024gb"), "{e}");
+    let e = c
+        .apply_flag("--stats-interval", "stats.interval", "18446744073709551615")
+        .unwrap_err();
+    assert!(
+        e.to_string().starts_with(
+            "--stats-interval: `stats.interval`: \"18446744073709551615\" is out of range"
+        ),
+        "{e}"
+    );
+    assert!(c.apply_override("capture.buffer-size=2gb").is_err());
+    assert!(c.apply_override("flow-timeouts.udp.new=1000000").is_err());
+    assert!(c.apply_override("community-id.seed=70000").is_err());
+    assert!(c.apply_override("detect.stream-window=2mb").is_err());
+    // Values in range still apply.
+    c.apply_flag("--workers", "workers", "1024").unwrap();
+    c.apply_override("syslog.channel-size=1048576").unwrap();
+    c.apply_override("stats.interval=86400").unwrap();
+    c.apply_override("flow-timeouts.udp.new=604800").unwrap();
+    assert_eq!((c.workers, c.syslog_channel_records), (1024, 1 << 20));
+    assert_eq!((c.stats_interval, c.timeouts_udp.new), (86_400, 604_800));
+    // Bad numbers of any key name it.
+    let e = c.apply_override("flow.hash-seed=-1").unwrap_err();
+    assert!(e.to_string().contains("`flow.hash-seed`"), "{e}");
+}
+
+#[test]
+fn queue_slots_are_bounded_across_keys() {
+    let mut c = Config::default();
+    c.apply_override("pipeline.queue-batches=65536").unwrap();
+    assert!(c.check_totals(16).is_ok());
+    let e = c.check_totals(1024).unwrap_err();
+    assert!(e.to_string().contains("pipeline.queue-batches"), "{e}");
+}
+
+#[test]
+fn detect_capture_and_app_layer_typos_are_errors_suricata_keys_warn() {
+    let mut c = Config::default();
+    let text = "detect:\n  stream-windw: 2kb\n  profile: medium\ncapture:\n  disable-offloading: yes\n  snaplenn: 1500\napp-layer:\n  protocols:\n    tls:\n      ja3-fingerprints: auto\n      encryption-handlin: full\n    smb:\n      enabled: yes\n    gopher:\n      enabled: yes\n    http:\n      libhtp:\n        default-config:\n          personality: IDS\n          request-body-limt: 1kb\nthreading:\n  set-cpu-affinity: no\n  workers: 2\n";
+    let e = c.apply_yaml(text, "s.yaml").unwrap_err();
+    let got: Vec<String> = e.problems.iter().map(|p| p.to_string()).collect();
+    assert_eq!(
+        got,
+        [
+            "s.yaml:2: unknown key `detect.stream-windw`",
+            "s.yaml:6: unknown key `capture.snaplenn`",
+            "s.yaml:11: unknown key `app-layer.protocols.tls.encryption-handlin`",
+            "s.yaml:15: unknown key `app-layer.protocols.gopher.enabled`",
+            "s.yaml:20: unknown key `app-layer.protocols.http.libhtp.default-config.request-body-limt`",
+        ]
+    );
+    let ok = "detect:\n  stream-window: 2kb\n  profile: medium\n  grouping:\n    tcp-whitelist: 53, 80\ncapture:\n  disable-offloading: yes\napp-layer:\n  error-policy: ignore\n  protocols:\n    tls:\n      ja3-fingerprints: auto\n      detection-ports:\n        dp: 443\n    smb:\n      enabled: yes\n      detection-ports:\n        dp: 139, 445\n    http:\n      libhtp:\n        default-config:\n          personality: IDS\n        server-config:\n          - apache:\n              address: [192.168.1.0/24]\nthreading:\n  set-cpu-affinity: no\n  workers: 2\n";
+    let mut c = Config::default();
+    let w = c.apply_yaml(ok, "s.yaml").unwrap();
+    let keys: Vec<usize> = w.iter().map(|p| p.line).collect();
+    assert_eq!(keys, [3, 5, 7, 9, 12, 14, 16, 18, 22, 23, 27], "{w:?}");
+    assert_eq!((c.detect_stream_window, c.workers), (2048, 2));
+}
+
+#[test]
+fn all_digit_tenant_stays_a_string_and_aliases_work() {
+    let mut c = Config::default();
+    c.apply_yaml("sensor:\n  tenant: 013100\n", "t.yaml")
+        .unwrap();
+    assert_eq!(c.tenant.as_deref(), Some("013100"));
+    let mut c = Config::default();
+    c.apply_yaml(
+        "sensor:\n  name: &code 13100\n  tenant: *code\n  timezone: \"+09:00\"\n",
+        "t.yaml",
+    )
+    .unwrap();
+    assert_eq!(c.tenant.as_deref(), Some("13100"));
+    assert_eq!(c.sensor_name, "13100");
+    assert_eq!(c.timezone.0, 9 * 3600);
+    c.apply_override("sensor.tenant=13100").unwrap();
+    assert_eq!(c.tenant.as_deref(), Some("13100"));
+}
+
+#[test]
+fn alias_bomb_in_a_config_file_is_refused_with_file_and_line() {
+    let dir = std::env::temp_dir().join(format!("zw-config-bomb-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join("bomb.yaml");
+    let mut text =
+        String::from("sensor:\n  name: x\nvars:\n  l0: &l0 [a, a, a, a, a, a, a, a, a, a]\n");
+    for i in 1..10 {
+        let q = i - 1;
+        text.push_str(&format!(
+            "  l{i}: &l{i} [*l{q}, *l{q}, *l{q}, *l{q}, *l{q}, *l{q}, *l{q}, *l{q}, *l{q}, *l{q}]\n"
+        ));
+    }
+    std::fs::write(&p, &text).unwrap();
+    let t0 = std::time::Instant::now();
+    let e = Config::from_file(&p).unwrap_err();
+    assert!(t0.elapsed() < std::time::Duration::from_secs(2));
+    assert_eq!(e.problems.len(), 1);
+    let msg = e.to_string();
+    assert!(
+        msg.starts_with(&format!("{}:7: YAML alias *l2 expands", p.display())),
+        "{msg}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

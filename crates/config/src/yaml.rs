@@ -1,8 +1,9 @@
 //! YAML to a flat list of `dotted.key = value` settings, each with the line it
-//! came from, so that every later error can name the key and the line.
+//! came from, so that every later error can name the key and the line. The file
+//! is read by zonewatch's bounded YAML reader: aliases give the anchored value
+//! (within its expansion budget), every error names a line.
 
-use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
-use yaml_rust2::scanner::Marker;
+use zonewatch_yamlread::{Event, Receiver};
 
 /// A leaf value: a scalar or a list of scalars.
 #[derive(Debug, Clone, PartialEq)]
@@ -57,9 +58,8 @@ impl Flattener {
     }
 }
 
-impl MarkedEventReceiver for Flattener {
-    fn on_event(&mut self, ev: Event, mark: Marker) {
-        let line = mark.line().max(1);
+impl Receiver for Flattener {
+    fn event(&mut self, ev: Event, line: usize) -> Result<(), zonewatch_yamlread::Error> {
         if let Some((_, _, items, has_map, depth)) = &mut self.seq {
             match ev {
                 Event::Scalar(s, ..) if *depth == 1 => items.push(s),
@@ -87,7 +87,7 @@ impl MarkedEventReceiver for Flattener {
                 }
                 _ => {}
             }
-            return;
+            return Ok(());
         }
         match ev {
             Event::MappingStart(..) => {
@@ -118,19 +118,23 @@ impl MarkedEventReceiver for Flattener {
             }
             _ => {}
         }
+        Ok(())
     }
 }
 
-/// Parses YAML text into settings; the error names the line.
-pub fn flatten(text: &str) -> Result<Vec<Setting>, String> {
+/// Parses YAML text into settings; the error names the line. Only the first
+/// document is read (a configuration is one document).
+pub fn flatten(text: &str) -> Result<Vec<Setting>, zonewatch_yamlread::Error> {
     let mut f = Flattener::default();
-    let mut p = Parser::new_from_str(text);
-    p.load(&mut f, false).map_err(|e| {
-        format!(
-            "line {}: YAML syntax error: {}",
-            e.marker().line(),
-            e.info()
-        )
+    let mut docs = 0;
+    zonewatch_yamlread::read(text, &zonewatch_yamlread::LIMITS, &mut |ev, line| {
+        if ev == Event::DocumentStart {
+            docs += 1;
+        }
+        if docs <= 1 {
+            f.event(ev, line)?;
+        }
+        Ok(())
     })?;
     Ok(f.out)
 }
@@ -163,6 +167,36 @@ mod tests {
     #[test]
     fn syntax_error_names_line() {
         let e = flatten("a: 1\nb: [1, 2\n").unwrap_err();
-        assert!(e.starts_with("line "), "{e}");
+        assert!(e.line >= 2, "{e}");
+        assert!(e.message.starts_with("YAML syntax error"), "{e}");
+    }
+
+    #[test]
+    fn aliases_give_the_anchored_value_within_a_budget() {
+        let s = flatten("sensor:\n  name: &n city-a\n  tenant: *n\n  timezone: \"+09:00\"\nzones:\n  a: &z [10.0.0.0/8]\n  b: *z\n").unwrap();
+        let got: Vec<_> = s
+            .iter()
+            .map(|s| (s.key.as_str(), &s.value, s.line))
+            .collect();
+        let sc = |v: &str| Value::Scalar(v.into());
+        let list = Value::List(vec!["10.0.0.0/8".into()]);
+        assert_eq!(
+            got,
+            [
+                ("sensor.name", &sc("city-a"), 2),
+                ("sensor.tenant", &sc("city-a"), 3),
+                ("sensor.timezone", &sc("+09:00"), 4),
+                ("zones.a", &list, 6),
+                ("zones.b", &list, 7),
+            ]
+        );
+        let mut bomb = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..9 {
+            let p = i - 1;
+            bomb.push_str(&format!("a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"));
+        }
+        let e = flatten(&bomb).unwrap_err();
+        assert_eq!(e.line, 4, "{e}");
+        assert!(e.message.contains("alias *a2"), "{e}");
     }
 }
