@@ -2,24 +2,71 @@
 //! configuration from the `kafka:` section and the command line, and adapts
 //! its `send` to the writer's `EventSink`.
 
-use anyhow::Context;
+use anyhow::{bail, Context};
 use std::io;
 use std::path::PathBuf;
 use zonewatch_config::{Config, Value};
-use zonewatch_kafka::{KafkaConfig, KafkaSink, OutEvent};
+use zonewatch_kafka::{KafkaConfig, KafkaSink, Metrics, OutEvent, TopicConfig};
 use zonewatch_output::{EventSink, Rendered};
 
-/// A YAML scalar as the JSON value serde expects (numbers and booleans
-/// typed, everything else a string).
-fn typed(s: &str) -> serde_json::Value {
-    if let Ok(n) = s.parse::<i64>() {
-        return n.into();
+/// A key of the `kafka:` section as the path of JSON object keys serde expects: `-`
+/// becomes `_` in zonewatch's own keys, and everything after `librdkafka.` is one key,
+/// dots and all (`librdkafka.message.max.bytes` sets librdkafka's `message.max.bytes`).
+fn key_path(key: &str) -> Vec<String> {
+    if let Some(prop) = key.strip_prefix("librdkafka.") {
+        return vec!["librdkafka".into(), prop.to_string()];
     }
-    match s {
-        "true" | "yes" | "on" => true.into(),
-        "false" | "no" | "off" => false.into(),
-        _ => s.into(),
+    key.split('.').map(|p| p.replace('-', "_")).collect()
+}
+
+/// What the default configuration holds at `path` (for `topics.<event_type>.*`, what a
+/// topic entry holds), or `None` for a key the defaults do not have.
+fn template_at<'a>(
+    root: &'a serde_json::Value,
+    topic: &'a serde_json::Value,
+    path: &[String],
+) -> Option<&'a serde_json::Value> {
+    let mut cur = root;
+    let mut rest = path;
+    while let Some((first, tail)) = rest.split_first() {
+        if std::ptr::eq(cur, root) && first == "topics" {
+            // topics.<event_type>.<field>: the event type is a name, not a field.
+            let (_, fields) = tail.split_first()?;
+            cur = topic;
+            rest = fields;
+            continue;
+        }
+        cur = cur.get(first)?;
+        rest = tail;
     }
+    Some(cur)
+}
+
+/// A YAML scalar as the JSON value of the field it sets: numbers and booleans only
+/// where the field is one (so an all-digit password, tenant or topic stays a string).
+fn typed(
+    raw: &str,
+    template: Option<&serde_json::Value>,
+    key: &str,
+    line: usize,
+) -> anyhow::Result<serde_json::Value> {
+    Ok(match template {
+        Some(serde_json::Value::Number(_)) => {
+            if let Ok(n) = raw.parse::<u64>() {
+                n.into()
+            } else if let Ok(n) = raw.parse::<i64>() {
+                n.into()
+            } else {
+                bail!("kafka.{key} (line {line}): {raw:?} is not a number")
+            }
+        }
+        Some(serde_json::Value::Bool(_)) => match raw {
+            "true" | "yes" | "on" => true.into(),
+            "false" | "no" | "off" => false.into(),
+            _ => bail!("kafka.{key} (line {line}): {raw:?} is not true or false"),
+        },
+        _ => raw.into(),
+    })
 }
 
 /// The sink's configuration: its defaults, then the `kafka:` section (keys
@@ -29,16 +76,23 @@ pub fn config(
     brokers: Option<&str>,
     spool: Option<PathBuf>,
 ) -> anyhow::Result<KafkaConfig> {
+    let defaults = serde_json::to_value(KafkaConfig::default()).context("kafka defaults")?;
+    let topic_defaults = serde_json::to_value(TopicConfig::default()).context("kafka defaults")?;
     let mut root = serde_json::Map::new();
     for (key, value, line) in &cfg.kafka {
+        let parts = key_path(key);
+        let template = template_at(&defaults, &topic_defaults, &parts);
         let v = match value {
-            Value::Scalar(s) => typed(s),
-            Value::List(l) => l.iter().map(|s| typed(s)).collect(),
+            Value::Scalar(s) => typed(s, template, key, *line)?,
+            // Every list of the section is a list of strings (`redact`).
+            Value::List(l) => l
+                .iter()
+                .map(|s| serde_json::Value::from(s.as_str()))
+                .collect(),
             Value::ListOfMaps => {
-                anyhow::bail!("kafka.{key} (line {line}): lists of maps are not supported")
+                bail!("kafka.{key} (line {line}): lists of maps are not supported")
             }
         };
-        let parts: Vec<String> = key.split('.').map(|p| p.replace('-', "_")).collect();
         let mut cur = &mut root;
         for p in &parts[..parts.len() - 1] {
             cur = cur
@@ -64,9 +118,42 @@ pub fn config(
     Ok(k)
 }
 
-/// The Kafka sink as an event sink.
+/// The Kafka sink as an event sink. Events Kafka rejects for good, and events the
+/// spool cannot take, are the sink's own business (logged, counted in `kafka.*`,
+/// reported by `lost()`): they never stop the other outputs.
 pub struct KafkaEventSink {
     pub sink: Option<KafkaSink>,
+}
+
+impl KafkaEventSink {
+    /// The stderr line at the end of a run: what was delivered, kept and lost.
+    fn summary(&self, m: &Metrics) {
+        let Some(s) = &self.sink else { return };
+        let dead_letter = s.dead_letter_path();
+        eprintln!(
+            "zonewatch: kafka: delivered {}, spooled {}, replayed {}, rejected {} (kept in {}), lost {} (spool full {}, spool write errors {}, dead-letter write errors {}, corrupt spool records {}, unreported at shutdown {}), in flight at exit {}; ack latency p50 {} µs, p99 {} µs",
+            m.delivered,
+            m.spooled,
+            m.replayed,
+            m.rejected,
+            dead_letter.display(),
+            m.lost(),
+            m.dropped_spool_full,
+            m.dropped_io_error,
+            m.dead_letter_failed,
+            m.corrupt_spool_records,
+            m.lost_at_shutdown,
+            m.in_flight,
+            m.latency.p50_us,
+            m.latency.p99_us
+        );
+        if m.lost() > 0 {
+            eprintln!(
+                "zonewatch: kafka: {} events were lost on their way to Kafka (they are in the --output file)",
+                m.lost()
+            );
+        }
+    }
 }
 
 impl EventSink for KafkaEventSink {
@@ -87,9 +174,20 @@ impl EventSink for KafkaEventSink {
             flow_id: ev.event.flow_id,
             community_id: ev.event.community_id.as_deref(),
         };
-        // The sink spools what it cannot deliver; an error here means even
-        // the spool refused it, which must stop the run rather than lose it.
-        sink.send(&out).map_err(|e| io::Error::other(e.to_string()))
+        match sink.send(&out) {
+            Ok(()) => Ok(()),
+            // Rejected for good (dead-lettered) or not spooled: logged and counted by
+            // the sink, reported by `lost()`; the run and the other outputs go on.
+            Err(e) if e.is_per_event() => Ok(()),
+            Err(zonewatch_kafka::Error::Closed) => {
+                tracing::warn!(
+                    event_id = ev.event_id,
+                    "event written after the Kafka sink was closed: not sent to Kafka"
+                );
+                Ok(())
+            }
+            Err(e) => Err(io::Error::other(e.to_string())),
+        }
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -97,7 +195,8 @@ impl EventSink for KafkaEventSink {
     }
 
     /// Delivered, retried, spooled, replayed, dropped, in flight and the
-    /// event → ack latency, for the `stats` event (`kafka.*`).
+    /// event → ack latency, for the `stats` event (`kafka.*`). After `close`, the
+    /// final counters.
     fn stats(&self) -> Option<(&'static str, serde_json::Value)> {
         let m = self.sink.as_ref()?.metrics();
         let mut v = serde_json::to_value(&m).ok()?;
@@ -107,18 +206,107 @@ impl EventSink for KafkaEventSink {
         }
         Some(("kafka", v))
     }
+
+    /// Delivers what librdkafka holds (up to `flush-timeout-ms`) and spools the rest, so
+    /// that the final stats event, built next, carries final counters (`in_flight` 0,
+    /// drops counted).
+    fn settle(&mut self) -> io::Result<()> {
+        if let Some(s) = &self.sink {
+            s.settle();
+        }
+        Ok(())
+    }
+
+    /// Shuts the Kafka sink down (delivers what it can within `flush-timeout-ms`, spools
+    /// the rest) and prints the summary line; `stats()` then reports the final counters.
+    /// A spool that cannot be closed cleanly (cursor not written) is logged: its records
+    /// are on disk and replayed, possibly twice, by the next start.
+    fn close(&mut self) -> io::Result<()> {
+        let Some(s) = &mut self.sink else {
+            return Ok(());
+        };
+        if s.is_closed() {
+            return Ok(());
+        }
+        if let Err(e) = s.close() {
+            eprintln!("zonewatch: kafka: shutdown: {e}");
+        }
+        let m = s.metrics();
+        self.summary(&m);
+        Ok(())
+    }
+
+    /// Events accepted and then lost (see `Metrics::lost`).
+    fn lost(&self) -> u64 {
+        self.sink.as_ref().map_or(0, |s| s.metrics().lost())
+    }
 }
 
 impl Drop for KafkaEventSink {
     fn drop(&mut self) {
-        if let Some(s) = self.sink.take() {
-            match s.shutdown() {
-                Ok(m) => eprintln!(
-                    "zonewatch: kafka: delivered {}, spooled {}, replayed {}, dropped {}, in flight at exit {}; ack latency p50 {} µs, p99 {} µs",
-                    m.delivered, m.spooled, m.replayed, m.dropped_spool_full, m.in_flight, m.latency.p50_us, m.latency.p99_us
-                ),
-                Err(e) => eprintln!("zonewatch: kafka: shutdown: {e}"),
-            }
+        let _ = self.close();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kafka_config(yaml: &str, set: &[&str]) -> anyhow::Result<KafkaConfig> {
+        let mut cfg = Config::default();
+        cfg.apply_yaml(yaml, "test.yaml")
+            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        for kv in set {
+            cfg.apply_override(kv)
+                .map_err(|e| anyhow::anyhow!("{e:?}"))?;
         }
+        config(&cfg, None, None)
+    }
+
+    #[test]
+    fn librdkafka_properties_are_kept_whole_from_yaml_and_set() {
+        let k = kafka_config(
+            "kafka:\n  librdkafka:\n    message.max.bytes: 2000\n    queue.buffering.max.ms: 7\n",
+            &["kafka.librdkafka.socket.keepalive.enable=true"],
+        )
+        .unwrap();
+        assert_eq!(k.librdkafka["message.max.bytes"], "2000");
+        assert_eq!(k.librdkafka["queue.buffering.max.ms"], "7");
+        assert_eq!(k.librdkafka["socket.keepalive.enable"], "true");
+        let cc = k.client_config();
+        assert_eq!(cc.get("message.max.bytes"), Some("2000"));
+    }
+
+    #[test]
+    fn string_fields_stay_strings_and_numbers_are_typed_by_field() {
+        let k = kafka_config(
+            "kafka:\n  security:\n    protocol: sasl_ssl\n    sasl-mechanism: SCRAM-SHA-512\n    username: 1001\n    password: \"0123456789\"\n  topic-prefix: 2026\n  topics:\n    alert:\n      topic: 42\n      include-payload: yes\n  redact: [\"123\", \"[0-9]{4}\"]\n",
+            &[
+                "kafka.flush-timeout-ms=1500",
+                "kafka.spool.fsync.every=7",
+                "kafka.spool.write-ahead=true",
+            ],
+        )
+        .unwrap();
+        assert_eq!(k.security.username.as_deref(), Some("1001"));
+        assert_eq!(k.security.password.as_ref().unwrap().0, "0123456789");
+        assert_eq!(k.topic_prefix, "2026");
+        assert_eq!(k.topics["alert"].topic.as_deref(), Some("42"));
+        assert!(k.topics["alert"].include_payload);
+        assert_eq!(k.redact, vec!["123".to_string(), "[0-9]{4}".to_string()]);
+        assert_eq!(k.flush_timeout_ms, 1500);
+        assert_eq!(k.spool.fsync, zonewatch_kafka::FsyncPolicy::Every(7));
+        assert!(k.spool.write_ahead);
+        let k = kafka_config("", &["kafka.tenant=0042", "kafka.schema-version=2"]).unwrap();
+        assert_eq!(k.tenant, "0042");
+        assert_eq!(k.schema_version, "2");
+    }
+
+    #[test]
+    fn a_number_field_with_text_names_the_key() {
+        let e = kafka_config("", &["kafka.flush-timeout-ms=soon"]).unwrap_err();
+        assert!(e.to_string().contains("kafka.flush-timeout-ms"), "{e}");
+        let e = kafka_config("", &["kafka.brokerz=x"]).unwrap_err();
+        assert!(format!("{e:#}").contains("brokerz"), "{e:#}");
     }
 }

@@ -166,7 +166,8 @@ pub enum Error {
     /// librdkafka refused to create a client.
     Kafka(rdkafka::error::KafkaError),
     /// The event can never be delivered (e.g. larger than `message.max.bytes`); it was
-    /// written to `rejected.jsonl`.
+    /// written to the dead-letter file `rejected.jsonl` in the spool directory (or, if
+    /// that failed too, counted in `dead_letter_failed`).
     Rejected(String),
     /// The sink is shutting down.
     Closed,
@@ -184,12 +185,17 @@ impl fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Error::Io(e) => Some(e),
-            Error::Kafka(e) => Some(e),
-            _ => None,
-        }
+impl Error {
+    /// Whether this error concerns one event only and the sink goes on: the event was
+    /// rejected for good ([`Error::Rejected`]: kept in `rejected.jsonl`, or counted in
+    /// `dead_letter_failed` when even that failed) or could not be spooled ([`Error::Io`]
+    /// from [`KafkaSink::send`]: counted in `dropped_io_error`). Both are logged and
+    /// counted in [`Metrics`]; a caller must not stop its other outputs for them.
+    pub fn is_per_event(&self) -> bool {
+        matches!(self, Error::Rejected(_) | Error::Io(_))
     }
 }
+
+// The Display of `Io` and `Kafka` already includes the inner error's text, so it is not
+// also returned as `source` (an error chain printed with its causes would repeat it).
+impl std::error::Error for Error {}

@@ -33,8 +33,15 @@ pub struct Metrics {
     /// wrong.
     pub corrupt_spool_records: u64,
     /// Events the broker or librdkafka refused for good (e.g. larger than
-    /// `message.max.bytes`); written to `rejected.jsonl` in the spool directory.
+    /// `message.max.bytes`). Each is written to the dead-letter file `rejected.jsonl` in
+    /// the spool directory (kept, not lost) unless that fails ([`Metrics::dead_letter_failed`]).
     pub rejected: u64,
+    /// Rejected events that could not be written to the dead-letter file either (write
+    /// error, or the file reached its 64 MiB cap): lost.
+    pub dead_letter_failed: u64,
+    /// Messages librdkafka neither acknowledged nor handed back (for the spool) when the
+    /// producer was shut down: lost. 0 unless librdkafka failed to report a delivery.
+    pub lost_at_shutdown: u64,
     /// Messages in librdkafka's queues (produced, not yet acknowledged or failed).
     pub in_flight: u64,
     /// Total size of the spool's segment files.
@@ -46,6 +53,20 @@ pub struct Metrics {
     /// Latency from `send` to the broker's acknowledgement, over all delivered events
     /// (for replayed events it includes the time spent in the spool).
     pub latency: LatencySummary,
+}
+
+impl Metrics {
+    /// Events this sink accepted and then lost, neither delivered nor kept in the spool
+    /// or the dead-letter file: `dropped_spool_full + dropped_io_error +
+    /// dead_letter_failed + corrupt_spool_records + lost_at_shutdown`. (A corrupt spool
+    /// record may stem from an earlier run; it is lost all the same.)
+    pub fn lost(&self) -> u64 {
+        self.dropped_spool_full
+            + self.dropped_io_error
+            + self.dead_letter_failed
+            + self.corrupt_spool_records
+            + self.lost_at_shutdown
+    }
 }
 
 /// Percentiles of the send → acknowledgement latency, in microseconds.
@@ -82,6 +103,12 @@ pub(crate) struct Counters {
     pub replayed: AtomicU64,
     pub dropped_io_error: AtomicU64,
     pub rejected: AtomicU64,
+    pub dead_letter_failed: AtomicU64,
+    /// Messages librdkafka accepted (`produce` succeeded), and those whose delivery was
+    /// reported (acknowledged or failed): the difference after the producer is gone was
+    /// never reported.
+    pub produced: AtomicU64,
+    pub resolved: AtomicU64,
 }
 
 impl Counters {

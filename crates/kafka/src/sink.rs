@@ -44,30 +44,51 @@ struct Route {
     include_payload: bool,
 }
 
-/// Rate limiter for repetitive warnings.
+/// Rate limiter for repetitive log lines: at most `burst` lines per window; the lines
+/// left out are counted and reported (`suppressed`) with the next line that is logged.
 #[derive(Default)]
 struct Throttle {
-    last: Mutex<Option<Instant>>,
-    suppressed: AtomicU64,
+    state: Mutex<ThrottleState>,
+}
+
+#[derive(Default)]
+struct ThrottleState {
+    window: Option<Instant>,
+    in_window: u32,
+    suppressed: u64,
 }
 
 impl Throttle {
     /// `Some(n)` when a message may be logged now; `n` were suppressed before it.
     fn allow(&self, every: Duration) -> Option<u64> {
-        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        self.allow_burst(every, 1)
+    }
+
+    /// Like [`Throttle::allow`], letting `burst` messages through per `every`.
+    fn allow_burst(&self, every: Duration, burst: u32) -> Option<u64> {
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
-        if last.is_none_or(|l| now.duration_since(l) >= every) {
-            *last = Some(now);
-            Some(self.suppressed.swap(0, Ordering::Relaxed))
+        if s.window.is_none_or(|w| now.duration_since(w) >= every) {
+            s.window = Some(now);
+            s.in_window = 0;
+        }
+        if s.in_window < burst {
+            s.in_window += 1;
+            Some(std::mem::take(&mut s.suppressed))
         } else {
-            self.suppressed.fetch_add(1, Ordering::Relaxed);
+            s.suppressed += 1;
             None
         }
     }
 }
 
 const WARN_EVERY: Duration = Duration::from_secs(10);
+/// Rejected events logged one by one (with their `event_id`) per `WARN_EVERY`; the rest
+/// are counted in the next line and listed in the dead-letter file.
+const REJECTED_LOG_BURST: u32 = 10;
 const MAX_REJECTED_FILE: u64 = 64 << 20;
+/// The dead-letter file in the spool directory: one JSON object per rejected event.
+pub(crate) const DEAD_LETTER_FILE: &str = "rejected.jsonl";
 
 pub(crate) struct Shared {
     cfg: KafkaConfig,
@@ -88,6 +109,10 @@ pub(crate) struct Shared {
     fatal: AtomicBool,
     closing: AtomicBool,
     stop: AtomicBool,
+    /// Set by `settle`: the supervisor starts no more replay steps.
+    settling: AtomicBool,
+    /// Held by the supervisor during a replay step, so `settle` can wait for it.
+    replay_gate: Mutex<()>,
     wake: (Mutex<bool>, Condvar),
     topics_to_check: Mutex<BTreeSet<String>>,
     epoch: Instant,
@@ -97,6 +122,15 @@ pub(crate) struct Shared {
     warn_queue_full: Throttle,
     warn_unparsable: Throttle,
     warn_rejected: Throttle,
+    warn_dead_letter: Throttle,
+    warn_spool_io: Throttle,
+    warn_cursor: Throttle,
+    /// The last spool write failed (cleared, with a log line, by the next one that works).
+    spool_failing: AtomicBool,
+    /// Serialises appends to the dead-letter file.
+    dead_letter: Mutex<()>,
+    /// Set at shutdown: messages librdkafka never reported.
+    lost_at_shutdown: AtomicU64,
 }
 
 /// librdkafka context: delivery reports and client errors.
@@ -153,6 +187,7 @@ impl ProducerContext for SinkContext {
 
     fn delivery(&self, result: &DeliveryResult<'_>, t: Box<Tracked>) {
         let sh = &self.shared;
+        Counters::inc(&sh.counters.resolved);
         match result {
             Ok(m) => {
                 Counters::inc(&sh.counters.delivered);
@@ -186,9 +221,6 @@ impl ProducerContext for SinkContext {
                 if needs_new_producer(code) && !sh.fatal.swap(true, Ordering::AcqRel) {
                     tracing::warn!(error = %e, "Kafka producer identity rejected by the broker: it will be recreated");
                 }
-                if let Some(n) = sh.warn_delivery.allow(WARN_EVERY) {
-                    tracing::warn!(error = %e, suppressed = n, "Kafka delivery failed: event kept in the spool");
-                }
                 if !matches!(
                     code,
                     Some(RDKafkaErrorCode::PurgeQueue | RDKafkaErrorCode::PurgeInflight)
@@ -196,11 +228,21 @@ impl ProducerContext for SinkContext {
                 {
                     sh.enter_spooling("delivery failed");
                 }
-                match t.pos {
-                    Some(pos) => sh.spool_nack(pos),
-                    None => {
-                        // Never blocks here: this is librdkafka's polling thread.
-                        let _ = sh.spool_write(&record_from_message(m), true);
+                let kept = match t.pos {
+                    Some(pos) => {
+                        // Already in the spool: replayed from there.
+                        sh.spool_nack(pos);
+                        true
+                    }
+                    // Never blocks here: this is librdkafka's polling thread. A spool
+                    // that is full or cannot be written logs and counts the loss itself.
+                    None => sh
+                        .spool_write(&record_from_message(m), true)
+                        .unwrap_or(false),
+                };
+                if kept {
+                    if let Some(n) = sh.warn_delivery.allow(WARN_EVERY) {
+                        tracing::warn!(error = %e, suppressed = n, "Kafka delivery failed: event kept in the spool for replay");
                     }
                 }
             }
@@ -234,12 +276,15 @@ fn record_from_message<'a>(m: &'a BorrowedMessage<'_>) -> Record<'a> {
     }
 }
 
-/// Errors that no retry can fix.
+/// Errors that no retry can fix (the message itself is the problem); everything else is
+/// retried through the spool.
 fn is_permanent(code: Option<RDKafkaErrorCode>) -> bool {
     matches!(
         code,
         Some(
             RDKafkaErrorCode::MessageSizeTooLarge
+                | RDKafkaErrorCode::MessageBatchTooLarge
+                | RDKafkaErrorCode::InvalidTimestamp
                 | RDKafkaErrorCode::InvalidMessageSize
                 | RDKafkaErrorCode::InvalidMessage
                 | RDKafkaErrorCode::InvalidRecord
@@ -438,7 +483,10 @@ impl Shared {
         let mut deadline: Option<Instant> = None;
         loop {
             match p.send(rec) {
-                Ok(()) => return Ok(()),
+                Ok(()) => {
+                    Counters::inc(&self.counters.produced);
+                    return Ok(());
+                }
                 Err((e, r)) => {
                     let code = e.rdkafka_error_code();
                     if code == Some(RDKafkaErrorCode::QueueFull)
@@ -490,8 +538,10 @@ impl Shared {
     }
 
     /// Writes a record to the spool, applying the full policy. `from_callback`: on
-    /// librdkafka's thread, which must not block.
-    fn spool_write(&self, rec: &Record<'_>, from_callback: bool) -> Result<(), Error> {
+    /// librdkafka's thread, which must not block. `Ok(true)`: stored; `Ok(false)`:
+    /// dropped by the full policy (counted, logged); `Err`: the spool could not be written
+    /// (counted in `dropped_io_error`, logged).
+    fn spool_write(&self, rec: &Record<'_>, from_callback: bool) -> Result<bool, Error> {
         let mut sp = self.lock_spool();
         let mut waited = Instant::now();
         loop {
@@ -505,12 +555,13 @@ impl Shared {
                         self.warn_full(lost);
                     }
                     drop(sp);
+                    self.spool_recovered();
                     self.wake_supervisor();
-                    return Ok(());
+                    return Ok(true);
                 }
                 Ok(Appended::DroppedFull) => {
                     self.warn_full(1);
-                    return Ok(());
+                    return Ok(false);
                 }
                 Ok(Appended::WouldBlock) => {
                     if waited.elapsed() >= WARN_EVERY {
@@ -526,11 +577,43 @@ impl Shared {
                         .0;
                 }
                 Err(e) => {
-                    Counters::inc(&self.counters.dropped_io_error);
-                    tracing::error!(error = %e, event_id = %rec.event_id, "cannot write to the spool: event lost");
+                    drop(sp);
+                    self.spool_io_error(&e, &rec.event_id);
                     return Err(Error::Io(e));
                 }
             }
+        }
+    }
+
+    /// An event that could not be written to the spool: counted and logged, at most one
+    /// line per `WARN_EVERY` (with the number of losses left out since the last one).
+    fn spool_io_error(&self, e: &std::io::Error, event_id: &str) {
+        let lost = self
+            .counters
+            .dropped_io_error
+            .fetch_add(1, Ordering::Relaxed)
+            + 1;
+        self.spool_failing.store(true, Ordering::Relaxed);
+        if let Some(n) = self.warn_spool_io.allow(WARN_EVERY) {
+            tracing::error!(
+                error = %e,
+                dir = %self.cfg.spool.dir.display(),
+                event_id,
+                lost_so_far = lost,
+                suppressed = n,
+                "cannot write to the Kafka spool: event lost (counted in kafka.dropped_io_error; one line per 10 s)"
+            );
+        }
+    }
+
+    /// A spool write worked after failures: say so once.
+    fn spool_recovered(&self) {
+        if self.spool_failing.swap(false, Ordering::Relaxed) {
+            tracing::warn!(
+                dir = %self.cfg.spool.dir.display(),
+                lost_so_far = self.counters.dropped_io_error.load(Ordering::Relaxed),
+                "the Kafka spool is writable again"
+            );
         }
     }
 
@@ -549,7 +632,9 @@ impl Shared {
         let mut sp = self.lock_spool();
         let before = sp.bytes();
         if let Err(e) = sp.ack(pos) {
-            tracing::error!(error = %e, "spool: cannot advance the cursor");
+            if let Some(n) = self.warn_cursor.allow(WARN_EVERY) {
+                tracing::error!(error = %e, suppressed = n, "spool: cannot advance the cursor (acknowledged records may be replayed again after a restart)");
+            }
         }
         if sp.bytes() < before {
             self.space.notify_all();
@@ -560,16 +645,64 @@ impl Shared {
         self.lock_spool().nack(pos);
     }
 
-    /// An event that can never be delivered: logged, counted and kept in
-    /// `rejected.jsonl` for the operator.
-    fn reject(&self, rec: &Record<'_>, reason: &str) {
+    /// An event that can never be delivered: counted, logged with its `event_id` (at most
+    /// `REJECTED_LOG_BURST` lines per `WARN_EVERY`) and kept in the dead-letter file
+    /// `rejected.jsonl` of the spool directory. Returns whether it was kept there; if not,
+    /// it is lost and counted in `dead_letter_failed`.
+    fn reject(&self, rec: &Record<'_>, reason: &str) -> bool {
         Counters::inc(&self.counters.rejected);
-        if let Some(n) = self.warn_rejected.allow(WARN_EVERY) {
-            tracing::error!(event_id = %rec.event_id, reason, suppressed = n, "event rejected, written to rejected.jsonl");
+        let path = self.cfg.spool.dir.join(DEAD_LETTER_FILE);
+        match self.dead_letter(&path, rec, reason) {
+            Ok(()) => {
+                if let Some(n) = self
+                    .warn_rejected
+                    .allow_burst(WARN_EVERY, REJECTED_LOG_BURST)
+                {
+                    tracing::error!(
+                        event_id = %rec.event_id,
+                        event_type = %rec.event_type,
+                        reason,
+                        suppressed = n,
+                        file = %path.display(),
+                        "event rejected by Kafka for good: kept in the dead-letter file"
+                    );
+                }
+                true
+            }
+            Err(e) => {
+                Counters::inc(&self.counters.dead_letter_failed);
+                if let Some(n) = self
+                    .warn_dead_letter
+                    .allow_burst(WARN_EVERY, REJECTED_LOG_BURST)
+                {
+                    tracing::error!(
+                        event_id = %rec.event_id,
+                        event_type = %rec.event_type,
+                        reason,
+                        error = %e,
+                        suppressed = n,
+                        file = %path.display(),
+                        "event rejected by Kafka for good and not written to the dead-letter file: lost"
+                    );
+                }
+                false
+            }
         }
-        let path = self.cfg.spool.dir.join("rejected.jsonl");
-        if std::fs::metadata(&path).is_ok_and(|m| m.len() > MAX_REJECTED_FILE) {
-            return;
+    }
+
+    /// Appends one JSON line for a rejected event to the dead-letter file.
+    fn dead_letter(
+        &self,
+        path: &std::path::Path,
+        rec: &Record<'_>,
+        reason: &str,
+    ) -> std::io::Result<()> {
+        let _guard = self.dead_letter.lock().unwrap_or_else(|e| e.into_inner());
+        if std::fs::metadata(path).is_ok_and(|m| m.len() >= MAX_REJECTED_FILE) {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::StorageFull,
+                format!("the dead-letter file reached its limit of {MAX_REJECTED_FILE} bytes"),
+            ));
         }
         let value = String::from_utf8_lossy(&rec.value);
         let value_json = if serde_json::from_str::<&serde_json::value::RawValue>(&value).is_ok() {
@@ -577,22 +710,20 @@ impl Shared {
         } else {
             serde_json::to_string(&value).unwrap_or_default()
         };
+        let js = |v: &str| serde_json::to_string(v).unwrap_or_default();
         let line = format!(
-            "{{\"time_us\":{},\"reason\":{},\"event_type\":{},\"event_id\":{},\"value\":{}}}\n",
+            "{{\"time_us\":{},\"reason\":{},\"event_type\":{},\"event_id\":{},\"sensor\":{},\"tenant\":{},\"value\":{}}}\n",
             rec.wall_us,
-            serde_json::to_string(reason).unwrap_or_default(),
-            serde_json::to_string(&*rec.event_type).unwrap_or_default(),
-            serde_json::to_string(&*rec.event_id).unwrap_or_default(),
+            js(reason),
+            js(&rec.event_type),
+            js(&rec.event_id),
+            js(&rec.sensor),
+            js(&rec.tenant),
             value_json
         );
-        if let Err(e) = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .and_then(|mut f| f.write_all(line.as_bytes()))
-        {
-            tracing::error!(error = %e, "cannot write rejected.jsonl");
-        }
+        let mut f = OpenOptions::new().create(true).append(true).open(path)?;
+        // One write: a line is never interleaved with another's.
+        f.write_all(line.as_bytes())
     }
 }
 
@@ -655,6 +786,8 @@ impl KafkaSink {
             fatal: AtomicBool::new(false),
             closing: AtomicBool::new(false),
             stop: AtomicBool::new(false),
+            settling: AtomicBool::new(false),
+            replay_gate: Mutex::new(()),
             wake: (Mutex::new(false), Condvar::new()),
             topics_to_check: Mutex::new(BTreeSet::new()),
             epoch: Instant::now(),
@@ -664,6 +797,12 @@ impl KafkaSink {
             warn_queue_full: Throttle::default(),
             warn_unparsable: Throttle::default(),
             warn_rejected: Throttle::default(),
+            warn_dead_letter: Throttle::default(),
+            warn_spool_io: Throttle::default(),
+            warn_cursor: Throttle::default(),
+            spool_failing: AtomicBool::new(false),
+            dead_letter: Mutex::new(()),
+            lost_at_shutdown: AtomicU64::new(0),
             cfg,
         });
         if backlog {
@@ -733,11 +872,14 @@ impl KafkaSink {
     /// full for `queue_full_wait_ms`. Blocks only under `full_policy = block` with a full
     /// spool.
     ///
-    /// Returns an error only when the event is lost: the spool could not be written
-    /// ([`Error::Io`], counted in `dropped_io_error`), the event can never be delivered
-    /// ([`Error::Rejected`], e.g. larger than `message.max.bytes`), or the sink is shutting
-    /// down. A drop because the spool is full is not an error: it follows the configured
-    /// policy and is counted and logged.
+    /// Returns an error when the event did not go on its way to the broker: the spool
+    /// could not be written ([`Error::Io`]: lost, counted in `dropped_io_error`), the event
+    /// can never be delivered ([`Error::Rejected`], e.g. larger than `message.max.bytes`:
+    /// kept in the dead-letter file `rejected.jsonl` and counted in `rejected`, or lost and
+    /// counted in `dead_letter_failed` when even that file cannot be written), or the sink
+    /// is shutting down ([`Error::Closed`]). The first two concern this event only
+    /// ([`Error::is_per_event`]): the sink goes on. A drop because the spool is full is not
+    /// an error: it follows the configured policy and is counted and logged.
     pub fn send(&self, ev: &OutEvent<'_>) -> Result<(), Error> {
         let sh = &*self.shared;
         if sh.closing.load(Ordering::Relaxed) {
@@ -820,7 +962,7 @@ impl KafkaSink {
                 }
                 drop(sp);
             }
-            return sh.spool_write(&record(), false);
+            return sh.spool_write(&record(), false).map(|_| ());
         }
     }
 
@@ -845,6 +987,7 @@ impl KafkaSink {
             };
             match appended {
                 Ok((Appended::At(pos), dispatched)) => {
+                    sh.spool_recovered();
                     if !dispatched {
                         drop(sp);
                         sh.wake_supervisor();
@@ -905,8 +1048,8 @@ impl KafkaSink {
                         .0;
                 }
                 Err(e) => {
-                    Counters::inc(&sh.counters.dropped_io_error);
-                    tracing::error!(error = %e, "cannot write to the spool: event lost");
+                    drop(sp);
+                    sh.spool_io_error(&e, &rec.event_id);
                     return Err(Error::Io(e));
                 }
             }
@@ -919,6 +1062,37 @@ impl KafkaSink {
         self.shared.metrics()
     }
 
+    /// Brings the counters to their final state for the events sent so far, without
+    /// closing the sink: waits up to `flush_timeout_ms` for librdkafka to deliver what it
+    /// holds, then moves what is still undelivered to the spool (its delivery fails as
+    /// purged, and the report spools it; new events then go to the spool too). The replay
+    /// of the spool stops here (what is left is replayed by the next start). Afterwards
+    /// [`Metrics::in_flight`] is 0 and every event sent so far is counted as delivered,
+    /// spooled, rejected or lost. Events can still be sent (e.g. a last stats event);
+    /// [`KafkaSink::close`] follows.
+    pub fn settle(&self) {
+        if self.closed {
+            return;
+        }
+        let sh = &*self.shared;
+        sh.settling.store(true, Ordering::Release);
+        // A replay step under way finishes first; no other starts.
+        drop(sh.replay_gate.lock().unwrap_or_else(|e| e.into_inner()));
+        let guard = sh.producer.read().unwrap_or_else(|e| e.into_inner());
+        if let Some(p) = guard.as_ref() {
+            if p.flush(Duration::from_millis(sh.cfg.flush_timeout_ms))
+                .is_err()
+            {
+                tracing::warn!(
+                    undelivered = p.in_flight_count(),
+                    "Kafka flush timed out at the end of the run: undelivered events go to the spool"
+                );
+                p.purge(PurgeConfig::default().queue().inflight());
+                let _ = p.flush(Duration::from_secs(2));
+            }
+        }
+    }
+
     /// Stops the sink: waits up to `flush_timeout_ms` for outstanding deliveries, moves
     /// whatever is still undelivered to the spool, syncs the spool and returns the final
     /// metrics. Dropping the sink does the same, discarding errors.
@@ -926,7 +1100,30 @@ impl KafkaSink {
         self.close()
     }
 
-    fn close(&mut self) -> Result<Metrics, Error> {
+    /// [`KafkaSink::shutdown`] in place: afterwards [`KafkaSink::send`] returns
+    /// [`Error::Closed`] and [`KafkaSink::metrics`] returns the final counters (also when
+    /// closing the spool failed, e.g. its cursor could not be written on a full disk).
+    /// Calling it again returns the final counters.
+    pub fn close(&mut self) -> Result<Metrics, Error> {
+        if self.closed {
+            return Ok(self.metrics());
+        }
+        let (m, r) = self.stop();
+        r.map(|()| m)
+    }
+
+    /// The dead-letter file: events the broker can never accept, one JSON object per
+    /// line (`time_us`, `reason`, `event_type`, `event_id`, `sensor`, `tenant`, `value`).
+    pub fn dead_letter_path(&self) -> std::path::PathBuf {
+        self.shared.cfg.spool.dir.join(DEAD_LETTER_FILE)
+    }
+
+    /// Whether [`KafkaSink::close`] (or `shutdown`) was called.
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    fn stop(&mut self) -> (Metrics, Result<(), Error>) {
         self.closed = true;
         let sh = &*self.shared;
         sh.closing.store(true, Ordering::Release);
@@ -954,23 +1151,34 @@ impl KafkaSink {
             drop(p);
         }
         let res = sh.lock_spool().close();
+        // Every message librdkafka took was reported by now (dropping the producer purges
+        // and flushes it); what was not is gone with it.
+        let produced = sh.counters.produced.load(Ordering::Relaxed);
+        let resolved = sh.counters.resolved.load(Ordering::Relaxed);
+        let unresolved = produced.saturating_sub(resolved);
+        sh.lost_at_shutdown.store(unresolved, Ordering::Relaxed);
+        if unresolved > 0 {
+            tracing::error!(
+                lost = unresolved,
+                "Kafka sink: librdkafka never reported these messages at shutdown: lost"
+            );
+        }
         let m = sh.metrics();
         tracing::info!(
             delivered = m.delivered,
             spooled = m.spooled,
             backlog_bytes = m.spool_backlog_bytes,
-            dropped = m.dropped_spool_full + m.dropped_io_error,
+            lost = m.lost(),
             "Kafka sink stopped"
         );
-        res.map_err(Error::Io)?;
-        Ok(m)
+        (m, res.map_err(Error::Io))
     }
 }
 
 impl Drop for KafkaSink {
     fn drop(&mut self) {
         if !self.closed {
-            let _ = self.close();
+            let _ = self.stop();
         }
     }
 }
@@ -999,6 +1207,8 @@ impl Shared {
             dropped_io_error: g(&c.dropped_io_error),
             corrupt_spool_records: sc.corrupt,
             rejected: g(&c.rejected),
+            dead_letter_failed: g(&c.dead_letter_failed),
+            lost_at_shutdown: self.lost_at_shutdown.load(Ordering::Relaxed),
             in_flight,
             spool_bytes: bytes,
             spool_backlog_bytes: backlog,
@@ -1255,6 +1465,11 @@ impl Supervisor {
     fn replay(&mut self) {
         let deadline = Instant::now() + Duration::from_millis(500);
         while !self.sh.stop.load(Ordering::Acquire) && Instant::now() < deadline {
+            let sh = self.sh.clone();
+            let _gate = sh.replay_gate.lock().unwrap_or_else(|e| e.into_inner());
+            if sh.settling.load(Ordering::Acquire) {
+                return;
+            }
             match self.replay_step() {
                 Step::Progress => {}
                 Step::Wait => thread::sleep(Duration::from_millis(2)),

@@ -262,13 +262,24 @@ fn segment_path(dir: &Path, base: u64) -> PathBuf {
 
 impl Spool {
     /// Opens (or creates) the spool in `cfg.dir`. Existing segments are kept for replay;
-    /// writing always continues in a new segment.
+    /// writing always continues in a new segment. Every error names the directory; a
+    /// directory that cannot be written (read-only file system, permissions) is an error
+    /// here rather than a loss at the first event that needs the spool. A full disk is not:
+    /// the sink may never need the spool, and writes work again once space returns.
     pub(crate) fn open(cfg: &SpoolConfig) -> io::Result<Spool> {
-        fs::create_dir_all(&cfg.dir)?;
+        let dir = &cfg.dir;
+        let named = |what: &str, e: io::Error| {
+            io::Error::new(
+                e.kind(),
+                format!("spool directory {}: {what}: {e}", dir.display()),
+            )
+        };
+        fs::create_dir_all(dir).map_err(|e| named("cannot create it", e))?;
+        check_writable(dir).map_err(|e| named("cannot write in it", e))?;
         let mut segments = BTreeMap::new();
         let mut total = 0;
-        for entry in fs::read_dir(&cfg.dir)? {
-            let entry = entry?;
+        for entry in fs::read_dir(dir).map_err(|e| named("cannot list it", e))? {
+            let entry = entry.map_err(|e| named("cannot list it", e))?;
             let name = entry.file_name();
             let Some(name) = name.to_str() else { continue };
             let Some(base) = name
@@ -277,7 +288,13 @@ impl Spool {
             else {
                 continue;
             };
-            let len = entry.metadata()?.len();
+            let len = entry.metadata().map_err(|e| named(name, e))?.len();
+            if len < SEGMENT_MAGIC.len() as u64 {
+                // No record fits: what a failed roll (disk full) or a crash during one
+                // left. Its name would collide with the next segment's.
+                fs::remove_file(entry.path()).map_err(|e| named(name, e))?;
+                continue;
+            }
             total += len;
             segments.insert(base, Segment { len });
         }
@@ -324,8 +341,13 @@ impl Spool {
             counters: SpoolCounters::default(),
             buf: Vec::with_capacity(4096),
         };
-        spool.delete_acked_segments()?;
-        spool.write_cursor(true)?;
+        spool
+            .delete_acked_segments()
+            .map_err(|e| named("cannot delete acknowledged segments", e))?;
+        if let Err(e) = spool.write_cursor(true) {
+            // Writable (checked above) but full: the cursor is written again later.
+            tracing::warn!(dir = %dir.display(), error = %e, "cannot write the spool cursor");
+        }
         Ok(spool)
     }
 
@@ -394,9 +416,14 @@ impl Spool {
         let w = self.writer.as_mut().expect("writer after roll");
         let pos = w.base + w.len;
         debug_assert_eq!(pos, self.write_pos);
-        if let Err(e) = w.file.write_all(&self.buf) {
-            // A partial write leaves garbage that readers skip as corruption; continue
-            // in a fresh segment so that the garbage is at a segment's end.
+        if let Err(e) = write_file(&mut w.file, &self.buf) {
+            // A partial write (disk full) is cut off again, so that the segment holds only
+            // whole records and the next write goes where this one should have.
+            if w.file.set_len(w.len).is_ok() {
+                return Err(e);
+            }
+            // Otherwise the garbage is skipped as corruption by readers; continue in a
+            // fresh segment so that it is at a segment's end.
             let written = w.file.metadata().map(|m| m.len()).unwrap_or(w.len);
             let grown = written.saturating_sub(w.len);
             w.len += grown;
@@ -416,10 +443,15 @@ impl Spool {
         }
         self.counters.appended += 1;
         self.unsynced += 1;
-        match self.fsync {
-            FsyncPolicy::Always => self.sync()?,
-            FsyncPolicy::Every(n) if self.unsynced >= n => self.sync()?,
-            _ => {}
+        let sync = match self.fsync {
+            FsyncPolicy::Always => self.sync(),
+            FsyncPolicy::Every(n) if self.unsynced >= n => self.sync(),
+            _ => Ok(()),
+        };
+        if let Err(e) = sync {
+            // The record is written (the kernel has it: a killed process loses nothing);
+            // only its survival of a power loss is in doubt. Not a lost event.
+            tracing::error!(dir = %self.dir.display(), error = %e, "cannot fsync the spool");
         }
         Ok(Appended::At(pos))
     }
@@ -475,21 +507,40 @@ impl Spool {
         Ok(())
     }
 
+    /// Closes the segment being written and starts a new one at the write position. If the
+    /// new segment's header cannot be written (disk full), the file is removed again, so
+    /// that the next attempt starts afresh once there is space.
     fn roll(&mut self) -> io::Result<()> {
         if let Some(w) = self.writer.take() {
             if self.fsync != FsyncPolicy::Never {
-                w.file.sync_data()?;
+                if let Err(e) = w.file.sync_data() {
+                    // Its records are written; only their durability is in doubt.
+                    tracing::error!(dir = %self.dir.display(), error = %e, "cannot fsync a spool segment");
+                }
             }
         }
         let base = self.write_pos;
         let path = segment_path(&self.dir, base);
+        if !self.segments.contains_key(&base) {
+            // A leftover of an earlier failed attempt; no record can be in it.
+            match fs::remove_file(&path) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
         let mut file = OpenOptions::new()
             .create_new(true)
             .append(true)
             .open(&path)?;
-        file.write_all(SEGMENT_MAGIC)?;
+        if let Err(e) = write_file(&mut file, SEGMENT_MAGIC) {
+            drop(file);
+            let _ = fs::remove_file(&path);
+            return Err(e);
+        }
         if self.fsync != FsyncPolicy::Never {
-            file.sync_data()?;
+            if let Err(e) = file.sync_data() {
+                tracing::error!(dir = %self.dir.display(), error = %e, "cannot fsync a spool segment");
+            }
             sync_dir(&self.dir);
         }
         let len = SEGMENT_MAGIC.len() as u64;
@@ -827,6 +878,29 @@ enum Frame {
     Bad(u64),
 }
 
+/// Whether files can be created in `dir`: a read-only file system or missing permissions
+/// fail here. Creating an empty file needs no data block, so a full disk passes.
+fn check_writable(dir: &Path) -> io::Result<()> {
+    let probe = dir.join(".write-test");
+    OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .open(&probe)?;
+    fs::remove_file(&probe)
+}
+
+/// `write_all`, with a failure injected by tests (see `tests::fail_writes`).
+fn write_file(f: &mut File, buf: &[u8]) -> io::Result<()> {
+    #[cfg(test)]
+    if let Some(keep) = tests::injected_failure() {
+        // As a full disk does: part of the data is written, then ENOSPC.
+        f.write_all(&buf[..keep.min(buf.len())])?;
+        return Err(io::Error::from_raw_os_error(28));
+    }
+    f.write_all(buf)
+}
+
 /// Checks a frame at `off` in `data`; returns the offset after it.
 fn valid_frame_at(data: &[u8], off: usize) -> Option<usize> {
     let h = data.get(off..off + HEADER as usize)?;
@@ -881,6 +955,21 @@ fn sync_dir(dir: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::cell::Cell;
+
+    thread_local! {
+        /// While set, every spool write on this thread writes this many bytes of its data,
+        /// then fails with ENOSPC (a full disk).
+        static FAIL_WRITES: Cell<Option<usize>> = const { Cell::new(None) };
+    }
+
+    pub(super) fn injected_failure() -> Option<usize> {
+        FAIL_WRITES.with(|f| f.get())
+    }
+
+    fn fail_writes(keep: Option<usize>) {
+        FAIL_WRITES.with(|f| f.set(keep));
+    }
 
     fn cfg(dir: &Path, max: u64) -> SpoolConfig {
         SpoolConfig {
@@ -1238,5 +1327,129 @@ mod tests {
         s.ack(p0).unwrap();
         assert_eq!(drain(&mut s), ids(1..3));
         assert_eq!(s.backlog_bytes(), 0);
+    }
+
+    fn seg_sizes_on_disk(dir: &Path) -> Vec<u64> {
+        seg_files(dir)
+            .iter()
+            .map(|p| fs::metadata(p).unwrap().len())
+            .collect()
+    }
+
+    #[test]
+    fn full_disk_during_roll_and_append_recovers_when_space_returns() {
+        let d = tempfile::tempdir().unwrap();
+        let per = frame_len(101); // odd ids: no key, all the same size
+        let mut s = Spool::open(&cfg(d.path(), 1 << 20)).unwrap();
+        // Fill the first segment to within one record of a roll.
+        let mut next = 1u64;
+        let mut stored = Vec::new();
+        while s
+            .writer
+            .as_ref()
+            .is_none_or(|w| w.len + 2 * per <= s.segment_bytes)
+        {
+            assert!(matches!(
+                s.append(&rec(next), false).unwrap(),
+                Appended::At(_)
+            ));
+            stored.push(format!("ev-{next}"));
+            next += 2;
+        }
+        // The disk fills up: a record write fails half way...
+        fail_writes(Some(5));
+        let e = s.append(&rec(next), false).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(28), "{e}");
+        next += 2;
+        // ... the next one fits again and fills the segment ...
+        fail_writes(None);
+        assert!(matches!(
+            s.append(&rec(next), false).unwrap(),
+            Appended::At(_)
+        ));
+        stored.push(format!("ev-{next}"));
+        next += 2;
+        // ... and the segments that should follow cannot get their header.
+        fail_writes(Some(5));
+        for _ in 0..20 {
+            let e = s.append(&rec(next), false).unwrap_err();
+            assert_eq!(e.raw_os_error(), Some(28), "{e}");
+            next += 2;
+        }
+        // Nothing half-written stays behind: only whole segments with whole records.
+        let sizes = seg_sizes_on_disk(d.path());
+        assert_eq!(sizes.len(), 1, "a header-less segment was left: {sizes:?}");
+        assert_eq!(sizes.iter().sum::<u64>(), s.bytes());
+        // Space returns: the spool writes again, in new segments.
+        fail_writes(None);
+        for _ in 0..40 {
+            assert!(matches!(
+                s.append(&rec(next), false).unwrap(),
+                Appended::At(_)
+            ));
+            stored.push(format!("ev-{next}"));
+            next += 2;
+        }
+        assert!(seg_files(d.path()).len() >= 2, "should have rolled");
+        assert_eq!(drain(&mut s), stored);
+        assert_eq!(s.counters().corrupt, 0, "the failed writes left garbage");
+        assert_eq!(s.counters().appended, stored.len() as u64);
+        s.close().unwrap();
+        // And after a restart.
+        let mut s = Spool::open(&cfg(d.path(), 1 << 20)).unwrap();
+        assert!(matches!(
+            s.append(&rec(next), false).unwrap(),
+            Appended::At(_)
+        ));
+        assert_eq!(drain(&mut s), vec![format!("ev-{next}")]);
+    }
+
+    #[test]
+    fn failed_roll_then_restart_does_not_block_the_spool() {
+        let d = tempfile::tempdir().unwrap();
+        {
+            let mut s = Spool::open(&cfg(d.path(), 1 << 20)).unwrap();
+            for i in 0..5 {
+                s.append(&rec(i), false).unwrap();
+            }
+            s.close().unwrap();
+        }
+        // What a roll that failed on a full disk left before a crash: a segment file
+        // without its header (ENOSPC at the first byte), where the next segment starts.
+        let end: u64 = seg_sizes_on_disk(d.path()).iter().sum();
+        fs::write(segment_path(d.path(), end), b"").unwrap();
+        let mut s = Spool::open(&cfg(d.path(), 1 << 20)).unwrap();
+        for i in 5..8 {
+            assert!(matches!(s.append(&rec(i), false).unwrap(), Appended::At(_)));
+        }
+        assert_eq!(drain(&mut s), ids(0..8));
+        assert_eq!(s.counters().corrupt, 0);
+    }
+
+    #[test]
+    fn unwritable_directory_is_an_error_naming_it() {
+        let d = tempfile::tempdir().unwrap();
+        // A regular file where the spool directory should be.
+        let file = d.path().join("not-a-dir");
+        fs::write(&file, b"x").unwrap();
+        let e = Spool::open(&cfg(&file, 1 << 20)).unwrap_err();
+        assert!(
+            e.to_string().contains(&*file.to_string_lossy()),
+            "error does not name the directory: {e}"
+        );
+        // A directory without write permission (root is not bound by permissions).
+        let ro = d.path().join("ro");
+        fs::create_dir(&ro).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&ro, fs::Permissions::from_mode(0o555)).unwrap();
+        if fs::write(ro.join("probe"), b"").is_ok() {
+            eprintln!("running as root: permission check skipped (tests/faults/kafka.rs mounts a read-only file system)");
+            return;
+        }
+        let e = Spool::open(&cfg(&ro, 1 << 20)).unwrap_err();
+        assert!(
+            e.to_string().contains(&*ro.to_string_lossy()),
+            "error does not name the directory: {e}"
+        );
     }
 }
