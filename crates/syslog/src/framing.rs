@@ -129,6 +129,14 @@ impl Framer {
         true
     }
 
+    /// Drops the frame under way (counted as discarded bytes), as at a frame boundary.
+    pub fn discard(&mut self) {
+        self.stats.discarded_bytes += self.buf.len() as u64;
+        self.buf = Vec::new();
+        self.state = State::Start;
+        self.scanned = 0;
+    }
+
     /// Frames `data` from its start; returns the bytes used (the rest is an unfinished frame).
     fn drain(&mut self, data: &[u8], emit: &mut dyn FnMut(&[u8], bool), eof: bool) -> usize {
         let mut pos = 0;
@@ -428,6 +436,18 @@ mod tests {
         );
         // Nothing under way: nothing to cut.
         assert!(!f.cut(&mut |_, _| panic!("nothing pending")));
+    }
+
+    #[test]
+    fn discard_drops_and_counts_the_frame_under_way() {
+        let mut f = Framer::new(64);
+        let mut out = Vec::new();
+        f.push(b"<1>a\n<2>never ends", &mut |b, _| out.push(b.to_vec()));
+        f.discard();
+        assert!(!f.in_frame());
+        f.push(b"<3>b\n", &mut |b, _| out.push(b.to_vec()));
+        assert_eq!(out, vec![b"<1>a".to_vec(), b"<3>b".to_vec()]);
+        assert_eq!(f.take_stats().discarded_bytes, 13);
     }
 
     #[test]

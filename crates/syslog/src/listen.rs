@@ -69,8 +69,8 @@ pub struct Counters {
     pub no_timestamp: AtomicU64,
     /// Frames longer than the maximum frame size (cut, still delivered).
     pub truncated: AtomicU64,
-    /// Bytes discarded: the rest of frames cut at the maximum frame size, of frames cut by the
-    /// frame timeout or the buffer budget beyond the maximum.
+    /// Bytes discarded: the rest of frames cut at the maximum frame size (or by the frame
+    /// timeout beyond it), unfinished frames of connections closed over the buffer budget.
     pub discarded_bytes: AtomicU64,
     /// Lines starting like an octet count (`DIGITS SP <PRI>`) larger than the maximum frame
     /// size, read as plain lines instead of swallowing what follows.
@@ -91,7 +91,8 @@ pub struct Counters {
     /// `frame_timeout`; the unfinished frame is delivered flagged truncated.
     pub frame_timeouts: AtomicU64,
     /// Connections closed because unfinished frames of all connections were over
-    /// `buffer_memcap` and this one held more than its share; its frame is delivered truncated.
+    /// `buffer_memcap` and this one held more than its share; its frame is dropped (counted in
+    /// `discarded_bytes`).
     pub memcap_closed: AtomicU64,
     /// Bytes of unfinished frames held now (gauge).
     pub buffered_bytes: AtomicU64,

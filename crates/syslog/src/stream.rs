@@ -13,7 +13,8 @@
 //!   (`frame_timeouts`); `idle_timeout` closes connections that send nothing (`idle_closed`);
 //! - unfinished frames of all connections together hold at most `buffer_memcap` bytes: when
 //!   the total is over, connections holding more than their share (memcap / open connections)
-//!   have their frame cut and are closed (`memcap_closed`);
+//!   are closed and their unfinished frame dropped (`memcap_closed`, `discarded_bytes`): under
+//!   memory pressure no more records are made of it;
 //! - accept failing for want of file descriptors (EMFILE/ENFILE) is counted (`fd_exhausted`):
 //!   pending connections are closed at once through a reserved descriptor, or the listener backs
 //!   off [`POLL`] and tries again; it never spins and never stops serving.
@@ -55,6 +56,8 @@ enum Close {
     Idle,
     /// The frame under way is cut (delivered truncated).
     Cut,
+    /// The frame under way is dropped (counted in `discarded_bytes`).
+    Discard,
 }
 
 struct Conn {
@@ -429,8 +432,8 @@ impl Loop {
         }
     }
 
-    /// Over the budget: cuts and closes the connections holding more than their share, the
-    /// one that just grew first.
+    /// Over the budget: closes the connections holding more than their share (their frame is
+    /// dropped), the one that just grew first.
     fn enforce_memcap(&mut self, first: Option<usize>) {
         let share = self.cfg.buffer_memcap / self.open.max(1);
         let over = |conn: &Option<Conn>| conn.as_ref().is_some_and(|c| c.held > share);
@@ -449,7 +452,7 @@ impl Loop {
     fn memcap_close(&mut self, i: usize) {
         self.c.memcap_closed.fetch_add(1, Relaxed);
         self.pending.memcap += 1;
-        self.close(i, Close::Cut);
+        self.close(i, Close::Discard);
     }
 
     /// Timeouts: frames under way too long (and TLS handshakes), idle connections.
@@ -497,6 +500,7 @@ impl Loop {
                     }
                 });
             }
+            Close::Discard => conn.framer.discard(),
             Close::Idle => {}
         }
         self.gone |= !alive;
