@@ -67,51 +67,41 @@ pub struct DetectorSet {
     last_expire: i64,
     /// Files loaded (detector files only), in load order.
     pub files: Vec<PathBuf>,
+    /// What the walk of the paths did not read and why (symbolic link loops, directories
+    /// too deep, unreadable entries), one line each naming the path.
+    pub warnings: Vec<String>,
 }
 
 impl DetectorSet {
-    /// Loads every detector file among `paths` (files, or directories read in name order;
-    /// `*.yaml`/`*.yml` files without a top-level `detector:` key, e.g. Sigma rules, are
-    /// skipped). `policy` is the zone policy from the config; the `zone-policy` detector runs
-    /// only with a policy and its file. Every error of every file is returned.
+    /// Loads every detector file among `paths` (files, or directories searched recursively
+    /// in name order by the walk all rule loaders share, `zonewatch_rulefiles`). Only YAML
+    /// files are read (a `.rules` file is the signature engine's), and of those only the
+    /// ones with a top-level `detector:` key (Sigma rules are skipped). `policy` is the
+    /// zone policy from the config; the `zone-policy` detector runs only with a policy and
+    /// its file. Every error of every file is returned.
     pub fn load(
         paths: &[PathBuf],
         policy: Option<ZonePolicy>,
     ) -> Result<DetectorSet, Vec<LoadError>> {
-        let mut files = Vec::new();
         let mut errors = Vec::new();
-        for p in paths {
-            if p.is_dir() {
-                match std::fs::read_dir(p) {
-                    Ok(rd) => {
-                        let mut v: Vec<PathBuf> = rd
-                            .filter_map(|e| e.ok().map(|e| e.path()))
-                            .filter(|f| {
-                                f.is_file()
-                                    && matches!(
-                                        f.extension().and_then(|e| e.to_str()),
-                                        Some("yaml" | "yml")
-                                    )
-                            })
-                            .collect();
-                        v.sort();
-                        files.extend(v);
-                    }
-                    Err(e) => errors.push(LoadError {
-                        file: p.display().to_string(),
-                        line: 0,
-                        message: e.to_string(),
-                    }),
-                }
-            } else {
-                files.push(p.clone());
-            }
-        }
         let mut set = DetectorSet::default();
+        let walk = match zonewatch_rulefiles::collect(paths) {
+            Ok(w) => w,
+            Err(e) => {
+                return Err(vec![LoadError {
+                    file: e.path.display().to_string(),
+                    line: 0,
+                    message: e.source.to_string(),
+                }])
+            }
+        };
+        set.warnings = walk.skipped.iter().map(|s| s.to_string()).collect();
+        let files = walk.of(zonewatch_rulefiles::Kind::Yaml);
         let mut policy = policy;
         for f in files {
-            let text = match std::fs::read_to_string(&f) {
-                Ok(t) => t,
+            // As the Sigma loader: a stray non-UTF-8 byte does not make the file unreadable.
+            let text = match std::fs::read(&f) {
+                Ok(b) => String::from_utf8_lossy(&b).into_owned(),
                 Err(e) => {
                     errors.push(LoadError {
                         file: f.display().to_string(),
@@ -410,5 +400,44 @@ impl DetectorSet {
         }
         out.sort();
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn load_walks_subdirectories_and_reads_only_yaml() {
+        let dir = std::env::temp_dir().join(format!("zw-anomaly-load-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("detectors/site")).unwrap();
+        std::fs::create_dir_all(dir.join("sigma")).unwrap();
+        std::fs::write(
+            dir.join("detectors/site/scan.yaml"),
+            "detector:\n  type: portscan\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("sigma/r.yml"),
+            "title: t\ndetection:\n  sel: {a: 1}\n  condition: sel\n",
+        )
+        .unwrap();
+        // A signature file with a Latin-1 byte in its msg, in a directory and given directly.
+        let sig = dir.join("local.rules");
+        std::fs::write(
+            &sig,
+            b"alert tcp any any -> any any (msg:\"caf\xe9\"; sid:1;)\ndetector:\n".as_slice(),
+        )
+        .unwrap();
+        let set = DetectorSet::load(&[dir.clone(), sig], None).unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(set.files, [dir.join("detectors/site/scan.yaml")]);
+        assert_eq!(set.active(), ["portscan"]);
+        assert!(set.warnings.is_empty(), "{:?}", set.warnings);
+        let Err(e) = DetectorSet::load(&[dir.join("missing")], None) else {
+            panic!("a missing path loads");
+        };
+        assert!(e[0].file.ends_with("missing"), "{e:?}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -1,12 +1,12 @@
-//! A YAML tree that keeps line numbers (yaml-rust2 events), and typed readers that collect
+//! A YAML tree that keeps line numbers (read by zonewatch's bounded YAML reader: aliases
+//! expanded within a budget, every error with its line), and typed readers that collect
 //! every error as `file:line: message` and report unknown keys.
 
 use std::cell::RefCell;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
-use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
-use yaml_rust2::scanner::Marker;
+use zonewatch_yamlread::{Event, Receiver};
 
 /// A YAML node and the line it starts on (1-based).
 #[derive(Debug, Clone, PartialEq)]
@@ -62,9 +62,8 @@ impl Builder {
     }
 }
 
-impl MarkedEventReceiver for Builder {
-    fn on_event(&mut self, ev: Event, mark: Marker) {
-        let line = mark.line().max(1);
+impl Receiver for Builder {
+    fn event(&mut self, ev: Event, line: usize) -> Result<(), zonewatch_yamlread::Error> {
         match ev {
             Event::Scalar(s, ..) => self.put(Node {
                 line,
@@ -94,19 +93,24 @@ impl MarkedEventReceiver for Builder {
             }
             _ => {}
         }
+        Ok(())
     }
 }
 
-/// Parses YAML text into a tree; the error is `line N: ...`.
+/// Parses the first document of YAML text into a tree; the error is `(line, message)`.
 pub fn parse(text: &str) -> Result<Option<Node>, (usize, String)> {
     let mut b = Builder::default();
-    let mut p = Parser::new_from_str(text);
-    p.load(&mut b, false).map_err(|e| {
-        (
-            e.marker().line().max(1),
-            format!("YAML syntax error: {}", e.info()),
-        )
-    })?;
+    let mut docs = 0;
+    zonewatch_yamlread::read(text, &zonewatch_yamlread::LIMITS, &mut |ev, line| {
+        if ev == Event::DocumentStart {
+            docs += 1;
+        }
+        if docs <= 1 {
+            b.event(ev, line)?;
+        }
+        Ok(())
+    })
+    .map_err(|e| (e.line, e.message))?;
     Ok(b.root)
 }
 
@@ -336,6 +340,28 @@ mod tests {
         let lines: Vec<usize> = e.iter().map(|(l, _)| *l).collect();
         assert_eq!(lines, [3, 4, 5], "{e:?}");
         assert!(e[2].1.contains("unknown key `detector.bogus`"));
+    }
+
+    #[test]
+    fn aliases_are_expanded_and_bombs_refused() {
+        let t = parse("detector:\n  allow: &nets [10.0.0.0/8]\n  ignore: *nets\n")
+            .unwrap()
+            .unwrap();
+        let d = t.get("detector").unwrap();
+        let errs = Errors::default();
+        let ignore = scalars(d.get("ignore").unwrap(), "detector.ignore", &errs);
+        // The copy carries the line of the alias, where an error in it would be.
+        assert_eq!(ignore, [("10.0.0.0/8".to_string(), 3)]);
+        let mut bomb = String::from("detector:\n  a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..9 {
+            let p = i - 1;
+            bomb.push_str(&format!(
+                "  a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"
+            ));
+        }
+        let e = parse(&bomb).unwrap_err();
+        assert_eq!(e.0, 5, "{e:?}");
+        assert!(e.1.contains("alias *a2"), "{e:?}");
     }
 
     #[test]

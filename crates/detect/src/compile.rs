@@ -2,7 +2,7 @@
 
 use crate::program::{CompileError, Program};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use zonewatch_ruleconf::{
@@ -253,34 +253,14 @@ fn err(origin: &Origin, sid: u64, keyword: &str, detail: String, unsupported: bo
     }
 }
 
-/// Rule files under the given paths: files as given, directories searched
-/// recursively for `*.rules`, in name order.
-fn rule_files(paths: &[PathBuf]) -> std::io::Result<Vec<PathBuf>> {
-    fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
-        let mut entries: Vec<_> = std::fs::read_dir(dir)?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .collect();
-        entries.sort();
-        for p in entries {
-            if p.is_dir() {
-                walk(&p, out)?;
-            } else if p.extension().is_some_and(|e| e == "rules") {
-                out.push(p);
-            }
-        }
-        Ok(())
-    }
-    let mut out = Vec::new();
-    for p in paths {
-        if p.is_dir() {
-            walk(p, &mut out)?;
-        } else if p.extension().is_some_and(|e| e == "rules") || !p.exists() {
-            // A missing file is an error the caller reports.
-            std::fs::metadata(p)?;
-            out.push(p.clone());
-        }
-    }
-    Ok(out)
+/// Signature files under the given paths, by the walk all rule loaders share
+/// (`zonewatch_rulefiles`: files as given, directories searched recursively in
+/// name order, symbolic link loops ended, each file once), and what the walk
+/// skipped (one line each, naming the path).
+fn rule_files(paths: &[PathBuf]) -> std::io::Result<(Vec<PathBuf>, Vec<String>)> {
+    let w = zonewatch_rulefiles::collect(paths)?;
+    let skipped = w.skipped.iter().map(|s| s.to_string()).collect();
+    Ok((w.of(zonewatch_rulefiles::Kind::Signatures), skipped))
 }
 
 impl Engine {
@@ -288,7 +268,7 @@ impl Engine {
     /// a path cannot be read at all.
     pub fn load(paths: &[PathBuf], cfg: &DetectConfig) -> std::io::Result<Engine> {
         let t0 = Instant::now();
-        let files = rule_files(paths)?;
+        let (files, skipped) = rule_files(paths)?;
         let mut texts = Vec::with_capacity(files.len());
         for f in &files {
             let bytes = std::fs::read(f)?;
@@ -302,6 +282,7 @@ impl Engine {
             .map(|(n, t)| (n.as_str(), t.as_str()))
             .collect();
         let mut e = Engine::from_texts(&refs, cfg);
+        e.report.config_warnings.extend(skipped);
         e.report.files = files;
         e.report.load_time = t0.elapsed();
         Ok(e)

@@ -86,3 +86,54 @@ pub(crate) fn test_rng(mut seed: u64) -> impl FnMut(u64) -> u64 {
         seed % n
     }
 }
+
+#[cfg(test)]
+mod load_tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    /// The walk: subdirectories, a symbolic link loop, YAML beside the
+    /// signatures, a Latin-1 byte in a `msg`, a file given twice.
+    #[test]
+    fn load_walks_once_through_loops_and_reads_bytes() {
+        let dir = std::env::temp_dir().join(format!("zw-detect-load-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("et/sub")).unwrap();
+        std::fs::write(
+            dir.join("et/sub/a.rules"),
+            b"alert tcp any any -> any 80 (msg:\"caf\xe9 GET\"; content:\"GET\"; sid:1;)\n"
+                .as_slice(),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("et/b.rules"),
+            "alert udp any any -> any 53 (msg:\"dns\"; content:\"x\"; sid:2;)\n",
+        )
+        .unwrap();
+        std::fs::write(dir.join("et/scan.yaml"), "detector:\n  type: portscan\n").unwrap();
+        std::os::unix::fs::symlink(&dir, dir.join("et/sub/loop")).unwrap();
+        let t0 = std::time::Instant::now();
+        let paths: Vec<PathBuf> = vec![dir.clone(), dir.join("et/b.rules")];
+        let e = Engine::load(&paths, &DetectConfig::default()).unwrap();
+        assert!(t0.elapsed() < std::time::Duration::from_secs(5));
+        assert_eq!(
+            e.report.files,
+            [dir.join("et/b.rules"), dir.join("et/sub/a.rules")]
+        );
+        assert_eq!(
+            (e.report.loaded, e.report.skipped),
+            (2, 0),
+            "{:?}",
+            e.report.errors
+        );
+        let msgs: Vec<&str> = e.rules.iter().map(|r| &*r.meta.msg).collect();
+        assert!(msgs.contains(&"caf\u{fffd} GET"), "{msgs:?}");
+        assert_eq!(e.report.config_warnings.len(), 1);
+        assert!(
+            e.report.config_warnings[0].contains("et/sub/loop: symbolic link loop"),
+            "{:?}",
+            e.report.config_warnings
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -6,7 +6,7 @@ use crate::config::{FieldRef, SigmaConfig, SourceCond};
 use crate::matcher::{self, Anchor, NumOp, ValueTest};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use yaml_rust2::{Yaml, YamlLoader};
+use zonewatch_yamlread::Yaml;
 
 /// Rule files larger than this are refused.
 pub const MAX_RULE_FILE_BYTES: u64 = 4 << 20;
@@ -370,15 +370,19 @@ impl<'c> Builder<'c> {
                 starts.push(i);
             }
         }
-        let docs = match YamlLoader::load_from_str(text) {
+        // zonewatch's bounded reader: an alias bomb is refused at its line instead of
+        // growing to GBs.
+        let docs = match zonewatch_yamlread::load_docs(text, &zonewatch_yamlread::LIMITS) {
             Ok(d) => d,
             Err(e) => {
-                errors.push(RuleLoadError {
+                let e = RuleLoadError {
                     file: file.to_owned(),
-                    line: e.marker().line(),
+                    line: e.line,
                     rule_id: None,
-                    message: format!("YAML: {}", e.info()),
-                });
+                    message: e.message,
+                };
+                tracing::warn!("{e}");
+                errors.push(e);
                 return 0;
             }
         };
@@ -1046,26 +1050,6 @@ pub fn parse_timespan(s: &str) -> Option<u64> {
     (v > 0).then_some(v)
 }
 
-fn collect_files(p: &Path, out: &mut Vec<PathBuf>, depth: usize) {
-    if depth > 32 {
-        return;
-    }
-    if p.is_dir() {
-        let Ok(rd) = std::fs::read_dir(p) else { return };
-        let mut v: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).collect();
-        v.sort();
-        for e in v {
-            collect_files(&e, out, depth + 1);
-        }
-    } else if p
-        .extension()
-        .and_then(|e| e.to_str())
-        .is_some_and(|e| e.eq_ignore_ascii_case("yml") || e.eq_ignore_ascii_case("yaml"))
-    {
-        out.push(p.to_owned());
-    }
-}
-
 impl RuleSet {
     /// The same rules without the literal and field-presence prefilters (every gated rule is
     /// fully evaluated on every record): for measuring them and for checking that they never
@@ -1082,40 +1066,59 @@ impl RuleSet {
     }
 
     /// Loads every `.yml`/`.yaml` file under `paths` (files or directories, recursively, in
-    /// name order). Bad rules are reported in [`LoadReport::errors`] and skipped.
+    /// name order, by the walk all rule loaders share, `zonewatch_rulefiles`: symbolic link
+    /// loops end, what lies too deep is named in a warning). Bad rules are reported in
+    /// [`LoadReport::errors`] and skipped, and so are paths that cannot be read.
     pub fn load_paths(paths: &[PathBuf], cfg: &SigmaConfig) -> LoadReport {
+        let mut errors = Vec::new();
         let mut files = Vec::new();
         for p in paths {
-            if p.is_file() {
-                files.push(p.clone());
-            } else {
-                collect_files(p, &mut files, 0);
+            match zonewatch_rulefiles::collect(std::slice::from_ref(p)) {
+                Ok(w) => {
+                    for s in &w.skipped {
+                        tracing::warn!("sigma: {s}");
+                    }
+                    files.extend(w.of(zonewatch_rulefiles::Kind::Yaml));
+                }
+                Err(e) => {
+                    let e = RuleLoadError {
+                        file: e.path,
+                        line: 0,
+                        rule_id: None,
+                        message: format!("cannot read: {}", e.source),
+                    };
+                    tracing::warn!("{e}");
+                    errors.push(e);
+                }
             }
         }
+        // Each file once, even when the paths overlap.
+        let mut seen = std::collections::HashSet::new();
+        files.retain(|f| seen.insert(std::fs::canonicalize(f).unwrap_or_else(|_| f.clone())));
         let mut srcs = Vec::new();
-        let mut errors = Vec::new();
         for f in &files {
             let too_big = std::fs::metadata(f)
                 .map(|m| m.len() > MAX_RULE_FILE_BYTES)
                 .unwrap_or(false);
-            if too_big {
-                errors.push(RuleLoadError {
-                    file: f.clone(),
-                    line: 1,
-                    rule_id: None,
-                    message: format!("file larger than {MAX_RULE_FILE_BYTES} bytes"),
-                });
-                continue;
-            }
-            match std::fs::read(f) {
-                Ok(b) => srcs.push((f.clone(), String::from_utf8_lossy(&b).into_owned())),
-                Err(e) => errors.push(RuleLoadError {
-                    file: f.clone(),
-                    line: 1,
-                    rule_id: None,
-                    message: format!("cannot read: {e}"),
-                }),
-            }
+            let problem = if too_big {
+                format!("file larger than {MAX_RULE_FILE_BYTES} bytes")
+            } else {
+                match std::fs::read(f) {
+                    Ok(b) => {
+                        srcs.push((f.clone(), String::from_utf8_lossy(&b).into_owned()));
+                        continue;
+                    }
+                    Err(e) => format!("cannot read: {e}"),
+                }
+            };
+            let e = RuleLoadError {
+                file: f.clone(),
+                line: 1,
+                rule_id: None,
+                message: problem,
+            };
+            tracing::warn!("{e}");
+            errors.push(e);
         }
         let refs: Vec<(&Path, &str)> = srcs
             .iter()
@@ -1180,6 +1183,41 @@ mod tests {
             ..Default::default()
         };
         assert!(!t.monotone() && t.holds(3) && !t.holds(5) && !t.holds(2));
+    }
+
+    #[test]
+    fn load_paths_survives_loops_and_alias_bombs() {
+        let dir = std::env::temp_dir().join(format!("zw-sigma-load-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("linux")).unwrap();
+        let rule =
+            "title: t\nid: r1\ndetection:\n  sel:\n    message|contains: x\n  condition: sel\n";
+        std::fs::write(dir.join("linux/r.yml"), rule).unwrap();
+        std::os::unix::fs::symlink(&dir, dir.join("linux/loop")).unwrap();
+        let mut bomb = String::from("title: b\nid: b1\nx0: &x0 [a, a, a, a, a, a, a, a, a, a]\n");
+        for i in 1..12 {
+            let p = i - 1;
+            bomb.push_str(&format!(
+                "x{i}: &x{i} [*x{p}, *x{p}, *x{p}, *x{p}, *x{p}, *x{p}, *x{p}, *x{p}, *x{p}, *x{p}]\n"
+            ));
+        }
+        bomb.push_str("detection:\n  sel: {a: 1}\n  condition: sel\n");
+        std::fs::write(dir.join("bomb.yml"), bomb).unwrap();
+        let t0 = std::time::Instant::now();
+        let r = RuleSet::load_paths(&[dir.clone(), dir.join("linux")], &SigmaConfig::default());
+        assert!(t0.elapsed() < std::time::Duration::from_secs(5));
+        assert_eq!(r.files, 2);
+        assert_eq!(r.rules.detections.len(), 1);
+        assert_eq!(r.errors.len(), 1);
+        let e = r.errors[0].to_string();
+        assert!(
+            e.starts_with(&format!(
+                "{}:6: rule ?: YAML alias *x2",
+                dir.join("bomb.yml").display()
+            )),
+            "{e}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
