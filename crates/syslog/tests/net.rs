@@ -457,3 +457,69 @@ fn replay_uses_record_time_and_blocks_instead_of_dropping() {
     let s = counters.snapshot();
     assert_eq!((s.received, s.parsed, s.dropped), (3, 3, 0));
 }
+
+#[test]
+fn tls_many_clients_one_thread_and_stalled_handshakes_time_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new();
+    let (srv, srv_key) = pki.leaf("localhost");
+    let files = TlsFiles {
+        cert: write(dir.path(), "srv.pem", &srv.pem()),
+        key: write(dir.path(), "srv.key", &srv_key.serialize_pem()),
+        client_ca: None,
+    };
+    let (tx, rx) = bounded(1000);
+    let sd = Shutdown::new();
+    let cfg = ListenerConfig {
+        frame_timeout: Duration::from_millis(800),
+        max_connections_per_source: 0,
+        ..Default::default()
+    };
+    let l = spawn(&ListenSpec::Tls(local(), files), cfg, tx, sd.clone()).unwrap();
+    let c = l.counters();
+    // A client that connects and never says anything: its handshake times out.
+    let stalled = TcpStream::connect(l.local_addr()).unwrap();
+    // 50 TLS clients at once, each with a 40 KB message written in pieces, and a line.
+    let mut clients: Vec<_> = (0..50)
+        .map(|_| tls_client(l.local_addr(), &pki, None))
+        .collect();
+    let big = format!("<13>1 - h big - - - {}\n", "z".repeat(40_000));
+    for piece in big.as_bytes().chunks(7_000) {
+        for cl in clients.iter_mut() {
+            cl.write_all(piece).unwrap();
+            cl.flush().unwrap();
+        }
+    }
+    for (i, cl) in clients.iter_mut().enumerate() {
+        writeln!(cl, "<13>1 - h small{i} - - - done").unwrap();
+        cl.flush().unwrap();
+    }
+    let recs = recv_n(&rx, 100);
+    assert_eq!(
+        recs.iter().filter(|r| r.message.len() == 40_000).count(),
+        50
+    );
+    assert_eq!(recs.iter().filter(|r| r.message == "done").count(), 50);
+    wait_for("stalled handshake closed", || {
+        c.snapshot().frame_timeouts == 1
+    });
+    let mut b = [0u8; 1];
+    let mut stalled = stalled;
+    stalled
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    assert_eq!(std::io::Read::read(&mut stalled, &mut b).unwrap(), 0);
+    let s = c.snapshot();
+    assert_eq!(
+        (s.tls_errors, s.connections, s.connections_open),
+        (0, 51, 50)
+    );
+    // Clients that close cleanly (close_notify) are closed here too.
+    for cl in clients.iter_mut() {
+        cl.conn.send_close_notify();
+        let _ = cl.flush();
+    }
+    drop(clients);
+    wait_for("all closed", || c.snapshot().connections_open == 0);
+    stop(sd, l);
+}
