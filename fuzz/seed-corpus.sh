@@ -40,3 +40,7 @@ print(f"seed-corpus: {n} packets in {out}")
 PY
 # Hand-made packets of layers no fixture carries (e.g. NSH).
 cp "$here"/seeds/decode/* "$out"/
+
+# The capture readers: whole small captures (classic pcap, pcapng).
+mkdir -p "$here/corpus/capture"
+cp "$here"/seeds/capture/* "$here/corpus/capture/"

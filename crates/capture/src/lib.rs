@@ -218,13 +218,40 @@ impl PacketSource {
             path: path.to_path_buf(),
             source,
         };
-        let not_a_capture = || CaptureError::NotACapture {
-            path: path.to_path_buf(),
-        };
-        let mut src: Input = if is_stream(path) {
+        let src: Input = if is_stream(path) {
             Box::new(stream::Pumped::start(path, stop).map_err(io)?)
         } else {
             Box::new(std::fs::File::open(path).map_err(io)?)
+        };
+        let name = if path.as_os_str() == "-" {
+            "stdin".to_string()
+        } else {
+            path.display().to_string()
+        };
+        Self::from_reader(name, path, src, bpf)
+    }
+
+    /// Reads a capture (classic pcap or pcapng) from bytes in memory: the
+    /// same readers as for files (tests and the capture fuzz target).
+    pub fn from_bytes(bytes: Vec<u8>, bpf: Option<&str>) -> Result<Self, CaptureError> {
+        let src: Input = Box::new(std::io::Cursor::new(bytes));
+        Self::from_reader("memory".into(), Path::new("memory"), src, bpf)
+    }
+
+    /// Tells the format from the first bytes of `src` and starts its reader
+    /// on all of them.
+    fn from_reader(
+        name: String,
+        path: &Path,
+        mut src: Input,
+        bpf: Option<&str>,
+    ) -> Result<Self, CaptureError> {
+        let io = |source| CaptureError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let not_a_capture = || CaptureError::NotACapture {
+            path: path.to_path_buf(),
         };
         let mut magic = [0u8; 4];
         match read_full(&mut src, &mut magic) {
@@ -232,11 +259,6 @@ impl PacketSource {
             Ok(_) => return Err(not_a_capture()),
             Err(e) => return Err(io(e)),
         }
-        let name = if path.as_os_str() == "-" {
-            "stdin".to_string()
-        } else {
-            path.display().to_string()
-        };
         if magic == [0x0a, 0x0d, 0x0d, 0x0a] {
             let chained: Input = Box::new(std::io::Cursor::new(magic).chain(src));
             let reader = pcapng::PcapngReader::open(chained).map_err(|msg| CaptureError::Pcap {
