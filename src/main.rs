@@ -139,15 +139,21 @@ fn load_config(a: &RunArgs) -> anyhow::Result<Config> {
     if let Some(b) = &a.bpf {
         cfg.bpf = Some(b.clone());
     }
+    // Numbers from the command line pass the same range checks as the file's.
     if let Some(w) = a.workers {
-        cfg.workers = w;
+        cfg.apply_flag("--workers", "workers", &w.to_string())?;
     }
     if let Some(s) = a.stats_interval {
-        cfg.stats_interval = s;
+        cfg.apply_flag("--stats-interval", "stats.interval", &s.to_string())?;
     }
     if let Some(o) = &a.output {
         cfg.output_path = Some(o.clone());
     }
+    let workers = match cfg.workers {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+    cfg.check_totals(workers)?;
     Ok(cfg)
 }
 
@@ -165,15 +171,22 @@ fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
             bail!("{}: no such rule file or directory", r.display());
         }
     }
+    // One walk of the --rules paths for the three loaders (signatures, Sigma,
+    // detectors), each taking its own kind of file; what it skips (symbolic
+    // link loops, directories too deep, unreadable entries) is named once.
+    let rule_files = zonewatch_rulefiles::collect(&a.rules).context("--rules")?;
+    for s in &rule_files.skipped {
+        tracing::warn!("rules: {s}");
+    }
     // Signatures and detectors look at packets: not loaded for logs-only runs.
     let packets_given = !a.pcap.is_empty() || !a.interface.is_empty();
     let detect = if packets_given {
-        load_rules(&a.rules, &cfg)?
+        load_rules(&rule_files.of(zonewatch_rulefiles::Kind::Signatures), &cfg)?
     } else {
         None
     };
     let anomaly = if packets_given {
-        load_detectors(&a, &cfg)?
+        load_detectors(&a, &rule_files.of(zonewatch_rulefiles::Kind::Yaml), &cfg)?
     } else {
         None
     };
@@ -488,47 +501,23 @@ fn start_logs(a: &RunArgs, cfg: &Config) -> anyhow::Result<zonewatch_pipeline::l
     Ok(inputs)
 }
 
-/// The `.yml`/`.yaml` files under the `--rules` paths (directories
-/// recursively, in name order), each once even when paths overlap.
+/// The `.yml`/`.yaml` files under the `--rules` paths, by the walk all rule
+/// loaders share (directories recursively, in name order, symbolic link
+/// loops ended, each file once even when paths overlap). What the walk skips
+/// is named once by `run`.
 fn sigma_files(paths: &[PathBuf]) -> Vec<PathBuf> {
-    fn yaml(p: &std::path::Path) -> bool {
-        matches!(p.extension().and_then(|e| e.to_str()), Some("yml" | "yaml"))
-    }
-    fn walk(dir: &std::path::Path, depth: usize, out: &mut Vec<PathBuf>) {
-        let Ok(rd) = std::fs::read_dir(dir) else {
-            return;
-        };
-        let mut entries: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).collect();
-        entries.sort();
-        for p in entries {
-            if p.is_dir() {
-                if depth < 16 {
-                    walk(&p, depth + 1, out);
-                }
-            } else if yaml(&p) {
-                out.push(p);
-            }
-        }
-    }
-    let mut files = Vec::new();
-    for p in paths {
-        if p.is_dir() {
-            walk(p, 0, &mut files);
-        } else if yaml(p) {
-            files.push(p.clone());
-        }
-    }
-    let mut seen = std::collections::HashSet::new();
-    files.retain(|f| seen.insert(std::fs::canonicalize(f).unwrap_or_else(|_| f.clone())));
-    files
+    zonewatch_rulefiles::collect(paths)
+        .map(|w| w.of(zonewatch_rulefiles::Kind::Yaml))
+        .unwrap_or_default()
 }
 
-/// Loads the anomaly detectors whose files (`detector:` YAML) are under the
-/// `--rules` paths, with the zone policy of the configuration file. None
-/// when no detector file is given. A broken detector file is an error
-/// naming file:line.
+/// Loads the anomaly detectors whose files (`detector:` YAML, among `files`,
+/// the YAML files of the `--rules` walk) are given, with the zone policy of
+/// the configuration file, and says what was loaded. None when no detector
+/// file is given. A broken detector file is an error naming file:line.
 fn load_detectors(
     a: &RunArgs,
+    files: &[PathBuf],
     cfg: &Config,
 ) -> anyhow::Result<Option<zonewatch_anomaly::DetectorSet>> {
     if a.rules.is_empty() {
@@ -545,10 +534,24 @@ fn load_detectors(
         }
         None => None,
     };
-    let set = zonewatch_anomaly::DetectorSet::load(&a.rules, policy).map_err(|errs| {
+    let set = zonewatch_anomaly::DetectorSet::load(files, policy).map_err(|errs| {
         let msgs: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
         anyhow::anyhow!("detector files: {}", msgs.join("; "))
     })?;
+    for w in &set.warnings {
+        tracing::warn!("detectors: {w}");
+    }
+    let active = set.active();
+    eprintln!(
+        "zonewatch: detectors: {} loaded from {} file(s){}",
+        active.len(),
+        set.files.len(),
+        if active.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", active.join(", "))
+        }
+    );
     Ok((!set.is_empty()).then_some(set))
 }
 

@@ -87,9 +87,32 @@ impl RuleFiles {
     }
 }
 
+/// A given path that could not be read.
+#[derive(Debug)]
+pub struct WalkError {
+    /// The path.
+    pub path: PathBuf,
+    /// Why.
+    pub source: io::Error,
+}
+
+impl std::fmt::Display for WalkError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.path.display(), self.source)
+    }
+}
+
+impl std::error::Error for WalkError {}
+
+impl From<WalkError> for io::Error {
+    fn from(e: WalkError) -> io::Error {
+        io::Error::new(e.source.kind(), e.to_string())
+    }
+}
+
 /// Walks `paths` (files or directories). Fails only when a given path cannot be read
 /// at all; the error names it.
-pub fn collect(paths: &[PathBuf]) -> io::Result<RuleFiles> {
+pub fn collect(paths: &[PathBuf]) -> Result<RuleFiles, WalkError> {
     let mut w = Walker::default();
     for p in paths {
         let md = std::fs::metadata(p).map_err(|e| named(p, e))?;
@@ -102,8 +125,11 @@ pub fn collect(paths: &[PathBuf]) -> io::Result<RuleFiles> {
     Ok(w.out)
 }
 
-fn named(p: &Path, e: io::Error) -> io::Error {
-    io::Error::new(e.kind(), format!("{}: {e}", p.display()))
+fn named(p: &Path, source: io::Error) -> WalkError {
+    WalkError {
+        path: p.to_owned(),
+        source,
+    }
 }
 
 /// A file's identity: device and inode.
@@ -157,7 +183,7 @@ impl Walker {
         }
     }
 
-    fn dir(&mut self, dir: &Path, md: &Metadata, depth: usize) -> io::Result<()> {
+    fn dir(&mut self, dir: &Path, md: &Metadata, depth: usize) -> Result<(), WalkError> {
         let did = id(md, dir);
         if let Some((_, first)) = self.open.iter().find(|(d, _)| *d == did) {
             let first = first.display().to_string();
