@@ -100,7 +100,7 @@ impl DetectorSet {
         let mut policy = policy;
         for f in files {
             // As the Sigma loader: a stray non-UTF-8 byte does not make the file unreadable.
-            let text = match std::fs::read(&f) {
+            let text = match zonewatch_yamlread::read_file(&f) {
                 Ok(b) => String::from_utf8_lossy(&b).into_owned(),
                 Err(e) => {
                     errors.push(LoadError {

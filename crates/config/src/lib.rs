@@ -833,12 +833,18 @@ impl Config {
     /// Suricata keys) or every problem found.
     pub fn from_file(path: &Path) -> Result<(Config, Vec<Problem>), ConfigError> {
         let origin = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        let problem = |line, message| ConfigError {
             problems: vec![Problem {
                 origin: origin.clone(),
-                line: 0,
-                message: e.to_string(),
+                line,
+                message,
             }],
+        };
+        let bytes = zonewatch_yamlread::read_file(path).map_err(|e| problem(0, e.to_string()))?;
+        let text = String::from_utf8(bytes).map_err(|e| {
+            let at = e.utf8_error().valid_up_to();
+            let line = 1 + e.as_bytes()[..at].iter().filter(|&&b| b == b'\n').count();
+            problem(line, "not UTF-8 text".to_string())
         })?;
         let mut c = Config::default();
         let warnings = c.apply_yaml(&text, &origin)?;

@@ -285,3 +285,16 @@ fn alias_bomb_in_a_config_file_is_refused_with_file_and_line() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn config_file_must_be_utf8_text_of_sane_size() {
+    let dir = std::env::temp_dir().join(format!("zw-config-utf8-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join("latin1.yaml");
+    std::fs::write(&p, b"sensor:\n  name: caf\xe9\n".as_slice()).unwrap();
+    let e = Config::from_file(&p).unwrap_err();
+    assert_eq!(e.to_string(), format!("{}:2: not UTF-8 text", p.display()));
+    let e = Config::from_file(&dir).unwrap_err();
+    assert!(e.to_string().contains("not a regular file"), "{e}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -398,6 +398,30 @@ impl Receiver for DocBuilder {
     }
 }
 
+/// The largest YAML file a loader reads (configuration and detector files; Sigma rule files
+/// have their own, smaller limit).
+pub const MAX_FILE_BYTES: u64 = 16 << 20;
+
+/// Reads a YAML file of at most [`MAX_FILE_BYTES`]: only regular files (a FIFO or device
+/// given as a file would block or never end), never more than the limit plus one byte.
+pub fn read_file(path: &std::path::Path) -> std::io::Result<Vec<u8>> {
+    use std::io::{Error, ErrorKind, Read};
+    if !std::fs::metadata(path)?.is_file() {
+        return Err(Error::new(ErrorKind::InvalidInput, "not a regular file"));
+    }
+    let mut buf = Vec::new();
+    std::fs::File::open(path)?
+        .take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut buf)?;
+    if buf.len() as u64 > MAX_FILE_BYTES {
+        return Err(Error::new(
+            ErrorKind::InvalidData,
+            format!("larger than {} MiB", MAX_FILE_BYTES >> 20),
+        ));
+    }
+    Ok(buf)
+}
+
 /// Every document of `text` as `Yaml` values (as `YamlLoader::load_from_str` builds them),
 /// aliases expanded within `limits`.
 pub fn load_docs(text: &str, limits: &Limits) -> Result<Vec<Yaml>, Error> {

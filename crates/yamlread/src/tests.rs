@@ -191,3 +191,21 @@ fn tighter_limits_apply() {
     assert!(load_docs("a: &a [1, 2]\nb: *a\n", &l).is_ok());
     assert!(load_docs("a: &a [1, 2]\nb: *a\nc: *a\n", &l).is_err());
 }
+
+#[test]
+fn files_are_read_within_the_size_limit_and_only_when_regular() {
+    let dir = std::env::temp_dir().join(format!("zw-yamlread-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ok = dir.join("ok.yaml");
+    std::fs::write(&ok, "a: 1\n").unwrap();
+    assert_eq!(read_file(&ok).unwrap(), b"a: 1\n");
+    let big = dir.join("big.yaml");
+    let f = std::fs::File::create(&big).unwrap();
+    f.set_len(MAX_FILE_BYTES + 1).unwrap();
+    let e = read_file(&big).unwrap_err();
+    assert!(e.to_string().contains("larger than 16 MiB"), "{e}");
+    let e = read_file(&dir).unwrap_err();
+    assert!(e.to_string().contains("not a regular file"), "{e}");
+    assert!(read_file(std::path::Path::new("/dev/zero")).is_err());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
