@@ -858,16 +858,31 @@ impl Spool {
         Ok(())
     }
 
-    /// Persists the cursor and syncs; deletes everything when all was acknowledged.
+    /// Persists the cursor and syncs; deletes everything when all was acknowledged. An
+    /// error names the directory and what failed.
     pub(crate) fn close(&mut self) -> io::Result<()> {
+        let dir = self.dir.clone();
+        let named = |what: &str, e: io::Error| {
+            io::Error::new(
+                e.kind(),
+                format!("spool directory {}: {what}: {e}", dir.display()),
+            )
+        };
         if self.fsync != FsyncPolicy::Never || self.unsynced > 0 {
-            self.sync()?;
+            self.sync()
+                .map_err(|e| named("cannot fsync the last segment", e))?;
         }
         if self.outstanding.is_empty() && self.rewind.is_none() && self.acked >= self.write_pos {
             self.writer = None;
-            self.delete_acked_segments()?;
+            self.delete_acked_segments()
+                .map_err(|e| named("cannot delete acknowledged segments", e))?;
         }
-        self.write_cursor(true)?;
+        self.write_cursor(true).map_err(|e| {
+            named(
+                "cannot write the cursor (acknowledged records will be sent again by the next start)",
+                e,
+            )
+        })?;
         sync_dir(&self.dir);
         Ok(())
     }
