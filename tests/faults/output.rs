@@ -75,6 +75,7 @@ fn listener_with_failing_output_exits_within_seconds() {
         Some(s) => s,
         None => {
             let _ = child.kill();
+            let _ = child.wait();
             panic!("still running 15 s after its output failed");
         }
     };
