@@ -398,7 +398,7 @@ fn syslog_low_fd_limit_is_counted_logged_and_survived() {
         .filter_map(|_| TcpStream::connect(zw.addr).ok())
         .collect();
     wait_until("fd exhaustion warning", Duration::from_secs(5), || {
-        zw.stderr().contains("for want of file descriptors")
+        zw.stderr().contains("refused for want of file descriptors")
     });
     // Some were admitted and are served.
     let mut served = 0;
@@ -420,6 +420,7 @@ fn syslog_low_fd_limit_is_counted_logged_and_survived() {
         ticks < 40,
         "{ticks} ticks of CPU in 2 s while out of descriptors"
     );
+    let clients = held.len();
     // Descriptors free again: served again.
     drop(held);
     std::thread::sleep(Duration::from_millis(500));
@@ -427,8 +428,16 @@ fn syslog_low_fd_limit_is_counted_logged_and_survived() {
     std::thread::sleep(Duration::from_millis(300));
     let (stats, events, _) = zw.stop();
     let s = &stats["stats"]["syslog"];
-    assert!(syslog_counter(&stats, "fd_exhausted") > 0, "{s}");
-    assert!(syslog_counter(&stats, "refused") > 0, "{s}");
+    // Every connection was either admitted or refused for want of descriptors, and counted.
+    let refused = syslog_counter(&stats, "refused");
+    assert!(refused > 0, "{s}");
+    assert_eq!(syslog_counter(&stats, "fd_exhausted"), refused, "{s}");
+    let input = &s["inputs"]["tcp://127.0.0.1:0"];
+    assert_eq!(
+        input["connections"].as_u64().unwrap() + refused,
+        clients as u64 + 1,
+        "{s}"
+    );
     assert!(login_alerts(&events, "carol") >= 1);
     assert_eq!(login_alerts(&events, "dave"), 1, "{s}");
 }

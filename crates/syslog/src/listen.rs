@@ -84,8 +84,9 @@ pub struct Counters {
     pub connections_refused: AtomicU64,
     /// Of those, refused because the source address had `max_connections_per_source` open.
     pub refused_per_source: AtomicU64,
-    /// `accept` failures for want of file descriptors (EMFILE/ENFILE); the connection is closed
-    /// at once through a reserved descriptor, or waits while the listener backs off.
+    /// Connections refused for want of file descriptors (`accept` failing with EMFILE/ENFILE):
+    /// closed at once through a reserved descriptor (also in `connections_refused`); when even
+    /// that descriptor is gone, each 100 ms back-off is counted here instead.
     pub fd_exhausted: AtomicU64,
     /// Connections closed because a frame (or TLS handshake) was not complete within
     /// `frame_timeout`; the unfinished frame is delivered flagged truncated.

@@ -131,12 +131,15 @@ pub fn raise_fd_limit(name: &str, max_connections: usize) -> u64 {
         }
     };
     if soft < need {
+        let in_use = std::fs::read_dir("/proc/self/fd")
+            .map(|d| d.count() as u64)
+            .unwrap_or(0);
         tracing::warn!(
             "syslog {name}: the open file limit is {soft} (hard limit reached), below the {wanted} \
-             syslog max-connections of all listeners + {FD_MARGIN} for the rest of zonewatch: \
-             connections beyond about {} will be refused and counted (fd_exhausted); raise it \
-             with `ulimit -n` or LimitNOFILE=",
-            soft.saturating_sub(FD_MARGIN)
+             syslog max-connections of all listeners + {FD_MARGIN} for the rest of zonewatch \
+             ({in_use} open now): connections beyond about {} at once will be refused and \
+             counted (fd_exhausted); raise it with `ulimit -n` or LimitNOFILE=",
+            soft.saturating_sub(in_use + 16)
         );
     }
     soft
@@ -257,21 +260,33 @@ impl Loop {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if is_fd_exhaustion(&e) => {
-                    self.c.fd_exhausted.fetch_add(1, Relaxed);
-                    self.pending.fd += 1;
-                    // Give up the reserved descriptor to accept and close the connection at
-                    // once, so the client is told now instead of waiting in the queue.
+                    // (accept fails so whether or not a connection is waiting.) Give up the
+                    // reserved descriptor to accept and close a waiting connection at once, so
+                    // its client is told now instead of waiting in the queue.
                     if self.reserve.take().is_some() {
-                        if let Ok((s, _)) = self.listener.accept() {
-                            drop(s);
-                            self.c.connections_refused.fetch_add(1, Relaxed);
-                        }
+                        let shed = self.listener.accept().map(drop);
                         self.reserve = std::fs::File::open("/dev/null").ok();
-                        if self.reserve.is_some() {
-                            continue;
+                        match shed {
+                            Ok(()) => {
+                                self.refused_for_fds();
+                                if self.reserve.is_some() {
+                                    continue;
+                                }
+                            }
+                            // Nothing waiting: nothing refused.
+                            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                                if self.reserve.is_some() {
+                                    return;
+                                }
+                            }
+                            Err(_) => {}
                         }
+                    } else {
+                        // No spare descriptor: a connection may be waiting in the queue.
+                        self.c.fd_exhausted.fetch_add(1, Relaxed);
+                        self.pending.fd += 1;
                     }
-                    // No descriptor at all: try again later, without spinning.
+                    // Try again later, without spinning.
                     self.accept_paused_until = Some(Instant::now() + POLL);
                     self.log_refusals(Instant::now(), false);
                     return;
@@ -288,6 +303,13 @@ impl Loop {
         }
         // More may be waiting: come back after serving the open connections.
         self.accept_paused_until = Some(Instant::now());
+    }
+
+    fn refused_for_fds(&mut self) {
+        self.c.fd_exhausted.fetch_add(1, Relaxed);
+        self.c.connections_refused.fetch_add(1, Relaxed);
+        self.pending.fd += 1;
+        self.log_refusals(Instant::now(), false);
     }
 
     fn admit(&mut self, mut stream: TcpStream, peer: SocketAddr) {
@@ -623,7 +645,7 @@ impl Loop {
         }
         if p.fd > 0 {
             parts.push(format!(
-                "{} accept(s) failed for want of file descriptors (open file limit {})",
+                "{} refused for want of file descriptors (open file limit {})",
                 p.fd, self.fd_limit
             ));
         }
