@@ -228,6 +228,8 @@ pub(crate) fn run(
                 l.service(i);
             }
         }
+        // The gauge, once per turn: after the memory budget was enforced.
+        l.c.buffered_bytes.store(l.held_total as u64, Relaxed);
         let now = Instant::now();
         if l.accept_paused_until.is_some_and(|t| now >= t) {
             l.accept_paused_until = None;
@@ -244,6 +246,7 @@ pub(crate) fn run(
             l.close(i, Close::Eof);
         }
     }
+    l.c.buffered_bytes.store(0, Relaxed);
     l.log_refusals(Instant::now(), true);
 }
 
@@ -448,7 +451,6 @@ impl Loop {
         let held = conn.framer.held();
         self.held_total = self.held_total - conn.held + held;
         conn.held = held;
-        c.buffered_bytes.store(self.held_total as u64, Relaxed);
         if self.held_total > self.cfg.buffer_memcap {
             self.enforce_memcap(Some(i));
         }
@@ -537,7 +539,6 @@ impl Loop {
         }
         let _ = self.poll.registry().deregister(&mut conn.stream);
         self.held_total -= conn.held;
-        c.buffered_bytes.store(self.held_total as u64, Relaxed);
         self.open -= 1;
         c.connections_open.fetch_sub(1, Relaxed);
         let ip = peer.ip();
