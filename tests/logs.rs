@@ -563,3 +563,47 @@ fn logs_from_stdin_and_errors() {
         assert!(last.starts_with("zonewatch: error: "), "{e}");
     }
 }
+
+/// Issue #14 item 10, in files: a plain line that starts like an octet count (`DIGITS SP <`)
+/// is a line, whatever the count, and swallows nothing; what is cut is counted.
+#[test]
+fn replayed_lines_starting_with_a_huge_count_swallow_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("mail.log");
+    let mut text = String::new();
+    text.push_str("1701948000 <alice@example.org> mailbox full\n");
+    text.push_str("1701948000 <22>Nov 25 20:30:45 mx01 postfix/local[7]: mailbox full\n");
+    for i in 0..30 {
+        text.push_str(&format!(
+            "Nov 25 20:31:{i:02} web01 sshd[4242]: Failed password for root from 203.0.113.{i} port 4{i:04} ssh2\n"
+        ));
+    }
+    let long = format!("Nov 25 20:32:00 web01 app: {}", "y".repeat(10_000));
+    text.push_str(&long);
+    text.push('\n');
+    text.push_str("Nov 25 20:33:00 web01 app: the last line\n");
+    std::fs::write(&log, &text).unwrap();
+    let out = dir.path().join("o.json");
+    let ev = run(
+        &[
+            "--syslog-file",
+            log.to_str().unwrap(),
+            "--rules",
+            &sigma_rules(),
+            "--set",
+            "syslog.max-frame-size=4kb",
+        ],
+        &out,
+    );
+    let s = &stats(&ev)["syslog"];
+    assert_eq!(s["received"], 2 + 30 + 1 + 1, "{s}");
+    assert_eq!(s["oversize_counts"], 1, "{s}");
+    assert_eq!(s["truncated"], 1, "{s}");
+    assert_eq!(s["discarded_bytes"], (long.len() - 4096) as u64, "{s}");
+    // The 30 failures after the count line reached the Sigma rules.
+    assert!(
+        stats(&ev)["sigma"]["matches"].as_u64().unwrap() >= 30,
+        "{}",
+        stats(&ev)["sigma"]
+    );
+}
