@@ -448,6 +448,7 @@ fn spawn_stream(
 ) -> Result<Listener, ListenError> {
     let listener = mio::net::TcpListener::bind(addr).map_err(bind_err(addr))?;
     let local_addr = listener.local_addr().map_err(bind_err(addr))?;
+    let prepared = crate::stream::prepare(listener).map_err(bind_err(addr))?;
     cfg.max_connections = cfg.max_connections.max(1);
     cfg.buffer_memcap = cfg.buffer_memcap.max(cfg.max_frame_bytes.max(16));
     if cfg.name.is_empty() {
@@ -461,7 +462,7 @@ fn spawn_stream(
     let c = Arc::clone(&counters);
     let thread = std::thread::Builder::new()
         .name(format!("syslog-tcp-{local_addr}"))
-        .spawn(move || crate::stream::run(listener, tls, cfg, c, tx, shutdown, fd_limit))
+        .spawn(move || crate::stream::run(prepared, tls, cfg, c, tx, shutdown, fd_limit))
         .map_err(ListenError::Thread)?;
     Ok(Listener {
         local_addr,

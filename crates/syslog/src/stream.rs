@@ -145,10 +145,19 @@ pub fn raise_fd_limit(name: &str, max_connections: usize) -> u64 {
     soft
 }
 
+/// The event loop's poll set with the listening socket in it (errors are the caller's, before
+/// any thread starts).
+pub(crate) fn prepare(mut listener: TcpListener) -> io::Result<(Poll, TcpListener)> {
+    let poll = Poll::new()?;
+    poll.registry()
+        .register(&mut listener, LISTENER, Interest::READABLE)?;
+    Ok((poll, listener))
+}
+
 /// Runs a TCP/TLS listener on this thread until `shutdown` (or the receiver is gone); open
 /// connections then deliver their last unterminated frame.
 pub(crate) fn run(
-    mut listener: TcpListener,
+    (poll, listener): (Poll, TcpListener),
     tls: Option<Arc<rustls::ServerConfig>>,
     cfg: ListenerConfig,
     c: Arc<Counters>,
@@ -156,20 +165,6 @@ pub(crate) fn run(
     shutdown: crate::listen::Shutdown,
     fd_limit: u64,
 ) {
-    let poll = match Poll::new() {
-        Ok(p) => p,
-        Err(e) => {
-            tracing::error!("syslog {}: cannot create the event loop: {e}", cfg.name);
-            return;
-        }
-    };
-    if let Err(e) = poll
-        .registry()
-        .register(&mut listener, LISTENER, Interest::READABLE)
-    {
-        tracing::error!("syslog {}: cannot watch the socket: {e}", cfg.name);
-        return;
-    }
     let mut l = Loop {
         poll,
         listener,
@@ -248,6 +243,7 @@ pub(crate) fn run(
     }
     l.c.buffered_bytes.store(0, Relaxed);
     l.log_refusals(Instant::now(), true);
+    FDS_WANTED.fetch_sub(l.cfg.max_connections as u64, Relaxed);
 }
 
 fn is_fd_exhaustion(e: &io::Error) -> bool {
