@@ -20,15 +20,6 @@ fn comparable(out: &str) -> Vec<String> {
         .collect()
 }
 
-fn stats_of(out: &str) -> serde_json::Value {
-    let last = out
-        .lines()
-        .rev()
-        .find(|l| l.contains("\"event_type\":\"stats\""))
-        .expect("a final stats event");
-    serde_json::from_str::<serde_json::Value>(last).unwrap()["stats"].clone()
-}
-
 fn file_run(cap: &Path) -> String {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("eve.json");
@@ -160,6 +151,23 @@ fn records(bytes: &[u8]) -> Vec<(usize, usize)> {
     out
 }
 
+/// Runs a damaged capture, which must succeed (damage is a warning);
+/// stderr and the final stats.
+fn run_damaged(cap: &Path) -> (String, serde_json::Value) {
+    let out = cap.with_extension("json");
+    let o = zonewatch()
+        .args(["run", "--workers", "2", "--stats-interval", "0", "--pcap"])
+        .arg(cap)
+        .arg("--output")
+        .arg(&out)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(o.status.success(), "{err}");
+    let stats = crate::final_stats(&std::fs::read_to_string(&out).unwrap());
+    (err, stats)
+}
+
 /// A corrupt record in the middle (caplen 0xffffffff): the records after
 /// it are still read, the damage is counted in stats and reported on
 /// stderr. Before: the rest of the file was skipped, silently, exit 0.
@@ -172,17 +180,7 @@ fn corrupt_record_in_the_middle_of_a_pcap() {
     let dir = tempfile::tempdir().unwrap();
     let cap = dir.path().join("corrupt.pcap");
     std::fs::write(&cap, &bytes).unwrap();
-    let out = dir.path().join("eve.json");
-    let o = zonewatch()
-        .args(["run", "--workers", "2", "--stats-interval", "0", "--pcap"])
-        .arg(&cap)
-        .arg("--output")
-        .arg(&out)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(o.status.success(), "{err}");
-    let s = stats_of(&std::fs::read_to_string(&out).unwrap());
+    let (err, s) = run_damaged(&cap);
     assert_eq!(s["decoder"]["pkts"], recs.len() as u64 - 1, "{err}");
     assert_eq!(s["capture"]["corrupt_records"], 1);
     assert_eq!(s["capture"]["skipped_bytes"], 16 + caplen as u64);
@@ -195,7 +193,7 @@ fn corrupt_record_in_the_middle_of_a_pcap() {
 fn bogus_block_length_in_a_pcapng() {
     let cap = crate::common::root().join("fixtures/demo-ns.pcapng");
     let mut bytes = std::fs::read(&cap).unwrap();
-    let total = stats_of(&file_run(&cap))["decoder"]["pkts"]
+    let total = crate::final_stats(&file_run(&cap))["decoder"]["pkts"]
         .as_u64()
         .unwrap();
     // The first enhanced packet block (type 6): its length becomes absurd.
@@ -212,17 +210,7 @@ fn bogus_block_length_in_a_pcapng() {
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bogus.pcapng");
     std::fs::write(&bad, &bytes).unwrap();
-    let out = dir.path().join("eve.json");
-    let o = zonewatch()
-        .args(["run", "--workers", "1", "--stats-interval", "0", "--pcap"])
-        .arg(&bad)
-        .arg("--output")
-        .arg(&out)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(o.status.success(), "{err}");
-    let s = stats_of(&std::fs::read_to_string(&out).unwrap());
+    let (err, s) = run_damaged(&bad);
     assert_eq!(s["decoder"]["pkts"], total - 1, "{err}");
     assert_eq!(s["capture"]["corrupt_records"], 1);
     assert!(err.contains("corrupt record"), "{err}");

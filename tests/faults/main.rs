@@ -74,3 +74,13 @@ pub fn wait_with_deadline(
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// The `stats` object of the last stats event in an EVE output.
+pub fn final_stats(out: &str) -> serde_json::Value {
+    let last = out
+        .lines()
+        .rev()
+        .find(|l| l.contains("\"event_type\":\"stats\""))
+        .expect("a final stats event");
+    serde_json::from_str::<serde_json::Value>(last).expect("stats JSON")["stats"].clone()
+}

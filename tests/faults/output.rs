@@ -7,15 +7,6 @@ use std::io::Write;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-fn stats_of(out: &str) -> serde_json::Value {
-    let last = out
-        .lines()
-        .rev()
-        .find(|l| l.contains("\"event_type\":\"stats\""))
-        .expect("a final stats event");
-    serde_json::from_str::<serde_json::Value>(last).expect("stats JSON")["stats"].clone()
-}
-
 /// File input, `--output /dev/full`: exit 1 with one line naming the
 /// output and the reason, said once (not "…(os error 28): …(os error 28)").
 #[test]
@@ -142,7 +133,7 @@ fn threshold_trackers_expire_and_are_counted() {
     let text =
         crate::common::run_zonewatch(&demo_pcap(), &["--rules", rules.to_str().unwrap()], &out)
             .unwrap();
-    let t = &stats_of(&text)["detect"]["threshold"];
+    let t = &crate::final_stats(&text)["detect"]["threshold"];
     let alerts = text
         .lines()
         .filter(|l| l.contains("zw threshold probe"))

@@ -75,6 +75,45 @@ pub(crate) enum Record<'a> {
     Truncated(String),
 }
 
+/// A file reader that moves record by record through its buffer (classic
+/// pcap, pcapng).
+pub(crate) trait RecordReader {
+    /// Moves past the next record: where its bytes are in [`Self::bytes`],
+    /// its time and wire length; `Ok(None)` at the end of the input.
+    fn advance(&mut self) -> Result<Option<RecordAt>, String>;
+    /// The buffer the ranges point into.
+    fn bytes(&self) -> &[u8];
+
+    /// The next record; skips records whose bytes `keep` rejects (the BPF
+    /// filter) without handing them out.
+    fn next_record_where(&mut self, keep: impl Fn(&[u8]) -> bool) -> Record<'_> {
+        loop {
+            match self.advance() {
+                Ok(Some((range, ts, wire_len))) => {
+                    if keep(&self.bytes()[range.clone()]) {
+                        return Record::Packet {
+                            ts,
+                            data: &self.bytes()[range],
+                            wire_len,
+                        };
+                    }
+                }
+                Ok(None) => return Record::End,
+                Err(m) => return Record::Truncated(m),
+            }
+        }
+    }
+}
+
+impl<R: Read> RecordReader for ClassicReader<R> {
+    fn advance(&mut self) -> Result<Option<RecordAt>, String> {
+        ClassicReader::advance(self)
+    }
+    fn bytes(&self) -> &[u8] {
+        &self.b.buf
+    }
+}
+
 impl<R: Read> ClassicReader<R> {
     pub(crate) fn new(src: R, hdr: Header) -> Self {
         ClassicReader {
@@ -91,26 +130,6 @@ impl<R: Read> ClassicReader<R> {
 
     fn u32_at(&self, at: usize) -> u32 {
         self.b.u32_at(at, self.hdr.big_endian)
-    }
-
-    /// The next record; skips records whose bytes `keep` rejects (the BPF
-    /// filter) without handing them out.
-    pub(crate) fn next_record_where(&mut self, keep: impl Fn(&[u8]) -> bool) -> Record<'_> {
-        loop {
-            match self.advance() {
-                Ok(Some((range, ts, wire_len))) => {
-                    if keep(&self.b.buf[range.clone()]) {
-                        return Record::Packet {
-                            ts,
-                            data: &self.b.buf[range],
-                            wire_len,
-                        };
-                    }
-                }
-                Ok(None) => return Record::End,
-                Err(m) => return Record::Truncated(m),
-            }
-        }
     }
 
     #[cfg(test)]

@@ -16,6 +16,7 @@ mod pcapng;
 mod stream;
 
 pub use buffer::Damage;
+use classic::RecordReader;
 use std::io::Read;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;

@@ -10,7 +10,7 @@
 //! reading the file there instead.
 
 use crate::buffer::{Buffer, Damage};
-use crate::classic::{Record, RecordAt};
+use crate::classic::{RecordAt, RecordReader};
 use std::io::Read;
 use zonewatch_types::Timestamp;
 
@@ -82,25 +82,6 @@ impl<R: Read> PcapngReader<R> {
 
     fn u32_at(&self, at: usize) -> u32 {
         self.b.u32_at(at, self.big_endian)
-    }
-
-    /// The next packet; skips packets whose bytes `keep` rejects.
-    pub(crate) fn next_record_where(&mut self, keep: impl Fn(&[u8]) -> bool) -> Record<'_> {
-        loop {
-            match self.block() {
-                Ok(Some((range, ts, wire_len))) => {
-                    if keep(&self.b.buf[range.clone()]) {
-                        return Record::Packet {
-                            ts,
-                            data: &self.b.buf[range],
-                            wire_len,
-                        };
-                    }
-                }
-                Ok(None) => return Record::End,
-                Err(m) => return Record::Truncated(m),
-            }
-        }
     }
 
     /// The byte order a section header at `at` declares, if it is one.
@@ -343,6 +324,15 @@ impl<R: Read> PcapngReader<R> {
     }
 }
 
+impl<R: Read> RecordReader for PcapngReader<R> {
+    fn advance(&mut self) -> Result<Option<RecordAt>, String> {
+        self.block()
+    }
+    fn bytes(&self) -> &[u8] {
+        &self.b.buf
+    }
+}
+
 impl Interface {
     /// A timestamp in the interface's units as seconds and nanoseconds.
     fn time(&self, ts: u64) -> Timestamp {
@@ -356,6 +346,7 @@ impl Interface {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::classic::Record;
 
     fn block(btype: u32, body: &[u8]) -> Vec<u8> {
         let mut body = body.to_vec();
@@ -397,7 +388,10 @@ mod tests {
         block(EPB, &body)
     }
 
-    fn read(bytes: &[u8]) -> (Vec<(Timestamp, Vec<u8>)>, Damage, Option<String>) {
+    /// Packets (time and bytes), damage, and the truncation message.
+    type ReadAll = (Vec<(Timestamp, Vec<u8>)>, Damage, Option<String>);
+
+    fn read(bytes: &[u8]) -> ReadAll {
         let mut r = match PcapngReader::open(bytes) {
             Ok(r) => r,
             Err(m) => return (Vec::new(), Damage::default(), Some(m)),
