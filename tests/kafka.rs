@@ -14,10 +14,12 @@
 #[path = "common/kafka.rs"]
 mod kafka_common;
 
-use kafka_common::{assert_all_arrived, consume_ids, Broker};
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
-use std::collections::{BTreeMap, BTreeSet};
+use kafka_common::{
+    alert_ids, assert_all_arrived, consume_ids, consumer, parse_events, partition_ids, Broker,
+};
+use rdkafka::consumer::Consumer;
+use rdkafka::{Message, Offset, TopicPartitionList};
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -45,23 +47,13 @@ fn envelope(m: &rdkafka::message::BorrowedMessage<'_>) -> serde_json::Value {
 }
 
 fn consume_all(brokers: &str, topic: &str, want: usize) -> Vec<(Option<String>, String)> {
-    let c: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", "zonewatch-test")
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("consumer");
+    let c = consumer(brokers);
     // Every partition the broker has for the topic (a topic first created by
     // the broker's auto-creation may have another count than the sink's 3).
     let md = c
         .fetch_metadata(Some(topic), Duration::from_secs(10))
         .expect("metadata");
-    let parts: Vec<i32> = md
-        .topics()
-        .iter()
-        .filter(|t| t.name() == topic)
-        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-        .collect();
+    let parts: Vec<i32> = partition_ids(&md, topic);
     eprintln!("{topic}: partitions {parts:?}");
     assert!(!parts.is_empty(), "topic {topic} has no partitions");
     let mut tpl = TopicPartitionList::new();
@@ -327,18 +319,7 @@ fn send_lines(to: std::net::SocketAddr, first: u64, n: u64) {
 /// The complete lines of the output file so far, parsed.
 fn events(dir: &Path) -> Vec<serde_json::Value> {
     let text = std::fs::read_to_string(dir.join("out.json")).unwrap_or_default();
-    let complete = &text[..text.rfind('\n').map_or(0, |i| i + 1)];
-    complete
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("event JSON"))
-        .collect()
-}
-
-fn alert_ids(evs: &[serde_json::Value]) -> BTreeSet<String> {
-    evs.iter()
-        .filter(|v| v["event_type"] == "alert")
-        .map(|v| v["event_id"].as_str().unwrap().to_string())
-        .collect()
+    parse_events(&text[..text.rfind('\n').map_or(0, |i| i + 1)])
 }
 
 /// Waits until the output file holds `alerts` alerts followed by a stats

@@ -111,6 +111,15 @@ fn auth_log() -> PathBuf {
     root().join("fixtures/logs/auth.log")
 }
 
+/// Runs `--syslog-file LOG --rules <the project's Sigma rules> EXTRA`; returns
+/// the events written to `out`.
+fn run_log_with_sigma(log: &Path, extra: &[&str], out: &Path) -> Vec<Value> {
+    let rules = sigma_rules();
+    let mut args = vec!["--syslog-file", log.to_str().unwrap(), "--rules", &rules];
+    args.extend_from_slice(extra);
+    run(&args, out)
+}
+
 #[test]
 fn fixture_auth_log_replay_raises_the_brute_force_alerts_deterministically() {
     let dir = tempfile::tempdir().unwrap();
@@ -194,17 +203,7 @@ fn end_of_file_input_flushes_open_correlation_windows() {
     std::fs::write(&rule, FLUSH_ONLY_RULE).unwrap();
     let log = auth_log();
     let out = dir.path().join("o.json");
-    let ev = run(
-        &[
-            "--syslog-file",
-            log.to_str().unwrap(),
-            "--rules",
-            &sigma_rules(),
-            "--rules",
-            rule.to_str().unwrap(),
-        ],
-        &out,
-    );
+    let ev = run_log_with_sigma(&log, &["--rules", rule.to_str().unwrap()], &out);
     let got = sigma_alerts(&ev);
     let last = got.last().expect("alerts");
     assert_eq!(
@@ -584,17 +583,7 @@ fn replayed_lines_starting_with_a_huge_count_swallow_nothing() {
     text.push_str("Nov 25 20:33:00 web01 app: the last line\n");
     std::fs::write(&log, &text).unwrap();
     let out = dir.path().join("o.json");
-    let ev = run(
-        &[
-            "--syslog-file",
-            log.to_str().unwrap(),
-            "--rules",
-            &sigma_rules(),
-            "--set",
-            "syslog.max-frame-size=4kb",
-        ],
-        &out,
-    );
+    let ev = run_log_with_sigma(&log, &["--set", "syslog.max-frame-size=4kb"], &out);
     let s = &stats(&ev)["syslog"];
     assert_eq!(s["received"], 2 + 30 + 1 + 1, "{s}");
     assert_eq!(s["oversize_counts"], 1, "{s}");

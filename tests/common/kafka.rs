@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::metadata::Metadata;
 use rdkafka::{ClientConfig, Message, Offset};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -105,6 +106,40 @@ impl Drop for Broker {
     }
 }
 
+/// A consumer of `brokers` that commits nothing (partitions are assigned by hand).
+pub fn consumer(brokers: &str) -> BaseConsumer {
+    ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", "zonewatch-test")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer")
+}
+
+/// The ids of the partitions `md` lists for `topic`.
+pub fn partition_ids<B: FromIterator<i32>>(md: &Metadata, topic: &str) -> B {
+    md.topics()
+        .iter()
+        .filter(|t| t.name() == topic)
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .collect()
+}
+
+/// EVE lines, parsed.
+pub fn parse_events(text: &str) -> Vec<serde_json::Value> {
+    text.lines()
+        .map(|l| serde_json::from_str(l).expect("event JSON"))
+        .collect()
+}
+
+/// The event ids of the alerts among `evs`.
+pub fn alert_ids(evs: &[serde_json::Value]) -> BTreeSet<String> {
+    evs.iter()
+        .filter(|v| v["event_type"] == "alert")
+        .map(|v| v["event_id"].as_str().unwrap().to_string())
+        .collect()
+}
+
 /// Reads the topic from the beginning until every id in `want` was seen
 /// (then a little longer, to catch anything unexpected); returns each id
 /// with every value it arrived with.
@@ -113,12 +148,7 @@ pub fn consume_ids(
     topic: &str,
     want: &BTreeSet<String>,
 ) -> BTreeMap<String, Vec<String>> {
-    let c: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", "zonewatch-test")
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("consumer");
+    let c = consumer(brokers);
     // The sink creates its topics once it reaches the broker, which may be
     // after this starts: look for (new) partitions every second.
     let mut assigned: BTreeSet<i32> = BTreeSet::new();
@@ -126,12 +156,7 @@ pub fn consume_ids(
         let Ok(md) = c.fetch_metadata(Some(topic), Duration::from_secs(5)) else {
             return;
         };
-        let parts: BTreeSet<i32> = md
-            .topics()
-            .iter()
-            .filter(|t| t.name() == topic)
-            .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-            .collect();
+        let parts: BTreeSet<i32> = partition_ids(&md, topic);
         if parts.is_empty() || parts == *assigned {
             return;
         }

@@ -21,7 +21,7 @@
 mod kafka_common;
 
 use crate::{is_root_or_skip, wait_with_deadline, zonewatch};
-use kafka_common::{assert_all_arrived, consume_ids, free_port, Broker};
+use kafka_common::{alert_ids, assert_all_arrived, consume_ids, free_port, parse_events, Broker};
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -108,11 +108,7 @@ fn run_bounded(
 }
 
 fn events(path: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("event JSON"))
-        .collect()
+    parse_events(&std::fs::read_to_string(path).unwrap_or_default())
 }
 
 /// The EVE lines other than stats events (which differ from run to run).
@@ -122,13 +118,6 @@ fn non_stats_lines(path: &Path) -> Vec<String> {
         .lines()
         .filter(|l| !l.contains("\"event_type\":\"stats\""))
         .map(String::from)
-        .collect()
-}
-
-fn alert_ids(evs: &[serde_json::Value]) -> BTreeSet<String> {
-    evs.iter()
-        .filter(|v| v["event_type"] == "alert")
-        .map(|v| v["event_id"].as_str().unwrap().to_string())
         .collect()
 }
 

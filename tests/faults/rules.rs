@@ -105,6 +105,66 @@ fn bomb_line(first: usize) -> usize {
     first + 3
 }
 
+/// Writes `text` to `dir/name`; returns the path.
+fn write_file(dir: &Path, name: &str, text: impl AsRef<[u8]>) -> PathBuf {
+    let f = dir.join(name);
+    std::fs::write(&f, text).unwrap();
+    f
+}
+
+/// Copies the project's file `from` (relative to its root) to `to`.
+fn copy_from_root(from: &str, to: &Path) {
+    std::fs::copy(root().join(from), to).unwrap();
+}
+
+/// Runs the demo capture with the configuration file `cfg`.
+fn run_with_config(dir: &Path, cfg: &Path) -> Run {
+    run_bounded(
+        dir,
+        &["--config", s(cfg), "--pcap", s(&demo_pcap())],
+        Duration::from_secs(30),
+    )
+}
+
+/// Runs the demo capture with `--rules rules`.
+fn run_pcap_with_rules(dir: &Path, rules: &Path) -> Run {
+    run_bounded(
+        dir,
+        &["--pcap", s(&demo_pcap()), "--rules", s(rules)],
+        Duration::from_secs(30),
+    )
+}
+
+/// Runs the auth log with `--rules rules`.
+fn run_log_with_rules(dir: &Path, rules: &Path) -> Run {
+    run_bounded(
+        dir,
+        &["--syslog-file", s(&auth_log()), "--rules", s(rules)],
+        Duration::from_secs(30),
+    )
+}
+
+/// Runs the demo capture and the auth log with `--rules rules`.
+fn run_pcap_and_log_with_rules(dir: &Path, rules: &Path) -> Run {
+    run_bounded(
+        dir,
+        &[
+            "--pcap",
+            s(&demo_pcap()),
+            "--syslog-file",
+            s(&auth_log()),
+            "--rules",
+            s(rules),
+        ],
+        Duration::from_secs(60),
+    )
+}
+
+#[track_caller]
+fn assert_stderr_has(r: &Run, want: &str) {
+    assert!(r.stderr.contains(want), "no {want:?} in: {}", r.stderr);
+}
+
 fn assert_no_panic(r: &Run) {
     assert!(
         !r.stderr.contains("panicked") && r.code() != Some(101) && r.code().is_some(),
@@ -122,11 +182,10 @@ fn sigma_alias_bomb_is_skipped_naming_file_and_line() {
     let t = tempfile::tempdir().unwrap();
     let rules = t.path().join("rules");
     std::fs::create_dir(&rules).unwrap();
-    std::fs::copy(
-        root().join("rules/sigma/zonewatch/ssh_auth_failure.yml"),
-        rules.join("good.yml"),
-    )
-    .unwrap();
+    copy_from_root(
+        "rules/sigma/zonewatch/ssh_auth_failure.yml",
+        &rules.join("good.yml"),
+    );
     let bad = format!(
         "title: laughs\nid: 8a1f0c1e-0000-4000-8000-000000000001\nlogsource: {{product: linux}}\n{}detection:\n  sel:\n    message|contains: lol\n  condition: sel\n",
         bomb(10, "")
@@ -134,11 +193,7 @@ fn sigma_alias_bomb_is_skipped_naming_file_and_line() {
     assert!(bad.len() < 1200, "{}", bad.len());
     let bomb_file = rules.join("bomb.yml");
     std::fs::write(&bomb_file, &bad).unwrap();
-    let r = run_bounded(
-        t.path(),
-        &["--syslog-file", s(&auth_log()), "--rules", s(&rules)],
-        Duration::from_secs(30),
-    );
+    let r = run_log_with_rules(t.path(), &rules);
     assert_no_panic(&r);
     assert_eq!(r.code(), Some(0), "{}", r.stderr);
     assert!(r.took < Duration::from_secs(20), "took {:?}", r.took);
@@ -147,7 +202,7 @@ fn sigma_alias_bomb_is_skipped_naming_file_and_line() {
         bomb_file.display(),
         bomb_line(4)
     );
-    assert!(r.stderr.contains(&want), "no {want:?} in: {}", r.stderr);
+    assert_stderr_has(&r, &want);
     assert!(
         r.stderr.contains("sigma: 1 rules loaded") && r.stderr.contains("1 skipped"),
         "{}",
@@ -168,21 +223,16 @@ fn sigma_alias_bomb_is_skipped_naming_file_and_line() {
 #[test]
 fn detector_alias_bomb_is_an_error_naming_file_and_line() {
     let t = tempfile::tempdir().unwrap();
-    let f = t.path().join("scan.yaml");
-    std::fs::write(
-        &f,
-        format!("detector:\n  type: portscan\n{}", bomb(10, "  ")),
-    )
-    .unwrap();
-    let r = run_bounded(
+    let f = write_file(
         t.path(),
-        &["--pcap", s(&demo_pcap()), "--rules", s(&f)],
-        Duration::from_secs(30),
+        "scan.yaml",
+        format!("detector:\n  type: portscan\n{}", bomb(10, "  ")),
     );
+    let r = run_pcap_with_rules(t.path(), &f);
     assert_no_panic(&r);
     assert_eq!(r.code(), Some(1), "{}", r.stderr);
     let want = format!("{}:{}: YAML alias *l2 expands", f.display(), bomb_line(3));
-    assert!(r.stderr.contains(&want), "no {want:?} in: {}", r.stderr);
+    assert_stderr_has(&r, &want);
     assert!(r.took < Duration::from_secs(20), "took {:?}", r.took);
 }
 
@@ -191,24 +241,19 @@ fn detector_alias_bomb_is_an_error_naming_file_and_line() {
 #[test]
 fn config_alias_bomb_is_an_error_naming_file_and_line() {
     let t = tempfile::tempdir().unwrap();
-    let f = t.path().join("zonewatch.yaml");
-    std::fs::write(
-        &f,
+    let f = write_file(
+        t.path(),
+        "zonewatch.yaml",
         format!(
             "sensor:\n  name: s1\nvars:\n  address-groups:\n{}",
             bomb(10, "    ")
         ),
-    )
-    .unwrap();
-    let r = run_bounded(
-        t.path(),
-        &["--config", s(&f), "--pcap", s(&demo_pcap())],
-        Duration::from_secs(30),
     );
+    let r = run_with_config(t.path(), &f);
     assert_no_panic(&r);
     assert_eq!(r.code(), Some(1), "{}", r.stderr);
     let want = format!("{}:{}: YAML alias *l2 expands", f.display(), bomb_line(5));
-    assert!(r.stderr.contains(&want), "no {want:?} in: {}", r.stderr);
+    assert_stderr_has(&r, &want);
     assert!(r.events.is_empty());
 }
 
@@ -224,13 +269,8 @@ fn config_alias_and_all_digit_tenant() {
             "sensor:\n  name: &code 13100\n  tenant: *code\n",
         ),
     ] {
-        let f = t.path().join(name);
-        std::fs::write(&f, text).unwrap();
-        let r = run_bounded(
-            t.path(),
-            &["--config", s(&f), "--pcap", s(&demo_pcap())],
-            Duration::from_secs(30),
-        );
+        let f = write_file(t.path(), name, text);
+        let r = run_with_config(t.path(), &f);
         assert_eq!(r.code(), Some(0), "{name}: {}", r.stderr);
         assert!(!r.events.is_empty(), "{name}");
         for e in &r.events {
@@ -249,36 +289,19 @@ fn symlink_loops_under_rules_end_and_load_each_file_once() {
     std::fs::create_dir_all(rules.join("sig/sub")).unwrap();
     std::fs::create_dir_all(rules.join("sigma")).unwrap();
     std::fs::create_dir_all(rules.join("detectors")).unwrap();
-    std::fs::copy(
-        root().join("fixtures/rules/demo.rules"),
-        rules.join("sig/demo.rules"),
-    )
-    .unwrap();
-    std::fs::copy(
-        root().join("rules/sigma/zonewatch/ssh_auth_failure.yml"),
-        rules.join("sigma/ssh.yml"),
-    )
-    .unwrap();
-    std::fs::copy(
-        root().join("rules/detectors/portscan.yaml"),
-        rules.join("detectors/portscan.yaml"),
-    )
-    .unwrap();
+    copy_from_root("fixtures/rules/demo.rules", &rules.join("sig/demo.rules"));
+    copy_from_root(
+        "rules/sigma/zonewatch/ssh_auth_failure.yml",
+        &rules.join("sigma/ssh.yml"),
+    );
+    copy_from_root(
+        "rules/detectors/portscan.yaml",
+        &rules.join("detectors/portscan.yaml"),
+    );
     std::os::unix::fs::symlink(&rules, rules.join("sig/sub/up")).unwrap();
     std::os::unix::fs::symlink("..", rules.join("sig/sub/parent")).unwrap();
     std::os::unix::fs::symlink(&rules, rules.join("sigma/again")).unwrap();
-    let r = run_bounded(
-        t.path(),
-        &[
-            "--pcap",
-            s(&demo_pcap()),
-            "--syslog-file",
-            s(&auth_log()),
-            "--rules",
-            s(&rules),
-        ],
-        Duration::from_secs(60),
-    );
+    let r = run_pcap_and_log_with_rules(t.path(), &rules);
     assert_no_panic(&r);
     assert_eq!(r.code(), Some(0), "{}", r.stderr);
     assert!(r.took < Duration::from_secs(30), "took {:?}", r.took);
@@ -323,23 +346,11 @@ fn rules_directory_loads_signatures_sigma_and_detectors() {
         }
     }
     std::fs::create_dir_all(rules.join("signatures")).unwrap();
-    std::fs::copy(
-        root().join("fixtures/rules/demo.rules"),
-        rules.join("signatures/demo.rules"),
-    )
-    .unwrap();
-    let r = run_bounded(
-        t.path(),
-        &[
-            "--pcap",
-            s(&demo_pcap()),
-            "--syslog-file",
-            s(&auth_log()),
-            "--rules",
-            s(&rules),
-        ],
-        Duration::from_secs(60),
+    copy_from_root(
+        "fixtures/rules/demo.rules",
+        &rules.join("signatures/demo.rules"),
     );
+    let r = run_pcap_and_log_with_rules(t.path(), &rules);
     assert_eq!(r.code(), Some(0), "{}", r.stderr);
     let signatures = r
         .stderr
@@ -387,15 +398,10 @@ fn rules_directory_loads_signatures_sigma_and_detectors() {
 #[test]
 fn latin1_byte_in_a_signature_msg_loads() {
     let t = tempfile::tempdir().unwrap();
-    let f = t.path().join("local.rules");
     let mut text = b"alert http any any -> any any (msg:\"Caf\xe9 GET \xe0 la carte\"; flow:established,to_server; http.method; content:\"GET\"; sid:9000001; rev:1;)\n".to_vec();
     text.extend_from_slice(b"# detector: not a key here\n");
-    std::fs::write(&f, text).unwrap();
-    let r = run_bounded(
-        t.path(),
-        &["--pcap", s(&demo_pcap()), "--rules", s(&f)],
-        Duration::from_secs(30),
-    );
+    let f = write_file(t.path(), "local.rules", text);
+    let r = run_pcap_with_rules(t.path(), &f);
     assert_eq!(r.code(), Some(0), "{}", r.stderr);
     assert!(
         r.stderr.contains("rules: 1 loaded, 0 skipped"),
@@ -430,22 +436,17 @@ fn rule_files_too_deep_are_named() {
             .collect::<Vec<_>>()
             .join("/"),
     );
-    std::fs::copy(
-        root().join("rules/sigma/zonewatch/ssh_auth_failure.yml"),
-        deep.join("deep.yml"),
-    )
-    .unwrap();
-    let r = run_bounded(
-        t.path(),
-        &["--syslog-file", s(&auth_log()), "--rules", s(&rules)],
-        Duration::from_secs(30),
+    copy_from_root(
+        "rules/sigma/zonewatch/ssh_auth_failure.yml",
+        &deep.join("deep.yml"),
     );
+    let r = run_log_with_rules(t.path(), &rules);
     assert_eq!(r.code(), Some(0), "{}", r.stderr);
     let want = format!(
         "{}: rule file more than 32 directory levels below a --rules directory; skipped",
         deep.join("deep.yml").display()
     );
-    assert!(r.stderr.contains(&want), "no {want:?} in: {}", r.stderr);
+    assert_stderr_has(&r, &want);
 }
 
 /// Numbers out of range from the command line, `--set` and the file: exit
@@ -454,12 +455,11 @@ fn rule_files_too_deep_are_named() {
 #[test]
 fn numbers_out_of_range_are_errors_naming_the_key() {
     let t = tempfile::tempdir().unwrap();
-    let cfg = t.path().join("zonewatch.yaml");
-    std::fs::write(
-        &cfg,
+    let cfg = write_file(
+        t.path(),
+        "zonewatch.yaml",
         "sensor:\n  name: s1\nworkers: 5000\nflow:\n  memcap: 99999gb\nflow-timeouts:\n  tcp:\n    established: 18446744073709551615\n",
-    )
-    .unwrap();
+    );
     let pcap = demo_pcap();
     let log = auth_log();
     let cases: Vec<(Vec<&str>, Vec<String>)> = vec![
@@ -521,17 +521,12 @@ fn numbers_out_of_range_are_errors_naming_the_key() {
 #[test]
 fn unknown_keys_in_suricata_sections_are_errors_with_file_and_line() {
     let t = tempfile::tempdir().unwrap();
-    let cfg = t.path().join("zonewatch.yaml");
-    std::fs::write(
-        &cfg,
-        "detect:\n  stream-windw: 4kb\n  profile: medium\ncapture:\n  snaplenn: 1500\napp-layer:\n  protocols:\n    tls:\n      encryption-handlng: full\n",
-    )
-    .unwrap();
-    let r = run_bounded(
+    let cfg = write_file(
         t.path(),
-        &["--config", s(&cfg), "--pcap", s(&demo_pcap())],
-        Duration::from_secs(30),
+        "zonewatch.yaml",
+        "detect:\n  stream-windw: 4kb\n  profile: medium\ncapture:\n  snaplenn: 1500\napp-layer:\n  protocols:\n    tls:\n      encryption-handlng: full\n",
     );
+    let r = run_with_config(t.path(), &cfg);
     assert_eq!(r.code(), Some(1), "{}", r.stderr);
     let c = cfg.display();
     for w in [
@@ -539,16 +534,12 @@ fn unknown_keys_in_suricata_sections_are_errors_with_file_and_line() {
         format!("{c}:5: unknown key `capture.snaplenn`"),
         format!("{c}:9: unknown key `app-layer.protocols.tls.encryption-handlng`"),
     ] {
-        assert!(r.stderr.contains(&w), "no {w:?} in: {}", r.stderr);
+        assert_stderr_has(&r, &w);
     }
     assert!(!r.stderr.contains("detect.profile`"), "{}", r.stderr);
     // Without the typos: Suricata's key warns, the run goes on.
     std::fs::write(&cfg, "detect:\n  stream-window: 4kb\n  profile: medium\n").unwrap();
-    let r = run_bounded(
-        t.path(),
-        &["--config", s(&cfg), "--pcap", s(&demo_pcap())],
-        Duration::from_secs(30),
-    );
+    let r = run_with_config(t.path(), &cfg);
     assert_eq!(r.code(), Some(0), "{}", r.stderr);
     assert!(
         r.stderr.contains(&format!(

@@ -1351,6 +1351,30 @@ mod tests {
             .collect()
     }
 
+    /// Appends record `i`, which must be stored.
+    #[track_caller]
+    fn append_stored(s: &mut Spool, i: u64) {
+        assert!(matches!(s.append(&rec(i), false).unwrap(), Appended::At(_)));
+    }
+
+    /// Appends record `*next`, which must be stored; notes its id in `stored`
+    /// and moves on to the next odd id.
+    #[track_caller]
+    fn append_next(s: &mut Spool, next: &mut u64, stored: &mut Vec<String>) {
+        append_stored(s, *next);
+        stored.push(format!("ev-{next}"));
+        *next += 2;
+    }
+
+    /// Appends record `*next`, whose write must fail with ENOSPC; moves on
+    /// to the next odd id.
+    #[track_caller]
+    fn append_enospc(s: &mut Spool, next: &mut u64) {
+        let e = s.append(&rec(*next), false).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(28), "{e}");
+        *next += 2;
+    }
+
     #[test]
     fn full_disk_during_roll_and_append_recovers_when_space_returns() {
         let d = tempfile::tempdir().unwrap();
@@ -1364,32 +1388,18 @@ mod tests {
             .as_ref()
             .is_none_or(|w| w.len + 2 * per <= s.segment_bytes)
         {
-            assert!(matches!(
-                s.append(&rec(next), false).unwrap(),
-                Appended::At(_)
-            ));
-            stored.push(format!("ev-{next}"));
-            next += 2;
+            append_next(&mut s, &mut next, &mut stored);
         }
         // The disk fills up: a record write fails half way...
         fail_writes(Some(5));
-        let e = s.append(&rec(next), false).unwrap_err();
-        assert_eq!(e.raw_os_error(), Some(28), "{e}");
-        next += 2;
+        append_enospc(&mut s, &mut next);
         // ... the next one fits again and fills the segment ...
         fail_writes(None);
-        assert!(matches!(
-            s.append(&rec(next), false).unwrap(),
-            Appended::At(_)
-        ));
-        stored.push(format!("ev-{next}"));
-        next += 2;
+        append_next(&mut s, &mut next, &mut stored);
         // ... and the segments that should follow cannot get their header.
         fail_writes(Some(5));
         for _ in 0..20 {
-            let e = s.append(&rec(next), false).unwrap_err();
-            assert_eq!(e.raw_os_error(), Some(28), "{e}");
-            next += 2;
+            append_enospc(&mut s, &mut next);
         }
         // Nothing half-written stays behind: only whole segments with whole records.
         let sizes = seg_sizes_on_disk(d.path());
@@ -1398,12 +1408,7 @@ mod tests {
         // Space returns: the spool writes again, in new segments.
         fail_writes(None);
         for _ in 0..40 {
-            assert!(matches!(
-                s.append(&rec(next), false).unwrap(),
-                Appended::At(_)
-            ));
-            stored.push(format!("ev-{next}"));
-            next += 2;
+            append_next(&mut s, &mut next, &mut stored);
         }
         assert!(seg_files(d.path()).len() >= 2, "should have rolled");
         assert_eq!(drain(&mut s), stored);
@@ -1412,10 +1417,7 @@ mod tests {
         s.close().unwrap();
         // And after a restart.
         let mut s = Spool::open(&cfg(d.path(), 1 << 20)).unwrap();
-        assert!(matches!(
-            s.append(&rec(next), false).unwrap(),
-            Appended::At(_)
-        ));
+        append_stored(&mut s, next);
         assert_eq!(drain(&mut s), vec![format!("ev-{next}")]);
     }
 
@@ -1435,7 +1437,7 @@ mod tests {
         fs::write(segment_path(d.path(), end), b"").unwrap();
         let mut s = Spool::open(&cfg(d.path(), 1 << 20)).unwrap();
         for i in 5..8 {
-            assert!(matches!(s.append(&rec(i), false).unwrap(), Appended::At(_)));
+            append_stored(&mut s, i);
         }
         assert_eq!(drain(&mut s), ids(0..8));
         assert_eq!(s.counters().corrupt, 0);

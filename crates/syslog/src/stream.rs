@@ -625,39 +625,44 @@ impl Loop {
             .map(|t| format!("in the last {}s", now.duration_since(t).as_secs().max(1)))
             .unwrap_or_else(|| "since start".into());
         self.last_log = Some(now);
-        let mut parts = Vec::new();
-        if p.max > 0 {
-            parts.push(format!(
-                "{} refused at max-connections {}",
-                p.max, self.cfg.max_connections
-            ));
-        }
-        if p.per_source > 0 {
-            parts.push(format!(
-                "{} refused at max-connections-per-source {} (last from {})",
+        // (how many, what happened to them), said only for the causes that occurred.
+        let c = &self.cfg;
+        let source = p.top_source.map(|a| a.to_string()).unwrap_or_default();
+        let parts: Vec<String> = [
+            (
+                p.max,
+                format!("refused at max-connections {}", c.max_connections),
+            ),
+            (
                 p.per_source,
-                self.cfg.max_connections_per_source,
-                p.top_source.map(|a| a.to_string()).unwrap_or_default()
-            ));
-        }
-        if p.fd > 0 {
-            parts.push(format!(
-                "{} refused for want of file descriptors (open file limit {})",
-                p.fd, self.fd_limit
-            ));
-        }
-        if p.frame_timeouts > 0 {
-            parts.push(format!(
-                "{} closed at frame-timeout {:?}",
-                p.frame_timeouts, self.cfg.frame_timeout
-            ));
-        }
-        if p.memcap > 0 {
-            parts.push(format!(
-                "{} closed over their share of buffer-memcap {} bytes",
-                p.memcap, self.cfg.buffer_memcap
-            ));
-        }
+                format!(
+                    "refused at max-connections-per-source {} (last from {source})",
+                    c.max_connections_per_source
+                ),
+            ),
+            (
+                p.fd,
+                format!(
+                    "refused for want of file descriptors (open file limit {})",
+                    self.fd_limit
+                ),
+            ),
+            (
+                p.frame_timeouts,
+                format!("closed at frame-timeout {:?}", c.frame_timeout),
+            ),
+            (
+                p.memcap,
+                format!(
+                    "closed over their share of buffer-memcap {} bytes",
+                    c.buffer_memcap
+                ),
+            ),
+        ]
+        .into_iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, what)| format!("{n} {what}"))
+        .collect();
         tracing::warn!(
             "syslog {}: connections {since}: {}",
             self.cfg.name,

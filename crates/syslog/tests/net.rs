@@ -41,15 +41,32 @@ fn stop(sd: Shutdown, l: Listener) {
     l.join();
 }
 
+/// A listener on `spec` delivering into a channel of `cap` records.
+fn start(
+    spec: &ListenSpec,
+    cfg: ListenerConfig,
+    cap: usize,
+) -> (Receiver<LogRecord>, Shutdown, Listener) {
+    let (tx, rx) = bounded(cap);
+    let sd = Shutdown::new();
+    let l = spawn(spec, cfg, tx, sd.clone()).unwrap();
+    (rx, sd, l)
+}
+
+/// The listener closed `s`: reading it gives end of stream.
+fn assert_closed_by_peer(s: &mut TcpStream) {
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut b = [0u8; 1];
+    assert_eq!(std::io::Read::read(s, &mut b).unwrap(), 0);
+}
+
 #[test]
 fn udp_datagrams_with_source_and_truncation() {
-    let (tx, rx) = bounded(100);
-    let sd = Shutdown::new();
     let cfg = ListenerConfig {
         max_frame_bytes: 64,
         ..Default::default()
     };
-    let l = spawn(&ListenSpec::Udp(local()), cfg, tx, sd.clone()).unwrap();
+    let (rx, sd, l) = start(&ListenSpec::Udp(local()), cfg, 100);
     let s = UdpSocket::bind(local()).unwrap();
     s.send_to(
         b"<34>Oct 11 22:14:15 mymachine su: 'su root' failed",
@@ -70,13 +87,11 @@ fn udp_datagrams_with_source_and_truncation() {
 
 #[test]
 fn tcp_mixed_framing_and_truncation_counted() {
-    let (tx, rx) = bounded(100);
-    let sd = Shutdown::new();
     let cfg = ListenerConfig {
         max_frame_bytes: 100,
         ..Default::default()
     };
-    let l = spawn(&ListenSpec::Tcp(local()), cfg, tx, sd.clone()).unwrap();
+    let (rx, sd, l) = start(&ListenSpec::Tcp(local()), cfg, 100);
     let mut c = TcpStream::connect(l.local_addr()).unwrap();
     let big = "y".repeat(500);
     let one = "<13>1 - h a - - - one";
@@ -102,14 +117,12 @@ fn tcp_mixed_framing_and_truncation_counted() {
 #[test]
 fn tcp_thousand_concurrent_clients() {
     const N: usize = 1000;
-    let (tx, rx) = bounded(4 * N);
-    let sd = Shutdown::new();
     // All clients come from 127.0.0.1: no per-source limit here.
     let cfg = ListenerConfig {
         max_connections_per_source: 0,
         ..Default::default()
     };
-    let l = spawn(&ListenSpec::Tcp(local()), cfg, tx, sd.clone()).unwrap();
+    let (rx, sd, l) = start(&ListenSpec::Tcp(local()), cfg, 4 * N);
     let addr = l.local_addr();
     // Open all connections first, so they are concurrent.
     let mut conns: Vec<TcpStream> = (0..N).map(|_| TcpStream::connect(addr).unwrap()).collect();
@@ -141,14 +154,12 @@ fn tcp_thousand_concurrent_clients() {
 
 #[test]
 fn idle_timeout_and_connection_cap() {
-    let (tx, _rx) = bounded(10);
-    let sd = Shutdown::new();
     let cfg = ListenerConfig {
         idle_timeout: Duration::from_millis(300),
         max_connections: 2,
         ..Default::default()
     };
-    let l = spawn(&ListenSpec::Tcp(local()), cfg, tx, sd.clone()).unwrap();
+    let (_rx, sd, l) = start(&ListenSpec::Tcp(local()), cfg, 10);
     let c = l.counters();
     let _a = TcpStream::connect(l.local_addr()).unwrap();
     let _b = TcpStream::connect(l.local_addr()).unwrap();
@@ -162,13 +173,11 @@ fn idle_timeout_and_connection_cap() {
 
 #[test]
 fn per_source_limit_refuses_and_counts() {
-    let (tx, rx) = bounded(10);
-    let sd = Shutdown::new();
     let cfg = ListenerConfig {
         max_connections_per_source: 3,
         ..Default::default()
     };
-    let l = spawn(&ListenSpec::Tcp(local()), cfg, tx, sd.clone()).unwrap();
+    let (rx, sd, l) = start(&ListenSpec::Tcp(local()), cfg, 10);
     let c = l.counters();
     let mut held: Vec<TcpStream> = (0..5)
         .map(|_| TcpStream::connect(l.local_addr()).unwrap())
@@ -177,11 +186,7 @@ fn per_source_limit_refuses_and_counts() {
     let s = c.snapshot();
     assert_eq!((s.connections_open, s.connections_refused), (3, 2));
     // The refused ones were closed: reading gives end of stream.
-    held[4]
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
-    let mut b = [0u8; 1];
-    assert_eq!(std::io::Read::read(&mut held[4], &mut b).unwrap(), 0);
+    assert_closed_by_peer(&mut held[4]);
     // One admitted connection leaves: the source may connect again.
     held.truncate(2);
     wait_for("one closed", || c.snapshot().connections_open == 2);
@@ -194,14 +199,12 @@ fn per_source_limit_refuses_and_counts() {
 
 #[test]
 fn slowloris_frame_is_cut_at_the_frame_timeout_but_slow_lines_are_not() {
-    let (tx, rx) = bounded(100);
-    let sd = Shutdown::new();
     let cfg = ListenerConfig {
         frame_timeout: Duration::from_millis(600),
         idle_timeout: Duration::from_secs(60),
         ..Default::default()
     };
-    let l = spawn(&ListenSpec::Tcp(local()), cfg, tx, sd.clone()).unwrap();
+    let (rx, sd, l) = start(&ListenSpec::Tcp(local()), cfg, 100);
     let c = l.counters();
     let mut slow = TcpStream::connect(l.local_addr()).unwrap();
     let mut lines = TcpStream::connect(l.local_addr()).unwrap();
@@ -244,15 +247,13 @@ fn slowloris_frame_is_cut_at_the_frame_timeout_but_slow_lines_are_not() {
 
 #[test]
 fn unfinished_frames_stay_within_the_buffer_memcap() {
-    let (tx, rx) = bounded(1000);
-    let sd = Shutdown::new();
     let cfg = ListenerConfig {
         max_frame_bytes: 16 << 10,
         buffer_memcap: 64 << 10,
         max_connections_per_source: 0,
         ..Default::default()
     };
-    let l = spawn(&ListenSpec::Tcp(local()), cfg, tx, sd.clone()).unwrap();
+    let (rx, sd, l) = start(&ListenSpec::Tcp(local()), cfg, 1000);
     let c = l.counters();
     // 40 clients with 12 KiB each of a frame that never ends: 480 KiB asked for, 64 KiB allowed.
     let junk = vec![b'x'; 12 << 10];
@@ -279,15 +280,7 @@ fn unfinished_frames_stay_within_the_buffer_memcap() {
 
 #[test]
 fn full_channel_drops_and_counts() {
-    let (tx, rx) = bounded(2);
-    let sd = Shutdown::new();
-    let l = spawn(
-        &ListenSpec::Tcp(local()),
-        ListenerConfig::default(),
-        tx,
-        sd.clone(),
-    )
-    .unwrap();
+    let (rx, sd, l) = start(&ListenSpec::Tcp(local()), ListenerConfig::default(), 2);
     let mut c = TcpStream::connect(l.local_addr()).unwrap();
     for i in 0..10 {
         writeln!(c, "<13>1 - h a - - - m{i}").unwrap();
@@ -327,6 +320,16 @@ impl Pki {
             .unwrap();
         (cert, key)
     }
+
+    /// Server certificate and key for "localhost", written to `dir`; no client CA.
+    fn server_files(&self, dir: &std::path::Path) -> TlsFiles {
+        let (srv, srv_key) = self.leaf("localhost");
+        TlsFiles {
+            cert: write(dir, "srv.pem", &srv.pem()),
+            key: write(dir, "srv.key", &srv_key.serialize_pem()),
+            client_ca: None,
+        }
+    }
 }
 
 fn tls_client(
@@ -363,22 +366,13 @@ fn tls_client(
 fn tls_with_and_without_client_certificates() {
     let dir = tempfile::tempdir().unwrap();
     let pki = Pki::new();
-    let (srv, srv_key) = pki.leaf("localhost");
-    let files = TlsFiles {
-        cert: write(dir.path(), "srv.pem", &srv.pem()),
-        key: write(dir.path(), "srv.key", &srv_key.serialize_pem()),
-        client_ca: None,
-    };
+    let files = pki.server_files(dir.path());
     // Server without client authentication.
-    let (tx, rx) = bounded(10);
-    let sd = Shutdown::new();
-    let l = spawn(
+    let (rx, sd, l) = start(
         &ListenSpec::Tls(local(), files.clone()),
         ListenerConfig::default(),
-        tx,
-        sd.clone(),
-    )
-    .unwrap();
+        10,
+    );
     let mut c = tls_client(l.local_addr(), &pki, None);
     let m = "<13>1 - h tlsapp - - - hello";
     c.write_all(format!("{} {m}", m.len()).as_bytes()).unwrap();
@@ -391,15 +385,11 @@ fn tls_with_and_without_client_certificates() {
     // Server requiring client certificates from our CA.
     let mut files_auth = files;
     files_auth.client_ca = Some(write(dir.path(), "ca.pem", &pki.ca.pem()));
-    let (tx, rx) = bounded(10);
-    let sd = Shutdown::new();
-    let l = spawn(
+    let (rx, sd, l) = start(
         &ListenSpec::Tls(local(), files_auth),
         ListenerConfig::default(),
-        tx,
-        sd.clone(),
-    )
-    .unwrap();
+        10,
+    );
     let (cc, ck) = pki.leaf("client");
     let mut ok = tls_client(l.local_addr(), &pki, Some((&cc, &ck)));
     ok.write_all(b"<13>1 - h authed - - - with cert\n").unwrap();
@@ -462,23 +452,16 @@ fn replay_uses_record_time_and_blocks_instead_of_dropping() {
 fn tls_many_clients_one_thread_and_stalled_handshakes_time_out() {
     let dir = tempfile::tempdir().unwrap();
     let pki = Pki::new();
-    let (srv, srv_key) = pki.leaf("localhost");
-    let files = TlsFiles {
-        cert: write(dir.path(), "srv.pem", &srv.pem()),
-        key: write(dir.path(), "srv.key", &srv_key.serialize_pem()),
-        client_ca: None,
-    };
-    let (tx, rx) = bounded(1000);
-    let sd = Shutdown::new();
+    let files = pki.server_files(dir.path());
     let cfg = ListenerConfig {
         frame_timeout: Duration::from_millis(800),
         max_connections_per_source: 0,
         ..Default::default()
     };
-    let l = spawn(&ListenSpec::Tls(local(), files), cfg, tx, sd.clone()).unwrap();
+    let (rx, sd, l) = start(&ListenSpec::Tls(local(), files), cfg, 1000);
     let c = l.counters();
     // A client that connects and never says anything: its handshake times out.
-    let stalled = TcpStream::connect(l.local_addr()).unwrap();
+    let mut stalled = TcpStream::connect(l.local_addr()).unwrap();
     // 50 TLS clients at once, each with a 40 KB message written in pieces, and a line.
     let mut clients: Vec<_> = (0..50)
         .map(|_| tls_client(l.local_addr(), &pki, None))
@@ -503,12 +486,7 @@ fn tls_many_clients_one_thread_and_stalled_handshakes_time_out() {
     wait_for("stalled handshake closed", || {
         c.snapshot().frame_timeouts == 1
     });
-    let mut b = [0u8; 1];
-    let mut stalled = stalled;
-    stalled
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
-    assert_eq!(std::io::Read::read(&mut stalled, &mut b).unwrap(), 0);
+    assert_closed_by_peer(&mut stalled);
     let s = c.snapshot();
     assert_eq!(
         (s.tls_errors, s.connections, s.connections_open),
