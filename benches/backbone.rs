@@ -89,6 +89,7 @@ fn pipeline(path: &Path, stage: Stage, workers: usize) -> (Figure, serde_json::V
         detect: None,
         anomaly: None,
         logs: None,
+        ready: None,
     };
     let t = Instant::now();
     let r = zonewatch_pipeline::run(&cfg, opts, writer).expect("pipeline run");

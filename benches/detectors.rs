@@ -40,6 +40,7 @@ fn run(path: &std::path::Path, on: bool, out: &str) -> (f64, u64, serde_json::Va
         detect: None,
         anomaly,
         logs: None,
+        ready: None,
     };
     let t = Instant::now();
     let r = zonewatch_pipeline::run(&cfg, opts, writer).expect("pipeline run");

@@ -46,6 +46,7 @@ fn run(path: &Path, engine: Option<Arc<Engine>>, workers: usize) -> Run {
         detect: engine,
         anomaly: None,
         logs: None,
+        ready: None,
     };
     let t = Instant::now();
     let r = zonewatch_pipeline::run(&cfg, opts, writer).expect("pipeline run");

@@ -2,6 +2,7 @@
 //! lives in the library crates; this file only wires them together.
 
 mod kafka_sink;
+mod privileges;
 
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
@@ -178,6 +179,9 @@ fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     for s in &rule_files.skipped {
         tracing::warn!("rules: {s}");
     }
+    // Least privilege (`run-as`): decided and checked before anything is
+    // opened or any thread started; dropped by the pipeline's ready hook.
+    let privileges = privileges::Plan::new(&a, &cfg, &rule_files)?;
     // Signatures and detectors look at packets: not loaded for logs-only runs.
     let packets_given = !a.pcap.is_empty() || !a.interface.is_empty();
     let detect = if packets_given {
@@ -315,6 +319,7 @@ fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         detect,
         anomaly,
         logs,
+        ready: privileges.hook(),
     };
     let started = std::time::Instant::now();
     let report = zonewatch_pipeline::run(&cfg, opts, writer)?;

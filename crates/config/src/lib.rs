@@ -173,6 +173,11 @@ pub struct Config {
     /// `syslog.include-message`: write the raw log message in Sigma alerts'
     /// evidence (off by default: messages can hold personal data).
     pub syslog_include_message: bool,
+    /// `run-as.user`: after opening captures, listeners, output and spool
+    /// as root, become this user (name or numeric uid).
+    pub run_as_user: Option<String>,
+    /// `run-as.group`: the group to become (default: the user's primary group).
+    pub run_as_group: Option<String>,
 }
 
 impl Default for Config {
@@ -281,6 +286,8 @@ impl Default for Config {
             syslog_frame_timeout: 10,
             syslog_buffer_memcap: 32 << 20,
             syslog_include_message: false,
+            run_as_user: None,
+            run_as_group: None,
         }
     }
 }
@@ -371,7 +378,6 @@ const SURICATA_IGNORED_SECTIONS: &[&str] = &[
     "include",
     "detect-engine",
     "packet-alert-max",
-    "run-as",
     "pid-file",
     "daemon-directory",
     "umask",
@@ -801,6 +807,16 @@ fn parse_bool(s: &str) -> Result<bool, String> {
     }
 }
 
+/// A user or group name (or numeric id) for `run-as.*`: non-empty, no
+/// blanks, `:` or `/` (resolved against the system's accounts at start).
+fn account_name(s: &str) -> Result<String, String> {
+    let t = s.trim();
+    if t.is_empty() || t.chars().any(|c| c.is_whitespace() || c == ':' || c == '/') {
+        return Err(format!("{s:?} is not a user or group name"));
+    }
+    Ok(t.to_string())
+}
+
 fn parse_num<T: std::str::FromStr>(s: &str) -> Result<T, String> {
     s.trim()
         .parse()
@@ -1124,6 +1140,8 @@ impl Config {
                 self.syslog_buffer_memcap = (size()? as usize).clamp(64 << 10, 1 << 40)
             }
             "syslog.include-message" => self.syslog_include_message = parse_bool(scalar()?)?,
+            "run-as.user" => self.run_as_user = Some(account_name(scalar()?)?),
+            "run-as.group" => self.run_as_group = Some(account_name(scalar()?)?),
             "pipeline.batch-packets" => {
                 self.batch_packets = parse_num::<usize>(scalar()?)?.clamp(1, 4096)
             }

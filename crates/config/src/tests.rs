@@ -298,3 +298,22 @@ fn config_file_must_be_utf8_text_of_sane_size() {
     assert_eq!(e.to_string(), "/dev/zero: larger than 16 MiB");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn run_as_keys() {
+    let mut c = Config::default();
+    assert_eq!((c.run_as_user.as_deref(), c.run_as_group.as_deref()), (None, None));
+    // The example file's commented section, as an operator would write it.
+    let w = c
+        .apply_yaml("run-as:\n  user: zonewatch\n  group: \"1234\"\n", "t.yaml")
+        .unwrap();
+    assert!(w.is_empty(), "run-as is a real section now: {w:?}");
+    assert_eq!(c.run_as_user.as_deref(), Some("zonewatch"));
+    assert_eq!(c.run_as_group.as_deref(), Some("1234"));
+    for bad in ["run-as.user=", "run-as.user=a b", "run-as.group=x:y"] {
+        let e = c.apply_override(bad).unwrap_err().to_string();
+        assert!(e.contains("run-as."), "{bad}: {e}");
+    }
+    let e = c.apply_yaml("run-as:\n  uid: 5\n", "t.yaml").unwrap_err();
+    assert!(e.to_string().contains("unknown key `run-as.uid`"), "{e}");
+}

@@ -84,6 +84,22 @@ pub struct RunOptions {
     /// runs the rules and its alerts are written as they arrive, between
     /// the (still deterministic) packet events; see [`logs`].
     pub logs: Option<logs::LogInputs>,
+    /// Called once every input that may need privileges is open (live
+    /// capture handles; listeners are bound before the run) and before the
+    /// first packet is read: the binary drops privileges here. An error
+    /// ends the run before any packet is read.
+    pub ready: Option<ReadyHook>,
+}
+
+/// See [`RunOptions::ready`].
+pub type ReadyHook = Box<dyn Fn() -> Result<(), String> + Send + Sync>;
+
+/// Runs the [`RunOptions::ready`] hook, if any.
+pub(crate) fn ready(opts: &RunOptions) -> Result<(), RunError> {
+    match &opts.ready {
+        Some(f) => f().map_err(RunError::Ready),
+        None => Ok(()),
+    }
 }
 
 /// `sub` of a packet's observation: after the packet's own events.
@@ -136,6 +152,9 @@ pub enum RunError {
     /// A sink failed for good (disk full, closed pipe); the run stopped.
     #[error("output {0}")]
     Output(#[from] zonewatch_output::SinkError),
+    /// The [`RunOptions::ready`] hook failed (e.g. dropping privileges).
+    #[error("{0}")]
+    Ready(String),
 }
 
 /// A batch of packets for one worker: metadata plus the packets' bytes in one

@@ -419,7 +419,8 @@ pub(crate) fn run(
     let mut warnings = Vec::new();
     let bpf = cfg.bpf.as_deref();
     let result = match &opts.inputs {
-        Inputs::Files(files) => read_files(&mut d, files, bpf, opts, &mut warnings),
+        Inputs::Files(files) => crate::ready(opts)
+            .and_then(|()| read_files(&mut d, files, bpf, opts, &mut warnings)),
         Inputs::Interfaces(ifaces) => read_live(&mut d, cfg, ifaces, bpf, opts),
     };
     d.flush_all();
@@ -578,6 +579,8 @@ fn read_live(
         })?;
         sources.push((s, link));
     }
+    // Every handle is open: privileges can go before the first packet.
+    crate::ready(opts)?;
     let mut last_wall_tick = Instant::now();
     while !opts.stop.load(Ordering::Relaxed) {
         let mut idle = true;
