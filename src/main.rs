@@ -67,6 +67,10 @@ struct RunArgs {
     /// Seconds between periodic stats events (0: only at the end).
     #[arg(long, value_name = "SECS")]
     stats_interval: Option<u64>,
+    /// Serve Prometheus metrics at http://ADDR:PORT/metrics, e.g.
+    /// 127.0.0.1:9187 (config `metrics.listen`; off by default).
+    #[arg(long, value_name = "ADDR:PORT")]
+    metrics_listen: Option<String>,
     /// Also publish events to Kafka (comma-separated brokers); see the
     /// `kafka:` section of the configuration for topics, keys and TLS/SASL.
     #[arg(long, value_name = "BROKERS")]
@@ -147,6 +151,9 @@ fn load_config(a: &RunArgs) -> anyhow::Result<Config> {
     if let Some(s) = a.stats_interval {
         cfg.apply_flag("--stats-interval", "stats.interval", &s.to_string())?;
     }
+    if let Some(m) = &a.metrics_listen {
+        cfg.apply_flag("--metrics-listen", "metrics.listen", m)?;
+    }
     if let Some(o) = &a.output {
         cfg.output_path = Some(o.clone());
     }
@@ -213,6 +220,11 @@ fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
             }
         });
     }
+    // SIGUSR1 writes a stats event at once (the output thread looks at the
+    // flag four times a second); INT/TERM stay ctrlc's.
+    let stats_now = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGUSR1, stats_now.clone())
+        .context("installing the SIGUSR1 handler")?;
     let logs = if logs_given {
         Some(start_logs(&a, &cfg)?)
     } else {
@@ -309,6 +321,32 @@ fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         n => n,
     };
     let live = matches!(inputs, Inputs::Interfaces(_));
+    // The Prometheus endpoint, bound before privileges are dropped.
+    let metrics = match cfg.metrics_listen {
+        Some(addr) => {
+            let m = zonewatch_metrics::Metrics::new(env!("CARGO_PKG_VERSION"));
+            if let Some(e) = &detect {
+                m.set_rules(
+                    "signatures",
+                    e.report.loaded as u64,
+                    e.report.skipped as u64,
+                );
+            }
+            if let Some(d) = &anomaly {
+                m.set_rules("detectors", d.active().len() as u64, 0);
+            }
+            let bound = m
+                .serve(addr)
+                .with_context(|| format!("metrics endpoint {addr}"))?;
+            eprintln!("zonewatch: metrics: serving http://{bound}/metrics");
+            Some(m)
+        }
+        None => None,
+    };
+    let hooks = zonewatch_pipeline::Hooks {
+        metrics,
+        stats_now: Some(stats_now),
+    };
     let opts = RunOptions {
         stage: zonewatch_pipeline::Stage::Full,
         inputs,
@@ -322,7 +360,7 @@ fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         ready: privileges.hook(),
     };
     let started = std::time::Instant::now();
-    let report = zonewatch_pipeline::run(&cfg, opts, writer)?;
+    let report = zonewatch_pipeline::run_with(&cfg, opts, writer, hooks)?;
     print_summary(&report.stats, started.elapsed(), workers);
     for w in &report.warnings {
         eprintln!("zonewatch: warning: {w}");

@@ -130,6 +130,9 @@ pub struct Config {
     pub output_types: Vec<String>,
     /// Seconds between periodic stats events; 0 = only at the end.
     pub stats_interval: u64,
+    /// `metrics.listen`: address of the Prometheus endpoint (`GET
+    /// /metrics`); none (the default, `off`) = no endpoint.
+    pub metrics_listen: Option<std::net::SocketAddr>,
     /// Packets per batch handed to a worker.
     pub batch_packets: usize,
     /// Batches queued per worker before the reader waits (files) or drops
@@ -269,6 +272,7 @@ impl Default for Config {
             output_path: None,
             output_types: EVENT_TYPES.iter().map(|s| s.to_string()).collect(),
             stats_interval: 0,
+            metrics_listen: None,
             batch_packets: 128,
             queue_batches: 256,
             kafka: Vec::new(),
@@ -817,6 +821,19 @@ fn account_name(s: &str) -> Result<String, String> {
     Ok(t.to_string())
 }
 
+/// `metrics.listen`: `ADDR:PORT` (`[::1]:9187` for IPv6), or `off`/empty
+/// for no endpoint. Host names are not resolved: the address is bound as
+/// written.
+fn parse_listen(s: &str) -> Result<Option<std::net::SocketAddr>, String> {
+    let t = s.trim();
+    if t.is_empty() || matches!(t, "off" | "no" | "false") {
+        return Ok(None);
+    }
+    t.parse()
+        .map(Some)
+        .map_err(|_| format!("{t:?} is not ADDR:PORT (e.g. 127.0.0.1:9187 or [::1]:9187) or off"))
+}
+
 fn parse_num<T: std::str::FromStr>(s: &str) -> Result<T, String> {
     s.trim()
         .parse()
@@ -1111,6 +1128,7 @@ impl Config {
                 self.output_types = types;
             }
             "stats.interval" => self.stats_interval = secs()?,
+            "metrics.listen" => self.metrics_listen = parse_listen(scalar()?)?,
             "detect.stream-window" => self.detect_stream_window = size()?.min(1 << 20),
             "classification-file" => {
                 self.classification_file = Some(scalar()?.into());

@@ -317,3 +317,25 @@ fn run_as_keys() {
     let e = c.apply_yaml("run-as:\n  uid: 5\n", "t.yaml").unwrap_err();
     assert!(e.to_string().contains("unknown key `run-as.uid`"), "{e}");
 }
+
+#[test]
+fn metrics_listen_key() {
+    let mut c = Config::default();
+    assert_eq!(c.metrics_listen, None);
+    let problems = c
+        .apply_yaml("metrics:\n  listen: 127.0.0.1:9187\n", "t.yaml")
+        .unwrap();
+    assert!(problems.is_empty(), "{problems:?}");
+    assert_eq!(c.metrics_listen, Some("127.0.0.1:9187".parse().unwrap()));
+    c.apply_override("metrics.listen=[::1]:0").unwrap();
+    assert_eq!(c.metrics_listen, Some("[::1]:0".parse().unwrap()));
+    c.apply_override("metrics.listen=off").unwrap();
+    assert_eq!(c.metrics_listen, None);
+    let e = c
+        .apply_override("metrics.listen=localhost:9187")
+        .unwrap_err();
+    assert!(e.to_string().contains("metrics.listen"), "{e}");
+    assert!(e.to_string().contains("ADDR:PORT"), "{e}");
+    let e = c.apply_override("metrics.listen=127.0.0.1").unwrap_err();
+    assert!(e.to_string().contains("ADDR:PORT"), "{e}");
+}

@@ -205,9 +205,63 @@ pub(crate) enum WorkMsg {
     },
 }
 
+/// What a long-running sensor adds to a run (none by default).
+#[derive(Clone, Default)]
+pub struct Hooks {
+    /// Where the output thread publishes its counters, at most once a
+    /// second, for the Prometheus endpoint (`--metrics-listen`).
+    pub metrics: Option<zonewatch_metrics::Metrics>,
+    /// Set (by SIGUSR1) to have a stats event written at once; the output
+    /// thread looks at it four times a second and clears it.
+    pub stats_now: Option<Arc<AtomicBool>>,
+}
+
+/// The worker queues as the metrics endpoint sees them: a second receiver
+/// of each queue, only to read its length, given up when its worker ends
+/// (also by a panic), so that a dead worker's queue still disconnects.
+#[derive(Clone)]
+pub(crate) struct QueueProbe(
+    Arc<std::sync::Mutex<Vec<Option<crossbeam_channel::Receiver<WorkMsg>>>>>,
+);
+
+/// Held by a worker thread; gives up its queue's probe when dropped.
+struct ProbeGuard(QueueProbe, usize);
+
+impl Drop for ProbeGuard {
+    fn drop(&mut self) {
+        let mut q = (self.0).0.lock().unwrap_or_else(|e| e.into_inner());
+        q[self.1] = None;
+    }
+}
+
+impl QueueProbe {
+    /// (worker, batches queued, capacity) of the queues still running.
+    pub(crate) fn depths(&self) -> Vec<(usize, usize, usize)> {
+        let q = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        q.iter()
+            .enumerate()
+            .filter_map(|(i, r)| r.as_ref().map(|r| (i, r.len(), r.capacity().unwrap_or(0))))
+            .collect()
+    }
+}
+
 /// Runs the pipeline to the end of its input.
-pub fn run(cfg: &Config, mut opts: RunOptions, writer: EventWriter) -> Result<RunReport, RunError> {
+pub fn run(cfg: &Config, opts: RunOptions, writer: EventWriter) -> Result<RunReport, RunError> {
+    run_with(cfg, opts, writer, Hooks::default())
+}
+
+/// [`run`], publishing counters and answering stats requests as `hooks` say.
+pub fn run_with(
+    cfg: &Config,
+    mut opts: RunOptions,
+    writer: EventWriter,
+    hooks: Hooks,
+) -> Result<RunReport, RunError> {
     let n = opts.workers.max(1);
+    let probe = hooks
+        .metrics
+        .is_some()
+        .then(|| QueueProbe(Arc::new(std::sync::Mutex::new(vec![None; n]))));
     let ordered = matches!(opts.inputs, Inputs::Files(_));
     let (out_tx, out_rx) = bounded::<output::OutMsg>(n * 64);
     let (free_tx, free_rx) = bounded::<Batch>(n * cfg.queue_batches + 16);
@@ -215,6 +269,10 @@ pub fn run(cfg: &Config, mut opts: RunOptions, writer: EventWriter) -> Result<Ru
     let mut handles = Vec::new();
     for w in 0..n {
         let (tx, rx) = bounded::<WorkMsg>(cfg.queue_batches);
+        let guard = probe.as_ref().map(|p| {
+            p.0.lock().unwrap_or_else(|e| e.into_inner())[w] = Some(rx.clone());
+            ProbeGuard(p.clone(), w)
+        });
         work_txs.push(tx);
         let mut wcfg = worker::WorkerConfig::from_config(cfg, n, &opts.inputs, opts.stage);
         wcfg.detect = opts.detect.clone();
@@ -224,7 +282,10 @@ pub fn run(cfg: &Config, mut opts: RunOptions, writer: EventWriter) -> Result<Ru
         handles.push(
             std::thread::Builder::new()
                 .name(format!("zw-worker-{w}"))
-                .spawn(move || worker::run(w, wcfg, rx, out_tx, free_tx))
+                .spawn(move || {
+                    let _probe = guard;
+                    worker::run(w, wcfg, rx, out_tx, free_tx)
+                })
                 .expect("spawn worker thread"),
         );
     }
@@ -238,6 +299,8 @@ pub fn run(cfg: &Config, mut opts: RunOptions, writer: EventWriter) -> Result<Ru
             anomaly: opts.anomaly.take(),
             logs: opts.logs.is_some(),
             stop: opts.stop.clone(),
+            hooks,
+            queues: probe,
         };
         let out_tx_for_reader = out_tx.clone();
         drop(out_tx);

@@ -333,6 +333,65 @@ pub(crate) struct OutputOptions {
     /// Set when a sink fails for good, so the inputs stop within a batch
     /// instead of feeding an output that can no longer write.
     pub stop: Arc<AtomicBool>,
+    /// Metrics publishing and stats on request.
+    pub hooks: crate::Hooks,
+    /// The worker queues, for their depths (with metrics only).
+    pub queues: Option<crate::QueueProbe>,
+}
+
+/// How often counters are published for the metrics endpoint.
+const PUBLISH_EVERY: Duration = Duration::from_secs(1);
+
+/// How often the stats-request flag (SIGUSR1) is looked at.
+const STATS_NOW_POLL: Duration = Duration::from_millis(250);
+
+/// What the metrics endpoint gets besides the stats object: the workers'
+/// latency histogram (the stats event has only its percentiles) and the
+/// queue depths. `lat` is a scratch histogram, reused.
+fn snapshot(
+    stats: serde_json::Value,
+    wstats: &[Option<WorkerStats>],
+    lat: &mut hdrhistogram::Histogram<u64>,
+    queues: Option<&crate::QueueProbe>,
+    out_rx: &Receiver<OutMsg>,
+) -> zonewatch_metrics::Snapshot {
+    use zonewatch_metrics::{Gauge, Histogram};
+    lat.reset();
+    for w in wstats.iter().flatten() {
+        let _ = lat.add(&w.latency_us);
+    }
+    let mut gauges = Vec::new();
+    let mut queue = |name: String, len: usize, cap: usize| {
+        gauges.push(Gauge {
+            name: "zonewatch_pipeline_queue_depth",
+            help: "Messages waiting in a queue now: batches of packets for worker-N, worker events and log alerts for the output thread.",
+            labels: vec![("queue", name.clone())],
+            value: len as f64,
+        });
+        gauges.push(Gauge {
+            name: "zonewatch_pipeline_queue_capacity",
+            help: "Messages a queue holds at most (files: the reader then waits; live capture: the batch is dropped, zonewatch_pipeline_queue_drops_total).",
+            labels: vec![("queue", name)],
+            value: cap as f64,
+        });
+    };
+    for (w, len, cap) in queues.map(|q| q.depths()).unwrap_or_default() {
+        queue(format!("worker-{w}"), len, cap);
+    }
+    queue(
+        "output".into(),
+        out_rx.len(),
+        out_rx.capacity().unwrap_or(0),
+    );
+    zonewatch_metrics::Snapshot {
+        stats,
+        histograms: vec![Histogram::from_micros(
+            "zonewatch_pipeline_latency_seconds",
+            "Seconds from a packet's batch leaving the reader to the batch processed by its worker, one observation per packet (cumulative over the run). Stats: pipeline.latency_us.",
+            lat,
+        )],
+        gauges,
+    }
 }
 
 /// What the output thread wrote: the final counters and the events sinks
@@ -366,7 +425,12 @@ pub(crate) fn run(
         anomaly,
         logs,
         stop,
+        hooks,
+        queues,
     } = o;
+    let mut next_publish = Instant::now();
+    let mut lat_scratch = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)
+        .expect("valid histogram bounds");
     let mut filtered = Filtered {
         filter,
         held: 0,
@@ -405,13 +469,22 @@ pub(crate) fn run(
     let mut log_stats: Option<serde_json::Value> = None;
     let mut logs_done = !logs;
     loop {
-        // Wake for the next stats event and, live, for the next flush.
-        let deadline = match (stats_interval > 0, flush_often) {
-            (true, true) => Some(next_stats.min(next_flush)),
-            (true, false) => Some(next_stats),
-            (false, true) => Some(next_flush),
-            (false, false) => None,
-        };
+        // Wake for the next stats event, live for the next flush, and for
+        // metrics and stats requests.
+        let mut deadline: Option<Instant> = None;
+        let mut wake = |t: Instant| deadline = Some(deadline.map_or(t, |d| d.min(t)));
+        if stats_interval > 0 {
+            wake(next_stats);
+        }
+        if flush_often {
+            wake(next_flush);
+        }
+        if hooks.metrics.is_some() {
+            wake(next_publish);
+        }
+        if hooks.stats_now.is_some() {
+            wake(Instant::now() + STATS_NOW_POLL);
+        }
         let msg = match deadline {
             Some(d) => match rx.recv_timeout(d.saturating_duration_since(Instant::now())) {
                 Ok(m) => Some(m),
@@ -490,8 +563,17 @@ pub(crate) fn run(
                 check(&mut result, r);
             }
         }
-        if stats_interval > 0 && Instant::now() >= next_stats {
-            next_stats = Instant::now() + interval;
+        let periodic = stats_interval > 0 && Instant::now() >= next_stats;
+        // A stats request (SIGUSR1) writes one more, leaving the periodic
+        // ones on their schedule.
+        let asked = hooks
+            .stats_now
+            .as_ref()
+            .is_some_and(|f| f.swap(false, Ordering::Relaxed));
+        if periodic || asked {
+            if periodic {
+                next_stats = Instant::now() + interval;
+            }
             stats_seq += 1;
             let v = stats::build(
                 started.elapsed().as_secs(),
@@ -504,10 +586,32 @@ pub(crate) fn run(
             );
             // Periodic stats sort after every event at the current position.
             let pos = merge.done_below.iter().map(|k| k.pos).min().unwrap_or(0);
-            let ev = stats_event(pos, EventKey::STATS | stats_seq, last_clock, v);
+            // Before any packet or log record, the wall clock (as for the
+            // final stats event), not 1970.
+            let ts = if last_clock == Timestamp::default() {
+                wall_clock()
+            } else {
+                last_clock
+            };
+            let ev = stats_event(pos, EventKey::STATS | stats_seq, ts, v);
             if result.is_ok() {
                 let r = writer.write(&ev).and_then(|()| writer.flush());
                 check(&mut result, r);
+            }
+        }
+        if let Some(m) = &hooks.metrics {
+            if Instant::now() >= next_publish {
+                next_publish = Instant::now() + PUBLISH_EVERY;
+                let v = stats::build(
+                    started.elapsed().as_secs(),
+                    &reader,
+                    &wstats,
+                    &writer.written,
+                    writer.filtered,
+                    live,
+                    with_held(writer.sink_stats(), &filtered, log_stats.as_ref()),
+                );
+                m.publish(snapshot(v, &wstats, &mut lat_scratch, queues.as_ref(), &rx));
             }
         }
         if finished == workers && end.is_some() && logs_done {
@@ -526,10 +630,7 @@ pub(crate) fn run(
     let (end_pos, mut end_ts) = end.unwrap_or((0, last_clock));
     if end_ts == Timestamp::default() {
         // No packet at all: the only clock there is, is the wall clock.
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default();
-        end_ts = Timestamp::from_parts(now.as_secs() as i64, now.subsec_nanos());
+        end_ts = wall_clock();
     }
     // Sinks deliver or store what they hold first, so the last stats event
     // carries their final counters (Kafka's in-flight and dropped).
@@ -546,6 +647,15 @@ pub(crate) fn run(
         live,
         with_held(writer.sink_stats(), &filtered, log_stats.as_ref()),
     );
+    if let Some(m) = &hooks.metrics {
+        m.publish(snapshot(
+            v.clone(),
+            &wstats,
+            &mut lat_scratch,
+            queues.as_ref(),
+            &rx,
+        ));
+    }
     let ev = stats_event(end_pos + 1, u64::MAX, end_ts.max(last_clock), v.clone());
     if result.is_ok() {
         let r = writer.write(&ev).and_then(|()| writer.flush());
@@ -595,6 +705,13 @@ fn with_held(
         sinks.push(("anomaly", serde_json::Value::Object(root)));
     }
     sinks
+}
+
+fn wall_clock() -> Timestamp {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    Timestamp::from_parts(now.as_secs() as i64, now.subsec_nanos())
 }
 
 fn stats_event(pos: u64, sub: u64, ts: Timestamp, v: serde_json::Value) -> Event {
