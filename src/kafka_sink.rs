@@ -130,8 +130,8 @@ impl KafkaEventSink {
     fn summary(&self, m: &Metrics) {
         let Some(s) = &self.sink else { return };
         let dead_letter = s.dead_letter_path();
-        eprintln!(
-            "zonewatch: kafka: delivered {}, spooled {}, replayed {}, rejected {} (kept in {}), lost {} (spool full {}, spool write errors {}, dead-letter write errors {}, corrupt spool records {}, unreported at shutdown {}), in flight at exit {}; ack latency p50 {} µs, p99 {} µs",
+        crate::say(crate::Say::Info, format_args!(
+            "kafka: delivered {}, spooled {}, replayed {}, rejected {} (kept in {}), lost {} (spool full {}, spool write errors {}, dead-letter write errors {}, corrupt spool records {}, unreported at shutdown {}), in flight at exit {}; ack latency p50 {} µs, p99 {} µs",
             m.delivered,
             m.spooled,
             m.replayed,
@@ -146,11 +146,14 @@ impl KafkaEventSink {
             m.in_flight,
             m.latency.p50_us,
             m.latency.p99_us
-        );
+        ));
         if m.lost() > 0 {
-            eprintln!(
-                "zonewatch: kafka: {} events were lost on their way to Kafka (they are in the --output file)",
+            crate::say(
+                crate::Say::Info,
+                format_args!(
+                "kafka: {} events were lost on their way to Kafka (they are in the --output file)",
                 m.lost()
+            ),
             );
         }
     }
@@ -229,7 +232,7 @@ impl EventSink for KafkaEventSink {
             return Ok(());
         }
         if let Err(e) = s.close() {
-            eprintln!("zonewatch: kafka: shutdown: {e}");
+            crate::say(crate::Say::Info, format_args!("kafka: shutdown: {e}"));
         }
         let m = s.metrics();
         self.summary(&m);

@@ -19,6 +19,10 @@ use zonewatch_pipeline::{Inputs, RunOptions};
 #[derive(Parser)]
 #[command(name = "zonewatch", version, about)]
 struct Cli {
+    /// Log lines on stderr: text (for a person) or json (one JSON object
+    /// per line, for a journal or a log shipper).
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -27,6 +31,34 @@ struct Cli {
 enum Command {
     /// Read captures or interfaces, write events.
     Run(RunArgs),
+    /// Configuration tools.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Validate a configuration and the rules it names (signatures, Sigma,
+    /// detectors, zone policy, threshold and classification files, syslog TLS
+    /// files, the Kafka spool directory) without starting capture or
+    /// listeners. Takes run's options; inputs are not opened. Exit 0 when
+    /// clean, 1 on any error.
+    Check(CheckArgs),
+}
+
+#[derive(Args)]
+struct CheckArgs {
+    /// Warnings count as errors (exit 1).
+    #[arg(long)]
+    strict: bool,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Args)]
@@ -93,19 +125,37 @@ enum ChecksumMode {
 
 fn main() {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
+    let mut filter = tracing_subscriber::EnvFilter::try_from_env("ZONEWATCH_LOG")
+        .unwrap_or_else(|_| "warn".into());
+    if matches!(cli.command, Command::Config(_)) {
+        // The Sigma loader logs each rule it skips; `config check` lists
+        // them itself, with the other problems.
+        filter = filter.add_directive("zonewatch_sigma=error".parse().expect("directive"));
+    }
+    let fmt = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("ZONEWATCH_LOG")
-                .unwrap_or_else(|_| "warn".into()),
-        )
-        .with_target(false)
-        // Colour codes only for a person at a terminal, never in a journal
-        // or a log file.
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+        .with_target(false);
+    match cli.log_format {
+        LogFormat::Text => fmt
+            // Colour codes only for a person at a terminal, never in a
+            // journal or a log file.
+            .with_ansi(std::io::stderr().is_terminal())
+            .with_env_filter(filter)
+            .init(),
+        LogFormat::Json => {
+            JSON_LOGS.store(true, Ordering::Relaxed);
+            fmt.json()
+                .with_ansi(false)
+                // The summary lines (`say`) are said whatever ZONEWATCH_LOG is.
+                .with_env_filter(
+                    filter.add_directive(format!("{SAY}=info").parse().expect("directive")),
+                )
+                .init()
+        }
+    }
     let r = match cli.command {
         Command::Run(a) => run(a),
+        Command::Config(ConfigCommand::Check(a)) => check(a),
     };
     match r {
         Ok(code) => std::process::exit(code as i32),
@@ -119,26 +169,140 @@ fn main() {
                     parts.push(t);
                 }
             }
-            eprintln!("zonewatch: error: {}", parts.join(": "));
+            say(Say::Error, format_args!("{}", parts.join(": ")));
             std::process::exit(1);
         }
     }
 }
 
-fn load_config(a: &RunArgs) -> anyhow::Result<Config> {
-    let mut cfg = match &a.config {
-        Some(p) => {
-            let (c, warnings) = Config::from_file(p)?;
-            for w in warnings {
-                tracing::warn!("{w}");
-            }
-            c
+/// Where what the loaders find goes. `run` (the default) logs warnings and
+/// stops at the first error; `config check` collects both, goes on loading
+/// and lists them all. Both call the same loaders with it, so what `check`
+/// accepts `run` accepts.
+#[derive(Default)]
+struct Findings {
+    /// Collect instead of logging and stopping (`config check`).
+    collect: bool,
+    errors: Vec<String>,
+    warnings: Vec<String>,
+}
+
+impl Findings {
+    fn warn(&mut self, w: impl std::fmt::Display) {
+        if self.collect {
+            self.warnings.push(w.to_string());
+        } else {
+            tracing::warn!("{w}");
         }
+    }
+
+    /// Something `run` goes on without (a warning), but that `config check`
+    /// reports as an error: a rule that does not parse, a threshold file
+    /// that cannot be read.
+    fn unusable(&mut self, w: impl std::fmt::Display) {
+        if self.collect {
+            self.errors.push(w.to_string());
+        } else {
+            tracing::warn!("{w}");
+        }
+    }
+
+    /// An error: `run` stops with it, `config check` notes it and goes on.
+    fn error(&mut self, e: anyhow::Error) -> anyhow::Result<()> {
+        if self.collect {
+            self.errors.push(one_line(&e));
+            Ok(())
+        } else {
+            Err(e)
+        }
+    }
+
+    /// A configuration error: one finding per problem (each with its
+    /// file:line).
+    fn config_error(&mut self, e: zonewatch_config::ConfigError) -> anyhow::Result<()> {
+        if self.collect {
+            self.errors.extend(e.problems.iter().map(|p| p.to_string()));
+            Ok(())
+        } else {
+            Err(e.into())
+        }
+    }
+
+    /// A load summary line (`rules: 10 loaded, ...`): said by `run`;
+    /// `config check` says one line for all at the end.
+    fn said(&self, line: std::fmt::Arguments) {
+        if !self.collect {
+            say(Say::Info, line);
+        }
+    }
+}
+
+/// An error and its causes on one line, each said once (an io::Error's
+/// text is often repeated by the context around it).
+fn one_line(e: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for c in e.chain() {
+        let t = c.to_string();
+        if !parts.iter().any(|p| p.contains(&t)) {
+            parts.push(t);
+        }
+    }
+    parts.join(": ")
+}
+
+/// `--log-format json`: the lines said to the operator are JSON log lines too.
+static JSON_LOGS: AtomicBool = AtomicBool::new(false);
+/// The tracing target of those lines (always enabled at info).
+const SAY: &str = "zonewatch::say";
+
+#[derive(Clone, Copy)]
+enum Say {
+    Info,
+    Warning,
+    Error,
+}
+
+/// A line for the operator on stderr: `zonewatch: ...` (`zonewatch:
+/// warning: ...`, `zonewatch: error: ...`) in text mode; with
+/// `--log-format json`, a JSON log line of that level.
+fn say(level: Say, line: std::fmt::Arguments) {
+    if JSON_LOGS.load(Ordering::Relaxed) {
+        match level {
+            Say::Info => tracing::info!(target: SAY, "{line}"),
+            Say::Warning => tracing::warn!(target: SAY, "{line}"),
+            Say::Error => tracing::error!(target: SAY, "{line}"),
+        }
+    } else {
+        match level {
+            Say::Info => eprintln!("zonewatch: {line}"),
+            Say::Warning => eprintln!("zonewatch: warning: {line}"),
+            Say::Error => eprintln!("zonewatch: error: {line}"),
+        }
+    }
+}
+
+fn load_config(a: &RunArgs, f: &mut Findings) -> anyhow::Result<Config> {
+    let mut cfg = match &a.config {
+        Some(p) => match Config::from_file(p) {
+            Ok((c, warnings)) => {
+                for w in warnings {
+                    f.warn(w);
+                }
+                c
+            }
+            Err(e) => {
+                // `config check` goes on with the defaults.
+                f.config_error(e)?;
+                Config::default()
+            }
+        },
         None => Config::default(),
     };
     for kv in &a.set {
-        if let Some(w) = cfg.apply_override(kv)? {
-            tracing::warn!("{w}");
+        match cfg.apply_override(kv) {
+            Ok(Some(w)) => f.warn(w),
+            Ok(None) => {}
+            Err(e) => f.config_error(e)?,
         }
     }
     if let Some(b) = &a.bpf {
@@ -146,13 +310,19 @@ fn load_config(a: &RunArgs) -> anyhow::Result<Config> {
     }
     // Numbers from the command line pass the same range checks as the file's.
     if let Some(w) = a.workers {
-        cfg.apply_flag("--workers", "workers", &w.to_string())?;
+        if let Err(e) = cfg.apply_flag("--workers", "workers", &w.to_string()) {
+            f.config_error(e)?;
+        }
     }
     if let Some(s) = a.stats_interval {
-        cfg.apply_flag("--stats-interval", "stats.interval", &s.to_string())?;
+        if let Err(e) = cfg.apply_flag("--stats-interval", "stats.interval", &s.to_string()) {
+            f.config_error(e)?;
+        }
     }
     if let Some(m) = &a.metrics_listen {
-        cfg.apply_flag("--metrics-listen", "metrics.listen", m)?;
+        if let Err(e) = cfg.apply_flag("--metrics-listen", "metrics.listen", m) {
+            f.config_error(e)?;
+        }
     }
     if let Some(o) = &a.output {
         cfg.output_path = Some(o.clone());
@@ -161,12 +331,135 @@ fn load_config(a: &RunArgs) -> anyhow::Result<Config> {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,
     };
-    cfg.check_totals(workers)?;
+    if let Err(e) = cfg.check_totals(workers) {
+        f.config_error(e)?;
+    }
     Ok(cfg)
 }
 
+/// One walk of the --rules paths for the three loaders (signatures, Sigma,
+/// detectors), each taking its own kind of file; what it skips (symbolic
+/// link loops, directories too deep, unreadable entries) is named once.
+fn walk_rules(a: &RunArgs, f: &mut Findings) -> anyhow::Result<zonewatch_rulefiles::RuleFiles> {
+    let mut paths = Vec::new();
+    for r in &a.rules {
+        if r.exists() {
+            paths.push(r.clone());
+        } else {
+            f.error(anyhow::anyhow!(
+                "{}: no such rule file or directory",
+                r.display()
+            ))?;
+        }
+    }
+    let rule_files = match zonewatch_rulefiles::collect(&paths).context("--rules") {
+        Ok(w) => w,
+        Err(e) => {
+            f.error(e)?;
+            Default::default()
+        }
+    };
+    for s in &rule_files.skipped {
+        f.warn(format_args!("rules: {s}"));
+    }
+    Ok(rule_files)
+}
+
+/// `zonewatch config check`: the loaders of `run`, collecting what they
+/// find instead of stopping at the first error; nothing is captured,
+/// listened on or written (but a probe file in the Kafka spool directory).
+fn check(c: CheckArgs) -> anyhow::Result<ExitCode> {
+    let a = &c.run;
+    let mut f = Findings {
+        collect: true,
+        ..Default::default()
+    };
+    let cfg = load_config(a, &mut f)?;
+    let rule_files = walk_rules(a, &mut f)?;
+    let signatures = load_rules(
+        &rule_files.of(zonewatch_rulefiles::Kind::Signatures),
+        &cfg,
+        &mut f,
+    )?;
+    let yaml = rule_files.of(zonewatch_rulefiles::Kind::Yaml);
+    let detectors = load_detectors(a, &yaml, &cfg, &mut f)?;
+    let tls = log_inputs(a, &cfg, &mut f)?;
+    if let Some(t) = &tls {
+        // What a tls:// listener loads when it starts.
+        if let Err(e) = zonewatch_syslog::server_config(t) {
+            f.error(anyhow::Error::new(e).context("syslog.tls"))?;
+        }
+    } else if cfg.syslog_tls_cert.is_some() != cfg.syslog_tls_key.is_some() {
+        f.warn("syslog.tls: cert and key go together; without both, tls:// listeners cannot start");
+    }
+    let sigma = load_sigma(a, &cfg, &mut f)?;
+    if a.kafka.is_some() || !cfg.kafka.is_empty() {
+        match kafka_sink::config(&cfg, a.kafka.as_deref(), a.spool_dir.clone()) {
+            Ok(k) => {
+                if let Err(e) = k.check() {
+                    f.error(anyhow::Error::new(e).context("kafka"))?;
+                }
+            }
+            Err(e) => f.error(e.context("kafka"))?,
+        }
+    }
+    if let Some(o) = cfg.output_path.as_deref().filter(|o| *o != "-") {
+        let parent = std::path::Path::new(o)
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(std::path::Path::new("."));
+        if !parent.is_dir() {
+            f.error(anyhow::anyhow!(
+                "output {o}: directory {} does not exist",
+                parent.display()
+            ))?;
+        }
+    }
+    for w in &f.warnings {
+        say(Say::Warning, format_args!("{w}"));
+    }
+    for e in &f.errors {
+        say(Say::Error, format_args!("{e}"));
+    }
+    let (sig_loaded, sig_skipped, sig_app) = signatures.as_ref().map_or((0, 0, 0), |e| {
+        let r = &e.report;
+        (r.loaded, r.skipped, r.skipped_app_layer)
+    });
+    let detectors = match detectors {
+        Some(d) => format!("{} loaded from {} file(s)", d.active().len(), d.files.len()),
+        None if f.errors.iter().any(|e| e.starts_with("detector files:")) => {
+            "not loaded (errors above)".to_string()
+        }
+        None => "0 loaded".to_string(),
+    };
+    let failed = !f.errors.is_empty() || (c.strict && !f.warnings.is_empty());
+    let what = a
+        .config
+        .as_ref()
+        .map_or("(defaults)".to_string(), |p| p.display().to_string());
+    say(
+        if failed { Say::Error } else { Say::Info },
+        format_args!(
+            "config check: {what}: {}: {} error(s), {} warning(s){}; signatures: {sig_loaded} loaded, {sig_skipped} skipped ({sig_app} wait for an app-layer parser); sigma: {} loaded, {} skipped; detectors: {detectors}",
+            if failed { "FAILED" } else { "ok" },
+            f.errors.len(),
+            f.warnings.len(),
+            if c.strict { " (--strict)" } else { "" },
+            sigma.0,
+            sigma.1,
+        ),
+    );
+    Ok(if failed {
+        ExitCode::CheckFailed
+    } else {
+        ExitCode::Ok
+    })
+}
+
 fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
-    let mut cfg = load_config(&a)?;
+    // `run` logs warnings and stops at the first error.
+    let mut f = Findings::default();
+    let mut cfg = load_config(&a, &mut f)?;
     let logs_given = !a.syslog_listen.is_empty() || !a.syslog_file.is_empty();
     if a.pcap.is_empty() && a.interface.is_empty() && !logs_given {
         bail!("nothing to read: give --pcap PATH, --interface IF, --syslog-listen URL or --syslog-file PATH");
@@ -174,30 +467,28 @@ fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     if !a.pcap.is_empty() && !a.interface.is_empty() {
         bail!("give either --pcap or --interface, not both");
     }
-    for r in &a.rules {
-        if !r.exists() {
-            bail!("{}: no such rule file or directory", r.display());
-        }
-    }
-    // One walk of the --rules paths for the three loaders (signatures, Sigma,
-    // detectors), each taking its own kind of file; what it skips (symbolic
-    // link loops, directories too deep, unreadable entries) is named once.
-    let rule_files = zonewatch_rulefiles::collect(&a.rules).context("--rules")?;
-    for s in &rule_files.skipped {
-        tracing::warn!("rules: {s}");
-    }
+    let rule_files = walk_rules(&a, &mut f)?;
     // Least privilege (`run-as`): decided and checked before anything is
     // opened or any thread started; dropped by the pipeline's ready hook.
     let privileges = privileges::Plan::new(&a, &cfg, &rule_files)?;
     // Signatures and detectors look at packets: not loaded for logs-only runs.
     let packets_given = !a.pcap.is_empty() || !a.interface.is_empty();
     let detect = if packets_given {
-        load_rules(&rule_files.of(zonewatch_rulefiles::Kind::Signatures), &cfg)?
+        load_rules(
+            &rule_files.of(zonewatch_rulefiles::Kind::Signatures),
+            &cfg,
+            &mut f,
+        )?
     } else {
         None
     };
     let anomaly = if packets_given {
-        load_detectors(&a, &rule_files.of(zonewatch_rulefiles::Kind::Yaml), &cfg)?
+        load_detectors(
+            &a,
+            &rule_files.of(zonewatch_rulefiles::Kind::Yaml),
+            &cfg,
+            &mut f,
+        )?
     } else {
         None
     };
@@ -215,7 +506,10 @@ fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         let stop = stop.clone();
         let _ = ctrlc::set_handler(move || {
             if stop.swap(true, Ordering::Relaxed) {
-                eprintln!("zonewatch: second signal: exiting now, without flushing");
+                say(
+                    Say::Info,
+                    format_args!("second signal: exiting now, without flushing"),
+                );
                 std::process::exit(130);
             }
         });
@@ -338,7 +632,10 @@ fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
             let bound = m
                 .serve(addr)
                 .with_context(|| format!("metrics endpoint {addr}"))?;
-            eprintln!("zonewatch: metrics: serving http://{bound}/metrics");
+            say(
+                Say::Info,
+                format_args!("metrics: serving http://{bound}/metrics"),
+            );
             Some(m)
         }
         None => None,
@@ -352,7 +649,11 @@ fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         inputs,
         workers,
         stats_interval: cfg.stats_interval,
-        progress: !live && !a.pcap.is_empty() && std::io::stderr().is_terminal() && out_path != "-",
+        progress: !live
+            && !a.pcap.is_empty()
+            && std::io::stderr().is_terminal()
+            && out_path != "-"
+            && !JSON_LOGS.load(Ordering::Relaxed),
         stop,
         detect,
         anomaly,
@@ -363,12 +664,15 @@ fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     let report = zonewatch_pipeline::run_with(&cfg, opts, writer, hooks)?;
     print_summary(&report.stats, started.elapsed(), workers);
     for w in &report.warnings {
-        eprintln!("zonewatch: warning: {w}");
+        say(Say::Warning, format_args!("{w}"));
     }
     if report.lost > 0 {
-        eprintln!(
-            "zonewatch: error: {} event(s) were accepted and then lost by an output (see the messages above and the stats event)",
-            report.lost
+        say(
+            Say::Error,
+            format_args!(
+                "{} event(s) were accepted and then lost by an output (see the messages above and the stats event)",
+                report.lost
+            ),
         );
         return Ok(ExitCode::EventsLost);
     }
@@ -386,16 +690,21 @@ enum ExitCode {
     /// The run ended, but a sink lost events it had accepted (counted in
     /// the final stats event and summarised on stderr).
     EventsLost = 3,
+    /// `config check` found errors (or warnings, with `--strict`).
+    CheckFailed = 1,
 }
 
 /// Loads the signature files under the `--rules` paths. Rules that cannot
 /// be used are skipped with a warning each (file:line, sid, reason) and a
-/// summary; only an unreadable path is an error.
+/// summary; only an unreadable path is an error. `config check` loads the
+/// engine even without signature files, for the threshold and
+/// classification files, and counts rules that do not parse as errors.
 fn load_rules(
     paths: &[PathBuf],
     config: &Config,
+    f: &mut Findings,
 ) -> anyhow::Result<Option<Arc<zonewatch_detect::Engine>>> {
-    if paths.is_empty() {
+    if paths.is_empty() && !f.collect {
         return Ok(None);
     }
     let cfg = zonewatch_detect::DetectConfig {
@@ -413,18 +722,27 @@ fn load_rules(
         threshold_file: config.threshold_file.clone(),
         stream_window: config.detect_stream_window as usize,
     };
-    let engine = zonewatch_detect::Engine::load(paths, &cfg).context("loading rules")?;
+    let engine = match zonewatch_detect::Engine::load(paths, &cfg).context("loading rules") {
+        Ok(e) => e,
+        Err(e) => {
+            f.error(e)?;
+            return Ok(None);
+        }
+    };
     let r = &engine.report;
     for w in &r.config_warnings {
-        tracing::warn!("{w}");
+        f.unusable(w);
     }
     // Rules waiting for the app-layer parsers are many in ET Open; they are
-    // listed at info level (ZONEWATCH_LOG=info), every other skip warns.
+    // listed at info level (ZONEWATCH_LOG=info), every other skip warns
+    // (and is an error for `config check` when the rule does not parse).
     for e in &r.errors {
         if zonewatch_detect::needs_app_layer(e) {
             tracing::info!("rule skipped: {e}");
+        } else if e.reason().starts_with("unsupported") {
+            f.warn(format_args!("rule skipped: {e}"));
         } else {
-            tracing::warn!("rule skipped: {e}");
+            f.unusable(format_args!("rule skipped: {e}"));
         }
     }
     let mut top: Vec<(&String, &usize)> = r.reasons.iter().collect();
@@ -438,8 +756,8 @@ fn load_rules(
         "rules without a fast pattern (tcp, udp, icmp, other): {:?}",
         r.no_fast_pattern
     );
-    eprintln!(
-        "zonewatch: rules: {} loaded, {} skipped from {} file(s) in {:.2}s{}",
+    f.said(format_args!(
+        "rules: {} loaded, {} skipped from {} file(s) in {:.2}s{}",
         r.loaded,
         r.skipped,
         r.files.len(),
@@ -449,16 +767,16 @@ fn load_rules(
         } else {
             format!(" (top reasons: {})", top.join(", "))
         }
-    );
+    ));
     if r.loaded > 0 {
-        eprintln!(
-            "zonewatch: rules: {} per packet/stream ({} IP-only) in {} signature groups (largest: {} fast patterns), {} per transaction",
+        f.said(format_args!(
+            "rules: {} per packet/stream ({} IP-only) in {} signature groups (largest: {} fast patterns), {} per transaction",
             r.packet_rules,
             r.ip_only,
             r.groups,
             r.largest_group_patterns,
             r.loaded - r.packet_rules
-        );
+        ));
     }
     Ok(Some(Arc::new(engine)))
 }
@@ -469,46 +787,9 @@ fn load_rules(
 /// engine's) and starts the syslog listeners and file replay. Rules that
 /// cannot be compiled are skipped with a warning each.
 fn start_logs(a: &RunArgs, cfg: &Config) -> anyhow::Result<zonewatch_pipeline::logs::LogInputs> {
-    let tls = match (&cfg.syslog_tls_cert, &cfg.syslog_tls_key) {
-        (Some(cert), Some(key)) => Some(zonewatch_syslog::TlsFiles {
-            cert: cert.clone(),
-            key: key.clone(),
-            client_ca: cfg.syslog_tls_client_ca.clone(),
-        }),
-        _ => None,
-    };
-    if tls.is_none() && a.syslog_listen.iter().any(|u| u.starts_with("tls://")) {
-        bail!(
-            "tls:// syslog listeners need syslog.tls.cert and syslog.tls.key in the configuration"
-        );
-    }
-    for u in &a.syslog_listen {
-        zonewatch_syslog::ListenSpec::parse(u, tls.clone())
-            .with_context(|| format!("--syslog-listen {u}"))?;
-    }
-    for f in &a.syslog_file {
-        if f.as_os_str() != "-" && !f.is_file() {
-            bail!("{}: no such log file", f.display());
-        }
-    }
-    let paths = sigma_files(&a.rules);
-    let t0 = std::time::Instant::now();
-    let report =
-        zonewatch_sigma::RuleSet::load_paths(&paths, &zonewatch_sigma::SigmaConfig::default());
-    // The loader has already logged each skipped rule (file:line: id: reason).
-    let rules = report.rules;
-    let (det, corr) = (rules.detections.len(), rules.correlations.len());
-    if det + corr == 0 {
-        tracing::warn!("no Sigma rules under the --rules paths: logs are parsed and counted, nothing raises alerts");
-    }
-    eprintln!(
-        "zonewatch: sigma: {} rules loaded ({det} detections, {corr} correlations; {} inactive on syslog), {} skipped from {} file(s) in {:.2}s",
-        det + corr,
-        rules.inactive,
-        report.errors.len(),
-        report.files,
-        t0.elapsed().as_secs_f64(),
-    );
+    let mut f = Findings::default();
+    let tls = log_inputs(a, cfg, &mut f)?;
+    let (_, skipped, rules) = load_sigma(a, cfg, &mut f)?;
     let parse = zonewatch_syslog::ParseOptions {
         sensor_offset: cfg.timezone,
         extract_fields: true,
@@ -529,7 +810,7 @@ fn start_logs(a: &RunArgs, cfg: &Config) -> anyhow::Result<zonewatch_pipeline::l
         },
         channel_records: cfg.syslog_channel_records,
         rules: Arc::new(rules),
-        rules_skipped: report.errors.len() as u64,
+        rules_skipped: skipped as u64,
         limits: zonewatch_sigma::CorrelationLimits {
             hash_seed: cfg.flow_hash_seed,
             ..Default::default()
@@ -539,9 +820,83 @@ fn start_logs(a: &RunArgs, cfg: &Config) -> anyhow::Result<zonewatch_pipeline::l
     };
     let inputs = zonewatch_pipeline::logs::LogInputs::start(lcfg)?;
     for (url, addr) in inputs.local_addrs() {
-        eprintln!("zonewatch: syslog: {url} listening on {addr}");
+        say(Say::Info, format_args!("syslog: {url} listening on {addr}"));
     }
     Ok(inputs)
+}
+
+/// The syslog inputs of the command line checked (listener URLs, TLS files
+/// named for `tls://`, log files to replay) and the TLS files, if set.
+fn log_inputs(
+    a: &RunArgs,
+    cfg: &Config,
+    f: &mut Findings,
+) -> anyhow::Result<Option<zonewatch_syslog::TlsFiles>> {
+    let tls = match (&cfg.syslog_tls_cert, &cfg.syslog_tls_key) {
+        (Some(cert), Some(key)) => Some(zonewatch_syslog::TlsFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+            client_ca: cfg.syslog_tls_client_ca.clone(),
+        }),
+        _ => None,
+    };
+    if tls.is_none() && a.syslog_listen.iter().any(|u| u.starts_with("tls://")) {
+        f.error(anyhow::anyhow!(
+            "tls:// syslog listeners need syslog.tls.cert and syslog.tls.key in the configuration"
+        ))?;
+    }
+    for u in &a.syslog_listen {
+        if tls.is_none() && u.starts_with("tls://") {
+            continue; // said above
+        }
+        if let Err(e) = zonewatch_syslog::ListenSpec::parse(u, tls.clone())
+            .with_context(|| format!("--syslog-listen {u}"))
+        {
+            f.error(e)?;
+        }
+    }
+    for l in &a.syslog_file {
+        if l.as_os_str() != "-" && !l.is_file() {
+            f.error(anyhow::anyhow!("{}: no such log file", l.display()))?;
+        }
+    }
+    Ok(tls)
+}
+
+/// Loads the Sigma rules under the `--rules` paths: (loaded, skipped,
+/// rules). A rule that cannot be compiled is skipped with a warning (an
+/// error for `config check`).
+fn load_sigma(
+    a: &RunArgs,
+    _cfg: &Config,
+    f: &mut Findings,
+) -> anyhow::Result<(usize, usize, zonewatch_sigma::RuleSet)> {
+    let paths = sigma_files(&a.rules);
+    let t0 = std::time::Instant::now();
+    let report =
+        zonewatch_sigma::RuleSet::load_paths(&paths, &zonewatch_sigma::SigmaConfig::default());
+    // `run`: the loader has already logged each skipped rule (file:line: id:
+    // reason); `config check` silences it and lists them here.
+    if f.collect {
+        for e in &report.errors {
+            f.unusable(e);
+        }
+    }
+    let rules = report.rules;
+    let (det, corr) = (rules.detections.len(), rules.correlations.len());
+    let logs_given = !a.syslog_listen.is_empty() || !a.syslog_file.is_empty();
+    if det + corr == 0 && logs_given {
+        f.warn("no Sigma rules under the --rules paths: logs are parsed and counted, nothing raises alerts");
+    }
+    f.said(format_args!(
+        "sigma: {} rules loaded ({det} detections, {corr} correlations; {} inactive on syslog), {} skipped from {} file(s) in {:.2}s",
+        det + corr,
+        rules.inactive,
+        report.errors.len(),
+        report.files,
+        t0.elapsed().as_secs_f64(),
+    ));
+    Ok((det + corr, report.errors.len(), rules))
 }
 
 /// The `.yml`/`.yaml` files under the `--rules` paths, by the walk all rule
@@ -562,31 +917,59 @@ fn load_detectors(
     a: &RunArgs,
     files: &[PathBuf],
     cfg: &Config,
+    f: &mut Findings,
 ) -> anyhow::Result<Option<zonewatch_anomaly::DetectorSet>> {
-    if a.rules.is_empty() {
+    // `config check` reads the zone policy even without --rules.
+    if a.rules.is_empty() && !f.collect {
         return Ok(None);
     }
     let policy = match &a.config {
         Some(p) => {
             let text =
-                std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
-            let policy =
-                zonewatch_anomaly::ZonePolicy::from_config_yaml(&text, &p.display().to_string())
-                    .map_err(|e| anyhow::anyhow!("zone policy: {}", e.join("; ")))?;
-            Some(policy.with_zones(&cfg.zones))
+                std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()));
+            match text.map(|t| {
+                zonewatch_anomaly::ZonePolicy::from_config_yaml(&t, &p.display().to_string())
+            }) {
+                Ok(Ok(policy)) => Some(policy.with_zones(&cfg.zones)),
+                Ok(Err(e)) => {
+                    if f.collect {
+                        // One finding per problem, each with its file:line.
+                        for m in e {
+                            f.error(anyhow::anyhow!("zone policy: {m}"))?;
+                        }
+                    } else {
+                        f.error(anyhow::anyhow!("zone policy: {}", e.join("; ")))?;
+                    }
+                    None
+                }
+                Err(e) => {
+                    f.error(e)?;
+                    None
+                }
+            }
         }
         None => None,
     };
-    let set = zonewatch_anomaly::DetectorSet::load(files, policy).map_err(|errs| {
-        let msgs: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
-        anyhow::anyhow!("detector files: {}", msgs.join("; "))
-    })?;
+    let set = match zonewatch_anomaly::DetectorSet::load(files, policy) {
+        Ok(set) => set,
+        Err(errs) => {
+            let msgs: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+            if f.collect {
+                for m in msgs {
+                    f.error(anyhow::anyhow!("detector files: {m}"))?;
+                }
+            } else {
+                f.error(anyhow::anyhow!("detector files: {}", msgs.join("; ")))?;
+            }
+            return Ok(None);
+        }
+    };
     for w in &set.warnings {
-        tracing::warn!("detectors: {w}");
+        f.warn(format_args!("detectors: {w}"));
     }
     let active = set.active();
-    eprintln!(
-        "zonewatch: detectors: {} loaded from {} file(s){}",
+    f.said(format_args!(
+        "detectors: {} loaded from {} file(s){}",
         active.len(),
         set.files.len(),
         if active.is_empty() {
@@ -594,7 +977,7 @@ fn load_detectors(
         } else {
             format!(" ({})", active.join(", "))
         }
-    );
+    ));
     Ok((!set.is_empty()).then_some(set))
 }
 
@@ -609,13 +992,17 @@ fn print_summary(s: &serde_json::Value, took: std::time::Duration, workers: usiz
     let secs = took.as_secs_f64().max(1e-6);
     let pkts = g("decoder.pkts");
     let bytes = g("decoder.bytes");
-    eprintln!(
-        "zonewatch: {pkts} packets, {bytes} bytes in {secs:.2}s ({:.0} pkt/s, {:.3} Gbit/s) on {workers} worker(s)",
+    say(
+        Say::Info,
+        format_args!(
+        "{pkts} packets, {bytes} bytes in {secs:.2}s ({:.0} pkt/s, {:.3} Gbit/s) on {workers} worker(s)",
         pkts as f64 / secs,
         bytes as f64 * 8.0 / secs / 1e9
-    );
-    eprintln!(
-        "zonewatch: flows {} (tcp {}, udp {}, icmp {}), ended: timeout {}, forced {}, shutdown {}; invalid packets {}",
+    ));
+    say(
+        Say::Info,
+        format_args!(
+        "flows {} (tcp {}, udp {}, icmp {}), ended: timeout {}, forced {}, shutdown {}; invalid packets {}",
         g("flow.total"),
         g("flow.tcp"),
         g("flow.udp"),
@@ -624,7 +1011,7 @@ fn print_summary(s: &serde_json::Value, took: std::time::Duration, workers: usiz
         g("flow.end.forced"),
         g("flow.end.shutdown"),
         g("decoder.invalid"),
-    );
+    ));
     let events = s
         .get("output")
         .and_then(|o| o.get("events"))
@@ -637,8 +1024,8 @@ fn print_summary(s: &serde_json::Value, took: std::time::Duration, workers: usiz
         })
         .unwrap_or_default();
     if s.get("syslog").is_some() {
-        eprintln!(
-            "zonewatch: logs: {} records received, {} parsed, {} truncated, {} dropped; sigma: {} matches, {} correlation alerts, {} correlation evictions",
+        say(Say::Info, format_args!(
+            "logs: {} records received, {} parsed, {} truncated, {} dropped; sigma: {} matches, {} correlation alerts, {} correlation evictions",
             g("syslog.received"),
             g("syslog.parsed"),
             g("syslog.truncated"),
@@ -646,12 +1033,15 @@ fn print_summary(s: &serde_json::Value, took: std::time::Duration, workers: usiz
             g("sigma.matches"),
             g("sigma.correlation_alerts"),
             g("sigma.correlation_evictions"),
-        );
+        ));
     }
-    eprintln!(
-        "zonewatch: events written: {events}; queue waits {}, queue drops {}, kernel drops {}",
-        g("pipeline.queue_full_waits"),
-        g("pipeline.queue_drops"),
-        g("capture.kernel_drops"),
+    say(
+        Say::Info,
+        format_args!(
+            "events written: {events}; queue waits {}, queue drops {}, kernel drops {}",
+            g("pipeline.queue_full_waits"),
+            g("pipeline.queue_drops"),
+            g("capture.kernel_drops"),
+        ),
     );
 }

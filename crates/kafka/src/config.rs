@@ -370,6 +370,15 @@ impl KafkaConfig {
             .is_some_and(|t| t.include_payload)
     }
 
+    /// Checks what [`crate::KafkaSink::start`] checks, without connecting or opening the
+    /// spool (`zonewatch config check`): the settings, the redact patterns, and that the
+    /// spool directory can be written (or, when missing, created).
+    pub fn check(&self) -> Result<(), Error> {
+        self.validate()?;
+        crate::filter::Filter::new(&self.redact).map_err(|e| Error::Config(e.to_string()))?;
+        crate::spool::check_dir(&self.spool.dir).map_err(Error::Io)
+    }
+
     /// Checks the settings that librdkafka would only reject later (or not at all).
     pub(crate) fn validate(&self) -> Result<(), Error> {
         let bad = |m: String| Err(Error::Config(m));

@@ -895,6 +895,45 @@ enum Frame {
 
 /// Whether files can be created in `dir`: a read-only file system or missing permissions
 /// fail here. Creating an empty file needs no data block, so a full disk passes.
+/// Whether the spool can live in `dir`, as [`Spool::open`] checks it but without creating
+/// the directory or reading its segments: an existing directory must take a new file; a
+/// missing one, its nearest existing ancestor (where it would be created).
+pub(crate) fn check_dir(dir: &Path) -> io::Result<()> {
+    let named = |what: &str, e: io::Error| {
+        io::Error::new(
+            e.kind(),
+            format!("spool directory {}: {what}: {e}", dir.display()),
+        )
+    };
+    let not_dir = |p: &Path| {
+        io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            format!("{} is not a directory", p.display()),
+        )
+    };
+    let mut at = Some(dir);
+    while let Some(p) = at {
+        let p = if p.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            p
+        };
+        if p.is_dir() {
+            let what = if p == dir {
+                "cannot write in it"
+            } else {
+                "cannot create it"
+            };
+            return check_writable(p).map_err(|e| named(what, e));
+        }
+        if p.exists() {
+            return Err(named("cannot create it", not_dir(p)));
+        }
+        at = p.parent();
+    }
+    Ok(())
+}
+
 fn check_writable(dir: &Path) -> io::Result<()> {
     let probe = dir.join(".write-test");
     OpenOptions::new()
