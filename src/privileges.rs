@@ -105,9 +105,12 @@ impl Plan {
         for (what, p) in reads {
             check(&target, what, &p, Access::Read)?;
         }
-        eprintln!(
-            "zonewatch: privileges: will run as {} once the inputs are open",
-            target.who()
+        crate::say(
+            crate::Say::Info,
+            format_args!(
+                "privileges: will run as {} once the inputs are open",
+                target.who()
+            ),
         );
         Ok(Plan {
             mode: Mode::Drop { target, give },
@@ -372,9 +375,9 @@ fn drop_to(t: &Target, give_paths: &[PathBuf]) -> Result<(), String> {
     caps::clear(None, CapSet::Effective).map_err(e("clearing the effective set"))?;
     caps::clear(None, CapSet::Permitted).map_err(e("clearing the permitted set"))?;
     verify(t)?;
-    eprintln!(
-        "zonewatch: privileges: running as {}, no capabilities",
-        t.who()
+    crate::say(
+        crate::Say::Info,
+        format_args!("privileges: running as {}, no capabilities", t.who()),
     );
     Ok(())
 }
@@ -459,13 +462,16 @@ fn narrow(a: &crate::RunArgs) -> anyhow::Result<Mode> {
     caps::clear(None, CapSet::Ambient).context("clearing ambient capabilities")?;
     let mut names: Vec<String> = keep.iter().map(|c| c.to_string()).collect();
     names.sort();
-    eprintln!(
-        "zonewatch: privileges: not root; capabilities kept to open the inputs: {}",
-        if names.is_empty() {
-            "none".to_string()
-        } else {
-            names.join(",")
-        }
+    crate::say(
+        crate::Say::Info,
+        format_args!(
+            "privileges: not root; capabilities kept to open the inputs: {}",
+            if names.is_empty() {
+                "none".to_string()
+            } else {
+                names.join(",")
+            }
+        ),
     );
     Ok(if keep.is_empty() {
         Mode::Keep

@@ -302,7 +302,10 @@ fn config_file_must_be_utf8_text_of_sane_size() {
 #[test]
 fn run_as_keys() {
     let mut c = Config::default();
-    assert_eq!((c.run_as_user.as_deref(), c.run_as_group.as_deref()), (None, None));
+    assert_eq!(
+        (c.run_as_user.as_deref(), c.run_as_group.as_deref()),
+        (None, None)
+    );
     // The example file's commented section, as an operator would write it.
     let w = c
         .apply_yaml("run-as:\n  user: zonewatch\n  group: \"1234\"\n", "t.yaml")

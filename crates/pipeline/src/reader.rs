@@ -419,8 +419,9 @@ pub(crate) fn run(
     let mut warnings = Vec::new();
     let bpf = cfg.bpf.as_deref();
     let result = match &opts.inputs {
-        Inputs::Files(files) => crate::ready(opts)
-            .and_then(|()| read_files(&mut d, files, bpf, opts, &mut warnings)),
+        Inputs::Files(files) => {
+            crate::ready(opts).and_then(|()| read_files(&mut d, files, bpf, opts, &mut warnings))
+        }
         Inputs::Interfaces(ifaces) => read_live(&mut d, cfg, ifaces, bpf, opts),
     };
     d.flush_all();
