@@ -451,12 +451,16 @@ fn systemd_unit_has_the_hardening() {
         ("CapabilityBoundingSet", "CAP_NET_RAW CAP_NET_ADMIN"),
         ("AmbientCapabilities", "CAP_NET_RAW CAP_NET_ADMIN"),
         ("ReadWritePaths", "/var/lib/zonewatch /var/log/zonewatch"),
-        ("ExecReload", "/bin/kill -HUP $MAINPID"),
         ("Restart", "on-failure"),
         ("User", "zonewatch"),
     ] {
         assert_eq!(get(k), vec![v], "{k}");
     }
+    // No reload until SIGHUP reloads: `systemctl reload` must not stop the sensor.
+    assert!(
+        get("ExecReload").is_empty(),
+        "ExecReload before reload exists"
+    );
     // Sections in order.
     let sections: Vec<&str> = text.lines().filter(|l| l.starts_with('[')).collect();
     assert_eq!(sections, ["[Unit]", "[Service]", "[Install]"]);
