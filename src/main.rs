@@ -923,15 +923,13 @@ fn load_detectors(
     if a.rules.is_empty() && !f.collect {
         return Ok(None);
     }
-    let policy = match &a.config {
-        Some(p) => {
-            let text =
-                std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()));
-            match text.map(|t| {
-                zonewatch_anomaly::ZonePolicy::from_config_yaml(&t, &p.display().to_string())
-            }) {
-                Ok(Ok(policy)) => Some(policy.with_zones(&cfg.zones)),
-                Ok(Err(e)) => {
+    // The configuration file as read once by the config loader (a
+    // `--config <(...)` pipe cannot be read a second time).
+    let policy = match &cfg.file {
+        Some((origin, text)) => {
+            match zonewatch_anomaly::ZonePolicy::from_config_yaml(text, origin) {
+                Ok(policy) => Some(policy.with_zones(&cfg.zones)),
+                Err(e) => {
                     if f.collect {
                         // One finding per problem, each with its file:line.
                         for m in e {
@@ -940,10 +938,6 @@ fn load_detectors(
                     } else {
                         f.error(anyhow::anyhow!("zone policy: {}", e.join("; ")))?;
                     }
-                    None
-                }
-                Err(e) => {
-                    f.error(e)?;
                     None
                 }
             }

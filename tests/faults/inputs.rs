@@ -272,3 +272,47 @@ fn checksum_offloading_is_explained() {
     assert!(http(&out) > http_auto, "{} vs {http_auto}", http(&out));
     assert!(!err.contains("bad checksums"), "{err}");
 }
+
+/// `--config <(...)` (a pipe, readable once) with `--rules`: the zone
+/// policy comes from the one read of the file. Before, the detector loader
+/// read the file a second time, got nothing, and ran without the policy.
+#[test]
+fn config_through_a_pipe_keeps_its_zone_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("zones.yaml");
+    std::fs::write(
+        &cfg,
+        "zones:\n  internet: [10.0.0.0/16]\n  dmz: [192.0.2.0/24]\nzone-policy:\n  default: allow\n  rules:\n    - name: no-web-into-dmz\n      from: internet\n      to: dmz\n      action: deny\n",
+    )
+    .unwrap();
+    let rules = crate::common::root().join("rules/detectors");
+    let policy_alerts = |config_arg: &str, out: &Path| -> usize {
+        let o = Command::new("bash")
+            .arg("-c")
+            .arg(format!(
+                "exec \"$0\" run --workers 2 --stats-interval 0 --config {config_arg} --rules {} --pcap {} --output {}",
+                rules.display(),
+                demo_pcap().display(),
+                out.display()
+            ))
+            .arg(env!("CARGO_BIN_EXE_zonewatch"))
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        std::fs::read_to_string(out)
+            .unwrap()
+            .lines()
+            .filter(|l| l.contains("\"event_type\":\"alert\"") && l.contains("no-web-into-dmz"))
+            .count()
+    };
+    let from_file = policy_alerts(&cfg.display().to_string(), &dir.path().join("a.json"));
+    assert!(
+        from_file > 0,
+        "the policy raises alerts on the demo capture"
+    );
+    let from_pipe = policy_alerts(
+        &format!("<(cat {})", cfg.display()),
+        &dir.path().join("b.json"),
+    );
+    assert_eq!(from_pipe, from_file);
+}

@@ -181,6 +181,11 @@ pub struct Config {
     pub run_as_user: Option<String>,
     /// `run-as.group`: the group to become (default: the user's primary group).
     pub run_as_group: Option<String>,
+    /// The configuration file's name and text, as read once by
+    /// [`Config::from_file`]: sections other components parse themselves
+    /// (the zone policy) come from here, so a file that can be read only
+    /// once (`--config <(...)`) is read only once.
+    pub file: Option<(String, String)>,
 }
 
 impl Default for Config {
@@ -292,6 +297,7 @@ impl Default for Config {
             syslog_include_message: false,
             run_as_user: None,
             run_as_group: None,
+            file: None,
         }
     }
 }
@@ -881,6 +887,7 @@ impl Config {
         })?;
         let mut c = Config::default();
         let warnings = c.apply_yaml(&text, &origin)?;
+        c.file = Some((origin, text));
         Ok((c, warnings))
     }
 
