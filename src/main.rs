@@ -499,23 +499,36 @@ fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     };
     // Before the listeners start: a signal from then on ends the run cleanly.
     let stop = Arc::new(AtomicBool::new(false));
+    // SIGINT/SIGTERM: the first ends the run cleanly (flows flushed, sinks
+    // settled); a second one, for an operator who cannot wait, exits at
+    // once. SIGHUP: the output file is reopened (log rotation, as Suricata
+    // does), the run goes on. Handled on a thread of their own, so the
+    // handlers can log.
+    let reopen = Arc::new(AtomicBool::new(false));
     {
-        // The first signal ends the run cleanly (flows flushed, sinks
-        // settled); a second one, for an operator who cannot wait, exits
-        // at once.
-        let stop = stop.clone();
-        let _ = ctrlc::set_handler(move || {
-            if stop.swap(true, Ordering::Relaxed) {
-                say(
-                    Say::Info,
-                    format_args!("second signal: exiting now, without flushing"),
-                );
-                std::process::exit(130);
-            }
-        });
+        use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+        let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])
+            .context("installing the signal handlers")?;
+        let (stop, reopen) = (stop.clone(), reopen.clone());
+        std::thread::Builder::new()
+            .name("zw-signals".into())
+            .spawn(move || {
+                for sig in signals.forever() {
+                    if sig == SIGHUP {
+                        reopen.store(true, Ordering::Relaxed);
+                    } else if stop.swap(true, Ordering::Relaxed) {
+                        say(
+                            Say::Info,
+                            format_args!("second signal: exiting now, without flushing"),
+                        );
+                        std::process::exit(130);
+                    }
+                }
+            })
+            .context("starting the signal thread")?;
     }
     // SIGUSR1 writes a stats event at once (the output thread looks at the
-    // flag four times a second); INT/TERM stay ctrlc's.
+    // flag four times a second).
     let stats_now = Arc::new(AtomicBool::new(false));
     signal_hook::flag::register(signal_hook::consts::SIGUSR1, stats_now.clone())
         .context("installing the SIGUSR1 handler")?;
@@ -643,6 +656,7 @@ fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     let hooks = zonewatch_pipeline::Hooks {
         metrics,
         stats_now: Some(stats_now),
+        reopen: Some(reopen),
     };
     let opts = RunOptions {
         stage: zonewatch_pipeline::Stage::Full,

@@ -456,7 +456,7 @@ fn systemd_unit_has_the_hardening() {
     ] {
         assert_eq!(get(k), vec![v], "{k}");
     }
-    // No reload until SIGHUP reloads: `systemctl reload` must not stop the sensor.
+    // No reload until rules reload: `systemctl reload` must not pretend to.
     assert!(
         get("ExecReload").is_empty(),
         "ExecReload before reload exists"

@@ -4,7 +4,8 @@
 
 use crate::{demo_pcap, is_root_or_skip, wait_with_deadline, zonewatch};
 use std::io::Write;
-use std::process::Stdio;
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// File input, `--output /dev/full`: exit 1 with one line naming the
@@ -146,4 +147,93 @@ fn threshold_trackers_expire_and_are_counted() {
         t["tracked"].as_u64().is_some() && t["evicted"].as_u64().is_some(),
         "{t}"
     );
+}
+
+/// Log rotation: the output file moved away, SIGHUP, and the sensor goes on
+/// writing into a new file at the path; the moved file keeps what was
+/// written before, nothing is lost or written twice. Before, SIGHUP ended
+/// the run (and `logrotate`'s usual `postrotate` would have stopped it).
+#[test]
+fn sighup_reopens_the_output_after_rotation() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("eve.json");
+    let rotated = dir.path().join("eve.json.1");
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    // A rule of its own: every probe line is an alert.
+    let rule = dir.path().join("probe.yml");
+    std::fs::write(
+        &rule,
+        "title: Rotation probe\nid: 5d0c3a52-7a3e-4f0e-9a51-2b9c1f0e7a01\nstatus: test\nlogsource:\n    product: linux\n    service: sshd\ndetection:\n    probe:\n        message|contains: 'zw-rotation-probe'\n    condition: probe\nlevel: low\n",
+    )
+    .unwrap();
+    let mut child = zonewatch()
+        .args(["run", "--syslog-listen"])
+        .arg(format!("udp://127.0.0.1:{port}"))
+        .arg("--rules")
+        .arg(&rule)
+        .args(["--stats-interval", "0", "--output"])
+        .arg(&out)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let login =
+        |user: &str| format!("<38>Nov 25 20:30:45 web1 sshd[4242]: zw-rotation-probe for {user}");
+    let alerts = |path: &Path| -> Vec<String> {
+        std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains("\"event_type\":\"alert\""))
+            .map(String::from)
+            .collect()
+    };
+    // Until the listener is up and the first alert is on disk.
+    let t0 = Instant::now();
+    while alerts(&out).is_empty() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(15),
+            "no alert before rotation"
+        );
+        let _ = sock.send_to(login("alice").as_bytes(), ("127.0.0.1", port));
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    // Let the listener go quiet, then rotate as logrotate does.
+    std::thread::sleep(Duration::from_millis(1500));
+    std::fs::rename(&out, &rotated).unwrap();
+    let hup = Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(hup.success());
+    std::thread::sleep(Duration::from_millis(800));
+    assert!(child.try_wait().unwrap().is_none(), "SIGHUP ended the run");
+    let t0 = Instant::now();
+    while alerts(&out).is_empty() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(15),
+            "no alert after rotation"
+        );
+        let _ = sock.send_to(login("bob").as_bytes(), ("127.0.0.1", port));
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let status = wait_with_deadline(&mut child, Duration::from_secs(15), "SIGTERM after HUP");
+    assert_eq!(status.code(), Some(0));
+    let before = alerts(&rotated);
+    let after = alerts(&out);
+    assert!(!before.is_empty() && !after.is_empty());
+    // Every probe received made one alert, in one of the two files: none
+    // lost at the rotation, none written twice. The final stats event
+    // went to the new file.
+    let text = std::fs::read_to_string(&out).unwrap();
+    let stats = crate::final_stats(&text);
+    let received = stats["syslog"]["received"].as_u64().unwrap();
+    assert_eq!((before.len() + after.len()) as u64, received, "{stats}");
+    assert!(before.iter().all(|l| !after.contains(l)));
 }

@@ -66,6 +66,11 @@ pub trait EventSink: Send {
     fn lost(&self) -> u64 {
         0
     }
+    /// Reopens the sink's file after log rotation (SIGHUP): what was
+    /// written stays where it is, the next events go to the path anew.
+    fn reopen(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// A sink that failed for good, and why.
@@ -126,6 +131,21 @@ impl EventSink for LineSink {
     }
     fn flush(&mut self) -> io::Result<()> {
         self.out.flush().map_err(|e| self.named(e))
+    }
+    /// Appends to the path (created if logrotate moved the file away);
+    /// stdout stays stdout.
+    fn reopen(&mut self) -> io::Result<()> {
+        self.flush()?;
+        if self.path == "-" {
+            return Ok(());
+        }
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)
+            .map_err(|e| self.named(e))?;
+        self.out = io::BufWriter::with_capacity(1 << 16, Box::new(f));
+        Ok(())
     }
 }
 
@@ -198,6 +218,12 @@ impl EventWriter {
     /// Settles every sink (see [`EventSink::settle`]); the first failure.
     pub fn settle(&mut self) -> Result<(), SinkError> {
         self.each(|s| s.settle())
+    }
+
+    /// Reopens every sink's file (see [`EventSink::reopen`]); the first
+    /// failure.
+    pub fn reopen(&mut self) -> Result<(), SinkError> {
+        self.each(|s| s.reopen())
     }
 
     /// Closes every sink (see [`EventSink::close`]); the first failure.

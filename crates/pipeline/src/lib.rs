@@ -214,6 +214,9 @@ pub struct Hooks {
     /// Set (by SIGUSR1) to have a stats event written at once; the output
     /// thread looks at it four times a second and clears it.
     pub stats_now: Option<Arc<AtomicBool>>,
+    /// Set (by SIGHUP) to have the outputs reopen their files (log
+    /// rotation); the output thread looks at it four times a second.
+    pub reopen: Option<Arc<AtomicBool>>,
 }
 
 /// The worker queues as the metrics endpoint sees them: a second receiver

@@ -482,7 +482,7 @@ pub(crate) fn run(
         if hooks.metrics.is_some() {
             wake(next_publish);
         }
-        if hooks.stats_now.is_some() {
+        if hooks.stats_now.is_some() || hooks.reopen.is_some() {
             wake(Instant::now() + STATS_NOW_POLL);
         }
         let msg = match deadline {
@@ -562,6 +562,20 @@ pub(crate) fn run(
                 let r = writer.flush();
                 check(&mut result, r);
             }
+        }
+        // Log rotation (SIGHUP): events written so far stay in the file
+        // that was moved away; the next ones go to a new one.
+        if hooks
+            .reopen
+            .as_ref()
+            .is_some_and(|f| f.swap(false, Ordering::Relaxed))
+            && result.is_ok()
+        {
+            let r = writer.reopen();
+            if r.is_ok() {
+                tracing::info!("outputs reopened (SIGHUP)");
+            }
+            check(&mut result, r);
         }
         let periodic = stats_interval > 0 && Instant::now() >= next_stats;
         // A stats request (SIGUSR1) writes one more, leaving the periodic
