@@ -1,15 +1,19 @@
 //! Packet sources: pcap and pcapng captures (µs or ns timestamps, either
 //! byte order) from files or pipes, read by zonewatch's own readers, and
-//! live interfaces through libpcap (the `pcap` crate), with an optional BPF
-//! filter applied to files and interfaces alike (libpcap's filter engine).
+//! live interfaces through libpcap (the `pcap` crate) or, on Linux, through
+//! AF_PACKET TPACKET_V3 rings in a fanout group, one per worker
+//! ([`afpacket`]); an optional BPF filter (compiled by libpcap) applies to
+//! files and interfaces alike, in the kernel for live capture.
 //!
 //! A source hands out one packet at a time as a borrowed [`RawPacket`]; the
 //! caller copies what it keeps. Damage in a file (a corrupt record, a
 //! block with a bogus length) does not end it: the readers resynchronise
-//! and count what they skipped ([`Damage`]). AF_PACKET fanout can later be
-//! another implementation of the same [`Next`]-returning shape.
+//! and count what they skipped ([`Damage`]). AF_PACKET rings hand out
+//! packets in the same [`Next`]-returning shape.
 #![deny(missing_docs)]
 
+#[cfg(target_os = "linux")]
+pub mod afpacket;
 mod buffer;
 mod classic;
 mod pcapng;
