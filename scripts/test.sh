@@ -13,6 +13,9 @@ bash scripts/tansu.sh install-persistent >/dev/null
 export CARGO_TERM_COLOR=never
 echo "== cargo fmt"
 cargo fmt --all -- --check
+echo "== cargo machete (unused dependencies)"
+command -v cargo-machete >/dev/null || cargo install cargo-machete --locked --version 0.9.2 >/dev/null 2>&1
+cargo machete
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --release -- -D warnings
 echo "== cargo test (optimised: the heavy tests replay real captures)"

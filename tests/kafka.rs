@@ -275,8 +275,8 @@ fn start_zonewatch(dir: &Path, brokers: &str, extra: &[&str]) -> Zw {
 impl Zw {
     /// SIGTERM and wait (the sink flushes, spools the rest); returns stderr.
     fn stop(mut self) -> String {
-        let pid = self.child.id() as libc::pid_t;
-        unsafe { libc::kill(pid, libc::SIGTERM) };
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
         let deadline = Instant::now() + Duration::from_secs(60);
         let status = loop {
             if let Some(s) = self.child.try_wait().unwrap() {
