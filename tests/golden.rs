@@ -40,6 +40,11 @@ fn shared(what: &str) -> Option<PathBuf> {
     }
 }
 
+/// `path` relative to `base` (inputs are named this way in stats events).
+fn relative(base: &Path, path: &Path) -> String {
+    path.strip_prefix(base).unwrap().display().to_string()
+}
+
 /// Log files under `dir`, recursively, sorted (licence and read-me files left out).
 fn logs_under(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
@@ -62,12 +67,14 @@ fn logs_under(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// Runs zonewatch with `args` (2 workers, final stats only, every event
-/// type) and returns its output file's text.
-fn run(args: &[String]) -> String {
+/// Runs zonewatch in `data` (the shared data folder, so input paths, which
+/// stats events name, are the same in every checkout) with `args` (2
+/// workers, final stats only, every event type); returns its output.
+fn run(data: &Path, args: &[String]) -> String {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("eve.json");
     let o = Command::new(env!("CARGO_BIN_EXE_zonewatch"))
+        .current_dir(data)
         .arg("run")
         .args(args)
         .args([
@@ -203,7 +210,7 @@ fn every_shared_capture_with_every_rule() {
     let mut args: Vec<String> = Vec::new();
     for c in &caps {
         args.push("--pcap".into());
-        args.push(c.display().to_string());
+        args.push(relative(&data, c));
     }
     for r in [
         data.join("rules/et-open"),
@@ -213,7 +220,7 @@ fn every_shared_capture_with_every_rule() {
         args.push("--rules".into());
         args.push(r.display().to_string());
     }
-    check("captures", &run(&args));
+    check("captures", &run(&data, &args));
 }
 
 #[test]
@@ -226,11 +233,11 @@ fn every_shared_log_with_every_sigma_rule() {
     let mut args: Vec<String> = Vec::new();
     for l in &logs {
         args.push("--syslog-file".into());
-        args.push(l.display().to_string());
+        args.push(relative(&data, l));
     }
     for r in [data.join("sigma/rules"), root().join("rules")] {
         args.push("--rules".into());
         args.push(r.display().to_string());
     }
-    check("logs", &run(&args));
+    check("logs", &run(&data, &args));
 }
