@@ -9,7 +9,7 @@
 //! ... on every TCP packet. Here each (class, direction, server port) has
 //! its own prefilter and its own list of rules without a fast pattern,
 //! holding only rules whose direction and port sets admit such a packet.
-//! Every candidate is still fully verified (`Detector::eval`), so a group
+//! Every candidate is still fully verified (the detector's `eval`), so a group
 //! may hold rules that cannot match, never miss one that can.
 
 use crate::prefilter::{Catalogue, Filter, RulePattern};
