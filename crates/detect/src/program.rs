@@ -521,23 +521,20 @@ enum Transform {
 }
 
 impl Transform {
-    fn apply(self, b: &[u8]) -> Vec<u8> {
+    /// Writes the transform of `b` to `v` (cleared first).
+    fn apply_into(self, b: &[u8], v: &mut Vec<u8>) {
+        v.clear();
         match self {
             Transform::DotPrefix => {
-                let mut v = Vec::with_capacity(b.len() + 1);
                 v.push(b'.');
                 v.extend_from_slice(b);
-                v
             }
-            Transform::Lower => b.to_ascii_lowercase(),
-            Transform::Upper => b.to_ascii_uppercase(),
-            Transform::StripWhitespace => b
-                .iter()
-                .copied()
-                .filter(|c| !c.is_ascii_whitespace())
-                .collect(),
+            Transform::Lower => v.extend(b.iter().map(u8::to_ascii_lowercase)),
+            Transform::Upper => v.extend(b.iter().map(u8::to_ascii_uppercase)),
+            Transform::StripWhitespace => {
+                v.extend(b.iter().copied().filter(|c| !c.is_ascii_whitespace()))
+            }
             Transform::CompressWhitespace => {
-                let mut v = Vec::with_capacity(b.len());
                 for &c in b {
                     if c.is_ascii_whitespace() {
                         if v.last().is_some_and(|l: &u8| l.is_ascii_whitespace()) {
@@ -548,10 +545,8 @@ impl Transform {
                         v.push(c);
                     }
                 }
-                v
             }
             Transform::UrlDecode => {
-                let mut v = Vec::with_capacity(b.len());
                 let mut i = 0;
                 while i < b.len() {
                     let hex = |c: u8| (c as char).to_digit(16);
@@ -569,10 +564,24 @@ impl Transform {
                     }
                     i += 1;
                 }
-                v
             }
         }
     }
+}
+
+/// Capacity of a transform buffer kept for the next run at most.
+const TRANSFORM_KEEP_BYTES: usize = 64 << 10;
+
+thread_local! {
+    /// The transformed buffer and the one the next transform writes, kept
+    /// per worker thread so that running a program with transforms (ET's
+    /// `dns.query; dotprefix;` rules, per candidate transaction) allocates
+    /// nothing in the steady state. A thread-local rather than a parameter
+    /// because `run` is reached from the detector's shared-borrow paths;
+    /// runs do not nest, so the cell is never borrowed twice.
+    static TRANSFORMED: std::cell::RefCell<[Vec<u8>; 2]> = const {
+        std::cell::RefCell::new([Vec::new(), Vec::new()])
+    };
 }
 
 /// Why a program did not compile.
@@ -737,11 +746,23 @@ impl Program {
         if self.transforms.is_empty() {
             return self.step(0, 0, &mut Run::new(buf, vars));
         }
-        let mut owned = buf.to_vec();
-        for t in &self.transforms {
-            owned = t.apply(&owned);
-        }
-        self.step(0, 0, &mut Run::new(&owned, vars))
+        TRANSFORMED.with(|cell| {
+            let mut bufs = cell.borrow_mut();
+            let [cur, next] = &mut *bufs;
+            self.transforms[0].apply_into(buf, cur);
+            for t in &self.transforms[1..] {
+                t.apply_into(cur, next);
+                std::mem::swap(cur, next);
+            }
+            let end = self.step(0, 0, &mut Run::new(cur, vars));
+            // A rare huge buffer (a decompressed body) is not kept.
+            for b in [cur, next] {
+                if b.capacity() > TRANSFORM_KEEP_BYTES {
+                    *b = Vec::new();
+                }
+            }
+            end
+        })
     }
 
     fn next_relative(&self, i: usize) -> bool {
@@ -925,6 +946,36 @@ mod tests {
         let p = prog(r#"byte_test:2,>,0x100,0; byte_jump:1,2,relative; content:"!"; within:1;"#);
         assert!(hit(&p, b"\x02\x00\x01?!"));
         assert!(!hit(&p, b"\x02\x00\x02?!"));
+    }
+
+    /// Transforms run in order, each on the previous one's output, and the
+    /// reused buffers carry nothing from one run to the next.
+    #[test]
+    fn transforms_chain_in_order() {
+        let transforms = |names: &[&str], opts: &str| {
+            let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+            prog(opts)
+                .with_transforms(&names)
+                .unwrap_or_else(|e| panic!("{}", e.detail))
+        };
+        let p = transforms(
+            &["url_decode", "to_lowercase", "compress_whitespace"],
+            r#"content:"/a b c"; startswith; endswith;"#,
+        );
+        assert!(hit(&p, b"/A%20%20B+C"));
+        assert!(!hit(&p, b"/A%20B"));
+        let p = transforms(&["dotprefix"], r#"content:".evil.com"; endswith;"#);
+        assert!(hit(&p, b"evil.com"));
+        assert!(hit(&p, b"www.evil.com"));
+        assert!(!hit(&p, b"notevil.com"));
+        assert!(hit(
+            &p,
+            &vec![b'a'; 100_000]
+                .into_iter()
+                .chain(*b".evil.com")
+                .collect::<Vec<u8>>()
+        ));
+        assert!(!hit(&p, b"x"));
     }
 
     #[test]
