@@ -795,7 +795,8 @@ impl WorkerState {
     }
 
     /// Whether the payload program matches one of the packet's stream
-    /// windows with a match that ends in this packet's new bytes.
+    /// windows with a match that ends in this packet's new bytes, past what
+    /// was already inspected as a packet.
     fn stream_matches(
         &self,
         prog: &Program,

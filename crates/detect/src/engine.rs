@@ -519,3 +519,34 @@ impl Engine {
         &self.rules[rule as usize].meta
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Flowbit names get one engine-wide id each, however the files were
+    /// spread over threads, and only distinct names count (the interning
+    /// is a map: thousands of names load in linear time).
+    #[test]
+    fn flowbit_names_are_numbered_once_across_files() {
+        let file = |from: usize, to: usize| -> String {
+            (from..to)
+                .map(|i| {
+                    format!(
+                        "alert tcp any any -> any any (content:\"x{i}\"; flowbits:set,bit{i}; \
+                         flowbits:isset,bit{}; sid:{};)\n",
+                        i / 2,
+                        from * 10 + i + 1
+                    )
+                })
+                .collect()
+        };
+        let (a, b) = (file(0, 3000), file(2000, 5000));
+        let e = Engine::from_texts(
+            &[("a.rules", &a), ("b.rules", &b)],
+            &DetectConfig::default(),
+        );
+        assert_eq!(e.report.skipped, 0, "{:?}", e.report.errors.first());
+        assert_eq!(e.flowbit_count, 5000);
+    }
+}
