@@ -796,6 +796,8 @@ impl SignatureBuilder {
     }
 
     /// Applies one option: dispatches its keyword to its family's method.
+    /// (A family method reports a keyword it does not know as unknown
+    /// rather than panicking, should the two lists ever disagree.)
     fn apply(&mut self, o: &Opt<'_>) -> Result<(), OptError> {
         let name = o.name();
         if let Some(&(_, make)) = UINT_HEADER_TESTS.iter().find(|(k, _)| *k == name) {
@@ -877,7 +879,7 @@ impl SignatureBuilder {
                 }
                 s.target = Some(v.to_string());
             }
-            other => unreachable!("{other} is dispatched to meta"),
+            _ => return Err(o.unsupported("unknown keyword")),
         }
         Ok(())
     }
@@ -892,7 +894,7 @@ impl SignatureBuilder {
             "detection_filter" => s.detection_filter = Some(o.val()?.to_string()),
             "decode-event" => s.decode_events.push(o.val()?.trim().to_string()),
             "stream-event" => s.stream_events.push(o.val()?.trim().to_string()),
-            other => unreachable!("{other} is dispatched to alerting_and_events"),
+            _ => return Err(o.unsupported("unknown keyword")),
         }
         Ok(())
     }
@@ -974,7 +976,7 @@ impl SignatureBuilder {
             }
             "flags" | "tcp.flags" => tcp_flags_test(o.val()?).map_err(|m| o.invalid(m))?,
             "stream_size" => stream_size_test(o.val()?).map_err(|m| o.invalid(m))?,
-            other => unreachable!("{other} is dispatched to header_test"),
+            _ => return Err(o.unsupported("unknown keyword")),
         };
         self.s.header_tests.push(test);
         Ok(())
@@ -1038,7 +1040,7 @@ impl SignatureBuilder {
                 let fp = fast_pattern(o.raw.value.as_deref(), c.pattern.len());
                 c.fast_pattern = Some(fp.map_err(|m| o.invalid(m))?);
             }
-            other => unreachable!("{other} is dispatched to content_modifier"),
+            _ => return Err(o.unsupported("unknown keyword")),
         }
         Ok(())
     }
@@ -1060,7 +1062,7 @@ impl SignatureBuilder {
             "byte_jump" => Item::ByteJump(parse_byte_jump(o.val()?).map_err(invalid)?),
             "byte_extract" => Item::ByteExtract(parse_byte_extract(o.val()?).map_err(invalid)?),
             "bsize" => Item::Bsize(o.uint_cmp()?),
-            other => unreachable!("{other} is dispatched to inspection_item"),
+            _ => return Err(o.unsupported("unknown keyword")),
         };
         let at = self.push_item(buffer, item);
         // `bsize` tests the buffer as a whole: no legacy modifier moves it.
@@ -1111,7 +1113,7 @@ impl SignatureBuilder {
                 let name = name.split(',').next().unwrap_or("").trim();
                 s.app_layer_protocol = Some((neg, name.to_string()));
             }
-            other => unreachable!("{other} is dispatched to transaction"),
+            _ => return Err(o.unsupported("unknown keyword")),
         }
         Ok(())
     }
