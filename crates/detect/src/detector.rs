@@ -1,7 +1,10 @@
 //! Per-worker detection state and the per-packet evaluation.
 
-use crate::compile::{class_of, Engine, FbCheck, FbCmd, HdrBuf, Proto, Rule};
-use crate::program::MAX_VARS;
+use crate::engine::Engine;
+use crate::groups::Group;
+use crate::prefilter::Catalogue;
+use crate::program::{Program, MAX_VARS};
+use crate::rule::{class_of, FbCheck, FbCmd, HdrBuf, Proto, Rule, IPPROTO_TCP, IPPROTO_UDP};
 use std::net::IpAddr;
 use std::sync::Arc;
 use zonewatch_decode::{Decoded, Transport};
@@ -86,6 +89,11 @@ pub struct Hit {
 /// window is scanned whole.
 const MAX_TAIL_HITS: usize = 64;
 
+/// Transactions of a flow whose to_server rules ran, remembered at most
+/// (the oldest is forgotten first).
+const MAX_OPEN_TRANSACTIONS: usize = 64;
+
+/// The end of a direction's stream that the next window starts with.
 #[derive(Default)]
 struct Tail {
     next: u64,
@@ -103,14 +111,117 @@ struct Tail {
     inspected: u64,
 }
 
+/// Bits of [`FlowState::flags`]: IP-only rules were checked on the flow's
+/// first packet to the server / to the client.
+const IPONLY_DONE_TO_SERVER: u8 = 1;
+const IPONLY_DONE_TO_CLIENT: u8 = 2;
+/// A pass rule matched: the flow is not inspected any more.
+const PASSED: u8 = 4;
+
+/// The [`FlowState::flags`] bit of IP-only rules done in a direction.
+fn iponly_done_bit(to_server: bool) -> u8 {
+    if to_server {
+        IPONLY_DONE_TO_SERVER
+    } else {
+        IPONLY_DONE_TO_CLIENT
+    }
+}
+
+/// Index of a direction's [`Tail`]: to the server 0, to the client 1.
+fn tail_index(to_server: bool) -> usize {
+    if to_server {
+        0
+    } else {
+        1
+    }
+}
+
+/// Signature state of one flow.
 #[derive(Default)]
 struct FlowState {
-    /// Bit 0: IP-only rules checked to server; bit 1: to client; bit 2: passed.
+    /// `IPONLY_DONE_*` and `PASSED` bits.
     flags: u8,
+    /// Flowbits, one bit per engine flowbit id.
     bits: Vec<u64>,
     tails: Option<Box<[Tail; 2]>>,
     /// Transactions whose to_server rules already ran.
     tx_ts_done: Vec<u64>,
+}
+
+/// The signature state of a worker's flows, by flow id.
+#[derive(Default)]
+struct FlowTable {
+    map: hashbrown::HashMap<u64, FlowState>,
+}
+
+impl FlowTable {
+    fn get(&self, id: u64) -> Option<&FlowState> {
+        self.map.get(&id)
+    }
+
+    /// The flow's state, made if it has none yet.
+    fn entry(&mut self, id: u64) -> &mut FlowState {
+        self.map.entry(id).or_default()
+    }
+
+    /// Whether a pass rule ended inspection of the flow.
+    fn passed(&self, id: u64) -> bool {
+        self.get(id).is_some_and(|s| s.flags & PASSED != 0)
+    }
+
+    /// Whether IP-only rules were already checked in the packet's direction.
+    fn iponly_done(&self, f: FlowView) -> bool {
+        self.get(f.id)
+            .is_some_and(|s| s.flags & iponly_done_bit(f.to_server) != 0)
+    }
+
+    /// Stream bytes of the packet's direction already inspected as packets.
+    fn inspected_upto(&self, f: FlowView) -> u64 {
+        self.get(f.id)
+            .and_then(|st| st.tails.as_ref())
+            .map_or(0, |t| t[tail_index(f.to_server)].inspected)
+    }
+
+    /// Whether the rule's flowbit checks hold on the flow.
+    fn flowbits_ok(&self, r: &Rule, f: Option<FlowView>) -> bool {
+        if r.fb_checks.is_empty() {
+            return true;
+        }
+        let bits = f
+            .and_then(|f| self.get(f.id))
+            .map(|s| s.bits.as_slice())
+            .unwrap_or(&[]);
+        let isset = |b: u32| {
+            bits.get(b as usize / 64)
+                .is_some_and(|w| w & (1 << (b % 64)) != 0)
+        };
+        r.fb_checks.iter().all(|c| match c {
+            FbCheck::IsSet(ns, true) => ns.iter().all(|&b| isset(b)),
+            FbCheck::IsSet(ns, false) => ns.iter().any(|&b| isset(b)),
+            FbCheck::IsNotSet(ns, true) => !ns.iter().all(|&b| isset(b)),
+            FbCheck::IsNotSet(ns, false) => ns.iter().all(|&b| !isset(b)),
+        })
+    }
+
+    /// Runs the matched rule's flowbit commands on the flow.
+    fn apply_flowbits(&mut self, r: &Rule, f: Option<FlowView>, flowbit_count: usize) {
+        let Some(f) = f else { return };
+        if r.fb_cmds.is_empty() {
+            return;
+        }
+        let n = flowbit_count.div_ceil(64);
+        let st = self.entry(f.id);
+        if st.bits.len() < n {
+            st.bits.resize(n, 0);
+        }
+        for c in &r.fb_cmds {
+            match *c {
+                FbCmd::Set(b) => st.bits[b as usize / 64] |= 1 << (b % 64),
+                FbCmd::Unset(b) => st.bits[b as usize / 64] &= !(1 << (b % 64)),
+                FbCmd::Toggle(b) => st.bits[b as usize / 64] ^= 1 << (b % 64),
+            }
+        }
+    }
 }
 
 /// Counters of one detector.
@@ -159,16 +270,55 @@ impl Candidates {
     fn add_all(&mut self, rules: &[u32]) {
         rules.iter().for_each(|&r| self.add(r));
     }
+
+    /// The rules of fast pattern `id` that are in the packet's group.
+    #[inline]
+    fn add_pattern(&mut self, cat: &Catalogue, group: &Group, id: u32) {
+        for &r in cat.rules(id) {
+            if group.has_rule(r) {
+                self.add(r);
+            }
+        }
+    }
+}
+
+/// One stream window of the packet, in [`Scratch::window`]: earlier bytes
+/// of its direction followed by the ones this packet made contiguous.
+#[derive(Debug, Clone, Copy)]
+struct StreamWindow {
+    /// Its bytes are `window[start..end]`.
+    start: usize,
+    end: usize,
+    /// Stream offset of `window[start]`.
+    base: u64,
+    /// The new bytes start at `window[start + new_from]`.
+    new_from: usize,
+}
+
+/// Per-packet working memory, kept between packets so that inspection
+/// allocates nothing in the steady state.
+#[derive(Default)]
+struct Scratch {
+    cands: Candidates,
+    /// The bytes of the packet's stream windows, back to back.
+    window: Vec<u8>,
+    windows: Vec<StreamWindow>,
 }
 
 /// One worker's detection state. Not shared: each worker owns one.
 pub struct Detector {
     engine: Arc<Engine>,
-    flows: hashbrown::HashMap<u64, FlowState>,
-    cands: Candidates,
-    window: Vec<u8>,
+    state: WorkerState,
     /// Counters.
     pub counters: DetectCounters,
+}
+
+/// What a detector holds besides the engine: the flows' signature state and
+/// the scratch memory. Its methods take the engine by reference, as the
+/// `regex` crate's searches take their cache.
+struct WorkerState {
+    flows: FlowTable,
+    scratch: Scratch,
 }
 
 impl Detector {
@@ -177,12 +327,16 @@ impl Detector {
         let n = engine.rules.len();
         Detector {
             engine,
-            flows: hashbrown::HashMap::new(),
-            cands: Candidates {
-                stamp: vec![0; n],
-                ..Default::default()
+            state: WorkerState {
+                flows: FlowTable::default(),
+                scratch: Scratch {
+                    cands: Candidates {
+                        stamp: vec![0; n],
+                        ..Default::default()
+                    },
+                    ..Default::default()
+                },
             },
-            window: Vec::new(),
             counters: DetectCounters::default(),
         }
     }
@@ -194,198 +348,15 @@ impl Detector {
 
     /// Forgets a flow that ended.
     pub fn flow_end(&mut self, id: u64) {
-        self.flows.remove(&id);
+        self.state.flows.map.remove(&id);
     }
 
     /// Inspects one packet; matching rules are appended to `hits` in
     /// evaluation order.
     pub fn inspect(&mut self, p: &PacketView<'_>, hits: &mut Vec<Hit>) {
         self.counters.packets += 1;
-        let d = p.decoded;
-        let Some(ip) = d.ip else {
-            // Only packet-header rules (decode events) apply without IP.
-            self.inspect_no_ip(p, hits);
-            return;
-        };
-        let engine = self.engine.clone();
-        let flow_id = p.flow.map(|f| f.id);
-        if let Some(id) = flow_id {
-            if self.flows.get(&id).is_some_and(|f| f.flags & 4 != 0) {
-                return;
-            }
-        }
-        let payload = payload_of(p);
-        self.cands.start();
-        let class = class_of(ip.proto);
-        let group = engine
-            .groups
-            .select(class, p.flow.map(|f| f.to_server), ports(d));
-        let (pf, cat) = (&group.filter, &engine.groups.catalogue);
-        let cands = &mut self.cands;
-        // The rules of a fast pattern that are in the packet's group.
-        let mut mark = |id: u32| {
-            for &r in cat.rules(id) {
-                if group.has_rule(r) {
-                    cands.add(r);
-                }
-            }
-        };
-        // Stream windows: earlier bytes of the direction + the new ones.
-        let mut windows: Vec<(usize, usize, u64, usize)> = Vec::new(); // (start, end, base offset, new from)
-        let window = &mut self.window;
-        window.clear();
-        let inspect_payload = p.flow.is_none_or(|f| f.payload_inspection);
-        if let (Some(f), false) = (p.flow, inspect_payload) {
-            // Encrypted: no stream windows any more.
-            if let Some(st) = self.flows.get_mut(&f.id) {
-                st.tails = None;
-            }
-        }
-        if let (Some(f), true) = (p.flow, inspect_payload) {
-            for c in p.stream {
-                let st = self.flows.entry(f.id).or_default();
-                let tails = st.tails.get_or_insert_with(Default::default);
-                let t = &mut tails[if c.to_server { 0 } else { 1 }];
-                if t.next != c.offset {
-                    t.bytes.clear();
-                    t.hits.clear();
-                    t.hits_valid = true;
-                }
-                let start = window.len();
-                window.extend_from_slice(&t.bytes);
-                let new_from = t.bytes.len();
-                window.extend_from_slice(c.data);
-                let end = window.len();
-                let base = c.offset - new_from as u64;
-                t.next = c.offset + c.data.len() as u64;
-                let keep = engine.stream_window.min(end - start);
-                let tail_start = t.next - keep as u64;
-                t.bytes.clear();
-                t.bytes.extend_from_slice(&window[end - keep..end]);
-                if c.to_server != f.to_server {
-                    // Not scanned on this packet: its bytes' occurrences
-                    // are unknown, so the next window is scanned whole.
-                    t.hits.clear();
-                    t.hits_valid = false;
-                    continue;
-                }
-                windows.push((start, end, base, new_from));
-                // Occurrences in the kept earlier bytes were found when
-                // those bytes were new; only occurrences ending in the new
-                // bytes remain to be found.
-                let scan_from = if t.hits_valid {
-                    for &(_, id) in &t.hits {
-                        mark(id);
-                    }
-                    new_from.saturating_sub(pf.max_len().saturating_sub(1))
-                } else {
-                    t.hits.clear();
-                    0
-                };
-                let was_valid = t.hits_valid;
-                t.hits.retain(|&(at, _)| at >= tail_start);
-                let hits = &mut t.hits;
-                pf.scan_at(cat, &window[start + scan_from..end], |id, pos| {
-                    mark(id);
-                    let at = scan_from + pos;
-                    if (!was_valid || at + cat.pattern_len(id) > new_from)
-                        && base + at as u64 >= tail_start
-                    {
-                        hits.push((base + at as u64, id));
-                    }
-                });
-                if hits.len() > 1 {
-                    hits.sort_unstable_by_key(|&(at, id)| (id, std::cmp::Reverse(at)));
-                    hits.dedup_by_key(|h| h.1);
-                }
-                t.hits_valid = hits.len() <= MAX_TAIL_HITS;
-                if !t.hits_valid {
-                    hits.clear();
-                }
-            }
-        }
-        // In-order TCP data is scanned once, in its stream window (which
-        // holds this packet's bytes); the packet payload only otherwise.
-        if inspect_payload && (!p.payload_in_stream || windows.is_empty()) {
-            pf.scan_at(cat, payload, |id, _| mark(id));
-        }
-        let window = std::mem::take(&mut self.window);
-        self.cands.add_all(&group.always);
-        if !group.iponly.is_empty() {
-            let done = p.flow.is_some_and(|f| {
-                self.flows
-                    .get(&f.id)
-                    .is_some_and(|s| s.flags & if f.to_server { 1 } else { 2 } != 0)
-            });
-            if !done {
-                self.cands.add_all(&group.iponly);
-            }
-        }
-        self.cands.add_all(engine.by_addr.get(ip.src));
-        self.cands.add_all(engine.by_addr.get(ip.dst));
-        self.cands.list.sort_unstable();
-        let cands = std::mem::take(&mut self.cands.list);
-        let first = hits.len();
-        for &ri in &cands {
-            let r = &engine.rules[ri as usize];
-            self.counters.candidates += 1;
-            let Some(stream) = self.eval(r, p, payload, &window, &windows) else {
-                continue;
-            };
-            // Effects of a match, even without an alert.
-            if let Some(f) = p.flow {
-                if !r.fb_cmds.is_empty() {
-                    let n = engine.flowbit_count.div_ceil(64);
-                    let st = self.flows.entry(f.id).or_default();
-                    if st.bits.len() < n {
-                        st.bits.resize(n, 0);
-                    }
-                    for c in &r.fb_cmds {
-                        match *c {
-                            FbCmd::Set(b) => st.bits[b as usize / 64] |= 1 << (b % 64),
-                            FbCmd::Unset(b) => st.bits[b as usize / 64] &= !(1 << (b % 64)),
-                            FbCmd::Toggle(b) => st.bits[b as usize / 64] ^= 1 << (b % 64),
-                        }
-                    }
-                }
-            }
-            if r.action == Action::Pass {
-                // A pass rule ends inspection of the packet and its flow.
-                hits.truncate(first);
-                if let Some(f) = p.flow {
-                    self.flows.entry(f.id).or_default().flags |= 4;
-                }
-                break;
-            }
-            if r.noalert {
-                continue;
-            }
-            if hits.len() - first >= MAX_ALERTS_PER_PACKET {
-                self.counters.alert_overflow += 1;
-                continue;
-            }
-            self.counters.alerts += 1;
-            hits.push(Hit { rule: ri, stream });
-        }
-        self.cands.list = cands;
-        self.window = window;
-        // Data on a SYN is inspected here as a packet; when the handshake
-        // completes the reassembler delivers it again as stream offset 0.
-        if let (Some(f), Transport::Tcp(t)) = (p.flow, d.transport) {
-            if t.flags & 0x02 != 0 && !payload.is_empty() && !p.payload_in_stream {
-                let st = self.flows.entry(f.id).or_default();
-                let tails = st.tails.get_or_insert_with(Default::default);
-                let t = &mut tails[if f.to_server { 0 } else { 1 }];
-                t.inspected = t.inspected.max(payload.len() as u64);
-            }
-        }
-        if let Some(f) = p.flow {
-            if let Some(st) = self.flows.get_mut(&f.id) {
-                st.flags |= if f.to_server { 1 } else { 2 };
-            } else if engine.has_iponly {
-                self.flows.entry(f.id).or_default().flags |= if f.to_server { 1 } else { 2 };
-            }
-        }
+        self.state
+            .inspect(&self.engine, &mut self.counters, p, hits);
     }
 
     /// Runs the transaction rules on a transaction the app layer output on
@@ -398,12 +369,238 @@ impl Detector {
         tx: &zonewatch_applayer::Transaction,
         hits: &mut Vec<Hit>,
     ) {
+        self.state
+            .inspect_tx(&self.engine, &mut self.counters, p, tx, hits);
+    }
+}
+
+impl WorkerState {
+    fn inspect(
+        &mut self,
+        engine: &Engine,
+        counters: &mut DetectCounters,
+        p: &PacketView<'_>,
+        hits: &mut Vec<Hit>,
+    ) {
+        let d = p.decoded;
+        let Some(ip) = d.ip else {
+            // Only packet-header rules (decode events) apply without IP.
+            inspect_no_ip(engine, counters, p, hits);
+            return;
+        };
+        if p.flow.is_some_and(|f| self.flows.passed(f.id)) {
+            return;
+        }
+        let payload = payload_of(p);
+        let group = engine
+            .groups
+            .select(class_of(ip.proto), p.flow.map(|f| f.to_server), ports(d));
+        self.scratch.cands.start();
+        self.scratch.window.clear();
+        self.scratch.windows.clear();
+        let inspect_payload = p.flow.is_none_or(|f| f.payload_inspection);
+        if let Some(f) = p.flow {
+            if inspect_payload {
+                self.scan_stream(engine, group, p, f);
+            } else if let Some(st) = self.flows.map.get_mut(&f.id) {
+                // Encrypted: no stream windows any more.
+                st.tails = None;
+            }
+        }
+        // In-order TCP data is scanned once, in its stream window (which
+        // holds this packet's bytes); the packet payload only otherwise.
+        let cat = &engine.groups.catalogue;
+        if inspect_payload && (!p.payload_in_stream || self.scratch.windows.is_empty()) {
+            let cands = &mut self.scratch.cands;
+            group
+                .filter
+                .scan_at(cat, payload, |id, _| cands.add_pattern(cat, group, id));
+        }
+        let cands = &mut self.scratch.cands;
+        cands.add_all(&group.always);
+        if !group.iponly.is_empty() && !p.flow.is_some_and(|f| self.flows.iponly_done(f)) {
+            cands.add_all(&group.iponly);
+        }
+        cands.add_all(engine.by_addr.get(ip.src));
+        cands.add_all(engine.by_addr.get(ip.dst));
+        cands.list.sort_unstable();
+        self.run_packet_rules(engine, counters, p, payload, hits);
+        self.note_packet_seen(engine, p, payload);
+    }
+
+    /// Extends the flow's stream windows by the bytes this packet made
+    /// contiguous, lays the windows of the packet's direction out in the
+    /// scratch, and marks the rules whose fast patterns occur in them.
+    fn scan_stream(&mut self, engine: &Engine, group: &Group, p: &PacketView<'_>, f: FlowView) {
+        let (pf, cat) = (&group.filter, &engine.groups.catalogue);
+        let Scratch {
+            cands,
+            window,
+            windows,
+        } = &mut self.scratch;
+        for c in p.stream {
+            let st = self.flows.entry(f.id);
+            let tails = st.tails.get_or_insert_with(Default::default);
+            let t = &mut tails[tail_index(c.to_server)];
+            if t.next != c.offset {
+                t.bytes.clear();
+                t.hits.clear();
+                t.hits_valid = true;
+            }
+            let start = window.len();
+            window.extend_from_slice(&t.bytes);
+            let new_from = t.bytes.len();
+            window.extend_from_slice(c.data);
+            let end = window.len();
+            let base = c.offset - new_from as u64;
+            t.next = c.offset + c.data.len() as u64;
+            let keep = engine.stream_window.min(end - start);
+            let tail_start = t.next - keep as u64;
+            t.bytes.clear();
+            t.bytes.extend_from_slice(&window[end - keep..end]);
+            if c.to_server != f.to_server {
+                // Not scanned on this packet: its bytes' occurrences
+                // are unknown, so the next window is scanned whole.
+                t.hits.clear();
+                t.hits_valid = false;
+                continue;
+            }
+            windows.push(StreamWindow {
+                start,
+                end,
+                base,
+                new_from,
+            });
+            // Occurrences in the kept earlier bytes were found when
+            // those bytes were new; only occurrences ending in the new
+            // bytes remain to be found.
+            let scan_from = if t.hits_valid {
+                for &(_, id) in &t.hits {
+                    cands.add_pattern(cat, group, id);
+                }
+                new_from.saturating_sub(pf.max_len().saturating_sub(1))
+            } else {
+                t.hits.clear();
+                0
+            };
+            let was_valid = t.hits_valid;
+            t.hits.retain(|&(at, _)| at >= tail_start);
+            let hits = &mut t.hits;
+            pf.scan_at(cat, &window[start + scan_from..end], |id, pos| {
+                cands.add_pattern(cat, group, id);
+                let at = scan_from + pos;
+                if (!was_valid || at + cat.pattern_len(id) > new_from)
+                    && base + at as u64 >= tail_start
+                {
+                    hits.push((base + at as u64, id));
+                }
+            });
+            if hits.len() > 1 {
+                hits.sort_unstable_by_key(|&(at, id)| (id, std::cmp::Reverse(at)));
+                hits.dedup_by_key(|h| h.1);
+            }
+            t.hits_valid = hits.len() <= MAX_TAIL_HITS;
+            if !t.hits_valid {
+                hits.clear();
+            }
+        }
+    }
+
+    /// Evaluates the packet's candidates (sorted, in the scratch) in
+    /// evaluation order.
+    fn run_packet_rules(
+        &mut self,
+        engine: &Engine,
+        counters: &mut DetectCounters,
+        p: &PacketView<'_>,
+        payload: &[u8],
+        hits: &mut Vec<Hit>,
+    ) {
+        let cands = std::mem::take(&mut self.scratch.cands.list);
+        let mut alerts = PacketAlerts::new(hits);
+        for &ri in &cands {
+            let r = &engine.rules[ri as usize];
+            counters.candidates += 1;
+            let Some(stream) = self.eval(r, p, payload) else {
+                continue;
+            };
+            let hit = Hit { rule: ri, stream };
+            if !self.record_match(engine, counters, r, hit, p.flow, &mut alerts) {
+                break;
+            }
+        }
+        self.scratch.cands.list = cands;
+    }
+
+    /// The effects of a match of rule `r` (`hit`), even without an alert:
+    /// its flowbits; a pass rule drops the packet's alerts and ends
+    /// inspection of the flow; other rules alert, up to the per-packet cap.
+    /// Returns whether evaluation goes on.
+    fn record_match(
+        &mut self,
+        engine: &Engine,
+        counters: &mut DetectCounters,
+        r: &Rule,
+        hit: Hit,
+        flow: Option<FlowView>,
+        alerts: &mut PacketAlerts<'_>,
+    ) -> bool {
+        self.flows.apply_flowbits(r, flow, engine.flowbit_count);
+        let PacketAlerts { hits, first } = alerts;
+        let first = *first;
+        if r.action == Action::Pass {
+            hits.truncate(first);
+            if let Some(f) = flow {
+                self.flows.entry(f.id).flags |= PASSED;
+            }
+            return false;
+        }
+        if r.noalert {
+            return true;
+        }
+        if hits.len() - first >= MAX_ALERTS_PER_PACKET {
+            counters.alert_overflow += 1;
+            return true;
+        }
+        counters.alerts += 1;
+        hits.push(hit);
+        true
+    }
+
+    /// What the flow remembers of an inspected packet: data on a SYN, and
+    /// that IP-only rules ran in its direction.
+    fn note_packet_seen(&mut self, engine: &Engine, p: &PacketView<'_>, payload: &[u8]) {
+        let Some(f) = p.flow else { return };
+        // Data on a SYN is inspected here as a packet; when the handshake
+        // completes the reassembler delivers it again as stream offset 0.
+        if let Transport::Tcp(t) = p.decoded.transport {
+            if t.flags & TCP_SYN != 0 && !payload.is_empty() && !p.payload_in_stream {
+                let st = self.flows.entry(f.id);
+                let tails = st.tails.get_or_insert_with(Default::default);
+                let t = &mut tails[tail_index(f.to_server)];
+                t.inspected = t.inspected.max(payload.len() as u64);
+            }
+        }
+        if let Some(st) = self.flows.map.get_mut(&f.id) {
+            st.flags |= iponly_done_bit(f.to_server);
+        } else if engine.has_iponly {
+            self.flows.entry(f.id).flags |= iponly_done_bit(f.to_server);
+        }
+    }
+
+    fn inspect_tx(
+        &mut self,
+        engine: &Engine,
+        counters: &mut DetectCounters,
+        p: &PacketView<'_>,
+        tx: &zonewatch_applayer::Transaction,
+        hits: &mut Vec<Hit>,
+    ) {
         let (Some(f), Some(ip)) = (p.flow, p.decoded.ip) else {
             return;
         };
-        let engine = self.engine.clone();
-        let st = self.flows.entry(f.id).or_default();
-        if st.flags & 4 != 0 {
+        let st = self.flows.entry(f.id);
+        if st.flags & PASSED != 0 {
             return;
         }
         let ts_done = st.tx_ts_done.contains(&tx.id);
@@ -411,37 +608,16 @@ impl Detector {
         if tx.complete {
             st.tx_ts_done.retain(|&x| x != tx.id);
         } else if !ts_done {
-            if st.tx_ts_done.len() >= 64 {
+            if st.tx_ts_done.len() >= MAX_OPEN_TRANSACTIONS {
                 st.tx_ts_done.remove(0);
             }
             st.tx_ts_done.push(tx.id);
         }
-        self.cands.start();
-        {
-            let cands = &mut self.cands;
-            let mut mark = |rules: &[u32]| cands.add_all(rules);
-            for (b, dir, bytes) in tx.all_buffers() {
-                // Each side's rules read a buffer in one direction only
-                // (`buffer_side`), and run only when their side is due.
-                for to_client in [false, true] {
-                    let due = if to_client { run_tc } else { run_ts };
-                    if !due || buffer_side(b, !to_client) != dir {
-                        continue;
-                    }
-                    if let Some(pf) = engine.tx_prefilter.get(&(b, to_client)) {
-                        pf.scan(bytes, &mut mark);
-                    }
-                }
-            }
-            if let Some(list) = engine.tx_always.get(&tx.proto) {
-                mark(list);
-            }
-        }
-        self.cands.list.sort_unstable();
-        let cands = std::mem::take(&mut self.cands.list);
+        self.tx_candidates(engine, tx, run_ts, run_tc);
+        let cands = std::mem::take(&mut self.scratch.cands.list);
         let payload = payload_of(p);
         let (sp, dp) = ports(p.decoded);
-        let first = hits.len();
+        let mut alerts = PacketAlerts::new(hits);
         for &ri in &cands {
             let r = &engine.rules[ri as usize];
             if r.app != Some(tx.proto)
@@ -450,7 +626,7 @@ impl Detector {
             {
                 continue;
             }
-            self.counters.candidates += 1;
+            counters.candidates += 1;
             // The rule's side decides which way the packet's addresses read.
             let rule_to_server = !r.tx_to_client;
             let (src, s_port, dst, d_port) = if rule_to_server == f.to_server {
@@ -459,8 +635,8 @@ impl Detector {
                 (ip.dst, dp, ip.src, sp)
             };
             let proto_ok = match r.proto {
-                Proto::Tcp | Proto::TcpPkt | Proto::TcpStream => ip.proto == 6,
-                Proto::Udp => ip.proto == 17,
+                Proto::Tcp | Proto::TcpPkt | Proto::TcpStream => ip.proto == IPPROTO_TCP,
+                Proto::Udp => ip.proto == IPPROTO_UDP,
                 Proto::V4 => ip.version == 4,
                 Proto::V6 => ip.version == 6,
                 _ => true,
@@ -474,28 +650,11 @@ impl Detector {
             if (r.flow.established && !f.established) || (r.flow.not_established && f.established) {
                 continue;
             }
-            if !self.flowbits_ok(r, Some(f)) {
-                continue;
-            }
-            if let Some((neg, want)) = r.app_layer_protocol {
-                if (Some(tx.proto) == want) == neg {
-                    continue;
-                }
-            }
-            let nums_ok = r.tx_tests.iter().all(|t| match t {
-                zonewatch_rules::TxTest::Urilen(c, raw) => {
-                    let n = if *raw {
-                        tx.nums.urilen_raw
-                    } else {
-                        tx.nums.urilen
-                    };
-                    n.is_some_and(|n| c.test(n as u64))
-                }
-                zonewatch_rules::TxTest::DnsOpcode(c) => {
-                    tx.nums.dns_opcode.is_some_and(|n| c.test(n as u64))
-                }
-            });
-            if !nums_ok {
+            if !self.flows.flowbits_ok(r, Some(f))
+                || r.app_layer_protocol
+                    .is_some_and(|t| !t.admits(Some(tx.proto)))
+                || !tx_numbers_ok(r, tx)
+            {
                 continue;
             }
             let mut vars = [0i64; MAX_VARS];
@@ -511,197 +670,53 @@ impl Detector {
                     continue;
                 }
             }
-            self.apply_flowbits(r, Some(f));
-            if r.action == Action::Pass {
-                hits.truncate(first);
-                self.flows.entry(f.id).or_default().flags |= 4;
-                break;
-            }
-            if r.noalert {
-                continue;
-            }
-            if hits.len() - first >= MAX_ALERTS_PER_PACKET {
-                self.counters.alert_overflow += 1;
-                continue;
-            }
-            self.counters.alerts += 1;
-            hits.push(Hit {
+            let hit = Hit {
                 rule: ri,
                 stream: false,
-            });
-        }
-        self.cands.list = cands;
-    }
-
-    fn flowbits_ok(&self, r: &Rule, f: Option<FlowView>) -> bool {
-        if r.fb_checks.is_empty() {
-            return true;
-        }
-        let bits = f
-            .and_then(|f| self.flows.get(&f.id))
-            .map(|s| s.bits.as_slice())
-            .unwrap_or(&[]);
-        let isset = |b: u32| {
-            bits.get(b as usize / 64)
-                .is_some_and(|w| w & (1 << (b % 64)) != 0)
-        };
-        r.fb_checks.iter().all(|c| match c {
-            FbCheck::IsSet(ns, true) => ns.iter().all(|&b| isset(b)),
-            FbCheck::IsSet(ns, false) => ns.iter().any(|&b| isset(b)),
-            FbCheck::IsNotSet(ns, true) => !ns.iter().all(|&b| isset(b)),
-            FbCheck::IsNotSet(ns, false) => ns.iter().all(|&b| !isset(b)),
-        })
-    }
-
-    fn apply_flowbits(&mut self, r: &Rule, f: Option<FlowView>) {
-        let Some(f) = f else { return };
-        if r.fb_cmds.is_empty() {
-            return;
-        }
-        let n = self.engine.flowbit_count.div_ceil(64);
-        let st = self.flows.entry(f.id).or_default();
-        if st.bits.len() < n {
-            st.bits.resize(n, 0);
-        }
-        for c in &r.fb_cmds {
-            match *c {
-                FbCmd::Set(b) => st.bits[b as usize / 64] |= 1 << (b % 64),
-                FbCmd::Unset(b) => st.bits[b as usize / 64] &= !(1 << (b % 64)),
-                FbCmd::Toggle(b) => st.bits[b as usize / 64] ^= 1 << (b % 64),
+            };
+            if !self.record_match(engine, counters, r, hit, Some(f), &mut alerts) {
+                break;
             }
         }
+        self.scratch.cands.list = cands;
     }
 
-    fn inspect_no_ip(&mut self, p: &PacketView<'_>, hits: &mut Vec<Hit>) {
-        if p.decoded.events.is_empty() {
-            return;
-        }
-        let engine = self.engine.clone();
-        for &ri in &engine.no_ip {
-            let r = &engine.rules[ri as usize];
-            if r.decode_events
-                .iter()
-                .all(|n| p.decoded.events.iter().any(|e| e.name() == n))
-                && !r.noalert
-                && !hits.iter().any(|h| h.rule == ri)
-            {
-                self.counters.alerts += 1;
-                hits.push(Hit {
-                    rule: ri,
-                    stream: false,
-                });
+    /// Marks the transaction's candidate rules: by the prefilters of its
+    /// buffers, for each side that is due, and its protocol's rules without
+    /// a fast pattern. Leaves them sorted in the scratch.
+    fn tx_candidates(
+        &mut self,
+        engine: &Engine,
+        tx: &zonewatch_applayer::Transaction,
+        run_ts: bool,
+        run_tc: bool,
+    ) {
+        let cands = &mut self.scratch.cands;
+        cands.start();
+        let mut mark = |rules: &[u32]| cands.add_all(rules);
+        for (b, dir, bytes) in tx.all_buffers() {
+            // Each side's rules read a buffer in one direction only
+            // (`buffer_side`), and run only when their side is due.
+            for to_client in [false, true] {
+                let due = if to_client { run_tc } else { run_ts };
+                if !due || buffer_side(b, !to_client) != dir {
+                    continue;
+                }
+                if let Some(pf) = engine.tx_prefilter.get(&(b, to_client)) {
+                    pf.scan(bytes, &mut mark);
+                }
             }
         }
+        if let Some(list) = engine.tx_always.get(&tx.proto) {
+            mark(list);
+        }
+        cands.list.sort_unstable();
     }
 
     /// Full verification of one candidate. `Some(stream)` on a match.
-    fn eval(
-        &self,
-        r: &Rule,
-        p: &PacketView<'_>,
-        payload: &[u8],
-        window: &[u8],
-        windows: &[(usize, usize, u64, usize)],
-    ) -> Option<bool> {
-        let d = p.decoded;
-        let ip = d.ip?;
-        // Protocol.
-        let ok = match r.proto {
-            Proto::Any => true,
-            Proto::V4 => ip.version == 4,
-            Proto::V6 => ip.version == 6,
-            Proto::Tcp | Proto::TcpPkt | Proto::TcpStream => ip.proto == 6,
-            Proto::Udp => ip.proto == 17,
-            Proto::Icmp => ip.proto == 1 || ip.proto == 58,
-            Proto::Icmp4 => ip.proto == 1,
-            Proto::Icmp6 => ip.proto == 58,
-            Proto::Sctp => ip.proto == 132,
-        };
-        if !ok {
+    fn eval(&self, r: &Rule, p: &PacketView<'_>, payload: &[u8]) -> Option<bool> {
+        if !self.packet_matches(r, p, payload) {
             return None;
-        }
-        // Payload and stream data are inspected when they become contiguous
-        // (not when acknowledged, as in Suricata), so rules that inspect them
-        // use the protocol as soon as it is identified; the others wait for
-        // the acknowledgement, as Suricata's packet rules do.
-        let app_proto = p
-            .flow
-            .filter(|f| f.app_proto_acked || r.payload.is_some())
-            .and_then(|f| f.app_proto);
-        if r.app.is_some() && app_proto != r.app {
-            return None;
-        }
-        if let Some((neg, want)) = r.app_layer_protocol {
-            if (app_proto == want) == neg {
-                return None;
-            }
-        }
-        if r.flow.only_frag && !p.reassembled || r.flow.no_frag && p.reassembled {
-            return None;
-        }
-        // Addresses and ports, either way round for `<>`.
-        let (sp, dp) = ports(d);
-        let fwd = addr_ok(r, ip.src, sp, ip.dst, dp);
-        if !(fwd || r.bidir && addr_ok(r, ip.dst, dp, ip.src, sp)) {
-            return None;
-        }
-        // Flow.
-        if r.flow.to_server || r.flow.to_client || r.flow.established || r.flow.not_established {
-            let f = p.flow?;
-            if r.flow.to_server && !f.to_server || r.flow.to_client && f.to_server {
-                return None;
-            }
-            if r.flow.established && !f.established || r.flow.not_established && f.established {
-                return None;
-            }
-        }
-        if r.iponly {
-            if let Some(f) = p.flow {
-                let done = self
-                    .flows
-                    .get(&f.id)
-                    .is_some_and(|s| s.flags & if f.to_server { 1 } else { 2 } != 0);
-                if done {
-                    return None;
-                }
-            }
-        }
-        for t in &r.tests {
-            if !header_test(t, p, payload) {
-                return None;
-            }
-        }
-        for e in &r.decode_events {
-            if !d.events.iter().any(|x| x.name() == e) {
-                return None;
-            }
-        }
-        for e in &r.stream_events {
-            if !p.stream_events.contains(&e.as_str()) {
-                return None;
-            }
-        }
-        if !r.fb_checks.is_empty() {
-            let bits = p
-                .flow
-                .and_then(|f| self.flows.get(&f.id))
-                .map(|s| s.bits.as_slice())
-                .unwrap_or(&[]);
-            let isset = |b: u32| {
-                bits.get(b as usize / 64)
-                    .is_some_and(|w| w & (1 << (b % 64)) != 0)
-            };
-            for c in &r.fb_checks {
-                let ok = match c {
-                    FbCheck::IsSet(ns, true) => ns.iter().all(|&b| isset(b)),
-                    FbCheck::IsSet(ns, false) => ns.iter().any(|&b| isset(b)),
-                    FbCheck::IsNotSet(ns, true) => !ns.iter().all(|&b| isset(b)),
-                    FbCheck::IsNotSet(ns, false) => ns.iter().all(|&b| !isset(b)),
-                };
-                if !ok {
-                    return None;
-                }
-            }
         }
         let mut vars = [0i64; MAX_VARS];
         for (which, prog) in &r.hdr {
@@ -714,44 +729,13 @@ impl Detector {
         if p.flow.is_some_and(|f| !f.payload_inspection) {
             return None;
         }
-        let tcp = ip.proto == 6;
+        let tcp = p.decoded.ip.is_some_and(|ip| ip.proto == IPPROTO_TCP);
         let packet_only = r.flow.no_stream
             || r.proto == Proto::TcpPkt
             || r.tests.iter().any(|t| matches!(t, HeaderTest::Dsize(_)));
         let stream_only = r.flow.only_stream || r.proto == Proto::TcpStream;
-        if tcp && !packet_only {
-            for &(s, e, base, new_from) in windows {
-                if prog.anchored && base != 0 {
-                    // offset/depth count from the start of the data: past
-                    // the stream's first byte, the start is this packet's
-                    // new bytes (Suricata inspects them as one chunk).
-                    if prog.run(&window[s + new_from..e], &mut vars).is_some() {
-                        return Some(true);
-                    }
-                    continue;
-                }
-                if let Some(end) = prog.run(&window[s..e], &mut vars) {
-                    // A program that moves no cursor (byte_test, isdataat,
-                    // ... without content) reports end 0: it matched the
-                    // window as a whole, new bytes included.
-                    let end = if end == 0 { e - s } else { end };
-                    let seen = p
-                        .flow
-                        .and_then(|f| self.flows.get(&f.id))
-                        .and_then(|st| st.tails.as_ref())
-                        .map_or(0, |t| {
-                            t[if p.flow.is_some_and(|f| f.to_server) {
-                                0
-                            } else {
-                                1
-                            }]
-                            .inspected
-                        });
-                    if end > new_from && base + end as u64 > seen {
-                        return Some(true);
-                    }
-                }
-            }
+        if tcp && !packet_only && self.stream_matches(prog, p, &mut vars) {
+            return Some(true);
         }
         if stream_only || payload.is_empty() {
             return None;
@@ -761,6 +745,163 @@ impl Detector {
         }
         prog.run(payload, &mut vars).map(|_| false)
     }
+
+    /// Everything of a candidate but its inspection programs: protocol,
+    /// app-layer protocol, addresses and ports, flow, IP-only, header tests,
+    /// events and flowbits.
+    fn packet_matches(&self, r: &Rule, p: &PacketView<'_>, payload: &[u8]) -> bool {
+        let d = p.decoded;
+        let Some(ip) = d.ip else { return false };
+        if !r.proto.admits(ip.version, ip.proto) {
+            return false;
+        }
+        // Payload and stream data are inspected when they become contiguous
+        // (not when acknowledged, as in Suricata), so rules that inspect them
+        // use the protocol as soon as it is identified; the others wait for
+        // the acknowledgement, as Suricata's packet rules do.
+        let app_proto = p
+            .flow
+            .filter(|f| f.app_proto_acked || r.payload.is_some())
+            .and_then(|f| f.app_proto);
+        if r.app.is_some() && app_proto != r.app {
+            return false;
+        }
+        if r.app_layer_protocol.is_some_and(|t| !t.admits(app_proto)) {
+            return false;
+        }
+        if r.flow.only_frag && !p.reassembled || r.flow.no_frag && p.reassembled {
+            return false;
+        }
+        // Addresses and ports, either way round for `<>`.
+        let (sp, dp) = ports(d);
+        let fwd = addr_ok(r, ip.src, sp, ip.dst, dp);
+        if !(fwd || r.bidir && addr_ok(r, ip.dst, dp, ip.src, sp)) {
+            return false;
+        }
+        if !flow_ok(r, p.flow) {
+            return false;
+        }
+        if r.iponly && p.flow.is_some_and(|f| self.flows.iponly_done(f)) {
+            return false;
+        }
+        r.tests.iter().all(|t| header_test(t, p, payload))
+            && r.decode_events
+                .iter()
+                .all(|e| d.events.iter().any(|x| x.name() == e))
+            && r.stream_events
+                .iter()
+                .all(|e| p.stream_events.contains(&e.as_str()))
+            && self.flows.flowbits_ok(r, p.flow)
+    }
+
+    /// Whether the payload program matches one of the packet's stream
+    /// windows with a match that ends in this packet's new bytes, past what
+    /// was already inspected as a packet.
+    fn stream_matches(
+        &self,
+        prog: &Program,
+        p: &PacketView<'_>,
+        vars: &mut [i64; MAX_VARS],
+    ) -> bool {
+        let window = &self.scratch.window;
+        for w in &self.scratch.windows {
+            if prog.anchored && w.base != 0 {
+                // offset/depth count from the start of the data: past
+                // the stream's first byte, the start is this packet's
+                // new bytes (Suricata inspects them as one chunk).
+                if prog
+                    .run(&window[w.start + w.new_from..w.end], vars)
+                    .is_some()
+                {
+                    return true;
+                }
+                continue;
+            }
+            if let Some(end) = prog.run(&window[w.start..w.end], vars) {
+                // A program that moves no cursor (byte_test, isdataat,
+                // ... without content) reports end 0: it matched the
+                // window as a whole, new bytes included.
+                let end = if end == 0 { w.end - w.start } else { end };
+                let seen = p.flow.map_or(0, |f| self.flows.inspected_upto(f));
+                if end > w.new_from && w.base + end as u64 > seen {
+                    return true;
+                }
+            }
+        }
+        false
+    }
+}
+
+/// The alerts one packet raised: those in `hits` from `first` on.
+struct PacketAlerts<'h> {
+    hits: &'h mut Vec<Hit>,
+    first: usize,
+}
+
+impl<'h> PacketAlerts<'h> {
+    fn new(hits: &'h mut Vec<Hit>) -> PacketAlerts<'h> {
+        let first = hits.len();
+        PacketAlerts { hits, first }
+    }
+}
+
+/// TCP's SYN flag.
+const TCP_SYN: u8 = 0x02;
+
+/// Rules on decode events of a packet without IP.
+fn inspect_no_ip(
+    engine: &Engine,
+    counters: &mut DetectCounters,
+    p: &PacketView<'_>,
+    hits: &mut Vec<Hit>,
+) {
+    if p.decoded.events.is_empty() {
+        return;
+    }
+    for &ri in &engine.no_ip {
+        let r = &engine.rules[ri as usize];
+        if r.decode_events
+            .iter()
+            .all(|n| p.decoded.events.iter().any(|e| e.name() == n))
+            && !r.noalert
+            && !hits.iter().any(|h| h.rule == ri)
+        {
+            counters.alerts += 1;
+            hits.push(Hit {
+                rule: ri,
+                stream: false,
+            });
+        }
+    }
+}
+
+/// The rule's `flow:` direction and state, which need a flow.
+fn flow_ok(r: &Rule, flow: Option<FlowView>) -> bool {
+    if !(r.flow.to_server || r.flow.to_client || r.flow.established || r.flow.not_established) {
+        return true;
+    }
+    let Some(f) = flow else { return false };
+    !(r.flow.to_server && !f.to_server
+        || r.flow.to_client && f.to_server
+        || r.flow.established && !f.established
+        || r.flow.not_established && f.established)
+}
+
+/// Tests on the transaction's numbers (`urilen`, `dns.opcode`).
+fn tx_numbers_ok(r: &Rule, tx: &zonewatch_applayer::Transaction) -> bool {
+    r.tx_tests.iter().all(|t| match t {
+        zonewatch_rules::TxTest::Urilen(c, raw) => {
+            let n = if *raw {
+                tx.nums.urilen_raw
+            } else {
+                tx.nums.urilen
+            };
+            n.is_some_and(|n| c.test(n as u64))
+        }
+        zonewatch_rules::TxTest::DnsOpcode(c) => {
+            tx.nums.dns_opcode.is_some_and(|n| c.test(n as u64))
+        }
+    })
 }
 
 /// The direction of a transaction buffer's instance that a rule inspects:

@@ -9,11 +9,11 @@
 //! ... on every TCP packet. Here each (class, direction, server port) has
 //! its own prefilter and its own list of rules without a fast pattern,
 //! holding only rules whose direction and port sets admit such a packet.
-//! Every candidate is still fully verified (`Detector::eval`), so a group
+//! Every candidate is still fully verified (the detector's `eval`), so a group
 //! may hold rules that cannot match, never miss one that can.
 
-use crate::compile::{class_of, proto_in_class, Rule, CLASSES};
-use crate::prefilter::{Catalogue, Filter};
+use crate::prefilter::{Catalogue, Filter, RulePattern};
+use crate::rule::{class_of, proto_in_class, FastPattern, Rule, CLASSES, CLASS_TCP, CLASS_UDP};
 use hashbrown::HashMap;
 use zonewatch_rules::{HeaderTest, UintCmp};
 
@@ -67,9 +67,8 @@ impl Group {
 pub(crate) struct Member {
     /// Engine index.
     pub(crate) rule: u32,
-    /// Its fast pattern and whether it is caseless; `None`: checked on
-    /// every packet of its groups.
-    pub(crate) fast: Option<(Vec<u8>, bool)>,
+    /// Its fast pattern; `None`: checked on every packet of its groups.
+    pub(crate) fast: Option<FastPattern>,
 }
 
 /// All groups and the map from packets to them.
@@ -100,10 +99,10 @@ impl Groups {
     /// Groups the members. `rules` are the engine's rules, indexed by
     /// `Member::rule`.
     pub(crate) fn build(rules: &[Rule], members: &[Member]) -> Groups {
-        let items: Vec<(Vec<u8>, bool, u32)> = members
+        let items: Vec<RulePattern> = members
             .iter()
             .map(|m| match &m.fast {
-                Some((pat, nocase)) => (pat.clone(), *nocase, m.rule),
+                Some(fp) => (fp.bytes.clone(), fp.nocase, m.rule),
                 None => (Vec::new(), false, m.rule),
             })
             .collect();
@@ -120,7 +119,7 @@ impl Groups {
                 .collect();
             g.fallback[class] = g.push(rules, members, &ids);
         }
-        for (ci, class) in [0usize, 1].into_iter().enumerate() {
+        for (ci, class) in [CLASS_TCP, CLASS_UDP].into_iter().enumerate() {
             for (di, dir) in [Dir::ToServer, Dir::ToClient].into_iter().enumerate() {
                 g.by_port[ci][di] = g.build_ports(rules, members, class, dir);
             }
@@ -160,175 +159,67 @@ impl Groups {
         class: usize,
         dir: Dir,
     ) -> Vec<u16> {
-        let mut base: Vec<usize> = Vec::new();
-        // (port range start, end inclusive, member) of port-specific members.
-        let mut ranges: Vec<(u16, u16, usize)> = Vec::new();
-        for (m, member) in members.iter().enumerate() {
-            let r = &rules[member.rule as usize];
-            if !rule_in_class(r, class) {
-                continue;
-            }
-            let wrong_dir = match dir {
-                Dir::ToServer => r.flow.to_client,
-                Dir::ToClient => r.flow.to_server,
-            };
-            if wrong_dir {
-                continue;
-            }
-            // The server's port is the destination port of a packet to the
-            // server and the source port of one to the client; `<>` rules
-            // match either way round.
-            let (own, other) = match dir {
-                Dir::ToServer => (&r.dport, &r.sport),
-                Dir::ToClient => (&r.sport, &r.dport),
-            };
-            if own.is_any() || r.bidir && other.is_any() {
-                base.push(m);
-                continue;
-            }
-            for &(a, b) in own.ranges() {
-                ranges.push((a, b, m));
-            }
-            if r.bidir {
-                for &(a, b) in other.ranges() {
-                    ranges.push((a, b, m));
-                }
-            }
-        }
-        // Sweep the port space: between two consecutive range boundaries
-        // the set of active members is constant. Sets are told apart by a
-        // Zobrist hash (XOR of a random key per member) kept up to date at
-        // each boundary, so a sweep costs O(boundaries) whatever the sets'
-        // sizes; only the sets that get their own group are materialised.
-        // (A hostile rule file of 20,000 negated port lists would otherwise
-        // copy a 20,000-member set at each of 80,000 boundaries.)
-        let key = |m: usize| {
-            let mut z = (m as u64).wrapping_add(0x9E37_79B9_7F4A_7C15);
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^ (z >> 31)
-        };
-        let mut events: Vec<(u32, bool, usize)> = Vec::with_capacity(ranges.len() * 2);
-        for &(a, b, m) in &ranges {
-            events.push((a as u32, true, m));
-            events.push((b as u32 + 1, false, m));
-        }
-        events.sort_unstable();
-        // Segments: (start, end exclusive, set hash, set size).
-        let mut segments: Vec<(u32, u32, u64, usize)> = Vec::new();
-        let mut count = vec![0u32; members.len()];
-        let (mut hash, mut size) = (0u64, 0usize);
-        let mut e = 0;
-        let mut lo = 0u32;
-        while lo < 65536 {
-            while e < events.len() && events[e].0 == lo {
-                let (_, start, m) = events[e];
-                if start {
-                    count[m] += 1;
-                    if count[m] == 1 {
-                        hash ^= key(m);
-                        size += 1;
-                    }
-                } else {
-                    count[m] -= 1;
-                    if count[m] == 0 {
-                        hash ^= key(m);
-                        size -= 1;
-                    }
-                }
-                e += 1;
-            }
-            let hi = events.get(e).map_or(65536, |ev| ev.0.min(65536));
-            segments.push((lo, hi, hash, size));
-            lo = hi;
-        }
-        // Distinct sets; past the cap, the sets with the fewest rules are
-        // merged into one group (more candidates there, never fewer).
-        let mut distinct: Vec<(u64, usize)> = Vec::new();
-        let mut index: HashMap<u64, usize> = HashMap::new();
-        for &(_, _, h, n) in &segments {
-            index.entry(h).or_insert_with(|| {
-                distinct.push((h, n));
-                distinct.len() - 1
+        let (base, ranges) = port_ranges(rules, members, class, dir);
+        let mut boundaries: Vec<Boundary> = Vec::with_capacity(ranges.len() * 2);
+        for r in &ranges {
+            boundaries.push(Boundary {
+                port: r.lo as u32,
+                start: true,
+                member: r.member,
+            });
+            boundaries.push(Boundary {
+                port: r.hi as u32 + 1,
+                start: false,
+                member: r.member,
             });
         }
-        let mut order: Vec<usize> = (0..distinct.len()).collect();
-        // The ports without specific rules, if any, always keep their own
-        // group.
-        order.sort_by_key(|&d| (distinct[d].1 != 0, std::cmp::Reverse(distinct[d].1), d));
-        let keep = if distinct.len() > MAX_PORT_GROUPS {
-            MAX_PORT_GROUPS - 1
-        } else {
-            distinct.len()
-        };
-        let mut kept = vec![false; distinct.len()];
-        for &d in &order[..keep] {
-            kept[d] = true;
-        }
-        // Second sweep: the members of each kept set, and of the merged
-        // rest (every member active in some merged segment).
-        count.fill(0);
-        let mut group_of: Vec<Option<u32>> = vec![None; distinct.len()];
-        let mut active: Vec<usize> = Vec::new();
-        let mut slot = vec![usize::MAX; members.len()];
-        let mut merged: Vec<(u32, u32)> = Vec::new();
-        let mut e = 0;
-        for &(lo, _, h, _) in &segments {
-            while e < events.len() && events[e].0 == lo {
-                let (_, start, m) = events[e];
-                if start {
-                    count[m] += 1;
-                    if count[m] == 1 {
-                        slot[m] = active.len();
-                        active.push(m);
-                    }
-                } else {
-                    count[m] -= 1;
-                    if count[m] == 0 {
-                        let i = slot[m];
-                        active.swap_remove(i);
-                        if let Some(&moved) = active.get(i) {
-                            slot[moved] = i;
-                        }
-                    }
-                }
-                e += 1;
+        boundaries.sort_unstable();
+        let segments = segments(&boundaries, members.len());
+        let sets = DistinctSets::of(&segments);
+        // Second sweep: the members of each kept set get their own group.
+        let mut group_of: Vec<Option<u32>> = vec![None; sets.sizes.len()];
+        let mut active = ActiveSet::new(members.len());
+        let mut b = 0;
+        for seg in &segments {
+            while b < boundaries.len() && boundaries[b].port == seg.lo {
+                active.apply(boundaries[b]);
+                b += 1;
             }
-            let d = index[&h];
-            if kept[d] && group_of[d].is_none() {
+            let d = sets.index[&seg.hash];
+            if sets.kept[d] && group_of[d].is_none() {
                 let mut ids = base.clone();
-                ids.extend_from_slice(&active);
+                ids.extend_from_slice(&active.list);
                 ids.sort_unstable();
                 group_of[d] = Some(self.push(rules, members, &ids));
             }
         }
-        for &(lo, hi, h, _) in &segments {
-            if !kept[index[&h]] {
-                merged.push((lo, hi));
-            }
-        }
+        let merged: Vec<(u32, u32)> = segments
+            .iter()
+            .filter(|s| !sets.kept[sets.index[&s.hash]])
+            .map(|s| (s.lo, s.hi))
+            .collect();
         // The merged group: every member with a range meeting a merged
         // segment (binary search per range, not a walk of each segment's
         // active set).
         let rest_group = (!merged.is_empty()).then(|| {
             let mut ids = base.clone();
-            for &(a, b, m) in &ranges {
-                let i = merged.partition_point(|&(_, hi)| hi <= a as u32);
-                if merged.get(i).is_some_and(|&(lo, _)| lo <= b as u32) {
-                    ids.push(m);
+            for r in &ranges {
+                let i = merged.partition_point(|&(_, hi)| hi <= r.lo as u32);
+                if merged.get(i).is_some_and(|&(lo, _)| lo <= r.hi as u32) {
+                    ids.push(r.member);
                 }
             }
             ids.sort_unstable();
             ids.dedup();
             self.push(rules, members, &ids)
         });
-        let mut map = vec![0u16; 65536];
-        for &(lo, hi, h, _) in &segments {
-            let gid = group_of[index[&h]]
+        let mut map = vec![0u16; PORTS as usize];
+        for seg in &segments {
+            let gid = group_of[sets.index[&seg.hash]]
                 .or(rest_group)
                 .expect("every segment has a group");
             let gid = u16::try_from(gid).expect("fewer than 65536 groups");
-            map[lo as usize..hi as usize].fill(gid);
+            map[seg.lo as usize..seg.hi as usize].fill(gid);
         }
         map
     }
@@ -343,8 +234,8 @@ impl Groups {
         ports: (Option<u16>, Option<u16>),
     ) -> &Group {
         let ci = match class {
-            0 => 0,
-            1 => 1,
+            CLASS_TCP => 0,
+            CLASS_UDP => 1,
             _ => return &self.groups[self.fallback[class] as usize],
         };
         let (Some(to_server), (Some(sp), Some(dp))) = (to_server, ports) else {
@@ -369,10 +260,208 @@ impl Groups {
     }
 }
 
+/// Number of TCP/UDP ports.
+const PORTS: u32 = 65536;
+
+/// A port range (inclusive) of one port-specific member.
+struct PortRange {
+    lo: u16,
+    hi: u16,
+    member: usize,
+}
+
+/// Where a member's port range starts or ends (`port` is one past the
+/// range's end). Sorted by port, ends before starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Boundary {
+    port: u32,
+    start: bool,
+    member: usize,
+}
+
+/// Ports `lo..hi` over which the set of active members is constant: its
+/// Zobrist hash and size.
+struct Segment {
+    lo: u32,
+    hi: u32,
+    hash: u64,
+    size: usize,
+}
+
+/// The members of one class and direction whose server port is any
+/// (`base`), and the port ranges of the others.
+fn port_ranges(
+    rules: &[Rule],
+    members: &[Member],
+    class: usize,
+    dir: Dir,
+) -> (Vec<usize>, Vec<PortRange>) {
+    let mut base: Vec<usize> = Vec::new();
+    let mut ranges: Vec<PortRange> = Vec::new();
+    for (m, member) in members.iter().enumerate() {
+        let r = &rules[member.rule as usize];
+        if !rule_in_class(r, class) {
+            continue;
+        }
+        let wrong_dir = match dir {
+            Dir::ToServer => r.flow.to_client,
+            Dir::ToClient => r.flow.to_server,
+        };
+        if wrong_dir {
+            continue;
+        }
+        // The server's port is the destination port of a packet to the
+        // server and the source port of one to the client; `<>` rules
+        // match either way round.
+        let (own, other) = match dir {
+            Dir::ToServer => (&r.dport, &r.sport),
+            Dir::ToClient => (&r.sport, &r.dport),
+        };
+        if own.is_any() || r.bidir && other.is_any() {
+            base.push(m);
+            continue;
+        }
+        let sides = if r.bidir {
+            &[own, other][..]
+        } else {
+            &[own][..]
+        };
+        for side in sides {
+            for &(lo, hi) in side.ranges() {
+                ranges.push(PortRange { lo, hi, member: m });
+            }
+        }
+    }
+    (base, ranges)
+}
+
+/// A random key per member for the Zobrist hash of a set (SplitMix64).
+fn member_key(m: usize) -> u64 {
+    let mut z = (m as u64).wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Sweeps the port space: between two consecutive boundaries the set of
+/// active members is constant. Sets are told apart by a Zobrist hash (XOR
+/// of a random key per member) kept up to date at each boundary, so a
+/// sweep costs O(boundaries) whatever the sets' sizes; only the sets that
+/// get their own group are materialised later. (A hostile rule file of
+/// 20,000 negated port lists would otherwise copy a 20,000-member set at
+/// each of 80,000 boundaries.)
+fn segments(boundaries: &[Boundary], members: usize) -> Vec<Segment> {
+    let mut segments = Vec::new();
+    let mut count = vec![0u32; members];
+    let (mut hash, mut size) = (0u64, 0usize);
+    let mut b = 0;
+    let mut lo = 0u32;
+    while lo < PORTS {
+        while b < boundaries.len() && boundaries[b].port == lo {
+            let Boundary { start, member, .. } = boundaries[b];
+            if start {
+                count[member] += 1;
+                if count[member] == 1 {
+                    hash ^= member_key(member);
+                    size += 1;
+                }
+            } else {
+                count[member] -= 1;
+                if count[member] == 0 {
+                    hash ^= member_key(member);
+                    size -= 1;
+                }
+            }
+            b += 1;
+        }
+        let hi = boundaries.get(b).map_or(PORTS, |x| x.port.min(PORTS));
+        segments.push(Segment { lo, hi, hash, size });
+        lo = hi;
+    }
+    segments
+}
+
+/// The distinct member sets of the segments, and which get their own group.
+struct DistinctSets {
+    /// Set hash → index.
+    index: HashMap<u64, usize>,
+    /// Size of each set.
+    sizes: Vec<usize>,
+    /// The set gets its own group.
+    kept: Vec<bool>,
+}
+
+impl DistinctSets {
+    /// Past the cap, the sets with the fewest rules are merged into one
+    /// group (more candidates there, never fewer). The ports without
+    /// specific rules, if any, always keep their own group.
+    fn of(segments: &[Segment]) -> DistinctSets {
+        let mut sizes: Vec<usize> = Vec::new();
+        let mut index: HashMap<u64, usize> = HashMap::new();
+        for s in segments {
+            index.entry(s.hash).or_insert_with(|| {
+                sizes.push(s.size);
+                sizes.len() - 1
+            });
+        }
+        let mut order: Vec<usize> = (0..sizes.len()).collect();
+        order.sort_by_key(|&d| (sizes[d] != 0, std::cmp::Reverse(sizes[d]), d));
+        let keep = if sizes.len() > MAX_PORT_GROUPS {
+            MAX_PORT_GROUPS - 1
+        } else {
+            sizes.len()
+        };
+        let mut kept = vec![false; sizes.len()];
+        for &d in &order[..keep] {
+            kept[d] = true;
+        }
+        DistinctSets { index, sizes, kept }
+    }
+}
+
+/// The members active at the sweep's position, as a list (swap-remove,
+/// with each member's slot) plus a count of its open ranges.
+struct ActiveSet {
+    count: Vec<u32>,
+    slot: Vec<usize>,
+    list: Vec<usize>,
+}
+
+impl ActiveSet {
+    fn new(members: usize) -> ActiveSet {
+        ActiveSet {
+            count: vec![0; members],
+            slot: vec![usize::MAX; members],
+            list: Vec::new(),
+        }
+    }
+
+    fn apply(&mut self, b: Boundary) {
+        let m = b.member;
+        if b.start {
+            self.count[m] += 1;
+            if self.count[m] == 1 {
+                self.slot[m] = self.list.len();
+                self.list.push(m);
+            }
+        } else {
+            self.count[m] -= 1;
+            if self.count[m] == 0 {
+                let i = self.slot[m];
+                self.list.swap_remove(i);
+                if let Some(&moved) = self.list.get(i) {
+                    self.slot[moved] = i;
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use crate::compile::{class_of, Engine};
+    use crate::rule::class_of;
     use crate::DetectConfig;
+    use crate::Engine;
 
     /// Whatever the packet, its group holds every rule whose protocol,
     /// direction and ports admit it, on random rules with single ports,
@@ -434,7 +523,7 @@ mod tests {
                             .groups
                             .select(class, Some(to_server), (Some(sp), Some(dp)));
                         for (i, r) in engine.rules.iter().enumerate() {
-                            let proto_ok = crate::compile::proto_in_class(r.proto, class);
+                            let proto_ok = crate::rule::proto_in_class(r.proto, class);
                             let dir_ok =
                                 !(r.flow.to_server && !to_server || r.flow.to_client && to_server);
                             let ports_ok = r.sport.contains(sp) && r.dport.contains(dp)

@@ -1,30 +1,45 @@
 //! Signature detection: Suricata/Snort rules compiled once into an immutable
 //! [`Engine`] shared by all workers, and a [`Detector`] per worker holding
-//! the mutable state (flowbits, thresholds, stream windows, scratch).
+//! the mutable state (flowbits, stream windows, per-packet scratch); the
+//! engine is borrowed, never cloned, per packet. Thresholds are applied
+//! after the workers' events are merged ([`AlertFilter`]).
 //!
 //! Contract:
 //! - Loading never fails because of one rule: each rule that cannot be used
 //!   is skipped and reported with file:line, sid and the reason
 //!   ([`LoadReport`]).
-//! - One fast pattern per rule feeds an Aho-Corasick prefilter over the
-//!   packet payload and the reassembled stream; every candidate is fully
-//!   verified. Rules without a usable pattern are checked on every packet of
-//!   their protocol.
+//! - Packet rules are split into signature groups by protocol class, flow
+//!   direction and server port. One fast pattern per rule feeds its groups'
+//!   multi-pattern prefilter (a q-gram filter, not Aho-Corasick: see
+//!   `prefilter.rs`) over the packet payload and the reassembled stream;
+//!   transaction rules have a prefilter per app-layer buffer. The prefilter
+//!   may report false candidates, never miss one: every candidate is fully
+//!   verified. Rules without a usable pattern are checked on every packet
+//!   of their group, or found by address when one side is narrow.
 //! - Evaluation order is deterministic (Suricata's: action, flowbit setters
 //!   before checkers, priority, then load order), so alerts do not depend on
 //!   timing or worker count.
 //! - Time comes only from packet timestamps.
+//!
+//! Layout: `rule.rs` is the compiled rule model, `compile.rs` makes it from
+//! a parsed signature, `engine.rs` loads files and builds the indexes
+//! (`groups.rs`, `prefilter.rs`, `addrindex.rs`), `program.rs` runs a
+//! rule's inspection steps on one buffer, `detector.rs` evaluates packets
+//! and transactions.
 #![deny(missing_docs)]
 
 mod addrindex;
 mod compile;
 mod detector;
+mod engine;
 mod groups;
 mod prefilter;
 mod program;
+mod rule;
 
-pub use compile::{needs_app_layer, DetectConfig, Engine, LoadReport, RuleMeta};
 pub use detector::{DetectCounters, Detector, FlowView, Hit, PacketView, StreamChunk};
+pub use engine::{needs_app_layer, DetectConfig, Engine, LoadReport};
+pub use rule::RuleMeta;
 pub use zonewatch_ruleconf::{Decision, NewAction};
 
 /// Thresholds (`threshold:`, `detection_filter:`, `threshold.config`)

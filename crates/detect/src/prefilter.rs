@@ -17,6 +17,9 @@
 
 use hashbrown::HashMap;
 
+/// A rule's fast pattern as the prefilter takes it: (bytes, caseless, rule).
+pub(crate) type RulePattern = (Vec<u8>, bool, u32);
+
 /// ASCII lowercase table.
 const fn lower_table() -> [u8; 256] {
     let mut t = [0u8; 256];
@@ -56,7 +59,7 @@ pub(crate) struct Catalogue {
 impl Catalogue {
     /// Builds the catalogue from (pattern, caseless, rule) triples; also
     /// returns the pattern id of each triple (`None` for an empty pattern).
-    pub(crate) fn build(items: &[(Vec<u8>, bool, u32)]) -> (Catalogue, Vec<Option<u32>>) {
+    pub(crate) fn build(items: &[RulePattern]) -> (Catalogue, Vec<Option<u32>>) {
         let mut c = Catalogue::default();
         let mut ids = Vec::with_capacity(items.len());
         let mut index: HashMap<(Box<[u8]>, bool), u32> = HashMap::new();
@@ -368,7 +371,7 @@ pub(crate) struct Prefilter {
 
 impl Prefilter {
     /// Builds the prefilter from (pattern, caseless, rule) triples.
-    pub(crate) fn build(items: &[(Vec<u8>, bool, u32)]) -> Prefilter {
+    pub(crate) fn build(items: &[RulePattern]) -> Prefilter {
         let (cat, _) = Catalogue::build(items);
         let filter = Filter::build(&cat, 0..cat.len() as u32);
         Prefilter { cat, filter }

@@ -132,47 +132,188 @@ impl ByteRead {
     }
 }
 
+/// `byte_test`'s comparison.
+#[derive(Debug, Clone, Copy)]
+enum ByteOp {
+    Lt,
+    Gt,
+    Eq,
+    Le,
+    Ge,
+    /// Any of the value's bits set.
+    And,
+    /// Differs from the value.
+    Xor,
+}
+
+impl ByteOp {
+    fn parse(op: &str) -> ByteOp {
+        match op {
+            "<" => ByteOp::Lt,
+            ">" => ByteOp::Gt,
+            "=" => ByteOp::Eq,
+            "<=" => ByteOp::Le,
+            ">=" => ByteOp::Ge,
+            "&" => ByteOp::And,
+            _ => ByteOp::Xor,
+        }
+    }
+
+    fn test(self, v: u64, want: u64) -> bool {
+        match self {
+            ByteOp::Lt => v < want,
+            ByteOp::Gt => v > want,
+            ByteOp::Eq => v == want,
+            ByteOp::Le => v <= want,
+            ByteOp::Ge => v >= want,
+            ByteOp::And => v & want != 0,
+            ByteOp::Xor => v ^ want != 0,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct PcreStep {
+    re: regex::bytes::Regex,
+    relative: bool,
+    negated: bool,
+}
+
+#[derive(Debug)]
+struct IsDataAtStep {
+    pos: NumC,
+    relative: bool,
+    negated: bool,
+}
+
+impl IsDataAtStep {
+    fn holds(&self, len: i64, prev: usize, vars: &[i64; MAX_VARS]) -> bool {
+        let n = self.pos.get(vars);
+        let present = if self.relative {
+            prev as i64 + n <= len
+        } else {
+            n < len
+        };
+        present != self.negated
+    }
+}
+
+#[derive(Debug)]
+struct ByteTestStep {
+    read: ByteRead,
+    op: ByteOp,
+    negated: bool,
+    value: NumC,
+    offset: NumC,
+    relative: bool,
+}
+
+impl ByteTestStep {
+    /// Whether the test holds; `None` when the bytes cannot be read.
+    fn holds(&self, buf: &[u8], prev: usize, vars: &[i64; MAX_VARS]) -> Option<bool> {
+        let at = self.offset.get(vars) + if self.relative { prev as i64 } else { 0 };
+        let v = self.read.read(buf, at)?;
+        Some(self.op.test(v, self.value.get(vars) as u64) != self.negated)
+    }
+}
+
+#[derive(Debug)]
+struct ByteJumpStep {
+    read: ByteRead,
+    nbytes: NumC,
+    offset: NumC,
+    relative: bool,
+    multiplier: u64,
+    align: bool,
+    from_beginning: bool,
+    from_end: bool,
+    post_offset: i64,
+}
+
+impl ByteJumpStep {
+    /// Most bytes a jump reads: as a string number, or binary.
+    const MAX_STRING_BYTES: i64 = 23;
+    const MAX_BINARY_BYTES: i64 = 8;
+
+    /// The position the jump lands on, if within the buffer.
+    fn target(&self, buf: &[u8], prev: usize, vars: &[i64; MAX_VARS]) -> Option<usize> {
+        let len = buf.len() as i64;
+        let at = self.offset.get(vars) + if self.relative { prev as i64 } else { 0 };
+        let n = self.nbytes.get(vars);
+        let max = if self.read.format.string_base.is_some() {
+            Self::MAX_STRING_BYTES
+        } else {
+            Self::MAX_BINARY_BYTES
+        };
+        if !(0..=max).contains(&n) {
+            return None;
+        }
+        let read = ByteRead {
+            nbytes: n as u8,
+            format: self.read.format,
+            bitmask: self.read.bitmask,
+        };
+        let v = if n == 0 {
+            if at < 0 || at > len {
+                return None;
+            }
+            0
+        } else {
+            read.read(buf, at)?
+        };
+        let mut jump = (v.saturating_mul(self.multiplier)).min(i64::MAX as u64 / 4) as i64;
+        if self.align && jump % 4 != 0 {
+            jump += 4 - jump % 4;
+        }
+        let base = if self.from_beginning {
+            0
+        } else if self.from_end {
+            len
+        } else {
+            at + read.nbytes as i64
+        };
+        let new = base + jump + self.post_offset;
+        if new < 0 || new > len {
+            return None;
+        }
+        Some(new as usize)
+    }
+}
+
+#[derive(Debug)]
+struct ByteExtractStep {
+    read: ByteRead,
+    offset: i64,
+    relative: bool,
+    multiplier: u64,
+    align: u8,
+    var: u8,
+}
+
+impl ByteExtractStep {
+    /// Reads the value into its variable; the position after the bytes read.
+    fn extract(&self, buf: &[u8], prev: usize, vars: &mut [i64; MAX_VARS]) -> Option<usize> {
+        let at = self.offset + if self.relative { prev as i64 } else { 0 };
+        let v = self.read.read(buf, at)?;
+        let mut v = (v.saturating_mul(self.multiplier)).min(i64::MAX as u64 / 4) as i64;
+        let align = self.align as i64;
+        if align > 1 && v % align != 0 {
+            v += align - v % align;
+        }
+        vars[self.var as usize] = v;
+        Some((at + self.read.nbytes as i64) as usize)
+    }
+}
+
 #[derive(Debug)]
 enum Step {
     Content(Box<ContentStep>),
-    Pcre {
-        re: regex::bytes::Regex,
-        relative: bool,
-        negated: bool,
-    },
-    IsDataAt {
-        pos: NumC,
-        relative: bool,
-        negated: bool,
-    },
-    ByteTest {
-        read: ByteRead,
-        op: u8,
-        negated: bool,
-        value: NumC,
-        offset: NumC,
-        relative: bool,
-    },
-    ByteJump {
-        read: ByteRead,
-        nbytes: NumC,
-        offset: NumC,
-        relative: bool,
-        multiplier: u64,
-        align: bool,
-        from_beginning: bool,
-        from_end: bool,
-        post_offset: i64,
-    },
+    Pcre(Box<PcreStep>),
+    IsDataAt(IsDataAtStep),
+    ByteTest(ByteTestStep),
+    ByteJump(Box<ByteJumpStep>),
     Bsize(zonewatch_rules::UintCmp),
-    ByteExtract {
-        read: ByteRead,
-        offset: i64,
-        relative: bool,
-        multiplier: u64,
-        align: u8,
-        var: u8,
-    },
+    ByteExtract(ByteExtractStep),
 }
 
 impl Step {
@@ -180,11 +321,176 @@ impl Step {
         match self {
             Step::Content(c) => c.relative,
             Step::Bsize(_) => false,
-            Step::Pcre { relative, .. }
-            | Step::IsDataAt { relative, .. }
-            | Step::ByteTest { relative, .. }
-            | Step::ByteJump { relative, .. }
-            | Step::ByteExtract { relative, .. } => *relative,
+            Step::Pcre(p) => p.relative,
+            Step::IsDataAt(d) => d.relative,
+            Step::ByteTest(t) => t.relative,
+            Step::ByteJump(j) => j.relative,
+            Step::ByteExtract(e) => e.relative,
+        }
+    }
+
+    /// Whether the step reads at a fixed place from the buffer's start.
+    fn is_anchored(it: &Item) -> bool {
+        match it {
+            Item::Content(c) => {
+                !c.is_relative() && (c.offset.is_some() || c.depth.is_some() || c.startswith)
+            }
+            Item::Pcre(p) => !p.relative && p.anchored,
+            Item::IsDataAt(_) | Item::Bsize(_) => false,
+            Item::ByteTest(t) => !t.relative,
+            Item::ByteJump(j) => !j.relative,
+            Item::ByteExtract(e) => !e.relative,
+        }
+    }
+
+    /// Compiles one item; `vars` holds the rule's `byte_extract` names.
+    fn compile(it: &Item, vars: &mut Vec<String>) -> Result<Step, CompileError> {
+        Ok(match it {
+            Item::Content(c) => Step::Content(Box::new(ContentStep::compile(c, vars)?)),
+            Item::Pcre(p) => Step::Pcre(Box::new(PcreStep {
+                re: compile_pcre(p)?,
+                relative: p.relative,
+                negated: p.negated,
+            })),
+            Item::IsDataAt(d) => Step::IsDataAt(IsDataAtStep {
+                pos: numc(&d.pos, vars)?,
+                relative: d.relative,
+                negated: d.negated,
+            }),
+            Item::ByteTest(t) => Step::ByteTest(ByteTestStep {
+                read: ByteRead {
+                    nbytes: t.nbytes,
+                    format: t.format,
+                    bitmask: t.bitmask,
+                },
+                op: ByteOp::parse(&t.op),
+                negated: t.negated,
+                value: numc(&t.value, vars)?,
+                offset: numc(&t.offset, vars)?,
+                relative: t.relative,
+            }),
+            Item::ByteJump(j) => Step::ByteJump(Box::new(ByteJumpStep {
+                nbytes: numc(&j.nbytes, vars)?,
+                read: ByteRead {
+                    // Set per evaluation from `nbytes`.
+                    nbytes: 0,
+                    format: j.format,
+                    bitmask: j.bitmask,
+                },
+                offset: numc(&j.offset, vars)?,
+                relative: j.relative,
+                multiplier: j.multiplier.max(1),
+                align: j.align,
+                from_beginning: j.from_beginning,
+                from_end: j.from_end,
+                post_offset: j.post_offset,
+            })),
+            Item::Bsize(c) => Step::Bsize(*c),
+            Item::ByteExtract(e) => {
+                if vars.len() >= MAX_VARS {
+                    return Err(CompileError {
+                        keyword: "byte_extract",
+                        detail: format!("more than {MAX_VARS} variables"),
+                        unsupported: true,
+                    });
+                }
+                vars.push(e.name.clone());
+                Step::ByteExtract(ByteExtractStep {
+                    read: ByteRead {
+                        nbytes: e.nbytes,
+                        format: e.format,
+                        bitmask: e.bitmask,
+                    },
+                    offset: e.offset,
+                    relative: e.relative,
+                    multiplier: e.multiplier.max(1),
+                    align: e.align,
+                    var: (vars.len() - 1) as u8,
+                })
+            }
+        })
+    }
+}
+
+impl ContentStep {
+    fn compile(c: &zonewatch_rules::Content, vars: &[String]) -> Result<ContentStep, CompileError> {
+        let finder = if c.nocase {
+            Finder::NoCase(c.pattern.to_ascii_lowercase())
+        } else {
+            Finder::Exact(Box::new(
+                memchr::memmem::Finder::new(&c.pattern).into_owned(),
+            ))
+        };
+        let num = |n: &Option<Num>| n.as_ref().map(|n| numc(n, vars)).transpose();
+        Ok(ContentStep {
+            finder,
+            len: c.pattern.len(),
+            negated: c.negated,
+            relative: c.is_relative(),
+            offset: num(&c.offset)?,
+            depth: num(&c.depth)?,
+            distance: num(&c.distance)?,
+            within: num(&c.within)?,
+            startswith: c.startswith,
+            endswith: c.endswith,
+        })
+    }
+
+    /// Where the content may lie: `[start, end)` of the buffer.
+    fn range(&self, len: i64, prev: usize, vars: &[i64; MAX_VARS]) -> (i64, i64) {
+        let (start, end) = if self.startswith {
+            (0i64, self.len as i64)
+        } else if self.relative {
+            let dist = self.distance.map_or(0, |d| d.get(vars));
+            let s = (prev as i64 + dist).max(0);
+            let e = match self.within {
+                Some(w) => (prev as i64 + dist + w.get(vars)).min(len),
+                None => len,
+            };
+            (s, e)
+        } else {
+            let s = self.offset.map_or(0, |o| o.get(vars)).max(0);
+            let e = match self.depth {
+                Some(d) => (s + d.get(vars)).min(len),
+                None => len,
+            };
+            (s, e)
+        };
+        (start, end.min(len))
+    }
+
+    /// The first occurrence starting at `start` or later and ending by `end`.
+    fn find(&self, buf: &[u8], start: i64, end: i64) -> Option<usize> {
+        let len = buf.len() as i64;
+        let last_start = end - self.len as i64;
+        if last_start < start {
+            None
+        } else if self.endswith {
+            // Only an occurrence ending at the buffer's end counts.
+            let at = len - self.len as i64;
+            (at >= start && at <= last_start)
+                .then(|| self.finder.find(buf, at as usize, at as usize))
+                .flatten()
+        } else {
+            self.finder.find(buf, start as usize, last_start as usize)
+        }
+    }
+}
+
+/// One evaluation of a program: the buffer, the `byte_extract` variables
+/// and the steps left of the budget.
+struct Run<'b, 'v> {
+    buf: &'b [u8],
+    vars: &'v mut [i64; MAX_VARS],
+    budget: u32,
+}
+
+impl<'b, 'v> Run<'b, 'v> {
+    fn new(buf: &'b [u8], vars: &'v mut [i64; MAX_VARS]) -> Run<'b, 'v> {
+        Run {
+            buf,
+            vars,
+            budget: STEP_BUDGET,
         }
     }
 }
@@ -215,23 +521,20 @@ enum Transform {
 }
 
 impl Transform {
-    fn apply(self, b: &[u8]) -> Vec<u8> {
+    /// Writes the transform of `b` to `v` (cleared first).
+    fn apply_into(self, b: &[u8], v: &mut Vec<u8>) {
+        v.clear();
         match self {
             Transform::DotPrefix => {
-                let mut v = Vec::with_capacity(b.len() + 1);
                 v.push(b'.');
                 v.extend_from_slice(b);
-                v
             }
-            Transform::Lower => b.to_ascii_lowercase(),
-            Transform::Upper => b.to_ascii_uppercase(),
-            Transform::StripWhitespace => b
-                .iter()
-                .copied()
-                .filter(|c| !c.is_ascii_whitespace())
-                .collect(),
+            Transform::Lower => v.extend(b.iter().map(u8::to_ascii_lowercase)),
+            Transform::Upper => v.extend(b.iter().map(u8::to_ascii_uppercase)),
+            Transform::StripWhitespace => {
+                v.extend(b.iter().copied().filter(|c| !c.is_ascii_whitespace()))
+            }
             Transform::CompressWhitespace => {
-                let mut v = Vec::with_capacity(b.len());
                 for &c in b {
                     if c.is_ascii_whitespace() {
                         if v.last().is_some_and(|l: &u8| l.is_ascii_whitespace()) {
@@ -242,10 +545,8 @@ impl Transform {
                         v.push(c);
                     }
                 }
-                v
             }
             Transform::UrlDecode => {
-                let mut v = Vec::with_capacity(b.len());
                 let mut i = 0;
                 while i < b.len() {
                     let hex = |c: u8| (c as char).to_digit(16);
@@ -263,10 +564,24 @@ impl Transform {
                     }
                     i += 1;
                 }
-                v
             }
         }
     }
+}
+
+/// Capacity of a transform buffer kept for the next run at most.
+const TRANSFORM_KEEP_BYTES: usize = 64 << 10;
+
+thread_local! {
+    /// The transformed buffer and the one the next transform writes, kept
+    /// per worker thread so that running a program with transforms (ET's
+    /// `dns.query; dotprefix;` rules, per candidate transaction) allocates
+    /// nothing in the steady state. A thread-local rather than a parameter
+    /// because `run` is reached from the detector's shared-borrow paths;
+    /// runs do not nest, so the cell is never borrowed twice.
+    static TRANSFORMED: std::cell::RefCell<[Vec<u8>; 2]> = const {
+        std::cell::RefCell::new([Vec::new(), Vec::new()])
+    };
 }
 
 /// Why a program did not compile.
@@ -370,155 +685,14 @@ impl Program {
     /// Compiles one buffer's items. `vars` collects `byte_extract` names
     /// (shared by all buffers of a rule).
     pub(crate) fn compile(items: &[Item], vars: &mut Vec<String>) -> Result<Program, CompileError> {
-        let mut steps = Vec::with_capacity(items.len());
-        let mut anchored = false;
-        let mut first_positive = true;
-        for it in items {
-            let step = match it {
-                Item::Content(c) => {
-                    let relative = c.is_relative();
-                    if !relative && (c.offset.is_some() || c.depth.is_some() || c.startswith) {
-                        anchored = true;
-                    }
-                    if c.endswith && first_positive && !c.negated {
-                        // fine: end anchors are window-independent enough
-                    }
-                    if !c.negated {
-                        first_positive = false;
-                    }
-                    let finder = if c.nocase {
-                        Finder::NoCase(c.pattern.to_ascii_lowercase())
-                    } else {
-                        Finder::Exact(Box::new(
-                            memchr::memmem::Finder::new(&c.pattern).into_owned(),
-                        ))
-                    };
-                    Step::Content(Box::new(ContentStep {
-                        finder,
-                        len: c.pattern.len(),
-                        negated: c.negated,
-                        relative,
-                        offset: c.offset.as_ref().map(|n| numc(n, vars)).transpose()?,
-                        depth: c.depth.as_ref().map(|n| numc(n, vars)).transpose()?,
-                        distance: c.distance.as_ref().map(|n| numc(n, vars)).transpose()?,
-                        within: c.within.as_ref().map(|n| numc(n, vars)).transpose()?,
-                        startswith: c.startswith,
-                        endswith: c.endswith,
-                    }))
-                }
-                Item::Pcre(p) => {
-                    if !p.relative && p.anchored {
-                        anchored = true;
-                    }
-                    Step::Pcre {
-                        re: compile_pcre(p)?,
-                        relative: p.relative,
-                        negated: p.negated,
-                    }
-                }
-                Item::IsDataAt(d) => Step::IsDataAt {
-                    pos: numc(&d.pos, vars)?,
-                    relative: d.relative,
-                    negated: d.negated,
-                },
-                Item::ByteTest(t) => {
-                    if !t.relative {
-                        anchored = true;
-                    }
-                    Step::ByteTest {
-                        read: ByteRead {
-                            nbytes: t.nbytes,
-                            format: t.format,
-                            bitmask: t.bitmask,
-                        },
-                        op: match t.op.as_str() {
-                            "<" => b'<',
-                            ">" => b'>',
-                            "=" => b'=',
-                            "<=" => b'l',
-                            ">=" => b'g',
-                            "&" => b'&',
-                            _ => b'^',
-                        },
-                        negated: t.negated,
-                        value: numc(&t.value, vars)?,
-                        offset: numc(&t.offset, vars)?,
-                        relative: t.relative,
-                    }
-                }
-                Item::ByteJump(j) => {
-                    if !j.relative {
-                        anchored = true;
-                    }
-                    Step::ByteJump {
-                        nbytes: numc(&j.nbytes, vars)?,
-                        read: ByteRead {
-                            nbytes: 0,
-                            format: j.format,
-                            bitmask: j.bitmask,
-                        },
-                        offset: numc(&j.offset, vars)?,
-                        relative: j.relative,
-                        multiplier: j.multiplier.max(1),
-                        align: j.align,
-                        from_beginning: j.from_beginning,
-                        from_end: j.from_end,
-                        post_offset: j.post_offset,
-                    }
-                }
-                Item::Bsize(c) => Step::Bsize(*c),
-                Item::ByteExtract(e) => {
-                    if !e.relative {
-                        anchored = true;
-                    }
-                    if vars.len() >= MAX_VARS {
-                        return Err(CompileError {
-                            keyword: "byte_extract",
-                            detail: format!("more than {MAX_VARS} variables"),
-                            unsupported: true,
-                        });
-                    }
-                    vars.push(e.name.clone());
-                    Step::ByteExtract {
-                        read: ByteRead {
-                            nbytes: e.nbytes,
-                            format: e.format,
-                            bitmask: e.bitmask,
-                        },
-                        offset: e.offset,
-                        relative: e.relative,
-                        multiplier: e.multiplier.max(1),
-                        align: e.align,
-                        var: (vars.len() - 1) as u8,
-                    }
-                }
-            };
-            steps.push(step);
-        }
-        let mut fast: Option<(Vec<u8>, bool, bool)> = None;
-        for it in items {
-            if let Item::Content(c) = it {
-                if c.negated {
-                    continue;
-                }
-                let pat = match c.fast_pattern.and_then(|f| f.chop) {
-                    Some((off, len)) => c.pattern[off as usize..(off + len) as usize].to_vec(),
-                    None => c.pattern.clone(),
-                };
-                let explicit = c.fast_pattern.is_some();
-                if explicit {
-                    fast = Some((pat, c.nocase, true));
-                    break;
-                }
-                if fast.as_ref().is_none_or(|f| pat.len() > f.0.len()) {
-                    fast = Some((pat, c.nocase, false));
-                }
-            }
-        }
+        let steps = items
+            .iter()
+            .map(|it| Step::compile(it, vars))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Program {
             steps,
-            anchored,
-            fast,
+            anchored: items.iter().any(Step::is_anchored),
+            fast: fast_candidate(items),
             transforms: Vec::new(),
         })
     }
@@ -569,244 +743,144 @@ impl Program {
     /// the furthest positive match of the successful path (0 when the
     /// program has none).
     pub(crate) fn run(&self, buf: &[u8], vars: &mut [i64; MAX_VARS]) -> Option<usize> {
-        let mut budget = STEP_BUDGET;
         if self.transforms.is_empty() {
-            return self.step(0, buf, 0, vars, &mut budget);
+            return self.step(0, 0, &mut Run::new(buf, vars));
         }
-        let mut owned = buf.to_vec();
-        for t in &self.transforms {
-            owned = t.apply(&owned);
-        }
-        self.step(0, &owned, 0, vars, &mut budget)
+        TRANSFORMED.with(|cell| {
+            let mut bufs = cell.borrow_mut();
+            let [cur, next] = &mut *bufs;
+            self.transforms[0].apply_into(buf, cur);
+            for t in &self.transforms[1..] {
+                t.apply_into(cur, next);
+                std::mem::swap(cur, next);
+            }
+            let end = self.step(0, 0, &mut Run::new(cur, vars));
+            // A rare huge buffer (a decompressed body) is not kept.
+            for b in [cur, next] {
+                if b.capacity() > TRANSFORM_KEEP_BYTES {
+                    *b = Vec::new();
+                }
+            }
+            end
+        })
     }
 
     fn next_relative(&self, i: usize) -> bool {
         self.steps.get(i + 1).is_some_and(Step::is_relative)
     }
 
-    fn step(
-        &self,
-        i: usize,
-        buf: &[u8],
-        prev: usize,
-        vars: &mut [i64; MAX_VARS],
-        budget: &mut u32,
-    ) -> Option<usize> {
+    /// Runs steps `i..` with the previous match ending at `prev`.
+    fn step(&self, i: usize, prev: usize, run: &mut Run<'_, '_>) -> Option<usize> {
         let Some(step) = self.steps.get(i) else {
             return Some(0);
         };
-        if *budget == 0 {
+        if run.budget == 0 {
             return None;
         }
-        *budget -= 1;
-        let len = buf.len() as i64;
-        match step {
-            Step::Content(c) => {
-                let (mut start, end) = if c.startswith {
-                    (0i64, c.len as i64)
-                } else if c.relative {
-                    let dist = c.distance.map_or(0, |d| d.get(vars));
-                    let s = (prev as i64 + dist).max(0);
-                    let e = match c.within {
-                        Some(w) => (prev as i64 + dist + w.get(vars)).min(len),
-                        None => len,
-                    };
-                    (s, e)
-                } else {
-                    let s = c.offset.map_or(0, |o| o.get(vars)).max(0);
-                    let e = match c.depth {
-                        Some(d) => (s + d.get(vars)).min(len),
-                        None => len,
-                    };
-                    (s, e)
+        run.budget -= 1;
+        let next = match step {
+            Step::Content(c) => return self.content(i, c, prev, run),
+            Step::Pcre(p) => return self.pcre(i, p, prev, run),
+            Step::Bsize(c) => c.test(run.buf.len() as u64).then_some(prev),
+            Step::IsDataAt(d) => d
+                .holds(run.buf.len() as i64, prev, run.vars)
+                .then_some(prev),
+            Step::ByteTest(t) => t.holds(run.buf, prev, run.vars)?.then_some(prev),
+            Step::ByteJump(j) => j.target(run.buf, prev, run.vars),
+            Step::ByteExtract(e) => e.extract(run.buf, prev, run.vars),
+        };
+        self.step(i + 1, next?, run)
+    }
+
+    /// Step `i`, a content: tries its occurrences in order while a later
+    /// relative step fails.
+    fn content(
+        &self,
+        i: usize,
+        c: &ContentStep,
+        prev: usize,
+        run: &mut Run<'_, '_>,
+    ) -> Option<usize> {
+        let (mut start, end) = c.range(run.buf.len() as i64, prev, run.vars);
+        loop {
+            let found = c.find(run.buf, start, end);
+            if c.negated {
+                return match found {
+                    Some(_) => None,
+                    None => self.step(i + 1, prev, run),
                 };
-                let end = end.min(len);
-                loop {
-                    let last_start = end - c.len as i64;
-                    let found = if last_start < start {
-                        None
-                    } else if c.endswith {
-                        // Only an occurrence ending at the buffer's end counts.
-                        let at = len - c.len as i64;
-                        (at >= start && at <= last_start)
-                            .then(|| c.finder.find(buf, at as usize, at as usize))
-                            .flatten()
-                    } else {
-                        c.finder.find(buf, start as usize, last_start as usize)
-                    };
-                    if c.negated {
-                        return match found {
-                            Some(_) => None,
-                            None => self.step(i + 1, buf, prev, vars, budget),
-                        };
-                    }
-                    let at = found?;
-                    let new_end = at + c.len;
-                    if let Some(rest) = self.step(i + 1, buf, new_end, vars, budget) {
-                        return Some(rest.max(new_end));
-                    }
-                    if !self.next_relative(i) || *budget == 0 {
-                        return None;
-                    }
-                    start = at as i64 + 1;
-                }
             }
-            Step::Pcre {
-                re,
-                relative,
-                negated,
-            } => {
-                let mut from = if *relative { prev } else { 0 };
-                loop {
-                    if from > buf.len() {
-                        return if *negated {
-                            self.step(i + 1, buf, prev, vars, budget)
-                        } else {
-                            None
-                        };
-                    }
-                    let base = if *relative { prev } else { 0 };
-                    // Relative: `^` anchors at the previous match's end.
-                    let m = re.find_at(&buf[base..], from - base);
-                    if *negated {
-                        return match m {
-                            Some(_) => None,
-                            None => self.step(i + 1, buf, prev, vars, budget),
-                        };
-                    }
-                    let m = m?;
-                    let (ms, me) = (base + m.start(), base + m.end());
-                    if let Some(rest) = self.step(i + 1, buf, me, vars, budget) {
-                        return Some(rest.max(me));
-                    }
-                    if !self.next_relative(i) || *budget == 0 {
-                        return None;
-                    }
-                    from = ms + 1;
-                    *budget = budget.saturating_sub(1);
-                }
+            let at = found?;
+            let new_end = at + c.len;
+            if let Some(rest) = self.step(i + 1, new_end, run) {
+                return Some(rest.max(new_end));
             }
-            Step::Bsize(c) => {
-                if c.test(buf.len() as u64) {
-                    self.step(i + 1, buf, prev, vars, budget)
+            if !self.next_relative(i) || run.budget == 0 {
+                return None;
+            }
+            start = at as i64 + 1;
+        }
+    }
+
+    /// Step `i`, a pcre: tries its matches in order while a later relative
+    /// step fails.
+    fn pcre(&self, i: usize, p: &PcreStep, prev: usize, run: &mut Run<'_, '_>) -> Option<usize> {
+        let buf = run.buf;
+        let base = if p.relative { prev } else { 0 };
+        let mut from = base;
+        loop {
+            if from > buf.len() {
+                return if p.negated {
+                    self.step(i + 1, prev, run)
                 } else {
                     None
-                }
+                };
             }
-            Step::IsDataAt {
-                pos,
-                relative,
-                negated,
-            } => {
-                let n = pos.get(vars);
-                let present = if *relative {
-                    prev as i64 + n <= len
-                } else {
-                    n < len
+            // Relative: `^` anchors at the previous match's end.
+            let m = p.re.find_at(&buf[base..], from - base);
+            if p.negated {
+                return match m {
+                    Some(_) => None,
+                    None => self.step(i + 1, prev, run),
                 };
-                if present != *negated {
-                    self.step(i + 1, buf, prev, vars, budget)
-                } else {
-                    None
-                }
             }
-            Step::ByteTest {
-                read,
-                op,
-                negated,
-                value,
-                offset,
-                relative,
-            } => {
-                let at = offset.get(vars) + if *relative { prev as i64 } else { 0 };
-                let v = read.read(buf, at)?;
-                let want = value.get(vars) as u64;
-                let ok = match op {
-                    b'<' => v < want,
-                    b'>' => v > want,
-                    b'=' => v == want,
-                    b'l' => v <= want,
-                    b'g' => v >= want,
-                    b'&' => v & want != 0,
-                    _ => v ^ want != 0,
-                };
-                if ok != *negated {
-                    self.step(i + 1, buf, prev, vars, budget)
-                } else {
-                    None
-                }
+            let m = m?;
+            let (ms, me) = (base + m.start(), base + m.end());
+            if let Some(rest) = self.step(i + 1, me, run) {
+                return Some(rest.max(me));
             }
-            Step::ByteJump {
-                read,
-                nbytes,
-                offset,
-                relative,
-                multiplier,
-                align,
-                from_beginning,
-                from_end,
-                post_offset,
-            } => {
-                let at = offset.get(vars) + if *relative { prev as i64 } else { 0 };
-                let n = nbytes.get(vars);
-                let max = if read.format.string_base.is_some() {
-                    23
-                } else {
-                    8
-                };
-                if !(0..=max).contains(&n) {
-                    return None;
-                }
-                let read = ByteRead {
-                    nbytes: n as u8,
-                    format: read.format,
-                    bitmask: read.bitmask,
-                };
-                let v = if n == 0 {
-                    if at < 0 || at > len {
-                        return None;
-                    }
-                    0
-                } else {
-                    read.read(buf, at)?
-                };
-                let mut jump = (v.saturating_mul(*multiplier)).min(i64::MAX as u64 / 4) as i64;
-                if *align && jump % 4 != 0 {
-                    jump += 4 - jump % 4;
-                }
-                let base = if *from_beginning {
-                    0
-                } else if *from_end {
-                    len
-                } else {
-                    at + read.nbytes as i64
-                };
-                let new = base + jump + post_offset;
-                if new < 0 || new > len {
-                    return None;
-                }
-                self.step(i + 1, buf, new as usize, vars, budget)
+            if !self.next_relative(i) || run.budget == 0 {
+                return None;
             }
-            Step::ByteExtract {
-                read,
-                offset,
-                relative,
-                multiplier,
-                align,
-                var,
-            } => {
-                let at = offset + if *relative { prev as i64 } else { 0 };
-                let v = read.read(buf, at)?;
-                let mut v = (v.saturating_mul(*multiplier)).min(i64::MAX as u64 / 4) as i64;
-                if *align > 1 && v % *align as i64 != 0 {
-                    v += *align as i64 - v % *align as i64;
-                }
-                vars[*var as usize] = v;
-                let new = (at + read.nbytes as i64) as usize;
-                self.step(i + 1, buf, new, vars, budget)
+            from = ms + 1;
+            run.budget = run.budget.saturating_sub(1);
+        }
+    }
+}
+
+/// The fast pattern a buffer's items offer: (bytes, caseless, marked
+/// `fast_pattern`): the marked content, else the longest positive one.
+fn fast_candidate(items: &[Item]) -> Option<(Vec<u8>, bool, bool)> {
+    let mut fast: Option<(Vec<u8>, bool, bool)> = None;
+    for it in items {
+        if let Item::Content(c) = it {
+            if c.negated {
+                continue;
+            }
+            let pat = match c.fast_pattern.and_then(|f| f.chop) {
+                Some((off, len)) => c.pattern[off as usize..(off + len) as usize].to_vec(),
+                None => c.pattern.clone(),
+            };
+            let explicit = c.fast_pattern.is_some();
+            if explicit {
+                return Some((pat, c.nocase, true));
+            }
+            if fast.as_ref().is_none_or(|f| pat.len() > f.0.len()) {
+                fast = Some((pat, c.nocase, false));
             }
         }
     }
+    fast
 }
 
 #[cfg(test)]
@@ -872,6 +946,36 @@ mod tests {
         let p = prog(r#"byte_test:2,>,0x100,0; byte_jump:1,2,relative; content:"!"; within:1;"#);
         assert!(hit(&p, b"\x02\x00\x01?!"));
         assert!(!hit(&p, b"\x02\x00\x02?!"));
+    }
+
+    /// Transforms run in order, each on the previous one's output, and the
+    /// reused buffers carry nothing from one run to the next.
+    #[test]
+    fn transforms_chain_in_order() {
+        let transforms = |names: &[&str], opts: &str| {
+            let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+            prog(opts)
+                .with_transforms(&names)
+                .unwrap_or_else(|e| panic!("{}", e.detail))
+        };
+        let p = transforms(
+            &["url_decode", "to_lowercase", "compress_whitespace"],
+            r#"content:"/a b c"; startswith; endswith;"#,
+        );
+        assert!(hit(&p, b"/A%20%20B+C"));
+        assert!(!hit(&p, b"/A%20B"));
+        let p = transforms(&["dotprefix"], r#"content:".evil.com"; endswith;"#);
+        assert!(hit(&p, b"evil.com"));
+        assert!(hit(&p, b"www.evil.com"));
+        assert!(!hit(&p, b"notevil.com"));
+        assert!(hit(
+            &p,
+            &vec![b'a'; 100_000]
+                .into_iter()
+                .chain(*b".evil.com")
+                .collect::<Vec<u8>>()
+        ));
+        assert!(!hit(&p, b"x"));
     }
 
     #[test]

@@ -275,6 +275,8 @@ impl ThresholdEngine {
         self.recency.insert(seq, key);
     }
 
+    /// One match of a rule through filter `f`: the tracker's new state and
+    /// what becomes of the alert.
     fn apply(
         &mut self,
         f: &Filter,
@@ -285,130 +287,116 @@ impl ThresholdEngine {
         ts: Timestamp,
     ) -> Step {
         let key = Self::key(gid, sid, f.track, src, dst);
-        let count = f.count;
-        let seconds = u64::from(f.seconds);
         let Some(e) = self.lookup(&key) else {
-            // First match for this tracker.
-            let step = match f.ty {
-                FilterType::Plain(FilterKind::Limit) => Step::Match,
-                FilterType::Plain(FilterKind::Threshold) => {
-                    if count == 1 {
-                        // Suricata keeps no tracker here: every match alerts.
-                        return Step::Match;
-                    }
-                    Step::NoMatch
-                }
-                FilterType::Plain(FilterKind::Both) => {
-                    if count == 1 {
-                        Step::Match
-                    } else {
-                        Step::NoMatch
-                    }
-                }
-                FilterType::Plain(FilterKind::DetectionFilter) => Step::NoMatch,
-                FilterType::Rate { .. } => Step::Match,
-            };
-            self.insert(key, f, ts);
+            let step = first_match(f);
+            // Suricata keeps no tracker for a threshold of count 1: every
+            // match alerts.
+            if !(matches!(f.ty, FilterType::Plain(FilterKind::Threshold)) && f.count == 1) {
+                self.insert(key, f, ts);
+            }
             return step;
         };
-        let in_window = ts < e.start.plus_secs(seconds);
-        match f.ty {
-            FilterType::Plain(FilterKind::Limit) => {
-                if in_window {
-                    e.count = e.count.saturating_add(1);
-                    if e.count <= count {
-                        Step::Match
-                    } else {
-                        Step::Silent
-                    }
-                } else {
-                    e.start = ts;
-                    e.count = 1;
-                    Step::Match
-                }
+        e.next_match(f, ts)
+    }
+}
+
+/// The first match for a tracker (it then counts one).
+fn first_match(f: &Filter) -> Step {
+    match f.ty {
+        FilterType::Plain(FilterKind::Limit) => Step::Match,
+        FilterType::Plain(FilterKind::Threshold | FilterKind::Both) => {
+            if f.count == 1 {
+                Step::Match
+            } else {
+                Step::NoMatch
             }
-            FilterType::Plain(FilterKind::Threshold) => {
-                if in_window {
-                    e.count = e.count.saturating_add(1);
-                    if e.count >= count {
-                        e.count = 0;
-                        Step::Match
-                    } else {
-                        Step::NoMatch
-                    }
-                } else {
-                    e.start = ts;
-                    e.count = 1;
-                    Step::NoMatch
-                }
-            }
-            FilterType::Plain(FilterKind::Both) => {
-                if in_window {
-                    e.count = e.count.saturating_add(1);
-                    if e.count == count {
-                        Step::Match
-                    } else if e.count > count {
-                        Step::Silent
-                    } else {
-                        Step::NoMatch
-                    }
-                } else {
-                    e.start = ts;
-                    e.count = 1;
-                    if count == 1 {
-                        Step::Match
-                    } else {
-                        Step::NoMatch
-                    }
-                }
-            }
-            FilterType::Plain(FilterKind::DetectionFilter) => {
-                if in_window {
-                    e.count = e.count.saturating_add(1);
-                    if e.count > count {
-                        Step::Match
-                    } else {
-                        Step::NoMatch
-                    }
-                } else {
-                    e.start = ts;
-                    e.count = 1;
-                    Step::NoMatch
-                }
-            }
+        }
+        FilterType::Plain(FilterKind::DetectionFilter) => Step::NoMatch,
+        FilterType::Rate { .. } => Step::Match,
+    }
+}
+
+impl Entry {
+    /// Restarts the window at `ts` with this match counted.
+    fn restart(&mut self, ts: Timestamp) {
+        self.start = ts;
+        self.count = 1;
+    }
+
+    /// A later match for the tracker.
+    fn next_match(&mut self, f: &Filter, ts: Timestamp) -> Step {
+        let count = f.count;
+        let in_window = ts < self.start.plus_secs(u64::from(f.seconds));
+        let kind = match f.ty {
             FilterType::Rate { action, timeout } => {
-                let reached = match e.rate_since {
-                    Some(since) => {
-                        if ts.secs().saturating_sub(since) > i64::from(timeout) {
-                            // Timeout over; this match does not count.
-                            e.rate_since = None;
-                            false
-                        } else {
-                            true
-                        }
-                    }
-                    None => {
-                        if in_window {
-                            e.count = e.count.saturating_add(1);
-                            if e.count > count {
-                                e.rate_since = Some(ts.secs());
-                                true
-                            } else {
-                                false
-                            }
-                        } else {
-                            e.start = ts;
-                            e.count = 1;
-                            false
-                        }
-                    }
-                };
-                match (reached, action) {
-                    // log and sdrop are parsed but, as in Suricata, leave the action alone.
-                    (true, NewAction::Log | NewAction::Sdrop) | (false, _) => Step::Match,
-                    (true, a) => Step::MatchWithAction(a),
+                return self.rate_match(count, action, timeout, ts, in_window)
+            }
+            FilterType::Plain(kind) => kind,
+        };
+        if !in_window {
+            self.restart(ts);
+            return match kind {
+                FilterKind::Limit => Step::Match,
+                FilterKind::Both if count == 1 => Step::Match,
+                _ => Step::NoMatch,
+            };
+        }
+        self.count = self.count.saturating_add(1);
+        match kind {
+            FilterKind::Limit if self.count <= count => Step::Match,
+            FilterKind::Limit => Step::Silent,
+            FilterKind::Threshold if self.count >= count => {
+                self.count = 0;
+                Step::Match
+            }
+            FilterKind::Threshold => Step::NoMatch,
+            FilterKind::Both if self.count == count => Step::Match,
+            FilterKind::Both if self.count > count => Step::Silent,
+            FilterKind::Both => Step::NoMatch,
+            FilterKind::DetectionFilter if self.count > count => Step::Match,
+            FilterKind::DetectionFilter => Step::NoMatch,
+        }
+    }
+
+    /// A later match through a `rate_filter`: past `count` matches in the
+    /// window, `action` applies for `timeout` seconds.
+    fn rate_match(
+        &mut self,
+        count: u32,
+        action: NewAction,
+        timeout: u32,
+        ts: Timestamp,
+        in_window: bool,
+    ) -> Step {
+        let reached = match self.rate_since {
+            Some(since) => {
+                if ts.secs().saturating_sub(since) > i64::from(timeout) {
+                    // Timeout over; this match does not count.
+                    self.rate_since = None;
+                    false
+                } else {
+                    true
                 }
             }
+            None => {
+                if in_window {
+                    self.count = self.count.saturating_add(1);
+                    if self.count > count {
+                        self.rate_since = Some(ts.secs());
+                        true
+                    } else {
+                        false
+                    }
+                } else {
+                    self.restart(ts);
+                    false
+                }
+            }
+        };
+        match (reached, action) {
+            // log and sdrop are parsed but, as in Suricata, leave the action alone.
+            (true, NewAction::Log | NewAction::Sdrop) | (false, _) => Step::Match,
+            (true, a) => Step::MatchWithAction(a),
         }
     }
 }

@@ -3,10 +3,11 @@
 //!
 //! - [`addr`] and [`port`]: address and port groups from rule headers and
 //!   `vars` (`any`, CIDR, ranges, lists, negation, `$VARS`), compiled to
-//!   [`AddressSet`] / [`PortSet`] matchers (sorted ranges, binary search).
+//!   [`AddressSet`] / [`PortSet`] matchers (sorted ranges, binary search);
+//!   [`group`]: the bracketed-list syntax and errors both share.
 //! - [`vars`]: the [`Vars`] table with Suricata's `suricata.yaml` defaults,
 //!   overridable from configuration.
-//! - [`classification`] and [`reference`]: `classification.config` and
+//! - [`classification`] and [`reference`](mod@reference): `classification.config` and
 //!   `reference.config`, with Suricata's standard files built in.
 //! - [`threshold`]: the `threshold:`/`detection_filter:` rule keywords and
 //!   `threshold.config`; [`engine`]: the [`ThresholdEngine`] that decides,

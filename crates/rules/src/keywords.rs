@@ -617,6 +617,121 @@ const UNSUPPORTED: &[&str] = &[
     "ipv6.flowlabel",
 ];
 
+/// An option error: the 0-based column of the offending option and what is
+/// wrong with it.
+type OptError = (usize, ErrorKind);
+
+/// One option as a keyword method sees it: its name, its value and the
+/// column its errors point at.
+struct Opt<'a> {
+    raw: &'a RawOption,
+}
+
+impl<'a> Opt<'a> {
+    fn name(&self) -> &'a str {
+        self.raw.name.as_str()
+    }
+
+    /// The value, which the keyword requires.
+    fn val(&self) -> Result<&'a str, OptError> {
+        self.raw.value.as_deref().ok_or_else(|| {
+            (
+                self.raw.col,
+                ErrorKind::Syntax(format!("a value after '{}:'", self.name())),
+            )
+        })
+    }
+
+    /// The value read as an unsigned comparison.
+    fn uint_cmp(&self) -> Result<UintCmp, OptError> {
+        cmp(self.val()?).map_err(|m| self.invalid(m))
+    }
+
+    /// The value read as a number; `what` says what was expected.
+    fn number<T: std::str::FromStr>(&self, what: &str) -> Result<T, OptError> {
+        self.val()?
+            .trim()
+            .parse()
+            .map_err(|_| self.invalid(what.to_string()))
+    }
+
+    fn invalid(&self, m: String) -> OptError {
+        (
+            self.raw.col,
+            ErrorKind::Invalid(format!("{}: {m}", self.name())),
+        )
+    }
+
+    fn syntax(&self, expected: String) -> OptError {
+        (self.raw.col, ErrorKind::Syntax(expected))
+    }
+
+    fn unsupported(&self, detail: &str) -> OptError {
+        (
+            self.raw.col,
+            ErrorKind::Unsupported {
+                keyword: self.name().to_string(),
+                detail: detail.to_string(),
+            },
+        )
+    }
+}
+
+/// Where an inspection item sits in [`Signature::buffers`].
+#[derive(Debug, Clone, Copy)]
+struct ItemAt {
+    buffer: usize,
+    item: usize,
+}
+
+/// Makes the header test of a keyword from its comparison.
+type MakeHeaderTest = fn(UintCmp) -> HeaderTest;
+
+/// Header tests that compare one unsigned field, by keyword.
+const UINT_HEADER_TESTS: &[(&str, MakeHeaderTest)] = &[
+    ("ttl", HeaderTest::Ttl),
+    ("tos", HeaderTest::Tos),
+    ("id", HeaderTest::Id),
+    ("seq", HeaderTest::Seq),
+    ("ack", HeaderTest::Ack),
+    ("window", HeaderTest::Window),
+    ("itype", HeaderTest::IType),
+    ("icode", HeaderTest::ICode),
+    ("icmp_id", HeaderTest::IcmpId),
+    ("icmp_seq", HeaderTest::IcmpSeq),
+    ("dsize", HeaderTest::Dsize),
+    ("tcp.mss", HeaderTest::TcpMss),
+    ("icmpv6.mtu", HeaderTest::Icmpv6Mtu),
+    ("fragoffset", HeaderTest::FragOffset),
+];
+
+/// Modifiers of the last `content`.
+const CONTENT_MODIFIER_KEYWORDS: &[&str] = &[
+    "nocase",
+    "offset",
+    "depth",
+    "distance",
+    "within",
+    "rawbytes",
+    "fast_pattern",
+    "startswith",
+    "endswith",
+];
+
+/// Transforms of the current sticky buffer.
+const TRANSFORMS: &[&str] = &[
+    "dotprefix",
+    "strip_whitespace",
+    "compress_whitespace",
+    "to_lowercase",
+    "to_uppercase",
+    "url_decode",
+];
+
+/// TCP flag letters (`flags:SA`) and their bits in the TCP header.
+const TCP_FLAG_LETTERS: &[u8] = b"FSRPAUCE";
+const TCP_FLAG_BITS: &[u8] = &[1, 2, 4, 8, 16, 32, 128, 64];
+
 /// Builds the typed signature from the parsed options. Errors carry the
 /// 0-based column of the offending option.
 pub(crate) fn build(
@@ -624,85 +739,130 @@ pub(crate) fn build(
     opts: &[RawOption],
     origin: Origin,
     sid: Option<u64>,
-) -> Result<Signature, (usize, ErrorKind)> {
-    let mut s = Signature {
-        origin,
-        header,
-        sid: 0,
-        gid: 1,
-        rev: 0,
-        msg: String::new(),
-        classtype: None,
-        priority: None,
-        references: Vec::new(),
-        metadata: Vec::new(),
-        target: None,
-        noalert: false,
-        flow: FlowOpts::default(),
-        header_tests: Vec::new(),
-        buffers: Vec::new(),
-        flowbits: Vec::new(),
-        threshold: None,
-        detection_filter: None,
-        decode_events: Vec::new(),
-        stream_events: Vec::new(),
-        ignored: Vec::new(),
-        app_layer_protocol: None,
-        tx_tests: Vec::new(),
-    };
-    let mut cur = "pkt".to_string();
-    // (buffer index, item index) of the last content, for its modifiers.
-    let mut last_content: Option<(usize, usize)> = None;
-    let mut last_any: Option<(usize, usize)> = None;
-    for o in opts {
-        let col = o.col;
-        let name = o.name.as_str();
-        let val = || -> Result<&str, (usize, ErrorKind)> {
-            o.value
-                .as_deref()
-                .ok_or_else(|| (col, ErrorKind::Syntax(format!("a value after '{name}:'"))))
-        };
-        let invalid = |m: String| (col, ErrorKind::Invalid(format!("{name}: {m}")));
-        let unsupported = |detail: &str| {
-            (
-                col,
-                ErrorKind::Unsupported {
-                    keyword: name.to_string(),
-                    detail: detail.to_string(),
-                },
-            )
-        };
+) -> Result<Signature, OptError> {
+    let mut b = SignatureBuilder::new(header, origin);
+    for raw in opts {
+        b.apply(&Opt { raw })?;
+    }
+    b.finish(sid)
+}
+
+/// The signature being built, option by option, and the state options
+/// depend on: the sticky buffer later inspection items go to, and the items
+/// that later modifiers change.
+struct SignatureBuilder {
+    s: Signature,
+    /// The current sticky buffer (`pkt` for the payload).
+    cur: String,
+    /// The last `content`, for its modifiers (`nocase`, `distance`, ...).
+    last_content: Option<ItemAt>,
+    /// The last `content` or `pcre` or byte keyword, for the legacy
+    /// modifiers (`http_uri`) that move it to another buffer.
+    last_any: Option<ItemAt>,
+}
+
+impl SignatureBuilder {
+    fn new(header: Header, origin: Origin) -> SignatureBuilder {
+        SignatureBuilder {
+            s: Signature {
+                origin,
+                header,
+                sid: 0,
+                gid: 1,
+                rev: 0,
+                msg: String::new(),
+                classtype: None,
+                priority: None,
+                references: Vec::new(),
+                metadata: Vec::new(),
+                target: None,
+                noalert: false,
+                flow: FlowOpts::default(),
+                header_tests: Vec::new(),
+                buffers: Vec::new(),
+                flowbits: Vec::new(),
+                threshold: None,
+                detection_filter: None,
+                decode_events: Vec::new(),
+                stream_events: Vec::new(),
+                ignored: Vec::new(),
+                app_layer_protocol: None,
+                tx_tests: Vec::new(),
+            },
+            cur: "pkt".to_string(),
+            last_content: None,
+            last_any: None,
+        }
+    }
+
+    /// Applies one option: dispatches its keyword to its family's method.
+    /// (A family method reports a keyword it does not know as unknown
+    /// rather than panicking, should the two lists ever disagree.)
+    fn apply(&mut self, o: &Opt<'_>) -> Result<(), OptError> {
+        let name = o.name();
+        if let Some(&(_, make)) = UINT_HEADER_TESTS.iter().find(|(k, _)| *k == name) {
+            self.s.header_tests.push(make(o.uint_cmp()?));
+            return Ok(());
+        }
         match name {
-            "msg" => s.msg = unquote(val()?).map_err(invalid)?,
-            "sid" => {
-                s.sid = val()?
-                    .trim()
-                    .parse()
-                    .map_err(|_| invalid("not a number".into()))?
+            "msg" | "sid" | "gid" | "rev" | "classtype" | "priority" | "reference" | "metadata"
+            | "target" => self.meta(o),
+            "noalert" | "tag" | "threshold" | "detection_filter" | "decode-event"
+            | "stream-event" => self.alerting_and_events(o),
+            "flow" => self.flow(o),
+            "flowbits" => self.flowbits(o),
+            "sameip" | "ip_proto" | "ipopts" | "fragbits" | "flags" | "tcp.flags"
+            | "stream_size" => self.header_test(o),
+            "content" => self.content(o),
+            _ if CONTENT_MODIFIER_KEYWORDS.contains(&name) => self.content_modifier(o),
+            "pcre" | "isdataat" | "byte_test" | "byte_jump" | "bsize" | "byte_extract" => {
+                self.inspection_item(o)
             }
-            "gid" => {
-                s.gid = val()?
-                    .trim()
-                    .parse()
-                    .map_err(|_| invalid("not a number".into()))?
+            _ if TRANSFORMS.contains(&name) => self.transform(o),
+            "urilen" | "dns.opcode" | "app-layer-protocol" => self.transaction(o),
+            _ if STICKY_BUFFERS.contains(&name) => {
+                self.cur = canonical_buffer(name).to_string();
+                self.last_content = None;
+                Ok(())
             }
-            "rev" => {
-                s.rev = val()?
-                    .trim()
-                    .parse()
-                    .map_err(|_| invalid("not a number".into()))?
-            }
-            "classtype" => s.classtype = Some(val()?.trim().to_string()),
-            "priority" => {
-                let p: u8 = val()?
-                    .trim()
-                    .parse()
-                    .map_err(|_| invalid("not a number 1-255".into()))?;
-                s.priority = Some(p.max(1));
-            }
-            "reference" => s.references.push(val()?.trim().to_string()),
+            _ => match CONTENT_MODIFIERS.iter().find(|(m, _)| *m == name) {
+                Some(&(_, target)) => self.legacy_modifier(o, target),
+                None if UNSUPPORTED.contains(&name) || APP_LAYER_KEYWORDS.contains(&name) => {
+                    Err(o.unsupported(""))
+                }
+                None => Err(o.unsupported("unknown keyword")),
+            },
+        }
+    }
+
+    /// The finished signature; `sid` is the one the rule's text names, if
+    /// it could be read.
+    fn finish(self, sid: Option<u64>) -> Result<Signature, OptError> {
+        let mut s = self.s;
+        if s.sid == 0 && sid.is_none() {
+            return Err((0, ErrorKind::Syntax("a 'sid' option".into())));
+        }
+        if s.header.action == Action::Pass && s.noalert {
+            // A pass rule never alerts anyway.
+            s.noalert = false;
+        }
+        Ok(s)
+    }
+
+    /// What the rule says about itself: ids, message, classification,
+    /// references, metadata, target.
+    fn meta(&mut self, o: &Opt<'_>) -> Result<(), OptError> {
+        let s = &mut self.s;
+        match o.name() {
+            "msg" => s.msg = unquote(o.val()?).map_err(|m| o.invalid(m))?,
+            "sid" => s.sid = o.number("not a number")?,
+            "gid" => s.gid = o.number("not a number")?,
+            "rev" => s.rev = o.number("not a number")?,
+            "classtype" => s.classtype = Some(o.val()?.trim().to_string()),
+            "priority" => s.priority = Some(o.number::<u8>("not a number 1-255")?.max(1)),
+            "reference" => s.references.push(o.val()?.trim().to_string()),
             "metadata" => {
-                for part in val()?.split(',') {
+                for part in o.val()?.split(',') {
                     let part = part.trim();
                     if part.is_empty() {
                         continue;
@@ -713,323 +873,239 @@ pub(crate) fn build(
                 }
             }
             "target" => {
-                let v = val()?.trim();
+                let v = o.val()?.trim();
                 if v != "src_ip" && v != "dest_ip" {
-                    return Err(invalid("src_ip or dest_ip".into()));
+                    return Err(o.invalid("src_ip or dest_ip".into()));
                 }
                 s.target = Some(v.to_string());
             }
+            _ => return Err(o.unsupported("unknown keyword")),
+        }
+        Ok(())
+    }
+
+    /// Whether and how often the rule alerts, and the events it needs.
+    fn alerting_and_events(&mut self, o: &Opt<'_>) -> Result<(), OptError> {
+        let s = &mut self.s;
+        match o.name() {
             "noalert" => s.noalert = true,
             "tag" => s.ignored.push("tag".into()),
-            "threshold" => s.threshold = Some(val()?.to_string()),
-            "detection_filter" => s.detection_filter = Some(val()?.to_string()),
-            "decode-event" => s.decode_events.push(val()?.trim().to_string()),
-            "stream-event" => s.stream_events.push(val()?.trim().to_string()),
-            "flow" => {
-                for w in val()?.split(',') {
-                    match w.trim() {
-                        "established" => s.flow.established = true,
-                        "not_established" => s.flow.not_established = true,
-                        "stateless" => {}
-                        "to_server" | "from_client" => s.flow.to_server = true,
-                        "to_client" | "from_server" => s.flow.to_client = true,
-                        "only_stream" => s.flow.only_stream = true,
-                        "no_stream" => s.flow.no_stream = true,
-                        "only_frag" => s.flow.only_frag = true,
-                        "no_frag" => s.flow.no_frag = true,
-                        other => return Err(invalid(format!("unknown flow option {other:?}"))),
-                    }
-                }
-                if s.flow.to_server && s.flow.to_client {
-                    return Err(invalid("to_server and to_client together".into()));
-                }
+            "threshold" => s.threshold = Some(o.val()?.to_string()),
+            "detection_filter" => s.detection_filter = Some(o.val()?.to_string()),
+            "decode-event" => s.decode_events.push(o.val()?.trim().to_string()),
+            "stream-event" => s.stream_events.push(o.val()?.trim().to_string()),
+            _ => return Err(o.unsupported("unknown keyword")),
+        }
+        Ok(())
+    }
+
+    /// `flow:`: direction and state of the packet's flow.
+    fn flow(&mut self, o: &Opt<'_>) -> Result<(), OptError> {
+        let flow = &mut self.s.flow;
+        for w in o.val()?.split(',') {
+            match w.trim() {
+                "established" => flow.established = true,
+                "not_established" => flow.not_established = true,
+                "stateless" => {}
+                "to_server" | "from_client" => flow.to_server = true,
+                "to_client" | "from_server" => flow.to_client = true,
+                "only_stream" => flow.only_stream = true,
+                "no_stream" => flow.no_stream = true,
+                "only_frag" => flow.only_frag = true,
+                "no_frag" => flow.no_frag = true,
+                other => return Err(o.invalid(format!("unknown flow option {other:?}"))),
             }
-            "flowbits" => {
-                let v = val()?;
-                let (cmd, names) = v.split_once(',').unwrap_or((v, ""));
-                let names = names.trim();
-                let cmd = cmd.trim();
-                if cmd == "noalert" {
-                    s.noalert = true;
-                    continue;
-                }
-                if names.is_empty() {
-                    return Err(invalid("a flowbit name".into()));
-                }
-                let (list, all) = if names.contains('&') {
-                    (
-                        names.split('&').map(|n| n.trim().to_string()).collect(),
-                        true,
-                    )
-                } else {
-                    (
-                        names.split('|').map(|n| n.trim().to_string()).collect(),
-                        false,
-                    )
-                };
-                s.flowbits.push(match cmd {
-                    "set" => Flowbit::Set(names.to_string()),
-                    "unset" => Flowbit::Unset(names.to_string()),
-                    "toggle" => Flowbit::Toggle(names.to_string()),
-                    "isset" => Flowbit::IsSet(list, all),
-                    "isnotset" => Flowbit::IsNotSet(list, all),
-                    other => return Err(invalid(format!("unknown command {other:?}"))),
-                });
-            }
-            "ttl" => s
-                .header_tests
-                .push(HeaderTest::Ttl(cmp(val()?).map_err(invalid)?)),
-            "tos" => s
-                .header_tests
-                .push(HeaderTest::Tos(cmp(val()?).map_err(invalid)?)),
-            "id" => s
-                .header_tests
-                .push(HeaderTest::Id(cmp(val()?).map_err(invalid)?)),
-            "seq" => s
-                .header_tests
-                .push(HeaderTest::Seq(cmp(val()?).map_err(invalid)?)),
-            "ack" => s
-                .header_tests
-                .push(HeaderTest::Ack(cmp(val()?).map_err(invalid)?)),
-            "window" => s
-                .header_tests
-                .push(HeaderTest::Window(cmp(val()?).map_err(invalid)?)),
-            "itype" => s
-                .header_tests
-                .push(HeaderTest::IType(cmp(val()?).map_err(invalid)?)),
-            "icode" => s
-                .header_tests
-                .push(HeaderTest::ICode(cmp(val()?).map_err(invalid)?)),
-            "icmp_id" => s
-                .header_tests
-                .push(HeaderTest::IcmpId(cmp(val()?).map_err(invalid)?)),
-            "icmp_seq" => s
-                .header_tests
-                .push(HeaderTest::IcmpSeq(cmp(val()?).map_err(invalid)?)),
-            "dsize" => s
-                .header_tests
-                .push(HeaderTest::Dsize(cmp(val()?).map_err(invalid)?)),
-            "tcp.mss" => s
-                .header_tests
-                .push(HeaderTest::TcpMss(cmp(val()?).map_err(invalid)?)),
-            "icmpv6.mtu" => s
-                .header_tests
-                .push(HeaderTest::Icmpv6Mtu(cmp(val()?).map_err(invalid)?)),
-            "fragoffset" => s
-                .header_tests
-                .push(HeaderTest::FragOffset(cmp(val()?).map_err(invalid)?)),
-            "sameip" => s.header_tests.push(HeaderTest::SameIp),
-            "ip_proto" => {
-                let v = val()?.trim();
-                let (prefix, rest) = match v.find(|c: char| c.is_ascii_alphanumeric()) {
-                    Some(i) => v.split_at(i),
-                    None => return Err(invalid("a protocol".into())),
-                };
-                let n = match proto_number(rest) {
-                    Some(n) => n.to_string(),
-                    None => rest.to_string(),
-                };
-                s.header_tests.push(HeaderTest::IpProto(
-                    UintCmp::parse(&format!("{prefix}{n}")).map_err(invalid)?,
-                ));
-            }
+        }
+        if flow.to_server && flow.to_client {
+            return Err(o.invalid("to_server and to_client together".into()));
+        }
+        Ok(())
+    }
+
+    /// `flowbits:` commands and checks (and `flowbits:noalert`).
+    fn flowbits(&mut self, o: &Opt<'_>) -> Result<(), OptError> {
+        let v = o.val()?;
+        let (cmd, names) = v.split_once(',').unwrap_or((v, ""));
+        let names = names.trim();
+        let cmd = cmd.trim();
+        if cmd == "noalert" {
+            self.s.noalert = true;
+            return Ok(());
+        }
+        if names.is_empty() {
+            return Err(o.invalid("a flowbit name".into()));
+        }
+        // `a&b`: all of the names; `a|b`: any of them.
+        let all = names.contains('&');
+        let list = || -> Vec<String> {
+            names
+                .split(if all { '&' } else { '|' })
+                .map(|n| n.trim().to_string())
+                .collect()
+        };
+        self.s.flowbits.push(match cmd {
+            "set" => Flowbit::Set(names.to_string()),
+            "unset" => Flowbit::Unset(names.to_string()),
+            "toggle" => Flowbit::Toggle(names.to_string()),
+            "isset" => Flowbit::IsSet(list(), all),
+            "isnotset" => Flowbit::IsNotSet(list(), all),
+            other => return Err(o.invalid(format!("unknown command {other:?}"))),
+        });
+        Ok(())
+    }
+
+    /// Header tests whose value is more than one comparison.
+    fn header_test(&mut self, o: &Opt<'_>) -> Result<(), OptError> {
+        let test = match o.name() {
+            "sameip" => HeaderTest::SameIp,
+            "ip_proto" => ip_proto_test(o.val()?).map_err(|m| o.invalid(m))?,
             "ipopts" => {
-                let v = val()?.trim().to_ascii_lowercase();
+                let v = o.val()?.trim().to_ascii_lowercase();
                 const NAMES: &[&str] = &[
                     "rr", "eol", "nop", "ts", "sec", "esec", "lsrr", "ssrr", "satid", "any",
                 ];
                 if !NAMES.contains(&v.as_str()) {
-                    return Err(invalid(format!("unknown option {v:?}")));
+                    return Err(o.invalid(format!("unknown option {v:?}")));
                 }
-                s.header_tests.push(HeaderTest::IpOpts(v));
+                HeaderTest::IpOpts(v)
             }
             "fragbits" => {
-                let (mode, bits, _) = parse_bits(val()?, b"MDR", &[1, 2, 4]).map_err(invalid)?;
-                s.header_tests.push(HeaderTest::FragBits(mode, bits));
+                let (mode, bits, _) =
+                    parse_bits(o.val()?, b"MDR", &[1, 2, 4]).map_err(|m| o.invalid(m))?;
+                HeaderTest::FragBits(mode, bits)
             }
-            "flags" | "tcp.flags" => {
-                let v = val()?;
-                let (spec, mask) = v.split_once(',').unwrap_or((v, ""));
-                const F: &[u8] = b"FSRPAUCE";
-                const B: &[u8] = &[1, 2, 4, 8, 16, 32, 128, 64];
-                let (mode, bits, zero) = parse_bits(spec, F, B).map_err(invalid)?;
-                let (_, ignore, _) = if mask.trim().is_empty() {
-                    (BitsMode::Exact, 0, false)
-                } else {
-                    parse_bits(mask, F, B).map_err(invalid)?
-                };
-                let _ = zero;
-                s.header_tests.push(HeaderTest::Flags(mode, bits, ignore));
+            "flags" | "tcp.flags" => tcp_flags_test(o.val()?).map_err(|m| o.invalid(m))?,
+            "stream_size" => stream_size_test(o.val()?).map_err(|m| o.invalid(m))?,
+            _ => return Err(o.unsupported("unknown keyword")),
+        };
+        self.s.header_tests.push(test);
+        Ok(())
+    }
+
+    /// Appends an inspection item to the buffer `buffer` (`None`: the
+    /// current sticky buffer); where it went.
+    fn push_item(&mut self, buffer: Option<&str>, item: Item) -> ItemAt {
+        let bi = buffer_index(&mut self.s.buffers, buffer.unwrap_or(self.cur.as_str()));
+        self.s.buffers[bi].items.push(item);
+        ItemAt {
+            buffer: bi,
+            item: self.s.buffers[bi].items.len() - 1,
+        }
+    }
+
+    /// `content:[!]"..."` in the current buffer.
+    fn content(&mut self, o: &Opt<'_>) -> Result<(), OptError> {
+        let v = o.val()?;
+        let (negated, v) = match v.strip_prefix('!') {
+            Some(r) => (true, r.trim()),
+            None => (false, v),
+        };
+        let pattern = parse_content(v).map_err(|m| o.invalid(m))?;
+        if pattern.is_empty() {
+            return Err(o.invalid("empty content".into()));
+        }
+        let at = self.push_item(
+            None,
+            Item::Content(Content {
+                pattern,
+                negated,
+                ..Default::default()
+            }),
+        );
+        self.last_content = Some(at);
+        self.last_any = Some(at);
+        Ok(())
+    }
+
+    /// A modifier of the last content (`nocase`, `offset`, `fast_pattern`, ...).
+    fn content_modifier(&mut self, o: &Opt<'_>) -> Result<(), OptError> {
+        let name = o.name();
+        let Some(at) = self.last_content else {
+            return Err(o.syntax(format!("a 'content' before '{name}'")));
+        };
+        let Item::Content(c) = &mut self.s.buffers[at.buffer].items[at.item] else {
+            unreachable!("last_content points at a content")
+        };
+        let number = || num(o.val()?).map_err(|m| o.invalid(m));
+        match name {
+            "nocase" => c.nocase = true,
+            "rawbytes" => {}
+            "startswith" => c.startswith = true,
+            "endswith" => c.endswith = true,
+            "offset" => c.offset = Some(number()?),
+            "depth" => c.depth = Some(number()?),
+            "distance" => c.distance = Some(number()?),
+            "within" => c.within = Some(number()?),
+            "fast_pattern" => {
+                let fp = fast_pattern(o.raw.value.as_deref(), c.pattern.len());
+                c.fast_pattern = Some(fp.map_err(|m| o.invalid(m))?);
             }
-            "stream_size" => {
-                let v = val()?;
-                let parts: Vec<&str> = v.split(',').map(str::trim).collect();
-                if parts.len() != 3 {
-                    return Err(invalid("side,operator,number".into()));
-                }
-                if !["server", "client", "both", "either"].contains(&parts[0]) {
-                    return Err(invalid("server, client, both or either".into()));
-                }
-                let op = match parts[1] {
-                    "=" | "==" => "",
-                    o => o,
-                };
-                s.header_tests.push(HeaderTest::StreamSize(
-                    parts[0].to_string(),
-                    UintCmp::parse(&format!("{op}{}", parts[2])).map_err(invalid)?,
-                ));
-            }
-            "content" => {
-                let v = val()?;
-                let (negated, v) = match v.strip_prefix('!') {
-                    Some(r) => (true, r.trim()),
-                    None => (false, v),
-                };
-                let pattern = parse_content(v).map_err(invalid)?;
-                if pattern.is_empty() {
-                    return Err(invalid("empty content".into()));
-                }
-                let bi = buffer_index(&mut s.buffers, &cur);
-                s.buffers[bi].items.push(Item::Content(Content {
-                    pattern,
-                    negated,
-                    ..Default::default()
-                }));
-                last_content = Some((bi, s.buffers[bi].items.len() - 1));
-                last_any = last_content;
-            }
-            "nocase" | "offset" | "depth" | "distance" | "within" | "rawbytes" | "fast_pattern"
-            | "startswith" | "endswith" => {
-                let Some((bi, ii)) = last_content else {
-                    return Err((
-                        col,
-                        ErrorKind::Syntax(format!("a 'content' before '{name}'")),
-                    ));
-                };
-                let Item::Content(c) = &mut s.buffers[bi].items[ii] else {
-                    unreachable!("last_content points at a content")
-                };
-                match name {
-                    "nocase" => c.nocase = true,
-                    "rawbytes" => {}
-                    "startswith" => c.startswith = true,
-                    "endswith" => c.endswith = true,
-                    "offset" => c.offset = Some(num(val()?).map_err(invalid)?),
-                    "depth" => c.depth = Some(num(val()?).map_err(invalid)?),
-                    "distance" => c.distance = Some(num(val()?).map_err(invalid)?),
-                    "within" => c.within = Some(num(val()?).map_err(invalid)?),
-                    _ => {
-                        let mut fp = FastPattern::default();
-                        match o.value.as_deref().map(str::trim) {
-                            None => {}
-                            Some("only") => fp.only = true,
-                            Some(v) => {
-                                let (a, b) = v
-                                    .split_once(',')
-                                    .ok_or_else(|| invalid("only or offset,length".into()))?;
-                                let a: u16 =
-                                    a.trim().parse().map_err(|_| invalid("offset".into()))?;
-                                let b: u16 =
-                                    b.trim().parse().map_err(|_| invalid("length".into()))?;
-                                if a as usize + b as usize > c.pattern.len() || b == 0 {
-                                    return Err(invalid("chop beyond the pattern".into()));
-                                }
-                                fp.chop = Some((a, b));
-                            }
-                        }
-                        c.fast_pattern = Some(fp);
-                    }
-                }
-            }
+            _ => return Err(o.unsupported("unknown keyword")),
+        }
+        Ok(())
+    }
+
+    /// The inspection keywords other than `content`: `pcre`, `isdataat`,
+    /// `byte_*`, `bsize`.
+    fn inspection_item(&mut self, o: &Opt<'_>) -> Result<(), OptError> {
+        let invalid = |m| o.invalid(m);
+        // A pcre may name its own buffer by a flag (`/U`: http.uri).
+        let mut buffer: Option<&str> = None;
+        let item = match o.name() {
             "pcre" => {
-                let p = parse_pcre(val()?).map_err(invalid)?;
-                let (p, buf) = match p {
-                    (p, None) => (p, cur.clone()),
-                    (p, Some(b)) => (p, b.to_string()),
-                };
-                let bi = buffer_index(&mut s.buffers, &buf);
-                s.buffers[bi].items.push(Item::Pcre(p));
-                last_any = Some((bi, s.buffers[bi].items.len() - 1));
+                let (p, own_buffer) = parse_pcre(o.val()?).map_err(invalid)?;
+                buffer = own_buffer;
+                Item::Pcre(p)
             }
-            "isdataat" => {
-                let v = val()?;
-                let (negated, v) = match v.trim().strip_prefix('!') {
-                    Some(r) => (true, r),
-                    None => (false, v),
-                };
-                let mut parts = v.split(',').map(str::trim);
-                let pos = num(parts.next().unwrap_or("")).map_err(invalid)?;
-                let mut relative = false;
-                for p in parts {
-                    match p {
-                        "relative" => relative = true,
-                        "rawbytes" => {}
-                        o => return Err(invalid(format!("unknown option {o:?}"))),
-                    }
-                }
-                let bi = buffer_index(&mut s.buffers, &cur);
-                s.buffers[bi].items.push(Item::IsDataAt(IsDataAt {
-                    pos,
-                    relative,
-                    negated,
-                }));
-                last_any = Some((bi, s.buffers[bi].items.len() - 1));
-            }
-            "byte_test" => {
-                let t = parse_byte_test(val()?).map_err(invalid)?;
-                let bi = buffer_index(&mut s.buffers, &cur);
-                s.buffers[bi].items.push(Item::ByteTest(t));
-                last_any = Some((bi, s.buffers[bi].items.len() - 1));
-            }
-            "byte_jump" => {
-                let t = parse_byte_jump(val()?).map_err(invalid)?;
-                let bi = buffer_index(&mut s.buffers, &cur);
-                s.buffers[bi].items.push(Item::ByteJump(t));
-                last_any = Some((bi, s.buffers[bi].items.len() - 1));
-            }
-            "bsize" => {
-                let c = cmp(val()?).map_err(invalid)?;
-                let bi = buffer_index(&mut s.buffers, &cur);
-                s.buffers[bi].items.push(Item::Bsize(c));
-            }
-            "dotprefix"
-            | "strip_whitespace"
-            | "compress_whitespace"
-            | "to_lowercase"
-            | "to_uppercase"
-            | "url_decode" => {
-                if cur == "pkt" {
-                    return Err(invalid(
-                        "a transform needs a sticky buffer before it".into(),
-                    ));
-                }
-                let bi = buffer_index(&mut s.buffers, &cur);
-                s.buffers[bi].transforms.push(name.to_string());
-            }
+            "isdataat" => Item::IsDataAt(parse_isdataat(o.val()?).map_err(invalid)?),
+            "byte_test" => Item::ByteTest(parse_byte_test(o.val()?).map_err(invalid)?),
+            "byte_jump" => Item::ByteJump(parse_byte_jump(o.val()?).map_err(invalid)?),
+            "byte_extract" => Item::ByteExtract(parse_byte_extract(o.val()?).map_err(invalid)?),
+            "bsize" => Item::Bsize(o.uint_cmp()?),
+            _ => return Err(o.unsupported("unknown keyword")),
+        };
+        let at = self.push_item(buffer, item);
+        // `bsize` tests the buffer as a whole: no legacy modifier moves it.
+        if o.name() != "bsize" {
+            self.last_any = Some(at);
+        }
+        Ok(())
+    }
+
+    /// A transform of the current sticky buffer (`dotprefix`, ...).
+    fn transform(&mut self, o: &Opt<'_>) -> Result<(), OptError> {
+        if self.cur == "pkt" {
+            return Err(o.invalid("a transform needs a sticky buffer before it".into()));
+        }
+        let bi = buffer_index(&mut self.s.buffers, &self.cur);
+        self.s.buffers[bi].transforms.push(o.name().to_string());
+        Ok(())
+    }
+
+    /// Tests on a transaction (`urilen`, `dns.opcode`) and its protocol
+    /// (`app-layer-protocol`).
+    fn transaction(&mut self, o: &Opt<'_>) -> Result<(), OptError> {
+        let s = &mut self.s;
+        match o.name() {
             "urilen" => {
-                let v = val()?;
+                let v = o.val()?;
                 let (c, raw) = match v.split_once(',') {
                     Some((c, r)) if r.trim() == "raw" => (c, true),
                     Some((c, r)) if r.trim() == "norm" => (c, false),
-                    Some(_) => return Err(invalid("raw or norm after the number".into())),
+                    Some(_) => return Err(o.invalid("raw or norm after the number".into())),
                     None => (v, false),
                 };
                 s.tx_tests
-                    .push(TxTest::Urilen(cmp(c).map_err(invalid)?, raw));
-                if s.buffers.iter().all(|b| b.buffer != "http.uri") {
-                    // urilen is an HTTP keyword: the rule runs per transaction.
-                    let _ = buffer_index(&mut s.buffers, "http.uri");
-                }
+                    .push(TxTest::Urilen(cmp(c).map_err(|m| o.invalid(m))?, raw));
+                // urilen is an HTTP keyword: the rule runs per transaction.
+                let _ = buffer_index(&mut s.buffers, "http.uri");
             }
             "dns.opcode" => {
-                s.tx_tests
-                    .push(TxTest::DnsOpcode(cmp(val()?).map_err(invalid)?));
-                if s.buffers.iter().all(|b| b.buffer != "dns.query") {
-                    let _ = buffer_index(&mut s.buffers, "dns.query");
-                }
+                s.tx_tests.push(TxTest::DnsOpcode(o.uint_cmp()?));
+                let _ = buffer_index(&mut s.buffers, "dns.query");
             }
             "app-layer-protocol" => {
-                let v = val()?.trim();
+                let v = o.val()?.trim();
                 let (neg, name) = match v.strip_prefix('!') {
                     Some(n) => (true, n.trim()),
                     None => (false, v),
@@ -1037,67 +1113,125 @@ pub(crate) fn build(
                 let name = name.split(',').next().unwrap_or("").trim();
                 s.app_layer_protocol = Some((neg, name.to_string()));
             }
-            "byte_extract" => {
-                let t = parse_byte_extract(val()?).map_err(invalid)?;
-                let bi = buffer_index(&mut s.buffers, &cur);
-                s.buffers[bi].items.push(Item::ByteExtract(t));
-                last_any = Some((bi, s.buffers[bi].items.len() - 1));
+            _ => return Err(o.unsupported("unknown keyword")),
+        }
+        Ok(())
+    }
+
+    /// A legacy content modifier (`http_uri`): moves the last content (or
+    /// pcre, byte keyword) to the buffer `target` it stands for.
+    fn legacy_modifier(&mut self, o: &Opt<'_>, target: &str) -> Result<(), OptError> {
+        let Some(at) = self.last_any else {
+            return Err(o.syntax(format!("a 'content' before '{}'", o.name())));
+        };
+        let buffers = &mut self.s.buffers;
+        if buffers[at.buffer].buffer == target {
+            return Ok(());
+        }
+        let item = buffers[at.buffer].items.remove(at.item);
+        if buffers[at.buffer].items.is_empty() {
+            buffers.remove(at.buffer);
+        }
+        let is_content = matches!(item, Item::Content(_));
+        let moved = self.push_item(Some(target), item);
+        if is_content {
+            self.last_content = Some(moved);
+        }
+        self.last_any = Some(moved);
+        Ok(())
+    }
+}
+
+/// `fast_pattern`'s value: none, `only`, or `offset,length` within a
+/// pattern of `pattern_len` bytes.
+fn fast_pattern(value: Option<&str>, pattern_len: usize) -> Result<FastPattern, String> {
+    let mut fp = FastPattern::default();
+    match value.map(str::trim) {
+        None => {}
+        Some("only") => fp.only = true,
+        Some(v) => {
+            let (a, b) = v
+                .split_once(',')
+                .ok_or_else(|| "only or offset,length".to_string())?;
+            let a: u16 = a.trim().parse().map_err(|_| "offset".to_string())?;
+            let b: u16 = b.trim().parse().map_err(|_| "length".to_string())?;
+            if a as usize + b as usize > pattern_len || b == 0 {
+                return Err("chop beyond the pattern".into());
             }
-            _ if STICKY_BUFFERS.contains(&name) => {
-                cur = canonical_buffer(name).to_string();
-                last_content = None;
-            }
-            _ if CONTENT_MODIFIERS.iter().any(|(m, _)| *m == name) => {
-                let target = CONTENT_MODIFIERS
-                    .iter()
-                    .find(|(m, _)| *m == name)
-                    .map(|(_, b)| *b)
-                    .expect("checked");
-                // Moves the last content (or pcre) of the payload list to the
-                // buffer the modifier names.
-                let Some((bi, ii)) = last_any else {
-                    return Err((
-                        col,
-                        ErrorKind::Syntax(format!("a 'content' before '{name}'")),
-                    ));
-                };
-                if s.buffers[bi].buffer == target {
-                    continue;
-                }
-                let item = s.buffers[bi].items.remove(ii);
-                if s.buffers[bi].items.is_empty() {
-                    s.buffers.remove(bi);
-                }
-                let ti = buffer_index(&mut s.buffers, target);
-                s.buffers[ti].items.push(item);
-                let at = (ti, s.buffers[ti].items.len() - 1);
-                if matches!(s.buffers[ti].items[at.1], Item::Content(_)) {
-                    last_content = Some(at);
-                }
-                last_any = Some(at);
-            }
-            _ if UNSUPPORTED.contains(&name) || APP_LAYER_KEYWORDS.contains(&name) => {
-                return Err(unsupported(""))
-            }
-            _ => {
-                return Err((
-                    col,
-                    ErrorKind::Unsupported {
-                        keyword: name.to_string(),
-                        detail: "unknown keyword".into(),
-                    },
-                ))
-            }
+            fp.chop = Some((a, b));
         }
     }
-    if s.sid == 0 && sid.is_none() {
-        return Err((0, ErrorKind::Syntax("a 'sid' option".into())));
+    Ok(fp)
+}
+
+/// `ip_proto:[!<>]name-or-number`.
+fn ip_proto_test(v: &str) -> Result<HeaderTest, String> {
+    let v = v.trim();
+    let (prefix, rest) = match v.find(|c: char| c.is_ascii_alphanumeric()) {
+        Some(i) => v.split_at(i),
+        None => return Err("a protocol".into()),
+    };
+    let n = match proto_number(rest) {
+        Some(n) => n.to_string(),
+        None => rest.to_string(),
+    };
+    Ok(HeaderTest::IpProto(UintCmp::parse(&format!(
+        "{prefix}{n}"
+    ))?))
+}
+
+/// `flags:[mode]letters[,ignored letters]`.
+fn tcp_flags_test(v: &str) -> Result<HeaderTest, String> {
+    let (spec, mask) = v.split_once(',').unwrap_or((v, ""));
+    let (mode, bits, _) = parse_bits(spec, TCP_FLAG_LETTERS, TCP_FLAG_BITS)?;
+    let ignore = if mask.trim().is_empty() {
+        0
+    } else {
+        parse_bits(mask, TCP_FLAG_LETTERS, TCP_FLAG_BITS)?.1
+    };
+    Ok(HeaderTest::Flags(mode, bits, ignore))
+}
+
+/// `stream_size:side,operator,number`.
+fn stream_size_test(v: &str) -> Result<HeaderTest, String> {
+    let parts: Vec<&str> = v.split(',').map(str::trim).collect();
+    if parts.len() != 3 {
+        return Err("side,operator,number".into());
     }
-    if s.header.action == Action::Pass && s.noalert {
-        // A pass rule never alerts anyway.
-        s.noalert = false;
+    if !["server", "client", "both", "either"].contains(&parts[0]) {
+        return Err("server, client, both or either".into());
     }
-    Ok(s)
+    let op = match parts[1] {
+        "=" | "==" => "",
+        o => o,
+    };
+    Ok(HeaderTest::StreamSize(
+        parts[0].to_string(),
+        UintCmp::parse(&format!("{op}{}", parts[2]))?,
+    ))
+}
+
+/// `isdataat:[!]position[,relative][,rawbytes]`.
+fn parse_isdataat(v: &str) -> Result<IsDataAt, String> {
+    let (negated, v) = match v.trim().strip_prefix('!') {
+        Some(r) => (true, r),
+        None => (false, v),
+    };
+    let mut parts = v.split(',').map(str::trim);
+    let pos = num(parts.next().unwrap_or(""))?;
+    let mut relative = false;
+    for p in parts {
+        match p {
+            "relative" => relative = true,
+            "rawbytes" => {}
+            o => return Err(format!("unknown option {o:?}")),
+        }
+    }
+    Ok(IsDataAt {
+        pos,
+        relative,
+        negated,
+    })
 }
 
 fn canonical_buffer(name: &str) -> &str {
