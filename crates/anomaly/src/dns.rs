@@ -8,11 +8,10 @@ use serde_json::json;
 use zonewatch_types::Timestamp;
 
 use crate::alert::{AnomalyAlert, Category};
+use crate::common::{secs, ts_secs, Common, Detector, Inputs};
 use crate::obs::DnsObs;
-use crate::scan::{secs, ts_secs};
-use crate::set::Common;
 use crate::sketch::Distinct;
-use crate::table::{hash64, Table};
+use crate::table::{hash64, seeded_hasher, Table, TableStats};
 use crate::yaml::Section;
 
 /// One tunnel-like query name (lower severity).
@@ -176,16 +175,6 @@ impl DnsDetector {
         }
     }
 
-    /// Entries, cap, counters and approximate bytes of the (client, domain) table.
-    pub fn table_len(&self) -> (usize, usize, crate::table::TableCounters, usize) {
-        (
-            self.doms.len(),
-            self.doms.cap(),
-            self.doms.counters,
-            self.doms.approx_bytes() + self.clients.approx_bytes(),
-        )
-    }
-
     /// Whether a name looks like a tunnel's (long/high-entropy subdomain or a huge label).
     pub fn tunnel_like(&self, qname: &str) -> bool {
         let (_, sub) = split_base(qname);
@@ -209,8 +198,8 @@ impl DnsDetector {
             return;
         }
         let lower_base_hash = {
-            use std::hash::{BuildHasher, Hash, Hasher};
-            let mut h = crate::table::SeededState(self.seed).build_hasher();
+            use std::hash::{Hash, Hasher};
+            let mut h = seeded_hasher(self.seed);
             o.client.hash(&mut h);
             for b in base.bytes() {
                 h.write_u8(b.to_ascii_lowercase());
@@ -254,7 +243,7 @@ impl DnsDetector {
                     category: Category::DnsTunnel,
                     signature: "ZW DNS high query volume from one client".into(),
                     signature_id: SID_VOLUME,
-                    severity: cfg.common.severity.saturating_add(1).min(4),
+                    severity: cfg.common.lower_severity(),
                     src_ip: o.client,
                     dest_ip: Some(o.server),
                     src_port: None,
@@ -328,7 +317,7 @@ impl DnsDetector {
                     raised[1] = Some((
                         SID_NAME,
                         "ZW DNS tunnel-like query name",
-                        cfg.common.severity.saturating_add(1).min(4),
+                        cfg.common.lower_severity(),
                         2,
                     ));
                 }
@@ -390,6 +379,30 @@ impl DnsDetector {
     pub fn expire(&mut self, now: Timestamp) {
         self.doms.expire(now.0);
         self.clients.expire(now.0);
+    }
+}
+
+impl Detector for DnsDetector {
+    fn inputs(&self) -> Inputs {
+        Inputs {
+            dns: true,
+            ..Inputs::default()
+        }
+    }
+    fn observe_dns(&mut self, o: &DnsObs, out: &mut Vec<AnomalyAlert>) {
+        self.observe(o, out);
+    }
+    fn expire(&mut self, now: Timestamp) {
+        DnsDetector::expire(self, now);
+    }
+    fn table_stats(&self) -> TableStats {
+        // The (client, domain) table is the one counted; the clients table's bytes are added.
+        let mut t = self.doms.stats();
+        t.bytes += self.clients.approx_bytes();
+        t
+    }
+    fn alerts(&self) -> u64 {
+        self.alerts
     }
 }
 

@@ -14,11 +14,10 @@ use serde_json::json;
 use zonewatch_types::{ipproto, Timestamp};
 
 use crate::alert::{AnomalyAlert, Category};
+use crate::common::{secs, ts_secs, Common, Detector, Inputs, NS_PER_SEC};
 use crate::obs::{PacketObs, TcpFlags};
-use crate::scan::{secs, ts_secs};
-use crate::set::Common;
 use crate::sketch::{ips_json, Distinct, Ip, Sample};
-use crate::table::{hash64, Table};
+use crate::table::{hash64, Table, TableStats};
 use crate::yaml::Section;
 
 /// SYN flood.
@@ -162,16 +161,6 @@ impl FloodDetector {
         }
     }
 
-    /// Entries, cap, counters and approximate bytes of the state table.
-    pub fn table_len(&self) -> (usize, usize, crate::table::TableCounters, usize) {
-        (
-            self.dsts.len(),
-            self.dsts.cap(),
-            self.dsts.counters,
-            self.dsts.approx_bytes(),
-        )
-    }
-
     fn kind(&self, o: &PacketObs) -> Option<usize> {
         if o.direction != zonewatch_types::Direction::ToServer {
             return None;
@@ -250,7 +239,7 @@ impl FloodDetector {
             pending: 0,
             pending_since: 0,
         });
-        if now - d.bucket_start >= 1_000_000_000 {
+        if now - d.bucket_start >= NS_PER_SEC {
             d.bucket_start = now;
             d.bucket = [0; KINDS];
         }
@@ -408,5 +397,26 @@ impl FloodDetector {
             }
         }
         self.pending.truncate(keep);
+    }
+}
+
+impl Detector for FloodDetector {
+    fn inputs(&self) -> Inputs {
+        Inputs {
+            packets: true,
+            ..Inputs::default()
+        }
+    }
+    fn observe_packet(&mut self, o: &PacketObs, _out: &mut Vec<AnomalyAlert>) {
+        self.observe(o);
+    }
+    fn tick(&mut self, now: Timestamp, flush: bool, out: &mut Vec<AnomalyAlert>) {
+        FloodDetector::tick(self, now, flush, out);
+    }
+    fn table_stats(&self) -> TableStats {
+        self.dsts.stats()
+    }
+    fn alerts(&self) -> u64 {
+        self.alerts
     }
 }

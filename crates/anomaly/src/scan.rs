@@ -17,10 +17,10 @@ use serde_json::json;
 use zonewatch_types::{ipproto, Timestamp};
 
 use crate::alert::{AnomalyAlert, Category};
+use crate::common::{secs, ts_secs, Common, Detector, Inputs};
 use crate::obs::{PacketObs, TcpFlags};
-use crate::set::Common;
 use crate::sketch::{ips_json, Distinct, Ip, Sample};
-use crate::table::{hash64, Table};
+use crate::table::{hash64, Table, TableStats};
 use crate::yaml::Section;
 
 /// First signature id; sid = base + technique × 10 + shape.
@@ -185,16 +185,6 @@ impl ScanDetector {
             alerts: 0,
             rejected: 0,
         }
-    }
-
-    /// The state table (for counters and bounds).
-    pub fn table_len(&self) -> (usize, usize, crate::table::TableCounters, usize) {
-        (
-            self.sources.len(),
-            self.sources.cap(),
-            self.sources.counters,
-            self.sources.approx_bytes(),
-        )
     }
 
     /// Per packet: only first packets, first replies and ICMP unreachables touch state.
@@ -411,7 +401,7 @@ fn scan_alert(
         severity: if shape < 2 {
             cfg.common.severity
         } else {
-            cfg.common.severity.saturating_add(1).min(4)
+            cfg.common.lower_severity()
         },
         src_ip: src,
         dest_ip: dest,
@@ -437,10 +427,23 @@ fn scan_alert(
     }
 }
 
-pub(crate) fn secs(s: u64) -> i64 {
-    (s as i64).saturating_mul(1_000_000_000)
-}
-
-pub(crate) fn ts_secs(ns: i64) -> f64 {
-    (ns as f64 / 1e6).round() / 1e3
+impl Detector for ScanDetector {
+    fn inputs(&self) -> Inputs {
+        Inputs {
+            packets: true,
+            ..Inputs::default()
+        }
+    }
+    fn observe_packet(&mut self, o: &PacketObs, _out: &mut Vec<AnomalyAlert>) {
+        self.observe(o);
+    }
+    fn tick(&mut self, now: Timestamp, flush: bool, out: &mut Vec<AnomalyAlert>) {
+        ScanDetector::tick(self, now, flush, out);
+    }
+    fn table_stats(&self) -> TableStats {
+        self.sources.stats()
+    }
+    fn alerts(&self) -> u64 {
+        self.alerts
+    }
 }

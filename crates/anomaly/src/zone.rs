@@ -49,10 +49,9 @@ use serde_json::json;
 use zonewatch_types::{ipproto, proto_name};
 
 use crate::alert::{AnomalyAlert, Category};
+use crate::common::{secs, Common, Detector, Inputs};
 use crate::obs::PacketObs;
-use crate::scan::secs;
-use crate::set::Common;
-use crate::table::Table;
+use crate::table::{Table, TableStats};
 use crate::yaml::{self, Errors, Kind, Node, Section};
 
 /// A deny rule matched.
@@ -452,16 +451,6 @@ impl ZoneDetector {
         }
     }
 
-    /// Entries, cap, counters and approximate bytes of the rate-limit table.
-    pub fn table_len(&self) -> (usize, usize, crate::table::TableCounters, usize) {
-        (
-            self.limits.len(),
-            self.limits.cap(),
-            self.limits.counters,
-            self.limits.approx_bytes(),
-        )
-    }
-
     /// Per packet: checks first packets only.
     pub fn observe(&mut self, o: &PacketObs, out: &mut Vec<AnomalyAlert>) {
         if !o.is_first() {
@@ -538,6 +527,30 @@ impl ZoneDetector {
     /// Expires idle rate-limit entries.
     pub fn expire(&mut self, now: zonewatch_types::Timestamp) {
         self.limits.expire(now.0);
+    }
+}
+
+impl Detector for ZoneDetector {
+    fn inputs(&self) -> Inputs {
+        Inputs {
+            packets: true,
+            ..Inputs::default()
+        }
+    }
+    fn observe_packet(&mut self, o: &PacketObs, out: &mut Vec<AnomalyAlert>) {
+        self.observe(o, out);
+    }
+    fn expire(&mut self, now: zonewatch_types::Timestamp) {
+        ZoneDetector::expire(self, now);
+    }
+    fn table_stats(&self) -> TableStats {
+        self.limits.stats()
+    }
+    fn alerts(&self) -> u64 {
+        self.alerts
+    }
+    fn extra_counters(&self) -> Vec<(&'static str, u64)> {
+        vec![("suppressed", self.suppressed)]
     }
 }
 
