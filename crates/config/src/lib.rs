@@ -860,6 +860,70 @@ fn parse_cidrs(items: &[String]) -> Result<Vec<IpNet>, String> {
         .collect()
 }
 
+/// One setting being applied: its key and its value, read as the field it sets needs
+/// (errors name the key).
+struct KeyValue<'a> {
+    key: &'a str,
+    value: &'a Value,
+}
+
+impl KeyValue<'_> {
+    fn scalar(&self) -> Result<&str, String> {
+        match self.value {
+            Value::Scalar(s) => Ok(s.as_str()),
+            _ => Err(format!("`{}` takes a single value, not a list", self.key)),
+        }
+    }
+    fn list(&self) -> Result<Vec<String>, String> {
+        match self.value {
+            Value::List(l) => Ok(l.clone()),
+            Value::Scalar(s) => Ok(s.split(',').map(|x| x.trim().to_string()).collect()),
+            Value::ListOfMaps => Err(format!("`{}` takes a list of values", self.key)),
+        }
+    }
+    fn size(&self) -> Result<u64, String> {
+        self.scalar().and_then(parse_size)
+    }
+    fn secs(&self) -> Result<u64, String> {
+        self.num()
+    }
+    fn num<T: std::str::FromStr>(&self) -> Result<T, String> {
+        self.scalar().and_then(parse_num)
+    }
+    fn bool(&self) -> Result<bool, String> {
+        self.scalar().and_then(parse_bool)
+    }
+}
+
+/// An overlap policy for fragments or TCP segments (Suricata's host-os-policy names).
+fn overlap_policy(s: &str) -> Result<String, String> {
+    const KNOWN: &[&str] = &[
+        "bsd",
+        "bsd-right",
+        "linux",
+        "old-linux",
+        "windows",
+        "vista",
+        "windows2k3",
+        "solaris",
+        "old-solaris",
+        "macos",
+        "hpux10",
+        "hpux11",
+        "irix",
+        "first",
+        "last",
+    ];
+    let p = s.to_ascii_lowercase();
+    if !KNOWN.contains(&p.as_str()) {
+        return Err(format!(
+            "unknown defrag policy {p:?} (known: {})",
+            KNOWN.join(", ")
+        ));
+    }
+    Ok(p)
+}
+
 /// What applying one setting did.
 enum Applied {
     Ok,
@@ -1021,227 +1085,218 @@ impl Config {
             })
     }
 
+    /// Sets the field `key` names, trying each section's keys in turn; a key no section
+    /// has is an ignored Suricata key (a warning) or an error.
     fn apply_key(&mut self, key: &str, value: &Value) -> Result<Applied, String> {
-        let scalar = || match value {
-            Value::Scalar(s) => Ok(s.as_str()),
-            _ => Err(format!("`{key}` takes a single value, not a list")),
-        };
-        let list = || match value {
-            Value::List(l) => Ok(l.clone()),
-            Value::Scalar(s) => Ok(s.split(',').map(|x| x.trim().to_string()).collect()),
-            Value::ListOfMaps => Err(format!("`{key}` takes a list of values")),
-        };
-        let size = || scalar().and_then(parse_size);
-        let secs = || scalar().and_then(parse_num::<u64>);
+        let v = KeyValue { key, value };
+        let known = self.apply_general(&v)?
+            || self.apply_stream_defrag(&v)?
+            || self.apply_app_layer(&v)?
+            || self.apply_syslog(&v)?
+            || self.apply_vars_zones(&v)?;
+        if known {
+            return Ok(Applied::Ok);
+        }
+        if key.starts_with("flow-timeouts.") {
+            return self.apply_flow_timeout(&v);
+        }
         let top = key.split('.').next().unwrap_or(key);
-        match key {
-            "sensor.name" | "sensor-name" => self.sensor_name = scalar()?.to_string(),
-            "sensor.tenant" => self.tenant = Some(scalar()?.to_string()).filter(|s| !s.is_empty()),
-            "sensor.timezone" => self.timezone = UtcOffset::parse(scalar()?)?,
-            "workers" | "threading.workers" => self.workers = parse_num(scalar()?)?,
-            "capture.snaplen" => self.snaplen = parse_num(scalar()?)?,
-            "capture.promisc" => self.promisc = parse_bool(scalar()?)?,
-            "capture.buffer-size" => self.capture_buffer_bytes = size()?,
-            "capture.bpf" => self.bpf = Some(scalar()?.to_string()).filter(|s| !s.is_empty()),
-            "flow.memcap" => self.flow_memcap = size()?,
-            "flow.hash-seed" => self.flow_hash_seed = parse_num(scalar()?)?,
-            "stream.memcap" => self.stream_memcap = size()?,
-            "stream.midstream" => self.stream_midstream = parse_bool(scalar()?)?,
-            "stream.async-oneside" => self.stream_async_oneside = parse_bool(scalar()?)?,
-            "stream.checksum-validation" => {
-                self.checksum_checks = match scalar()? {
-                    "auto" => "auto".into(),
-                    v if parse_bool(v)? => "all".into(),
-                    _ => "none".into(),
-                }
+        if SURICATA_IGNORED_KEYS.contains(&key)
+            || SURICATA_IGNORED_SECTIONS.contains(&top)
+            || SURICATA_IGNORED_PATTERNS
+                .iter()
+                .any(|p| key_matches(p, key))
+        {
+            return Ok(Applied::Ignored);
+        }
+        Err(format!("unknown key `{key}`"))
+    }
+
+    /// Sensor, capture, flow, output, metrics, detection files, run-as and pipeline keys;
+    /// false when `v.key` is none of them.
+    fn apply_general(&mut self, v: &KeyValue) -> Result<bool, String> {
+        match v.key {
+            "sensor.name" | "sensor-name" => self.sensor_name = v.scalar()?.to_string(),
+            "sensor.tenant" => {
+                self.tenant = Some(v.scalar()?.to_string()).filter(|s| !s.is_empty())
             }
-            "app-layer.protocols.http.enabled" => self.app_layer[0] = parse_bool(scalar()?)?,
-            "app-layer.protocols.dns.enabled" => self.app_layer[1] = parse_bool(scalar()?)?,
-            "app-layer.protocols.tls.enabled" => self.app_layer[2] = parse_bool(scalar()?)?,
-            "app-layer.protocols.ssh.enabled" => self.app_layer[3] = parse_bool(scalar()?)?,
-            "app-layer.protocols.http.libhtp.default-config.request-body-limit" => {
-                self.http_request_body_limit = size()?
-            }
-            "app-layer.protocols.http.libhtp.default-config.response-body-limit" => {
-                self.http_response_body_limit = size()?
-            }
-            "app-layer.protocols.tls.encryption-handling"
-            | "app-layer.protocols.tls.encrypt-handling"
-            | "app-layer.protocols.ssh.encryption-handling" => {
-                let full = match scalar()?.trim() {
-                    "full" => true,
-                    "default" | "bypass" => false,
-                    v => return Err(format!("{v:?} is not default, bypass or full")),
-                };
-                self.inspect_encrypted[usize::from(key.contains(".ssh."))] = full;
-            }
-            "stream.reassembly.check-overlap-different-data" => {
-                self.stream_check_overlap_different_data = parse_bool(scalar()?)?
-            }
-            "stream.reassembly.memcap" => self.stream_reassembly_memcap = size()?,
-            "stream.reassembly.depth" => self.stream_reassembly_depth = size()?,
-            "defrag.memcap" => self.defrag_memcap = size()?,
-            "defrag.timeout" => self.defrag_timeout = secs()?,
-            "defrag.trackers" => self.defrag_trackers = parse_num(scalar()?)?,
-            "defrag.policy" | "stream.reassembly.policy" => {
-                let p = scalar()?.to_ascii_lowercase();
-                const KNOWN: &[&str] = &[
-                    "bsd",
-                    "bsd-right",
-                    "linux",
-                    "old-linux",
-                    "windows",
-                    "vista",
-                    "windows2k3",
-                    "solaris",
-                    "old-solaris",
-                    "macos",
-                    "hpux10",
-                    "hpux11",
-                    "irix",
-                    "first",
-                    "last",
-                ];
-                if !KNOWN.contains(&p.as_str()) {
-                    return Err(format!(
-                        "unknown defrag policy {p:?} (known: {})",
-                        KNOWN.join(", ")
-                    ));
-                }
-                if key == "defrag.policy" {
-                    self.defrag_policy = p;
-                } else {
-                    self.stream_policy = p;
-                }
-            }
-            "community-id.enabled" | "community-id" => self.community_id = parse_bool(scalar()?)?,
-            "alert.payload" => self.alert_payload = parse_bool(scalar()?)?,
-            "alert.payload-printable" => self.alert_payload_printable = parse_bool(scalar()?)?,
-            "alert.packet" => self.alert_packet = parse_bool(scalar()?)?,
-            "community-id.seed" | "community-id-seed" => {
-                self.community_id_seed = parse_num(scalar()?)?
-            }
-            "output.path" => self.output_path = Some(scalar()?.to_string()),
+            "sensor.timezone" => self.timezone = UtcOffset::parse(v.scalar()?)?,
+            "workers" | "threading.workers" => self.workers = v.num()?,
+            "capture.snaplen" => self.snaplen = v.num()?,
+            "capture.promisc" => self.promisc = v.bool()?,
+            "capture.buffer-size" => self.capture_buffer_bytes = v.size()?,
+            "capture.bpf" => self.bpf = Some(v.scalar()?.to_string()).filter(|s| !s.is_empty()),
+            "flow.memcap" => self.flow_memcap = v.size()?,
+            "flow.hash-seed" => self.flow_hash_seed = v.num()?,
+            "community-id.enabled" | "community-id" => self.community_id = v.bool()?,
+            "community-id.seed" | "community-id-seed" => self.community_id_seed = v.num()?,
+            "alert.payload" => self.alert_payload = v.bool()?,
+            "alert.payload-printable" => self.alert_payload_printable = v.bool()?,
+            "alert.packet" => self.alert_packet = v.bool()?,
+            "output.path" => self.output_path = Some(v.scalar()?.to_string()),
             "output.types" => {
-                let types = list()?;
+                let types = v.list()?;
                 for t in &types {
                     if !EVENT_TYPES.contains(&t.as_str()) {
                         return Err(format!(
-                            "unknown event type {t:?} in `{key}` (known: {})",
+                            "unknown event type {t:?} in `{}` (known: {})",
+                            v.key,
                             EVENT_TYPES.join(", ")
                         ));
                     }
                 }
                 self.output_types = types;
             }
-            "stats.interval" => self.stats_interval = secs()?,
-            "metrics.listen" => self.metrics_listen = parse_listen(scalar()?)?,
-            "detect.stream-window" => self.detect_stream_window = size()?.min(1 << 20),
-            "classification-file" => {
-                self.classification_file = Some(scalar()?.into());
+            "stats.interval" => self.stats_interval = v.secs()?,
+            "metrics.listen" => self.metrics_listen = parse_listen(v.scalar()?)?,
+            "detect.stream-window" => self.detect_stream_window = v.size()?.min(1 << 20),
+            "classification-file" => self.classification_file = Some(v.scalar()?.into()),
+            "threshold-file" => self.threshold_file = Some(v.scalar()?.into()),
+            "run-as.user" => self.run_as_user = Some(account_name(v.scalar()?)?),
+            "run-as.group" => self.run_as_group = Some(account_name(v.scalar()?)?),
+            "pipeline.batch-packets" => self.batch_packets = v.num::<usize>()?.clamp(1, 4096),
+            "pipeline.queue-batches" => self.queue_batches = v.num::<usize>()?.clamp(1, 1 << 16),
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// `stream.*` and `defrag.*` keys; false when `v.key` is none of them.
+    fn apply_stream_defrag(&mut self, v: &KeyValue) -> Result<bool, String> {
+        match v.key {
+            "stream.memcap" => self.stream_memcap = v.size()?,
+            "stream.midstream" => self.stream_midstream = v.bool()?,
+            "stream.async-oneside" => self.stream_async_oneside = v.bool()?,
+            "stream.checksum-validation" => {
+                self.checksum_checks = match v.scalar()? {
+                    "auto" => "auto".into(),
+                    s if parse_bool(s)? => "all".into(),
+                    _ => "none".into(),
+                }
             }
-            "threshold-file" => self.threshold_file = Some(scalar()?.into()),
-            "syslog.tls.cert" => self.syslog_tls_cert = Some(scalar()?.into()),
-            "syslog.tls.key" => self.syslog_tls_key = Some(scalar()?.into()),
+            "stream.reassembly.check-overlap-different-data" => {
+                self.stream_check_overlap_different_data = v.bool()?
+            }
+            "stream.reassembly.memcap" => self.stream_reassembly_memcap = v.size()?,
+            "stream.reassembly.depth" => self.stream_reassembly_depth = v.size()?,
+            "defrag.memcap" => self.defrag_memcap = v.size()?,
+            "defrag.timeout" => self.defrag_timeout = v.secs()?,
+            "defrag.trackers" => self.defrag_trackers = v.num()?,
+            "defrag.policy" => self.defrag_policy = overlap_policy(v.scalar()?)?,
+            "stream.reassembly.policy" => self.stream_policy = overlap_policy(v.scalar()?)?,
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// `app-layer.*` keys zonewatch has; false when `v.key` is none of them.
+    fn apply_app_layer(&mut self, v: &KeyValue) -> Result<bool, String> {
+        match v.key {
+            "app-layer.protocols.http.enabled" => self.app_layer[0] = v.bool()?,
+            "app-layer.protocols.dns.enabled" => self.app_layer[1] = v.bool()?,
+            "app-layer.protocols.tls.enabled" => self.app_layer[2] = v.bool()?,
+            "app-layer.protocols.ssh.enabled" => self.app_layer[3] = v.bool()?,
+            "app-layer.protocols.http.libhtp.default-config.request-body-limit" => {
+                self.http_request_body_limit = v.size()?
+            }
+            "app-layer.protocols.http.libhtp.default-config.response-body-limit" => {
+                self.http_response_body_limit = v.size()?
+            }
+            "app-layer.protocols.tls.encryption-handling"
+            | "app-layer.protocols.tls.encrypt-handling"
+            | "app-layer.protocols.ssh.encryption-handling" => {
+                let full = match v.scalar()?.trim() {
+                    "full" => true,
+                    "default" | "bypass" => false,
+                    s => return Err(format!("{s:?} is not default, bypass or full")),
+                };
+                self.inspect_encrypted[usize::from(v.key.contains(".ssh."))] = full;
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// `syslog.*` keys; false when `v.key` is none of them.
+    fn apply_syslog(&mut self, v: &KeyValue) -> Result<bool, String> {
+        match v.key {
+            "syslog.tls.cert" => self.syslog_tls_cert = Some(v.scalar()?.into()),
+            "syslog.tls.key" => self.syslog_tls_key = Some(v.scalar()?.into()),
             "syslog.tls.client-ca" => {
-                self.syslog_tls_client_ca = Some(scalar()?.into())
+                self.syslog_tls_client_ca = Some(v.scalar()?.into())
                     .filter(|p: &std::path::PathBuf| !p.as_os_str().is_empty())
             }
             "syslog.max-frame-size" => {
-                self.syslog_max_frame_bytes = (size()? as usize).clamp(256, 16 << 20)
+                self.syslog_max_frame_bytes = (v.size()? as usize).clamp(256, 16 << 20)
             }
             "syslog.channel-size" => {
-                self.syslog_channel_records = parse_num::<usize>(scalar()?)?.clamp(16, 1 << 24)
+                self.syslog_channel_records = v.num::<usize>()?.clamp(16, 1 << 24)
             }
-            "syslog.idle-timeout" => self.syslog_idle_timeout = secs()?.max(1),
-            "syslog.max-connections" => {
-                self.syslog_max_connections = parse_num::<usize>(scalar()?)?.max(1)
-            }
+            "syslog.idle-timeout" => self.syslog_idle_timeout = v.secs()?.max(1),
+            "syslog.max-connections" => self.syslog_max_connections = v.num::<usize>()?.max(1),
             "syslog.max-connections-per-source" => {
-                self.syslog_max_connections_per_source = parse_num::<usize>(scalar()?)?
+                self.syslog_max_connections_per_source = v.num::<usize>()?
             }
-            "syslog.frame-timeout" => self.syslog_frame_timeout = secs()?.clamp(1, 3600),
+            "syslog.frame-timeout" => self.syslog_frame_timeout = v.secs()?.clamp(1, 3600),
             "syslog.buffer-memcap" => {
-                self.syslog_buffer_memcap = (size()? as usize).clamp(64 << 10, 1 << 40)
+                self.syslog_buffer_memcap = (v.size()? as usize).clamp(64 << 10, 1 << 40)
             }
-            "syslog.include-message" => self.syslog_include_message = parse_bool(scalar()?)?,
-            "run-as.user" => self.run_as_user = Some(account_name(scalar()?)?),
-            "run-as.group" => self.run_as_group = Some(account_name(scalar()?)?),
-            "pipeline.batch-packets" => {
-                self.batch_packets = parse_num::<usize>(scalar()?)?.clamp(1, 4096)
-            }
-            "pipeline.queue-batches" => {
-                self.queue_batches = parse_num::<usize>(scalar()?)?.clamp(1, 1 << 16)
-            }
-            _ if key.starts_with("vars.address-groups.") => {
-                let name = &key["vars.address-groups.".len()..];
-                let v = match value {
-                    Value::List(l) => format!("[{}]", l.join(",")),
-                    _ => scalar()?.to_string(),
-                };
-                self.address_groups.insert(name.to_string(), v);
-            }
-            _ if key.starts_with("vars.port-groups.") => {
-                let name = &key["vars.port-groups.".len()..];
-                let v = match value {
-                    Value::List(l) => format!("[{}]", l.join(",")),
-                    _ => scalar()?.to_string(),
-                };
-                self.port_groups.insert(name.to_string(), v);
-            }
-            _ if key.starts_with("zones.") && key.matches('.').count() == 1 => {
-                let name = &key["zones.".len()..];
-                let nets = parse_cidrs(&list()?)?;
-                match self.zones.iter_mut().find(|(n, _)| n == name) {
-                    Some(z) => z.1 = nets,
-                    None => self.zones.push((name.to_string(), nets)),
-                }
-            }
-            _ if key.starts_with("flow-timeouts.") => {
-                let parts: Vec<&str> = key.split('.').collect();
-                if parts.len() != 3 {
-                    return Err(format!("unknown key `{key}`"));
-                }
-                let t = match parts[1] {
-                    "tcp" => &mut self.timeouts_tcp,
-                    "udp" => &mut self.timeouts_udp,
-                    "icmp" => &mut self.timeouts_icmp,
-                    "default" => &mut self.timeouts_default,
-                    _ => return Err(format!("unknown key `{key}`")),
-                };
-                let slot = match parts[2] {
-                    "new" => &mut t.new,
-                    "established" => &mut t.established,
-                    "closed" => &mut t.closed,
-                    "emergency-new" => &mut t.emergency_new,
-                    "emergency-established" => &mut t.emergency_established,
-                    "emergency-closed" => &mut t.emergency_closed,
-                    _ if SURICATA_IGNORED_KEYS.contains(&key) => return Ok(Applied::Ignored),
-                    _ => return Err(format!("unknown key `{key}`")),
-                };
-                *slot = secs()?;
-            }
-            _ if SURICATA_IGNORED_KEYS.contains(&key)
-                || SURICATA_IGNORED_SECTIONS.contains(&top)
-                || SURICATA_IGNORED_PATTERNS
-                    .iter()
-                    .any(|p| key_matches(p, key)) =>
-            {
-                return Ok(Applied::Ignored)
-            }
-            _ => return Err(format!("unknown key `{key}`")),
+            "syslog.include-message" => self.syslog_include_message = v.bool()?,
+            _ => return Ok(false),
         }
-        Ok(Applied::Ok)
+        Ok(true)
     }
 
-    /// The zone an address belongs to (most specific prefix wins).
-    pub fn zone_of(&self, ip: IpAddr) -> Option<&str> {
-        self.zones
-            .iter()
-            .flat_map(|(name, nets)| nets.iter().map(move |n| (name, n)))
-            .filter(|(_, n)| n.contains(&ip))
-            .max_by_key(|(_, n)| n.prefix_len())
-            .map(|(name, _)| name.as_str())
+    /// Address and port variables and zones; false when `v.key` is none of them.
+    fn apply_vars_zones(&mut self, v: &KeyValue) -> Result<bool, String> {
+        // A list value is written back as a rule-language list.
+        let group_value = || match v.value {
+            Value::List(l) => Ok(format!("[{}]", l.join(","))),
+            _ => v.scalar().map(str::to_string),
+        };
+        if let Some(name) = v.key.strip_prefix("vars.address-groups.") {
+            self.address_groups.insert(name.to_string(), group_value()?);
+        } else if let Some(name) = v.key.strip_prefix("vars.port-groups.") {
+            self.port_groups.insert(name.to_string(), group_value()?);
+        } else if let Some(name) = v.key.strip_prefix("zones.").filter(|n| !n.contains('.')) {
+            let nets = parse_cidrs(&v.list()?)?;
+            match self.zones.iter_mut().find(|(n, _)| n == name) {
+                Some(z) => z.1 = nets,
+                None => self.zones.push((name.to_string(), nets)),
+            }
+        } else {
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    /// `flow-timeouts.<protocol>.<state>`.
+    fn apply_flow_timeout(&mut self, v: &KeyValue) -> Result<Applied, String> {
+        let key = v.key;
+        let unknown = || Err(format!("unknown key `{key}`"));
+        let parts: Vec<&str> = key.split('.').collect();
+        if parts.len() != 3 {
+            return unknown();
+        }
+        let t = match parts[1] {
+            "tcp" => &mut self.timeouts_tcp,
+            "udp" => &mut self.timeouts_udp,
+            "icmp" => &mut self.timeouts_icmp,
+            "default" => &mut self.timeouts_default,
+            _ => return unknown(),
+        };
+        let slot = match parts[2] {
+            "new" => &mut t.new,
+            "established" => &mut t.established,
+            "closed" => &mut t.closed,
+            "emergency-new" => &mut t.emergency_new,
+            "emergency-established" => &mut t.emergency_established,
+            "emergency-closed" => &mut t.emergency_closed,
+            _ if SURICATA_IGNORED_KEYS.contains(&key) => return Ok(Applied::Ignored),
+            _ => return unknown(),
+        };
+        *slot = v.secs()?;
+        Ok(Applied::Ok)
     }
 
     /// Whether events of `event_type` are written.

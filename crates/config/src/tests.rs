@@ -28,8 +28,17 @@ fn yaml_sets_values_and_zones() {
     assert_eq!(c.timezone.0, 9 * 3600);
     assert_eq!(c.flow_memcap, 64 << 20);
     assert_eq!(c.timeouts_tcp.established, 120);
-    assert_eq!(c.zone_of("10.10.3.4".parse().unwrap()), Some("mynumber"));
-    assert_eq!(c.zone_of("8.8.8.8".parse().unwrap()), Some("internet"));
+    let zone = |name: &str| {
+        c.zones
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, nets)| nets)
+    };
+    assert_eq!(
+        zone("mynumber").unwrap(),
+        &["10.10.0.0/16".parse().unwrap()]
+    );
+    assert_eq!(zone("internet").unwrap(), &["0.0.0.0/0".parse().unwrap()]);
 }
 
 #[test]
