@@ -393,7 +393,7 @@ fn check(c: CheckArgs) -> anyhow::Result<ExitCode> {
         f.warn("syslog.tls: cert and key go together; without both, tls:// listeners cannot start");
     }
     let sigma = load_sigma(a, &cfg, &mut f)?;
-    if a.kafka.is_some() || !cfg.kafka.is_empty() {
+    if a.kafka.is_some() || cfg.kafka.is_some() {
         match kafka_sink::config(&cfg, a.kafka.as_deref(), a.spool_dir.clone()) {
             Ok(k) => {
                 if let Err(e) = k.check() {
@@ -614,7 +614,7 @@ fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         &cfg.output_types,
     );
     let mut sinks: Vec<Box<dyn zonewatch_output::EventSink>> = vec![Box::new(sink)];
-    if a.kafka.is_some() || !cfg.kafka.is_empty() {
+    if a.kafka.is_some() || cfg.kafka.is_some() {
         let kcfg = kafka_sink::config(&cfg, a.kafka.as_deref(), a.spool_dir.clone())?;
         let k = zonewatch_kafka::KafkaSink::start(kcfg).context("starting the Kafka sink")?;
         sinks.push(Box::new(kafka_sink::KafkaEventSink { sink: Some(k) }));

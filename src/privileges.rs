@@ -80,7 +80,7 @@ impl Plan {
             check_output(&target, Path::new(&out))?;
             give.push(PathBuf::from(&out));
         }
-        if a.kafka.is_some() || !cfg.kafka.is_empty() {
+        if a.kafka.is_some() || cfg.kafka.is_some() {
             let k = crate::kafka_sink::config(cfg, a.kafka.as_deref(), a.spool_dir.clone())?;
             prepare_spool(&target, &k.spool.dir)?;
             give.push(k.spool.dir);

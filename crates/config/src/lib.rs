@@ -17,6 +17,7 @@ use std::net::IpAddr;
 use std::path::Path;
 pub use yaml::{flatten, Setting, Value};
 use zonewatch_types::UtcOffset;
+pub use zonewatch_yamlread::tree::{Kind, Node};
 
 /// Timeouts of one protocol, in seconds (see Suricata's `flow-timeouts`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -138,9 +139,10 @@ pub struct Config {
     /// Batches queued per worker before the reader waits (files) or drops
     /// (live capture).
     pub queue_batches: usize,
-    /// The `kafka:` section as written (key below `kafka.`, value, line),
-    /// validated by the Kafka sink's own configuration when it starts.
-    pub kafka: Vec<(String, Value, usize)>,
+    /// The `kafka:` section as a tree with its lines (the file's keys with the
+    /// `--set kafka.*` overrides laid over them), or None when no Kafka setting is
+    /// given. Typed and checked by the Kafka sink's own configuration when it starts.
+    pub kafka: Option<Node>,
     /// `detect.stream-window`: bytes of already inspected stream kept per
     /// direction, so patterns and relative matches spanning segments match.
     pub detect_stream_window: u64,
@@ -280,7 +282,7 @@ impl Default for Config {
             metrics_listen: None,
             batch_packets: 128,
             queue_batches: 256,
-            kafka: Vec::new(),
+            kafka: None,
             classification_file: None,
             detect_stream_window: 1024,
             threshold_file: None,
@@ -972,8 +974,8 @@ impl Config {
                 line: s.line,
                 message,
             };
-            if let Some(k) = s.key.strip_prefix("kafka.") {
-                self.kafka.push((k.to_string(), s.value.clone(), s.line));
+            if s.key.starts_with("kafka.") {
+                // The section is taken whole, as a tree, below.
                 continue;
             }
             if s.key.starts_with("zone-policy.") || s.key == "zone-policy" {
@@ -989,10 +991,35 @@ impl Config {
                 Err(m) => problems.push(p(m)),
             }
         }
+        let tree = zonewatch_yamlread::tree::parse(text).map_err(|e| ConfigError {
+            problems: vec![Problem {
+                origin: origin.into(),
+                line: e.line,
+                message: e.message,
+            }],
+        })?;
+        if let Some(kafka) = tree.as_ref().and_then(|t| t.get("kafka")) {
+            if kafka.has_values() && matches!(kafka.kind, Kind::Map(_)) {
+                self.set_kafka(&[], kafka.clone());
+            }
+        }
         if problems.is_empty() {
             Ok(warnings)
         } else {
             Err(ConfigError { problems })
+        }
+    }
+
+    /// Lays `value` over the `kafka:` section at `path` (below `kafka`).
+    fn set_kafka(&mut self, path: &[&str], value: Node) {
+        let mut section = Node {
+            line: 0,
+            kind: Kind::Map(Vec::new()),
+        };
+        section.set_path(path, value, 0);
+        match &mut self.kafka {
+            Some(k) => k.merge(&section),
+            None => self.kafka = Some(section),
         }
     }
 
@@ -1011,8 +1038,16 @@ impl Config {
             .ok_or_else(|| err(format!("{kv:?}: expected KEY=VALUE")))?;
         let (k, v) = (k.trim(), v.trim());
         if let Some(kk) = k.strip_prefix("kafka.") {
-            self.kafka
-                .push((kk.to_string(), Value::Scalar(v.to_string()), 0));
+            // librdkafka's property names have dots: below `librdkafka.` the rest is one key.
+            let path: Vec<&str> = match kk.strip_prefix("librdkafka.") {
+                Some(prop) => vec!["librdkafka", prop],
+                None => kk.split('.').collect(),
+            };
+            let value = Node {
+                line: 0,
+                kind: Kind::Scalar(v.to_string()),
+            };
+            self.set_kafka(&path, value);
             return Ok(None);
         }
         let value = if Self::is_list_key(k) {

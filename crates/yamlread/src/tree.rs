@@ -76,6 +76,31 @@ impl Node {
     }
 }
 
+impl Node {
+    /// Lays `other` over this node: mappings merge key by key (recursively), anything else
+    /// is replaced by `other`'s value. How a second file or an override lands on a section.
+    pub fn merge(&mut self, other: &Node) {
+        let (Kind::Map(mine), Kind::Map(theirs)) = (&mut self.kind, &other.kind) else {
+            *self = other.clone();
+            return;
+        };
+        for (k, line, n) in theirs {
+            match mine.iter_mut().find(|(mk, _, _)| mk == k) {
+                Some((_, _, m)) => m.merge(n),
+                None => mine.push((k.clone(), *line, n.clone())),
+            }
+        }
+    }
+
+    /// Whether any scalar or sequence lies below this node (an empty mapping has none).
+    pub fn has_values(&self) -> bool {
+        match &self.kind {
+            Kind::Map(e) => e.iter().any(|(_, _, n)| n.has_values()),
+            _ => true,
+        }
+    }
+}
+
 enum Open {
     Seq(usize, Vec<Node>),
     Map(usize, Vec<(String, usize, Node)>, Option<(String, usize)>),
