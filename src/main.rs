@@ -937,12 +937,13 @@ fn load_detectors(
     if a.rules.is_empty() && !f.collect {
         return Ok(None);
     }
-    // The configuration file as read once by the config loader (a
-    // `--config <(...)` pipe cannot be read a second time).
+    // With a configuration file, the zone policy is its `zone-policy:` section (none:
+    // no rules, default allow) over its zones, both as the config crate read them.
     let policy = match &cfg.file {
-        Some((origin, text)) => {
-            match zonewatch_anomaly::ZonePolicy::from_config_yaml(text, origin) {
-                Ok(policy) => Some(policy.with_zones(&cfg.zones)),
+        Some(origin) => {
+            let section = cfg.zone_policy.as_ref();
+            match zonewatch_anomaly::ZonePolicy::read(section, cfg.zone_map(), origin) {
+                Ok(policy) => Some(policy),
                 Err(e) => {
                     if f.collect {
                         // One finding per problem, each with its file:line.

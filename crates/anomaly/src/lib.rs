@@ -21,8 +21,9 @@
 //! Detectors are configured by YAML files with a top-level `detector:` key (see
 //! `rules/detectors/` and `docs/detectors.md`); a detector runs only when a `--rules` path
 //! holds its file ([`DetectorSet::load`]). The zone policy (zones and the table of which zone
-//! may reach which) is site configuration: [`ZonePolicy::from_config_yaml`] reads it from the
-//! main config file, [`ZonePolicy::new`] builds it from already parsed zones.
+//! may reach which) is site configuration: [`ZonePolicy::read`] reads the `zone-policy:`
+//! section the config crate hands over, over the zones the config crate read (one reading,
+//! one "most specific prefix wins": `zonewatch_config::ZoneMap`).
 //!
 //! Each detector implements [`common::Detector`] (the observations it takes, its ticks,
 //! expiry and counters); the set knows the detector types by one table (name, default
@@ -58,4 +59,4 @@ pub mod zone;
 pub use alert::{AnomalyAlert, Category};
 pub use obs::{DecoderEvents, DnsObs, FlowEndObs, PacketObs, TcpFlags};
 pub use set::{DetectorSet, LoadError};
-pub use zone::{PolicyRule, ZonePolicy};
+pub use zone::{PolicyRule, Violation, ZonePolicy};

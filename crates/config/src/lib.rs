@@ -10,12 +10,14 @@
 #![deny(missing_docs)]
 
 mod yaml;
+mod zones;
 
 use ipnet::IpNet;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::Path;
 pub use yaml::{flatten, Setting, Value};
+pub use zones::ZoneMap;
 use zonewatch_types::UtcOffset;
 pub use zonewatch_yamlread::tree::{Kind, Node};
 
@@ -183,11 +185,13 @@ pub struct Config {
     pub run_as_user: Option<String>,
     /// `run-as.group`: the group to become (default: the user's primary group).
     pub run_as_group: Option<String>,
-    /// The configuration file's name and text, as read once by
-    /// [`Config::from_file`]: sections other components parse themselves
-    /// (the zone policy) come from here, so a file that can be read only
-    /// once (`--config <(...)`) is read only once.
-    pub file: Option<(String, String)>,
+    /// The `zone-policy:` section as a tree with its lines (read by the
+    /// zone-policy detector, with [`Config::zone_map`]), None when the file has
+    /// none. Taken from the one reading of the file, so a file that can be read
+    /// only once (`--config <(...)`) keeps its policy.
+    pub zone_policy: Option<Node>,
+    /// The configuration file's name, as given to [`Config::from_file`].
+    pub file: Option<String>,
 }
 
 impl Default for Config {
@@ -299,6 +303,7 @@ impl Default for Config {
             syslog_include_message: false,
             run_as_user: None,
             run_as_group: None,
+            zone_policy: None,
             file: None,
         }
     }
@@ -953,7 +958,7 @@ impl Config {
         })?;
         let mut c = Config::default();
         let warnings = c.apply_yaml(&text, &origin)?;
-        c.file = Some((origin, text));
+        c.file = Some(origin);
         Ok((c, warnings))
     }
 
@@ -979,7 +984,7 @@ impl Config {
                 continue;
             }
             if s.key.starts_with("zone-policy.") || s.key == "zone-policy" {
-                // Read by the zone-policy detector from the file itself.
+                // The section is taken whole, as a tree, below.
                 continue;
             }
             match self.apply(&s.key, &s.value) {
@@ -998,6 +1003,9 @@ impl Config {
                 message: e.message,
             }],
         })?;
+        if let Some(policy) = tree.as_ref().and_then(|t| t.get("zone-policy")) {
+            self.zone_policy = Some(policy.clone());
+        }
         if let Some(kafka) = tree.as_ref().and_then(|t| t.get("kafka")) {
             if kafka.has_values() && matches!(kafka.kind, Kind::Map(_)) {
                 self.set_kafka(&[], kafka.clone());
@@ -1332,6 +1340,11 @@ impl Config {
         };
         *slot = v.secs()?;
         Ok(Applied::Ok)
+    }
+
+    /// The zones, with the lookup of an address's zone.
+    pub fn zone_map(&self) -> ZoneMap {
+        ZoneMap::new(&self.zones)
     }
 
     /// Whether events of `event_type` are written.
