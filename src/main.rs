@@ -389,7 +389,7 @@ fn check(c: CheckArgs) -> anyhow::Result<ExitCode> {
         if let Err(e) = zonewatch_syslog::server_config(t) {
             f.error(anyhow::Error::new(e).context("syslog.tls"))?;
         }
-    } else if cfg.syslog_tls_cert.is_some() != cfg.syslog_tls_key.is_some() {
+    } else if cfg.syslog.tls_cert.is_some() != cfg.syslog.tls_key.is_some() {
         f.warn("syslog.tls: cert and key go together; without both, tls:// listeners cannot start");
     }
     let sigma = load_sigma(a, &cfg, &mut f)?;
@@ -814,22 +814,22 @@ fn start_logs(a: &RunArgs, cfg: &Config) -> anyhow::Result<zonewatch_pipeline::l
         files: a.syslog_file.clone(),
         listener: zonewatch_syslog::ListenerConfig {
             name: String::new(),
-            max_frame_bytes: cfg.syslog_max_frame_bytes,
-            idle_timeout: std::time::Duration::from_secs(cfg.syslog_idle_timeout),
-            max_connections: cfg.syslog_max_connections,
-            max_connections_per_source: cfg.syslog_max_connections_per_source,
-            frame_timeout: std::time::Duration::from_secs(cfg.syslog_frame_timeout),
-            buffer_memcap: cfg.syslog_buffer_memcap,
+            max_frame_bytes: cfg.syslog.max_frame_bytes,
+            idle_timeout: std::time::Duration::from_secs(cfg.syslog.idle_timeout_secs),
+            max_connections: cfg.syslog.max_connections,
+            max_connections_per_source: cfg.syslog.max_connections_per_source,
+            frame_timeout: std::time::Duration::from_secs(cfg.syslog.frame_timeout_secs),
+            buffer_memcap: cfg.syslog.buffer_memcap_bytes,
             parse,
         },
-        channel_records: cfg.syslog_channel_records,
+        channel_records: cfg.syslog.channel_records,
         rules: Arc::new(rules),
         rules_skipped: skipped as u64,
         limits: zonewatch_sigma::CorrelationLimits {
             hash_seed: cfg.flow_hash_seed,
             ..Default::default()
         },
-        include_message: cfg.syslog_include_message,
+        include_message: cfg.syslog.include_message,
         offset: cfg.timezone,
     };
     let inputs = zonewatch_pipeline::logs::LogInputs::start(lcfg)?;
@@ -846,11 +846,11 @@ fn log_inputs(
     cfg: &Config,
     f: &mut Findings,
 ) -> anyhow::Result<Option<zonewatch_syslog::TlsFiles>> {
-    let tls = match (&cfg.syslog_tls_cert, &cfg.syslog_tls_key) {
+    let tls = match (&cfg.syslog.tls_cert, &cfg.syslog.tls_key) {
         (Some(cert), Some(key)) => Some(zonewatch_syslog::TlsFiles {
             cert: cert.clone(),
             key: key.clone(),
-            client_ca: cfg.syslog_tls_client_ca.clone(),
+            client_ca: cfg.syslog.tls_client_ca.clone(),
         }),
         _ => None,
     };

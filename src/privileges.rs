@@ -136,8 +136,8 @@ impl Plan {
 
 /// Looks up `run-as.user` and `run-as.group` (names or numeric ids).
 fn resolve(cfg: &Config) -> anyhow::Result<Option<Target>> {
-    let Some(uname) = cfg.run_as_user.as_deref() else {
-        if let Some(g) = &cfg.run_as_group {
+    let Some(uname) = cfg.run_as.user.as_deref() else {
+        if let Some(g) = &cfg.run_as.group {
             bail!("`run-as.group` is {g:?} but `run-as.user` is not set: set both, or neither");
         }
         return Ok(None);
@@ -158,7 +158,7 @@ fn resolve(cfg: &Config) -> anyhow::Result<Option<Target>> {
     if user.uid.is_root() {
         bail!("`run-as.user` {uname:?} is root (uid 0): name an unprivileged user");
     }
-    let (group, gid) = match cfg.run_as_group.as_deref() {
+    let (group, gid) = match cfg.run_as.group.as_deref() {
         Some(g) => {
             let found = match g.parse::<u32>() {
                 Ok(id) => Group::from_gid(Gid::from_raw(id)),

@@ -9,10 +9,12 @@
 //! warning; keys neither knows are errors naming the key and its line.
 #![deny(missing_docs)]
 
+mod sections;
 mod yaml;
 mod zones;
 
 use ipnet::IpNet;
+pub use sections::{RunAs, SyslogConfig};
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::Path;
@@ -152,39 +154,10 @@ pub struct Config {
     pub classification_file: Option<std::path::PathBuf>,
     /// `threshold-file`: Suricata's threshold.config.
     pub threshold_file: Option<std::path::PathBuf>,
-    /// `syslog.tls.cert`: certificate chain (PEM) of `tls://` syslog listeners.
-    pub syslog_tls_cert: Option<std::path::PathBuf>,
-    /// `syslog.tls.key`: private key (PEM) of `tls://` syslog listeners.
-    pub syslog_tls_key: Option<std::path::PathBuf>,
-    /// `syslog.tls.client-ca`: when set, TLS syslog clients must present a
-    /// certificate signed by one of these CAs (PEM).
-    pub syslog_tls_client_ca: Option<std::path::PathBuf>,
-    /// `syslog.max-frame-size`: longer syslog frames are truncated (and counted).
-    pub syslog_max_frame_bytes: usize,
-    /// `syslog.channel-size`: records queued between the listeners/replay and
-    /// the Sigma thread (listeners drop and count when it is full; replay waits).
-    pub syslog_channel_records: usize,
-    /// `syslog.idle-timeout`: seconds a silent TCP/TLS syslog connection stays open.
-    pub syslog_idle_timeout: u64,
-    /// `syslog.max-connections`: concurrent TCP/TLS syslog connections per listener.
-    pub syslog_max_connections: usize,
-    /// `syslog.max-connections-per-source`: concurrent TCP/TLS syslog connections
-    /// from one source address per listener (0: no limit).
-    pub syslog_max_connections_per_source: usize,
-    /// `syslog.frame-timeout`: seconds a TCP/TLS syslog frame (or TLS handshake)
-    /// may take from its first byte; then it is cut and the connection closed.
-    pub syslog_frame_timeout: u64,
-    /// `syslog.buffer-memcap`: bytes of unfinished frames all TCP/TLS connections
-    /// of one listener may hold together.
-    pub syslog_buffer_memcap: usize,
-    /// `syslog.include-message`: write the raw log message in Sigma alerts'
-    /// evidence (off by default: messages can hold personal data).
-    pub syslog_include_message: bool,
-    /// `run-as.user`: after opening captures, listeners, output and spool
-    /// as root, become this user (name or numeric uid).
-    pub run_as_user: Option<String>,
-    /// `run-as.group`: the group to become (default: the user's primary group).
-    pub run_as_group: Option<String>,
+    /// `syslog:`: the log inputs.
+    pub syslog: SyslogConfig,
+    /// `run-as:`: the account the sensor becomes after opening what needs root.
+    pub run_as: RunAs,
     /// The `zone-policy:` section as a tree with its lines (read by the
     /// zone-policy detector, with [`Config::zone_map`]), None when the file has
     /// none. Taken from the one reading of the file, so a file that can be read
@@ -290,19 +263,8 @@ impl Default for Config {
             classification_file: None,
             detect_stream_window: 1024,
             threshold_file: None,
-            syslog_tls_cert: None,
-            syslog_tls_key: None,
-            syslog_tls_client_ca: None,
-            syslog_max_frame_bytes: 64 << 10,
-            syslog_channel_records: 65_536,
-            syslog_idle_timeout: 300,
-            syslog_max_connections: 4096,
-            syslog_max_connections_per_source: 64,
-            syslog_frame_timeout: 10,
-            syslog_buffer_memcap: 32 << 20,
-            syslog_include_message: false,
-            run_as_user: None,
-            run_as_group: None,
+            syslog: SyslogConfig::default(),
+            run_as: RunAs::default(),
             zone_policy: None,
             file: None,
         }
@@ -1135,7 +1097,8 @@ impl Config {
         let known = self.apply_general(&v)?
             || self.apply_stream_defrag(&v)?
             || self.apply_app_layer(&v)?
-            || self.apply_syslog(&v)?
+            || self.syslog.apply(&v)?
+            || self.run_as.apply(&v)?
             || self.apply_vars_zones(&v)?;
         if known {
             return Ok(Applied::Ok);
@@ -1155,7 +1118,7 @@ impl Config {
         Err(format!("unknown key `{key}`"))
     }
 
-    /// Sensor, capture, flow, output, metrics, detection files, run-as and pipeline keys;
+    /// Sensor, capture, flow, output, metrics, detection files and pipeline keys;
     /// false when `v.key` is none of them.
     fn apply_general(&mut self, v: &KeyValue) -> Result<bool, String> {
         match v.key {
@@ -1195,8 +1158,6 @@ impl Config {
             "detect.stream-window" => self.detect_stream_window = v.size()?.min(1 << 20),
             "classification-file" => self.classification_file = Some(v.scalar()?.into()),
             "threshold-file" => self.threshold_file = Some(v.scalar()?.into()),
-            "run-as.user" => self.run_as_user = Some(account_name(v.scalar()?)?),
-            "run-as.group" => self.run_as_group = Some(account_name(v.scalar()?)?),
             "pipeline.batch-packets" => self.batch_packets = v.num::<usize>()?.clamp(1, 4096),
             "pipeline.queue-batches" => self.queue_batches = v.num::<usize>()?.clamp(1, 1 << 16),
             _ => return Ok(false),
@@ -1255,36 +1216,6 @@ impl Config {
                 };
                 self.inspect_encrypted[usize::from(v.key.contains(".ssh."))] = full;
             }
-            _ => return Ok(false),
-        }
-        Ok(true)
-    }
-
-    /// `syslog.*` keys; false when `v.key` is none of them.
-    fn apply_syslog(&mut self, v: &KeyValue) -> Result<bool, String> {
-        match v.key {
-            "syslog.tls.cert" => self.syslog_tls_cert = Some(v.scalar()?.into()),
-            "syslog.tls.key" => self.syslog_tls_key = Some(v.scalar()?.into()),
-            "syslog.tls.client-ca" => {
-                self.syslog_tls_client_ca = Some(v.scalar()?.into())
-                    .filter(|p: &std::path::PathBuf| !p.as_os_str().is_empty())
-            }
-            "syslog.max-frame-size" => {
-                self.syslog_max_frame_bytes = (v.size()? as usize).clamp(256, 16 << 20)
-            }
-            "syslog.channel-size" => {
-                self.syslog_channel_records = v.num::<usize>()?.clamp(16, 1 << 24)
-            }
-            "syslog.idle-timeout" => self.syslog_idle_timeout = v.secs()?.max(1),
-            "syslog.max-connections" => self.syslog_max_connections = v.num::<usize>()?.max(1),
-            "syslog.max-connections-per-source" => {
-                self.syslog_max_connections_per_source = v.num::<usize>()?
-            }
-            "syslog.frame-timeout" => self.syslog_frame_timeout = v.secs()?.clamp(1, 3600),
-            "syslog.buffer-memcap" => {
-                self.syslog_buffer_memcap = (v.size()? as usize).clamp(64 << 10, 1 << 40)
-            }
-            "syslog.include-message" => self.syslog_include_message = v.bool()?,
             _ => return Ok(false),
         }
         Ok(true)
