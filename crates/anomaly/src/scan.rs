@@ -40,6 +40,12 @@ pub const TECHNIQUES: [&str; 10] = [
     "TCP other flags",
 ];
 
+/// Indices in [`TECHNIQUES`] of the probes that are not TCP: UDP (a port is its target),
+/// other IP protocols (the protocol is the target) and ICMP echo (no port).
+const UDP: usize = 6;
+const IP_PROTOCOL: usize = 7;
+const ICMP_ECHO: usize = 8;
+
 /// Scan shapes: sid offset within a technique.
 pub const SHAPES: [&str; 4] = [
     "vertical port scan",
@@ -68,15 +74,15 @@ fn technique(o: &PacketObs) -> Option<usize> {
                 _ => 9,
             })
         }
-        ipproto::UDP => Some(6),
+        ipproto::UDP => Some(UDP),
         ipproto::ICMP | ipproto::ICMPV6 => {
             if o.is_icmp_echo_request() {
-                Some(8)
+                Some(ICMP_ECHO)
             } else {
                 None
             }
         }
-        _ => Some(7),
+        _ => Some(IP_PROTOCOL),
     }
 }
 
@@ -226,8 +232,8 @@ impl ScanDetector {
 
     fn attempt(&mut self, o: &PacketObs, kind: usize, now: i64) {
         let port_key: u32 = match kind {
-            7 => o.proto as u32,
-            8 => 0x1_0000,
+            IP_PROTOCOL => o.proto as u32,
+            ICMP_ECHO => 0x1_0000,
             _ => o.dport as u32 | ((o.proto as u32) << 16),
         };
         let hp = hash64(self.seed, &port_key);
@@ -255,7 +261,7 @@ impl ScanDetector {
             w.kinds[kind] += 1;
             if w.ports.insert(hp) {
                 grew = true;
-                if kind != 8 {
+                if kind != ICMP_ECHO {
                     w.sample_ports.add(port_key as u16);
                 }
             }
