@@ -1,6 +1,14 @@
 //! The sensor's configuration: one YAML file plus `--set KEY=VALUE`
 //! overrides, both applied through the same dotted-key table so that an
-//! override can reach any setting.
+//! override can reach any setting. The file is read once, by zonewatch's
+//! one YAML reader (`zonewatch_yamlread`), with the line of every key.
+//!
+//! What each component gets: typed sections that read their own keys
+//! ([`SyslogConfig`], [`RunAs`]), the zones with their one lookup
+//! ([`ZoneMap`]), and the sections other crates type themselves handed over
+//! as trees with their lines ([`Config::kafka`], with `--set kafka.*` laid
+//! over it; [`Config::zone_policy`]), so their errors still name file:line.
+//! The settings the packet pipeline reads are still flat fields.
 //!
 //! Where zonewatch has a setting Suricata also has, the key is Suricata's
 //! (`vars.address-groups.HOME_NET`, `flow.memcap`, `stream.reassembly.depth`,
