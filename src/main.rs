@@ -498,110 +498,17 @@ fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         ChecksumMode::None => "none".into(),
     };
     // Before the listeners start: a signal from then on ends the run cleanly.
-    let stop = Arc::new(AtomicBool::new(false));
-    // SIGINT/SIGTERM: the first ends the run cleanly (flows flushed, sinks
-    // settled); a second one, for an operator who cannot wait, exits at
-    // once. SIGHUP: the output file is reopened (log rotation, as Suricata
-    // does), the run goes on. Handled on a thread of their own, so the
-    // handlers can log.
-    let reopen = Arc::new(AtomicBool::new(false));
-    {
-        use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-        let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])
-            .context("installing the signal handlers")?;
-        let (stop, reopen) = (stop.clone(), reopen.clone());
-        std::thread::Builder::new()
-            .name("zw-signals".into())
-            .spawn(move || {
-                for sig in signals.forever() {
-                    if sig == SIGHUP {
-                        reopen.store(true, Ordering::Relaxed);
-                    } else if stop.swap(true, Ordering::Relaxed) {
-                        say(
-                            Say::Info,
-                            format_args!("second signal: exiting now, without flushing"),
-                        );
-                        std::process::exit(130);
-                    }
-                }
-            })
-            .context("starting the signal thread")?;
-    }
-    // SIGUSR1 writes a stats event at once (the output thread looks at the
-    // flag four times a second).
-    let stats_now = Arc::new(AtomicBool::new(false));
-    signal_hook::flag::register(signal_hook::consts::SIGUSR1, stats_now.clone())
-        .context("installing the SIGUSR1 handler")?;
+    let Signals {
+        stop,
+        reopen,
+        stats_now,
+    } = install_signal_handlers()?;
     let logs = if logs_given {
         Some(start_logs(&a, &cfg)?)
     } else {
         None
     };
-    let log_files: Vec<(String, u64)> = a
-        .syslog_file
-        .iter()
-        .map(|f| {
-            let name = f
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_else(|| "-".into());
-            (
-                format!("log:{name}"),
-                std::fs::metadata(f).map(|m| m.len()).unwrap_or(0),
-            )
-        })
-        .collect();
-    // Event ids are reproducible only when every input is a file.
-    let replayable = a.interface.is_empty()
-        && !a.pcap.iter().any(|p| zonewatch_capture::is_stream(p))
-        && a.syslog_listen.is_empty()
-        && !a.syslog_file.iter().any(|f| f.as_os_str() == "-");
-    let run_id = || {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0)
-            ^ ((std::process::id() as u128) << 96)
-    };
-    let (inputs, ids) = if a.pcap.is_empty() && a.interface.is_empty() {
-        // Logs only: no packet input; one idle worker.
-        let ids = if replayable {
-            EventIdSource::Inputs(log_files.clone())
-        } else {
-            EventIdSource::Run(run_id())
-        };
-        (Inputs::Files(Vec::new()), ids)
-    } else if a.pcap.is_empty() {
-        (
-            Inputs::Interfaces(a.interface.clone()),
-            EventIdSource::Run(run_id()),
-        )
-    } else {
-        let (files, skipped) = zonewatch_capture::expand_inputs(&a.pcap)?;
-        for s in skipped {
-            tracing::warn!("{}: not a capture; skipped", s.display());
-        }
-        if files.is_empty() {
-            bail!("no capture files found in the given --pcap paths");
-        }
-        let mut ids: Vec<(String, u64)> = files
-            .iter()
-            .map(|f| {
-                let name = f
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                (name, std::fs::metadata(f).map(|m| m.len()).unwrap_or(0))
-            })
-            .collect();
-        ids.extend(log_files.iter().cloned());
-        let ids = if replayable {
-            EventIdSource::Inputs(ids)
-        } else {
-            EventIdSource::Run(run_id())
-        };
-        (Inputs::Files(files), ids)
-    };
+    let (inputs, ids) = inputs_and_event_ids(&a)?;
     let out_path = cfg.output_path.clone().unwrap_or_else(|| "-".into());
     let sink =
         LineSink::open(&out_path).with_context(|| format!("cannot open output {out_path}"))?;
@@ -1053,4 +960,128 @@ fn print_summary(s: &serde_json::Value, took: std::time::Duration, workers: usiz
             g("capture.kernel_drops"),
         ),
     );
+}
+
+/// The flags the signal handlers set.
+struct Signals {
+    /// SIGINT/SIGTERM: end the run cleanly.
+    stop: Arc<AtomicBool>,
+    /// SIGHUP: reopen the output file.
+    reopen: Arc<AtomicBool>,
+    /// SIGUSR1: write a stats event now.
+    stats_now: Arc<AtomicBool>,
+}
+
+/// Installs the signal handlers of a run.
+fn install_signal_handlers() -> anyhow::Result<Signals> {
+    let stop = Arc::new(AtomicBool::new(false));
+    // SIGINT/SIGTERM: the first ends the run cleanly (flows flushed, sinks
+    // settled); a second one, for an operator who cannot wait, exits at
+    // once. SIGHUP: the output file is reopened (log rotation, as Suricata
+    // does), the run goes on. Handled on a thread of their own, so the
+    // handlers can log.
+    let reopen = Arc::new(AtomicBool::new(false));
+    {
+        use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+        let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])
+            .context("installing the signal handlers")?;
+        let (stop, reopen) = (stop.clone(), reopen.clone());
+        std::thread::Builder::new()
+            .name("zw-signals".into())
+            .spawn(move || {
+                for sig in signals.forever() {
+                    if sig == SIGHUP {
+                        reopen.store(true, Ordering::Relaxed);
+                    } else if stop.swap(true, Ordering::Relaxed) {
+                        say(
+                            Say::Info,
+                            format_args!("second signal: exiting now, without flushing"),
+                        );
+                        std::process::exit(130);
+                    }
+                }
+            })
+            .context("starting the signal thread")?;
+    }
+    // SIGUSR1 writes a stats event at once (the output thread looks at the
+    // flag four times a second).
+    let stats_now = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGUSR1, stats_now.clone())
+        .context("installing the SIGUSR1 handler")?;
+    Ok(Signals {
+        stop,
+        reopen,
+        stats_now,
+    })
+}
+
+/// The packet inputs of the command line and what event ids derive from: the inputs'
+/// names and sizes when every input is a file (ids reproducible), else this run.
+fn inputs_and_event_ids(a: &RunArgs) -> anyhow::Result<(Inputs, EventIdSource)> {
+    let log_files: Vec<(String, u64)> = a
+        .syslog_file
+        .iter()
+        .map(|f| {
+            let name = f
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "-".into());
+            (
+                format!("log:{name}"),
+                std::fs::metadata(f).map(|m| m.len()).unwrap_or(0),
+            )
+        })
+        .collect();
+    // Event ids are reproducible only when every input is a file.
+    let replayable = a.interface.is_empty()
+        && !a.pcap.iter().any(|p| zonewatch_capture::is_stream(p))
+        && a.syslog_listen.is_empty()
+        && !a.syslog_file.iter().any(|f| f.as_os_str() == "-");
+    let run_id = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0)
+            ^ ((std::process::id() as u128) << 96)
+    };
+    let (inputs, ids) = if a.pcap.is_empty() && a.interface.is_empty() {
+        // Logs only: no packet input; one idle worker.
+        let ids = if replayable {
+            EventIdSource::Inputs(log_files.clone())
+        } else {
+            EventIdSource::Run(run_id())
+        };
+        (Inputs::Files(Vec::new()), ids)
+    } else if a.pcap.is_empty() {
+        (
+            Inputs::Interfaces(a.interface.clone()),
+            EventIdSource::Run(run_id()),
+        )
+    } else {
+        let (files, skipped) = zonewatch_capture::expand_inputs(&a.pcap)?;
+        for s in skipped {
+            tracing::warn!("{}: not a capture; skipped", s.display());
+        }
+        if files.is_empty() {
+            bail!("no capture files found in the given --pcap paths");
+        }
+        let mut ids: Vec<(String, u64)> = files
+            .iter()
+            .map(|f| {
+                let name = f
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                (name, std::fs::metadata(f).map(|m| m.len()).unwrap_or(0))
+            })
+            .collect();
+        ids.extend(log_files.iter().cloned());
+        let ids = if replayable {
+            EventIdSource::Inputs(ids)
+        } else {
+            EventIdSource::Run(run_id())
+        };
+        (Inputs::Files(files), ids)
+    };
+    Ok((inputs, ids))
 }
