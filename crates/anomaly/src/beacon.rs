@@ -68,10 +68,14 @@ struct Pair {
     alerts: u32,
 }
 
+/// One host's connections to one service: (source, destination, destination port,
+/// protocol).
+type PairKey = (IpAddr, IpAddr, u16, u8);
+
 /// The beaconing detector.
 pub struct BeaconDetector {
     cfg: BeaconConfig,
-    pairs: Table<(IpAddr, IpAddr, u16, u8), Pair>,
+    pairs: Table<PairKey, Pair>,
     /// Alerts raised, updates included.
     pub alerts: u64,
 }

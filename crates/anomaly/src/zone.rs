@@ -415,13 +415,24 @@ struct Limit {
     suppressed: u64,
 }
 
+/// Alerts of one rule (all sources) in the current window.
+#[derive(Clone, Copy)]
+struct RuleWindow {
+    start: i64,
+    sent: u64,
+}
+
+/// What the per-source limit counts by: the source, the sid and the rule (index, or
+/// `u32::MAX` for the default).
+type LimitKey = (IpAddr, u32, u32);
+
 /// The zone policy detector.
 pub struct ZoneDetector {
     cfg: ZoneConfig,
     policy: ZonePolicy,
-    limits: Table<(IpAddr, u32, u32), Limit>,
-    /// Per rule (index; the last slot is the default): window start and alerts sent.
-    per_rule: Vec<(i64, u64)>,
+    limits: Table<LimitKey, Limit>,
+    /// Per rule (index; the last slot is the default).
+    per_rule: Vec<RuleWindow>,
     /// Alerts raised.
     pub alerts: u64,
     /// Violations over the per-source limit (counted, not alerted).
@@ -437,7 +448,13 @@ impl ZoneDetector {
                 cfg.window * 2,
                 cfg.common.seed ^ 0x20e,
             ),
-            per_rule: vec![(i64::MIN, 0); policy.rules.len() + 1],
+            per_rule: vec![
+                RuleWindow {
+                    start: i64::MIN,
+                    sent: 0
+                };
+                policy.rules.len() + 1
+            ],
             cfg,
             policy,
             alerts: 0,
@@ -475,16 +492,19 @@ impl ZoneDetector {
         }
         let ri = rule.unwrap_or(self.per_rule.len() - 1);
         let pr = &mut self.per_rule[ri];
-        if now.saturating_sub(pr.0) >= secs(self.cfg.window) {
-            *pr = (now, 0);
+        if now.saturating_sub(pr.start) >= secs(self.cfg.window) {
+            *pr = RuleWindow {
+                start: now,
+                sent: 0,
+            };
         }
-        if lim.sent >= self.cfg.max_alerts_per_source || pr.1 >= self.cfg.max_alerts_per_rule {
+        if lim.sent >= self.cfg.max_alerts_per_source || pr.sent >= self.cfg.max_alerts_per_rule {
             lim.suppressed += 1;
             self.suppressed += 1;
             return;
         }
         lim.sent += 1;
-        pr.1 += 1;
+        pr.sent += 1;
         let suppressed_before = std::mem::take(&mut lim.suppressed);
         self.alerts += 1;
         let r = rule.map(|i| &self.policy.rules[i]);
