@@ -1,45 +1,82 @@
 //! Glue between the event writer and the Kafka sink: builds the sink's
-//! configuration from the `kafka:` section and the command line, and adapts
-//! its `send` to the writer's `EventSink`.
+//! configuration from the `kafka:` section (a YAML tree with lines, handed over
+//! by the config crate with its `--set kafka.*` overrides) and the command line,
+//! and adapts its `send` to the writer's `EventSink`.
 
 use anyhow::{bail, Context};
 use std::io;
 use std::path::PathBuf;
-use zonewatch_config::{Config, Value};
+use zonewatch_config::{Config, Kind, Node};
 use zonewatch_kafka::{KafkaConfig, KafkaSink, Metrics, OutEvent, TopicConfig};
 use zonewatch_output::{EventSink, Rendered};
 
-/// A key of the `kafka:` section as the path of JSON object keys serde expects: `-`
-/// becomes `_` in zonewatch's own keys, and everything after `librdkafka.` is one key,
-/// dots and all (`librdkafka.message.max.bytes` sets librdkafka's `message.max.bytes`).
-fn key_path(key: &str) -> Vec<String> {
-    if let Some(prop) = key.strip_prefix("librdkafka.") {
-        return vec!["librdkafka".into(), prop.to_string()];
-    }
-    key.split('.').map(|p| p.replace('-', "_")).collect()
+/// Where a node of the `kafka:` section sits, for the JSON it becomes.
+#[derive(Clone, Copy)]
+enum Place<'a> {
+    /// A field of the sink's configuration: what the defaults hold there, if anything.
+    Field(Option<&'a serde_json::Value>),
+    /// `topics:`, a mapping from event types (names, not fields) to topic settings.
+    Topics,
+    /// `librdkafka:`, librdkafka's own properties: names kept whole (they have dots and
+    /// dashes), values strings.
+    Properties,
 }
 
-/// What the default configuration holds at `path` (for `topics.<event_type>.*`, what a
-/// topic entry holds), or `None` for a key the defaults do not have.
-fn template_at<'a>(
-    root: &'a serde_json::Value,
-    topic: &'a serde_json::Value,
-    path: &[String],
-) -> Option<&'a serde_json::Value> {
-    let mut cur = root;
-    let mut rest = path;
-    while let Some((first, tail)) = rest.split_first() {
-        if std::ptr::eq(cur, root) && first == "topics" {
-            // topics.<event_type>.<field>: the event type is a name, not a field.
-            let (_, fields) = tail.split_first()?;
-            cur = topic;
-            rest = fields;
-            continue;
+/// The `kafka:` section (a YAML tree) as the JSON object serde reads into the sink's
+/// configuration: `-` becomes `_` in zonewatch's own keys, and scalars become numbers or
+/// booleans only where the defaults hold one there.
+fn section_json(
+    node: &Node,
+    place: Place,
+    topic_defaults: &serde_json::Value,
+    path: &str,
+) -> anyhow::Result<serde_json::Value> {
+    match &node.kind {
+        Kind::Scalar(raw) => {
+            let template = match place {
+                Place::Field(t) => t,
+                Place::Topics | Place::Properties => None,
+            };
+            typed(raw, template, path, node.line)
         }
-        cur = cur.get(first)?;
-        rest = tail;
+        // Every list of the section is a list of strings (`redact`).
+        Kind::Seq(items) => items
+            .iter()
+            .map(|i| match &i.kind {
+                Kind::Scalar(s) => Ok(serde_json::Value::from(s.as_str())),
+                _ => bail!(
+                    "kafka.{path} (line {}): lists of maps are not supported",
+                    i.line
+                ),
+            })
+            .collect(),
+        Kind::Map(entries) => {
+            let mut out = serde_json::Map::new();
+            for (key, _, child) in entries {
+                let (name, child_place) = match place {
+                    Place::Properties => (key.clone(), Place::Properties),
+                    Place::Topics => (key.replace('-', "_"), Place::Field(Some(topic_defaults))),
+                    Place::Field(t) => {
+                        let name = key.replace('-', "_");
+                        let child_place = match name.as_str() {
+                            "topics" if path.is_empty() => Place::Topics,
+                            "librdkafka" if path.is_empty() => Place::Properties,
+                            _ => Place::Field(t.and_then(|t| t.get(&name))),
+                        };
+                        (name, child_place)
+                    }
+                };
+                let child_path = if path.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{path}.{key}")
+                };
+                let v = section_json(child, child_place, topic_defaults, &child_path)?;
+                out.insert(name, v);
+            }
+            Ok(serde_json::Value::Object(out))
+        }
     }
-    Some(cur)
 }
 
 /// A YAML scalar as the JSON value of the field it sets: numbers and booleans only
@@ -78,33 +115,12 @@ pub fn config(
 ) -> anyhow::Result<KafkaConfig> {
     let defaults = serde_json::to_value(KafkaConfig::default()).context("kafka defaults")?;
     let topic_defaults = serde_json::to_value(TopicConfig::default()).context("kafka defaults")?;
-    let mut root = serde_json::Map::new();
-    for (key, value, line) in &cfg.kafka {
-        let parts = key_path(key);
-        let template = template_at(&defaults, &topic_defaults, &parts);
-        let v = match value {
-            Value::Scalar(s) => typed(s, template, key, *line)?,
-            // Every list of the section is a list of strings (`redact`).
-            Value::List(l) => l
-                .iter()
-                .map(|s| serde_json::Value::from(s.as_str()))
-                .collect(),
-            Value::ListOfMaps => {
-                bail!("kafka.{key} (line {line}): lists of maps are not supported")
-            }
-        };
-        let mut cur = &mut root;
-        for p in &parts[..parts.len() - 1] {
-            cur = cur
-                .entry(p.clone())
-                .or_insert_with(|| serde_json::Value::Object(Default::default()))
-                .as_object_mut()
-                .with_context(|| format!("kafka.{key} (line {line}): {p} is not a section"))?;
-        }
-        cur.insert(parts[parts.len() - 1].clone(), v);
-    }
-    let mut k: KafkaConfig = serde_json::from_value(serde_json::Value::Object(root))
-        .context("kafka section of the configuration")?;
+    let root = match &cfg.kafka {
+        Some(section) => section_json(section, Place::Field(Some(&defaults)), &topic_defaults, "")?,
+        None => serde_json::Value::Object(Default::default()),
+    };
+    let mut k: KafkaConfig =
+        serde_json::from_value(root).context("kafka section of the configuration")?;
     if let Some(b) = brokers {
         k.brokers = b.to_string();
     }
@@ -311,5 +327,24 @@ mod tests {
         assert!(e.to_string().contains("kafka.flush-timeout-ms"), "{e}");
         let e = kafka_config("", &["kafka.brokerz=x"]).unwrap_err();
         assert!(format!("{e:#}").contains("brokerz"), "{e:#}");
+    }
+
+    #[test]
+    fn set_overrides_the_file_and_errors_name_the_line() {
+        let k = kafka_config(
+            "kafka:\n  topic-prefix: a\n  spool:\n    max-bytes: 1000000\n",
+            &["kafka.topic-prefix=b"],
+        )
+        .unwrap();
+        assert_eq!(k.topic_prefix, "b");
+        let e = kafka_config("kafka:\n  spool:\n    max-bytes: lots\n", &[]).unwrap_err();
+        assert!(
+            e.to_string().contains("kafka.spool.max-bytes (line 3)"),
+            "{e}"
+        );
+        // No setting at all: no Kafka section.
+        let mut cfg = Config::default();
+        cfg.apply_yaml("kafka: {}\n", "t.yaml").unwrap();
+        assert!(cfg.kafka.is_none());
     }
 }

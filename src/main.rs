@@ -389,11 +389,11 @@ fn check(c: CheckArgs) -> anyhow::Result<ExitCode> {
         if let Err(e) = zonewatch_syslog::server_config(t) {
             f.error(anyhow::Error::new(e).context("syslog.tls"))?;
         }
-    } else if cfg.syslog_tls_cert.is_some() != cfg.syslog_tls_key.is_some() {
+    } else if cfg.syslog.tls_cert.is_some() != cfg.syslog.tls_key.is_some() {
         f.warn("syslog.tls: cert and key go together; without both, tls:// listeners cannot start");
     }
     let sigma = load_sigma(a, &cfg, &mut f)?;
-    if a.kafka.is_some() || !cfg.kafka.is_empty() {
+    if a.kafka.is_some() || cfg.kafka.is_some() {
         match kafka_sink::config(&cfg, a.kafka.as_deref(), a.spool_dir.clone()) {
             Ok(k) => {
                 if let Err(e) = k.check() {
@@ -498,110 +498,17 @@ fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         ChecksumMode::None => "none".into(),
     };
     // Before the listeners start: a signal from then on ends the run cleanly.
-    let stop = Arc::new(AtomicBool::new(false));
-    // SIGINT/SIGTERM: the first ends the run cleanly (flows flushed, sinks
-    // settled); a second one, for an operator who cannot wait, exits at
-    // once. SIGHUP: the output file is reopened (log rotation, as Suricata
-    // does), the run goes on. Handled on a thread of their own, so the
-    // handlers can log.
-    let reopen = Arc::new(AtomicBool::new(false));
-    {
-        use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-        let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])
-            .context("installing the signal handlers")?;
-        let (stop, reopen) = (stop.clone(), reopen.clone());
-        std::thread::Builder::new()
-            .name("zw-signals".into())
-            .spawn(move || {
-                for sig in signals.forever() {
-                    if sig == SIGHUP {
-                        reopen.store(true, Ordering::Relaxed);
-                    } else if stop.swap(true, Ordering::Relaxed) {
-                        say(
-                            Say::Info,
-                            format_args!("second signal: exiting now, without flushing"),
-                        );
-                        std::process::exit(130);
-                    }
-                }
-            })
-            .context("starting the signal thread")?;
-    }
-    // SIGUSR1 writes a stats event at once (the output thread looks at the
-    // flag four times a second).
-    let stats_now = Arc::new(AtomicBool::new(false));
-    signal_hook::flag::register(signal_hook::consts::SIGUSR1, stats_now.clone())
-        .context("installing the SIGUSR1 handler")?;
+    let Signals {
+        stop,
+        reopen,
+        stats_now,
+    } = install_signal_handlers()?;
     let logs = if logs_given {
         Some(start_logs(&a, &cfg)?)
     } else {
         None
     };
-    let log_files: Vec<(String, u64)> = a
-        .syslog_file
-        .iter()
-        .map(|f| {
-            let name = f
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_else(|| "-".into());
-            (
-                format!("log:{name}"),
-                std::fs::metadata(f).map(|m| m.len()).unwrap_or(0),
-            )
-        })
-        .collect();
-    // Event ids are reproducible only when every input is a file.
-    let replayable = a.interface.is_empty()
-        && !a.pcap.iter().any(|p| zonewatch_capture::is_stream(p))
-        && a.syslog_listen.is_empty()
-        && !a.syslog_file.iter().any(|f| f.as_os_str() == "-");
-    let run_id = || {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0)
-            ^ ((std::process::id() as u128) << 96)
-    };
-    let (inputs, ids) = if a.pcap.is_empty() && a.interface.is_empty() {
-        // Logs only: no packet input; one idle worker.
-        let ids = if replayable {
-            EventIdSource::Inputs(log_files.clone())
-        } else {
-            EventIdSource::Run(run_id())
-        };
-        (Inputs::Files(Vec::new()), ids)
-    } else if a.pcap.is_empty() {
-        (
-            Inputs::Interfaces(a.interface.clone()),
-            EventIdSource::Run(run_id()),
-        )
-    } else {
-        let (files, skipped) = zonewatch_capture::expand_inputs(&a.pcap)?;
-        for s in skipped {
-            tracing::warn!("{}: not a capture; skipped", s.display());
-        }
-        if files.is_empty() {
-            bail!("no capture files found in the given --pcap paths");
-        }
-        let mut ids: Vec<(String, u64)> = files
-            .iter()
-            .map(|f| {
-                let name = f
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                (name, std::fs::metadata(f).map(|m| m.len()).unwrap_or(0))
-            })
-            .collect();
-        ids.extend(log_files.iter().cloned());
-        let ids = if replayable {
-            EventIdSource::Inputs(ids)
-        } else {
-            EventIdSource::Run(run_id())
-        };
-        (Inputs::Files(files), ids)
-    };
+    let (inputs, ids) = inputs_and_event_ids(&a)?;
     let out_path = cfg.output_path.clone().unwrap_or_else(|| "-".into());
     let sink =
         LineSink::open(&out_path).with_context(|| format!("cannot open output {out_path}"))?;
@@ -614,7 +521,7 @@ fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         &cfg.output_types,
     );
     let mut sinks: Vec<Box<dyn zonewatch_output::EventSink>> = vec![Box::new(sink)];
-    if a.kafka.is_some() || !cfg.kafka.is_empty() {
+    if a.kafka.is_some() || cfg.kafka.is_some() {
         let kcfg = kafka_sink::config(&cfg, a.kafka.as_deref(), a.spool_dir.clone())?;
         let k = zonewatch_kafka::KafkaSink::start(kcfg).context("starting the Kafka sink")?;
         sinks.push(Box::new(kafka_sink::KafkaEventSink { sink: Some(k) }));
@@ -814,22 +721,22 @@ fn start_logs(a: &RunArgs, cfg: &Config) -> anyhow::Result<zonewatch_pipeline::l
         files: a.syslog_file.clone(),
         listener: zonewatch_syslog::ListenerConfig {
             name: String::new(),
-            max_frame_bytes: cfg.syslog_max_frame_bytes,
-            idle_timeout: std::time::Duration::from_secs(cfg.syslog_idle_timeout),
-            max_connections: cfg.syslog_max_connections,
-            max_connections_per_source: cfg.syslog_max_connections_per_source,
-            frame_timeout: std::time::Duration::from_secs(cfg.syslog_frame_timeout),
-            buffer_memcap: cfg.syslog_buffer_memcap,
+            max_frame_bytes: cfg.syslog.max_frame_bytes,
+            idle_timeout: std::time::Duration::from_secs(cfg.syslog.idle_timeout_secs),
+            max_connections: cfg.syslog.max_connections,
+            max_connections_per_source: cfg.syslog.max_connections_per_source,
+            frame_timeout: std::time::Duration::from_secs(cfg.syslog.frame_timeout_secs),
+            buffer_memcap: cfg.syslog.buffer_memcap_bytes,
             parse,
         },
-        channel_records: cfg.syslog_channel_records,
+        channel_records: cfg.syslog.channel_records,
         rules: Arc::new(rules),
         rules_skipped: skipped as u64,
         limits: zonewatch_sigma::CorrelationLimits {
             hash_seed: cfg.flow_hash_seed,
             ..Default::default()
         },
-        include_message: cfg.syslog_include_message,
+        include_message: cfg.syslog.include_message,
         offset: cfg.timezone,
     };
     let inputs = zonewatch_pipeline::logs::LogInputs::start(lcfg)?;
@@ -846,11 +753,11 @@ fn log_inputs(
     cfg: &Config,
     f: &mut Findings,
 ) -> anyhow::Result<Option<zonewatch_syslog::TlsFiles>> {
-    let tls = match (&cfg.syslog_tls_cert, &cfg.syslog_tls_key) {
+    let tls = match (&cfg.syslog.tls_cert, &cfg.syslog.tls_key) {
         (Some(cert), Some(key)) => Some(zonewatch_syslog::TlsFiles {
             cert: cert.clone(),
             key: key.clone(),
-            client_ca: cfg.syslog_tls_client_ca.clone(),
+            client_ca: cfg.syslog.tls_client_ca.clone(),
         }),
         _ => None,
     };
@@ -937,12 +844,13 @@ fn load_detectors(
     if a.rules.is_empty() && !f.collect {
         return Ok(None);
     }
-    // The configuration file as read once by the config loader (a
-    // `--config <(...)` pipe cannot be read a second time).
+    // With a configuration file, the zone policy is its `zone-policy:` section (none:
+    // no rules, default allow) over its zones, both as the config crate read them.
     let policy = match &cfg.file {
-        Some((origin, text)) => {
-            match zonewatch_anomaly::ZonePolicy::from_config_yaml(text, origin) {
-                Ok(policy) => Some(policy.with_zones(&cfg.zones)),
+        Some(origin) => {
+            let section = cfg.zone_policy.as_ref();
+            match zonewatch_anomaly::ZonePolicy::read(section, cfg.zone_map(), origin) {
+                Ok(policy) => Some(policy),
                 Err(e) => {
                     if f.collect {
                         // One finding per problem, each with its file:line.
@@ -1052,4 +960,128 @@ fn print_summary(s: &serde_json::Value, took: std::time::Duration, workers: usiz
             g("capture.kernel_drops"),
         ),
     );
+}
+
+/// The flags the signal handlers set.
+struct Signals {
+    /// SIGINT/SIGTERM: end the run cleanly.
+    stop: Arc<AtomicBool>,
+    /// SIGHUP: reopen the output file.
+    reopen: Arc<AtomicBool>,
+    /// SIGUSR1: write a stats event now.
+    stats_now: Arc<AtomicBool>,
+}
+
+/// Installs the signal handlers of a run.
+fn install_signal_handlers() -> anyhow::Result<Signals> {
+    let stop = Arc::new(AtomicBool::new(false));
+    // SIGINT/SIGTERM: the first ends the run cleanly (flows flushed, sinks
+    // settled); a second one, for an operator who cannot wait, exits at
+    // once. SIGHUP: the output file is reopened (log rotation, as Suricata
+    // does), the run goes on. Handled on a thread of their own, so the
+    // handlers can log.
+    let reopen = Arc::new(AtomicBool::new(false));
+    {
+        use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+        let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])
+            .context("installing the signal handlers")?;
+        let (stop, reopen) = (stop.clone(), reopen.clone());
+        std::thread::Builder::new()
+            .name("zw-signals".into())
+            .spawn(move || {
+                for sig in signals.forever() {
+                    if sig == SIGHUP {
+                        reopen.store(true, Ordering::Relaxed);
+                    } else if stop.swap(true, Ordering::Relaxed) {
+                        say(
+                            Say::Info,
+                            format_args!("second signal: exiting now, without flushing"),
+                        );
+                        std::process::exit(130);
+                    }
+                }
+            })
+            .context("starting the signal thread")?;
+    }
+    // SIGUSR1 writes a stats event at once (the output thread looks at the
+    // flag four times a second).
+    let stats_now = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGUSR1, stats_now.clone())
+        .context("installing the SIGUSR1 handler")?;
+    Ok(Signals {
+        stop,
+        reopen,
+        stats_now,
+    })
+}
+
+/// The packet inputs of the command line and what event ids derive from: the inputs'
+/// names and sizes when every input is a file (ids reproducible), else this run.
+fn inputs_and_event_ids(a: &RunArgs) -> anyhow::Result<(Inputs, EventIdSource)> {
+    let log_files: Vec<(String, u64)> = a
+        .syslog_file
+        .iter()
+        .map(|f| {
+            let name = f
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "-".into());
+            (
+                format!("log:{name}"),
+                std::fs::metadata(f).map(|m| m.len()).unwrap_or(0),
+            )
+        })
+        .collect();
+    // Event ids are reproducible only when every input is a file.
+    let replayable = a.interface.is_empty()
+        && !a.pcap.iter().any(|p| zonewatch_capture::is_stream(p))
+        && a.syslog_listen.is_empty()
+        && !a.syslog_file.iter().any(|f| f.as_os_str() == "-");
+    let run_id = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0)
+            ^ ((std::process::id() as u128) << 96)
+    };
+    let (inputs, ids) = if a.pcap.is_empty() && a.interface.is_empty() {
+        // Logs only: no packet input; one idle worker.
+        let ids = if replayable {
+            EventIdSource::Inputs(log_files.clone())
+        } else {
+            EventIdSource::Run(run_id())
+        };
+        (Inputs::Files(Vec::new()), ids)
+    } else if a.pcap.is_empty() {
+        (
+            Inputs::Interfaces(a.interface.clone()),
+            EventIdSource::Run(run_id()),
+        )
+    } else {
+        let (files, skipped) = zonewatch_capture::expand_inputs(&a.pcap)?;
+        for s in skipped {
+            tracing::warn!("{}: not a capture; skipped", s.display());
+        }
+        if files.is_empty() {
+            bail!("no capture files found in the given --pcap paths");
+        }
+        let mut ids: Vec<(String, u64)> = files
+            .iter()
+            .map(|f| {
+                let name = f
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                (name, std::fs::metadata(f).map(|m| m.len()).unwrap_or(0))
+            })
+            .collect();
+        ids.extend(log_files.iter().cloned());
+        let ids = if replayable {
+            EventIdSource::Inputs(ids)
+        } else {
+            EventIdSource::Run(run_id())
+        };
+        (Inputs::Files(files), ids)
+    };
+    Ok((inputs, ids))
 }

@@ -80,7 +80,7 @@ impl Plan {
             check_output(&target, Path::new(&out))?;
             give.push(PathBuf::from(&out));
         }
-        if a.kafka.is_some() || !cfg.kafka.is_empty() {
+        if a.kafka.is_some() || cfg.kafka.is_some() {
             let k = crate::kafka_sink::config(cfg, a.kafka.as_deref(), a.spool_dir.clone())?;
             prepare_spool(&target, &k.spool.dir)?;
             give.push(k.spool.dir);
@@ -136,8 +136,8 @@ impl Plan {
 
 /// Looks up `run-as.user` and `run-as.group` (names or numeric ids).
 fn resolve(cfg: &Config) -> anyhow::Result<Option<Target>> {
-    let Some(uname) = cfg.run_as_user.as_deref() else {
-        if let Some(g) = &cfg.run_as_group {
+    let Some(uname) = cfg.run_as.user.as_deref() else {
+        if let Some(g) = &cfg.run_as.group {
             bail!("`run-as.group` is {g:?} but `run-as.user` is not set: set both, or neither");
         }
         return Ok(None);
@@ -158,7 +158,7 @@ fn resolve(cfg: &Config) -> anyhow::Result<Option<Target>> {
     if user.uid.is_root() {
         bail!("`run-as.user` {uname:?} is root (uid 0): name an unprivileged user");
     }
-    let (group, gid) = match cfg.run_as_group.as_deref() {
+    let (group, gid) = match cfg.run_as.group.as_deref() {
         Some(g) => {
             let found = match g.parse::<u32>() {
                 Ok(id) => Group::from_gid(Gid::from_raw(id)),

@@ -9,10 +9,9 @@ use serde_json::json;
 use zonewatch_types::Timestamp;
 
 use crate::alert::{AnomalyAlert, Category};
+use crate::common::{secs, Common, Detector, Inputs};
 use crate::obs::PacketObs;
-use crate::scan::secs;
-use crate::set::Common;
-use crate::table::Table;
+use crate::table::{Table, TableStats};
 use crate::yaml::Section;
 
 /// Periodic connections with low jitter.
@@ -69,10 +68,14 @@ struct Pair {
     alerts: u32,
 }
 
+/// One host's connections to one service: (source, destination, destination port,
+/// protocol).
+type PairKey = (IpAddr, IpAddr, u16, u8);
+
 /// The beaconing detector.
 pub struct BeaconDetector {
     cfg: BeaconConfig,
-    pairs: Table<(IpAddr, IpAddr, u16, u8), Pair>,
+    pairs: Table<PairKey, Pair>,
     /// Alerts raised, updates included.
     pub alerts: u64,
 }
@@ -86,16 +89,6 @@ impl BeaconDetector {
             cfg,
             alerts: 0,
         }
-    }
-
-    /// Entries, cap, counters and approximate bytes of the state table.
-    pub fn table_len(&self) -> (usize, usize, crate::table::TableCounters, usize) {
-        (
-            self.pairs.len(),
-            self.pairs.cap(),
-            self.pairs.counters,
-            self.pairs.approx_bytes(),
-        )
     }
 
     /// Per packet: only a flow's first packet counts.
@@ -184,5 +177,26 @@ impl BeaconDetector {
     /// Expires idle pairs.
     pub fn expire(&mut self, now: Timestamp) {
         self.pairs.expire(now.0);
+    }
+}
+
+impl Detector for BeaconDetector {
+    fn inputs(&self) -> Inputs {
+        Inputs {
+            packets: true,
+            ..Inputs::default()
+        }
+    }
+    fn observe_packet(&mut self, o: &PacketObs, out: &mut Vec<AnomalyAlert>) {
+        self.observe(o, out);
+    }
+    fn expire(&mut self, now: Timestamp) {
+        BeaconDetector::expire(self, now);
+    }
+    fn table_stats(&self) -> TableStats {
+        self.pairs.stats()
+    }
+    fn alerts(&self) -> u64 {
+        self.alerts
     }
 }

@@ -8,11 +8,10 @@ use serde_json::json;
 use zonewatch_types::Timestamp;
 
 use crate::alert::{AnomalyAlert, Category};
+use crate::common::{secs, ts_secs, Common, Detector, Inputs};
 use crate::obs::DnsObs;
-use crate::scan::{secs, ts_secs};
-use crate::set::Common;
 use crate::sketch::Distinct;
-use crate::table::{hash64, Table};
+use crate::table::{hash64, seeded_hasher, Table, TableStats};
 use crate::yaml::Section;
 
 /// One tunnel-like query name (lower severity).
@@ -145,6 +144,151 @@ struct DomState {
     alerts: [u32; 2],
 }
 
+/// Which alert of a (client, domain) a finding raises: the first two repeat every
+/// `update-interval` (their slot in `DomState::alerted`), a tunnel-like name alerts once.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum DomAlert {
+    UniqueSubdomains = 0,
+    LargeAnswers = 1,
+    TunnelLikeName = 2,
+}
+
+/// A finding that raises an alert.
+#[derive(Clone, Copy)]
+struct Raised {
+    sid: u32,
+    signature: &'static str,
+    severity: u8,
+    which: DomAlert,
+}
+
+impl DomState {
+    /// Starts a new window at `now`.
+    fn roll(&mut self, now: i64) {
+        self.win_start = now;
+        self.queries = 0;
+        self.unique.clear();
+        self.tunnel_like = 0;
+        self.large = 0;
+        self.large_bytes = 0;
+    }
+
+    fn due(&self, which: DomAlert, now: i64, cfg: &DnsConfig) -> bool {
+        let last = self.alerted[which as usize];
+        last == 0 || now - last >= secs(cfg.common.update_interval)
+    }
+
+    /// A response: counts a large TXT/NULL answer; raises when their count reaches the
+    /// threshold.
+    fn judge_answer(&mut self, o: &DnsObs, cfg: &DnsConfig) -> Option<Raised> {
+        if (o.txt_null_bytes as u64) < cfg.large_answer_bytes {
+            return None;
+        }
+        self.large += 1;
+        self.large_bytes += o.txt_null_bytes as u64;
+        let raise =
+            self.large == cfg.large_answers && self.due(DomAlert::LargeAnswers, o.ts.0, cfg);
+        raise.then_some(Raised {
+            sid: SID_LARGE_ANSWERS,
+            signature: "ZW DNS large TXT/NULL answers (tunnel downstream)",
+            severity: cfg.common.severity,
+            which: DomAlert::LargeAnswers,
+        })
+    }
+
+    /// A query: keeps sample names, counts unique subdomains and tunnel-like names; raises
+    /// for the first tunnel-like name and for many unique subdomains, in that order.
+    fn judge_query(
+        &mut self,
+        o: &DnsObs,
+        sub: &str,
+        hsub: u64,
+        tunnel_like: bool,
+        cfg: &DnsConfig,
+    ) -> [Option<Raised>; 3] {
+        let mut raised = [None; 3];
+        self.queries += 1;
+        // Samples: the first name seen, replaced by tunnel-like ones as they come.
+        if self.samples.len() < 3 && (tunnel_like || self.samples.is_empty()) {
+            if !tunnel_like {
+                self.samples.clear();
+            }
+            if !self.samples.iter().any(|s| s == o.qname) {
+                self.samples.push(o.qname.to_string());
+            }
+        }
+        if !sub.is_empty() {
+            self.unique.insert(hsub);
+        }
+        if tunnel_like {
+            self.tunnel_like += 1;
+            if !self.name_alerted {
+                self.name_alerted = true;
+                raised[1] = Some(Raised {
+                    sid: SID_NAME,
+                    signature: "ZW DNS tunnel-like query name",
+                    severity: cfg.common.lower_severity(),
+                    which: DomAlert::TunnelLikeName,
+                });
+            }
+        }
+        if self.unique.estimate() >= cfg.unique_subdomains
+            && self.due(DomAlert::UniqueSubdomains, o.ts.0, cfg)
+        {
+            raised[2] = Some(Raised {
+                sid: SID_UNIQUE,
+                signature: "ZW DNS many unique subdomains of one domain (tunnel/exfiltration)",
+                severity: cfg.common.severity,
+                which: DomAlert::UniqueSubdomains,
+            });
+        }
+        raised
+    }
+
+    /// The alert for a finding, with this (client, domain)'s evidence.
+    fn alert(&mut self, r: Raised, o: &DnsObs, cfg: &DnsConfig) -> AnomalyAlert {
+        let (update, count) = match r.which {
+            DomAlert::TunnelLikeName => (false, 1),
+            which => {
+                let slot = which as usize;
+                let update = self.alerted[slot] != 0;
+                self.alerted[slot] = o.ts.0.max(1);
+                self.alerts[slot] += 1;
+                (update, self.alerts[slot])
+            }
+        };
+        AnomalyAlert {
+            ts: o.ts,
+            detector: "dns-tunnel",
+            category: Category::DnsTunnel,
+            signature: r.signature.into(),
+            signature_id: r.sid,
+            severity: r.severity,
+            src_ip: self.client,
+            dest_ip: Some(o.server),
+            src_port: None,
+            dest_port: Some(53),
+            proto: None,
+            update,
+            evidence: json!({
+                "domain": self.domain,
+                "window_secs": cfg.window,
+                "window_start": ts_secs(self.win_start),
+                "queries": self.queries,
+                "unique_subdomains": self.unique.estimate(),
+                "tunnel_like_names": self.tunnel_like,
+                "large_answers": self.large,
+                "large_answer_bytes": self.large_bytes,
+                "qtype": o.qtype,
+                "sample_names": self.samples,
+                "name_length": o.qname.len(),
+                "name_entropy": (entropy(split_base(o.qname).1) * 100.0).round() / 100.0,
+                "alert_count": count,
+            }),
+        }
+    }
+}
+
 struct ClientState {
     win_start: i64,
     queries: u64,
@@ -176,16 +320,6 @@ impl DnsDetector {
         }
     }
 
-    /// Entries, cap, counters and approximate bytes of the (client, domain) table.
-    pub fn table_len(&self) -> (usize, usize, crate::table::TableCounters, usize) {
-        (
-            self.doms.len(),
-            self.doms.cap(),
-            self.doms.counters,
-            self.doms.approx_bytes() + self.clients.approx_bytes(),
-        )
-    }
-
     /// Whether a name looks like a tunnel's (long/high-entropy subdomain or a huge label).
     pub fn tunnel_like(&self, qname: &str) -> bool {
         let (_, sub) = split_base(qname);
@@ -203,75 +337,90 @@ impl DnsDetector {
 
     /// Per DNS message.
     pub fn observe(&mut self, o: &DnsObs, out: &mut Vec<AnomalyAlert>) {
-        let now = o.ts.0;
         let (base, sub) = split_base(o.qname);
-        if base.is_empty() {
+        if base.is_empty() || self.domain_allowed(base) {
             return;
         }
-        let lower_base_hash = {
-            use std::hash::{BuildHasher, Hash, Hasher};
-            let mut h = crate::table::SeededState(self.seed).build_hasher();
+        if !o.response && !self.cfg.allow_clients.iter().any(|n| n.contains(&o.client)) {
+            self.count_client_query(o, base, out);
+        }
+        self.observe_domain(o, base, sub, out);
+    }
+
+    /// Whether `base` is an allowed domain or under one (ASCII case ignored).
+    fn domain_allowed(&self, base: &str) -> bool {
+        self.cfg.allow_domains.iter().any(|d| {
+            base.len() >= d.len()
+                && base.as_bytes()[base.len() - d.len()..].eq_ignore_ascii_case(d.as_bytes())
+                && (base.len() == d.len() || base.as_bytes()[base.len() - d.len() - 1] == b'.')
+        })
+    }
+
+    /// Query volume per client: one alert when the window's count reaches the threshold.
+    fn count_client_query(&mut self, o: &DnsObs, base: &str, out: &mut Vec<AnomalyAlert>) {
+        let now = o.ts.0;
+        let cfg = &self.cfg;
+        let hd = hash64(self.seed, base);
+        let c = self.clients.entry(o.client, now, || ClientState {
+            win_start: now,
+            queries: 0,
+            domains: Distinct::default(),
+            alerted: 0,
+            alerts: 0,
+        });
+        if now - c.win_start >= secs(cfg.window) {
+            c.win_start = now;
+            c.queries = 0;
+            c.domains.clear();
+        }
+        c.queries += 1;
+        c.domains.insert(hd);
+        let due = c.alerted == 0 || now - c.alerted >= secs(cfg.common.update_interval);
+        if c.queries != cfg.queries_per_client || !due {
+            return;
+        }
+        let update = c.alerted != 0;
+        c.alerted = now.max(1);
+        c.alerts += 1;
+        self.alerts += 1;
+        out.push(AnomalyAlert {
+            ts: o.ts,
+            detector: "dns-tunnel",
+            category: Category::DnsTunnel,
+            signature: "ZW DNS high query volume from one client".into(),
+            signature_id: SID_VOLUME,
+            severity: cfg.common.lower_severity(),
+            src_ip: o.client,
+            dest_ip: Some(o.server),
+            src_port: None,
+            dest_port: Some(53),
+            proto: None,
+            update,
+            evidence: json!({
+                "window_secs": cfg.window, "window_start": ts_secs(c.win_start),
+                "queries": c.queries, "threshold": cfg.queries_per_client,
+                "distinct_domains": c.domains.estimate(), "alert_count": c.alerts,
+            }),
+        });
+    }
+
+    /// Per (client, base domain): tunnel-like names, unique subdomains, large answers.
+    fn observe_domain(&mut self, o: &DnsObs, base: &str, sub: &str, out: &mut Vec<AnomalyAlert>) {
+        let now = o.ts.0;
+        let key = {
+            use std::hash::{Hash, Hasher};
+            // Base domains are keyed without regard to ASCII case.
+            let mut h = seeded_hasher(self.seed);
             o.client.hash(&mut h);
             for b in base.bytes() {
                 h.write_u8(b.to_ascii_lowercase());
             }
             h.finish()
         };
-        let allowed = self.cfg.allow_domains.iter().any(|d| {
-            base.len() >= d.len()
-                && base.as_bytes()[base.len() - d.len()..].eq_ignore_ascii_case(d.as_bytes())
-                && (base.len() == d.len() || base.as_bytes()[base.len() - d.len() - 1] == b'.')
-        });
-        if allowed {
-            return;
-        }
-        let cfg = &self.cfg;
-        let upd = secs(cfg.common.update_interval);
-        if !o.response && !cfg.allow_clients.iter().any(|n| n.contains(&o.client)) {
-            let hd = hash64(self.seed, base);
-            let c = self.clients.entry(o.client, now, || ClientState {
-                win_start: now,
-                queries: 0,
-                domains: Distinct::default(),
-                alerted: 0,
-                alerts: 0,
-            });
-            if now - c.win_start >= secs(cfg.window) {
-                c.win_start = now;
-                c.queries = 0;
-                c.domains.clear();
-            }
-            c.queries += 1;
-            c.domains.insert(hd);
-            if c.queries == cfg.queries_per_client && (c.alerted == 0 || now - c.alerted >= upd) {
-                let update = c.alerted != 0;
-                c.alerted = now.max(1);
-                c.alerts += 1;
-                self.alerts += 1;
-                out.push(AnomalyAlert {
-                    ts: o.ts,
-                    detector: "dns-tunnel",
-                    category: Category::DnsTunnel,
-                    signature: "ZW DNS high query volume from one client".into(),
-                    signature_id: SID_VOLUME,
-                    severity: cfg.common.severity.saturating_add(1).min(4),
-                    src_ip: o.client,
-                    dest_ip: Some(o.server),
-                    src_port: None,
-                    dest_port: Some(53),
-                    proto: None,
-                    update,
-                    evidence: json!({
-                        "window_secs": cfg.window, "window_start": ts_secs(c.win_start),
-                        "queries": c.queries, "threshold": cfg.queries_per_client,
-                        "distinct_domains": c.domains.estimate(), "alert_count": c.alerts,
-                    }),
-                });
-            }
-        }
         let tunnel_like = !o.response && self.tunnel_like(o.qname);
         let hsub = hash64(self.seed ^ 1, sub);
-        let d = self.doms.entry(lower_base_hash, now, || DomState {
+        let cfg = &self.cfg;
+        let d = self.doms.entry(key, now, || DomState {
             domain: base.to_ascii_lowercase(),
             client: o.client,
             win_start: now,
@@ -286,110 +435,46 @@ impl DnsDetector {
             alerts: [0; 2],
         });
         if now - d.win_start >= secs(cfg.window) {
-            d.win_start = now;
-            d.queries = 0;
-            d.unique.clear();
-            d.tunnel_like = 0;
-            d.large = 0;
-            d.large_bytes = 0;
+            d.roll(now);
         }
-        let mut raised: [Option<(u32, &'static str, u8, usize)>; 3] = [None; 3];
-        if o.response {
-            if o.txt_null_bytes as u64 >= cfg.large_answer_bytes {
-                d.large += 1;
-                d.large_bytes += o.txt_null_bytes as u64;
-                if d.large == cfg.large_answers && (d.alerted[1] == 0 || now - d.alerted[1] >= upd)
-                {
-                    raised[0] = Some((
-                        SID_LARGE_ANSWERS,
-                        "ZW DNS large TXT/NULL answers (tunnel downstream)",
-                        cfg.common.severity,
-                        1,
-                    ));
-                }
-            }
+        let raised = if o.response {
+            [d.judge_answer(o, cfg), None, None]
         } else {
-            d.queries += 1;
-            if d.samples.len() < 3 && (tunnel_like || d.samples.is_empty()) {
-                if !tunnel_like {
-                    d.samples.clear();
-                }
-                if !d.samples.iter().any(|s| s == o.qname) {
-                    d.samples.push(o.qname.to_string());
-                }
-            }
-            if !sub.is_empty() {
-                d.unique.insert(hsub);
-            }
-            if tunnel_like {
-                d.tunnel_like += 1;
-                if !d.name_alerted {
-                    d.name_alerted = true;
-                    raised[1] = Some((
-                        SID_NAME,
-                        "ZW DNS tunnel-like query name",
-                        cfg.common.severity.saturating_add(1).min(4),
-                        2,
-                    ));
-                }
-            }
-            if d.unique.estimate() >= cfg.unique_subdomains
-                && (d.alerted[0] == 0 || now - d.alerted[0] >= upd)
-            {
-                raised[2] = Some((
-                    SID_UNIQUE,
-                    "ZW DNS many unique subdomains of one domain (tunnel/exfiltration)",
-                    cfg.common.severity,
-                    0,
-                ));
-            }
-        }
-        for (sid, sig, sev, slot) in raised.into_iter().flatten() {
-            let update = slot < 2 && d.alerted[slot] != 0;
-            let count = if slot < 2 {
-                d.alerted[slot] = now.max(1);
-                d.alerts[slot] += 1;
-                d.alerts[slot]
-            } else {
-                1
-            };
+            d.judge_query(o, sub, hsub, tunnel_like, cfg)
+        };
+        for r in raised.into_iter().flatten() {
             self.alerts += 1;
-            out.push(AnomalyAlert {
-                ts: o.ts,
-                detector: "dns-tunnel",
-                category: Category::DnsTunnel,
-                signature: sig.into(),
-                signature_id: sid,
-                severity: sev,
-                src_ip: d.client,
-                dest_ip: Some(o.server),
-                src_port: None,
-                dest_port: Some(53),
-                proto: None,
-                update,
-                evidence: json!({
-                    "domain": d.domain,
-                    "window_secs": cfg.window,
-                    "window_start": ts_secs(d.win_start),
-                    "queries": d.queries,
-                    "unique_subdomains": d.unique.estimate(),
-                    "tunnel_like_names": d.tunnel_like,
-                    "large_answers": d.large,
-                    "large_answer_bytes": d.large_bytes,
-                    "qtype": o.qtype,
-                    "sample_names": d.samples,
-                    "name_length": o.qname.len(),
-                    "name_entropy": (entropy(split_base(o.qname).1) * 100.0).round() / 100.0,
-                    "alert_count": count,
-                }),
-            });
+            out.push(d.alert(r, o, cfg));
         }
     }
-
     /// Expires idle entries.
     pub fn expire(&mut self, now: Timestamp) {
         self.doms.expire(now.0);
         self.clients.expire(now.0);
+    }
+}
+
+impl Detector for DnsDetector {
+    fn inputs(&self) -> Inputs {
+        Inputs {
+            dns: true,
+            ..Inputs::default()
+        }
+    }
+    fn observe_dns(&mut self, o: &DnsObs, out: &mut Vec<AnomalyAlert>) {
+        self.observe(o, out);
+    }
+    fn expire(&mut self, now: Timestamp) {
+        DnsDetector::expire(self, now);
+    }
+    fn table_stats(&self) -> TableStats {
+        // The (client, domain) table is the one counted; the clients table's bytes are added.
+        let mut t = self.doms.stats();
+        t.bytes += self.clients.approx_bytes();
+        t
+    }
+    fn alerts(&self) -> u64 {
+        self.alerts
     }
 }
 

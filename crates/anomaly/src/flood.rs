@@ -14,11 +14,10 @@ use serde_json::json;
 use zonewatch_types::{ipproto, Timestamp};
 
 use crate::alert::{AnomalyAlert, Category};
+use crate::common::{secs, ts_secs, Common, Detector, Inputs, NS_PER_SEC};
 use crate::obs::{PacketObs, TcpFlags};
-use crate::scan::{secs, ts_secs};
-use crate::set::Common;
 use crate::sketch::{ips_json, Distinct, Ip, Sample};
-use crate::table::{hash64, Table};
+use crate::table::{hash64, Table, TableStats};
 use crate::yaml::Section;
 
 /// SYN flood.
@@ -34,6 +33,13 @@ pub const SID_REFLECT_UDP: u32 = 9_000_210;
 /// TCP SYN-ACK/RST backscatter reflection.
 pub const SID_REFLECT_TCP: u32 = 9_000_211;
 
+/// Flood kinds: indices of the per-kind arrays (rates, counts, alert times) and of
+/// [`NAMES`]. Reflection kinds come last: their sample ports are source ports.
+const SYN: usize = 0;
+const UDP: usize = 1;
+const ICMP_ECHO: usize = 2;
+const UDP_REFLECTION: usize = 3;
+const BACKSCATTER: usize = 4;
 const KINDS: usize = 5;
 const NAMES: [&str; KINDS] = [
     "SYN flood",
@@ -162,16 +168,6 @@ impl FloodDetector {
         }
     }
 
-    /// Entries, cap, counters and approximate bytes of the state table.
-    pub fn table_len(&self) -> (usize, usize, crate::table::TableCounters, usize) {
-        (
-            self.dsts.len(),
-            self.dsts.cap(),
-            self.dsts.counters,
-            self.dsts.approx_bytes(),
-        )
-    }
-
     fn kind(&self, o: &PacketObs) -> Option<usize> {
         if o.direction != zonewatch_types::Direction::ToServer {
             return None;
@@ -182,9 +178,9 @@ impl FloodDetector {
                 if !o.is_first() {
                     None
                 } else if f == TcpFlags::SYN {
-                    Some(0)
+                    Some(SYN)
                 } else if f == TcpFlags::SYN | TcpFlags::ACK || f & TcpFlags::RST != 0 {
-                    Some(4)
+                    Some(BACKSCATTER)
                 } else {
                     None
                 }
@@ -194,12 +190,12 @@ impl FloodDetector {
                     && o.sport != o.dport
                     && self.cfg.reflection_ports.binary_search(&o.sport).is_ok()
                 {
-                    Some(3)
+                    Some(UDP_REFLECTION)
                 } else {
-                    Some(1)
+                    Some(UDP)
                 }
             }
-            ipproto::ICMP | ipproto::ICMPV6 if o.is_icmp_echo_request() => Some(2),
+            ipproto::ICMP | ipproto::ICMPV6 if o.is_icmp_echo_request() => Some(ICMP_ECHO),
             _ => None,
         }
     }
@@ -250,7 +246,7 @@ impl FloodDetector {
             pending: 0,
             pending_since: 0,
         });
-        if now - d.bucket_start >= 1_000_000_000 {
+        if now - d.bucket_start >= NS_PER_SEC {
             d.bucket_start = now;
             d.bucket = [0; KINDS];
         }
@@ -266,15 +262,18 @@ impl FloodDetector {
         let w = &mut d.win;
         w.pkts[kind] += 1;
         w.bytes[kind] += o.ip_len as u64;
-        if kind == 1 && o.is_first() {
+        if kind == UDP && o.is_first() {
             w.udp_flows += 1;
         }
         if w.sources[kind].insert(hs) {
             w.sample_sources.add(Ip(o.src));
         }
-        w.sample_ports
-            .add(if kind >= 3 { o.sport } else { o.dport });
-        if kind < 2 {
+        w.sample_ports.add(if kind >= UDP_REFLECTION {
+            o.sport
+        } else {
+            o.dport
+        });
+        if kind <= UDP {
             w.dports.insert(hp);
         }
         if d.bucket[kind] as u64 == cfg.rates[kind]
@@ -308,14 +307,16 @@ impl FloodDetector {
                     continue;
                 }
                 let w = &d.win;
-                let syn = w.pkts[0].max(1) as f64;
+                let syn = w.pkts[SYN].max(1) as f64;
                 let half_open = 1.0 - (w.syn_completed as f64 / syn).min(1.0);
                 let answered = w.udp_answered as f64 / w.udp_flows.max(1) as f64;
                 let few_ports = w.dports.estimate() <= self.cfg.max_dest_ports;
                 let ok = match kind {
-                    0 => half_open >= self.cfg.min_half_open_ratio && few_ports,
-                    1 => answered <= self.cfg.max_answered_ratio && few_ports,
-                    3 => w.sources[3].estimate() >= self.cfg.reflection_min_sources,
+                    SYN => half_open >= self.cfg.min_half_open_ratio && few_ports,
+                    UDP => answered <= self.cfg.max_answered_ratio && few_ports,
+                    UDP_REFLECTION => {
+                        w.sources[UDP_REFLECTION].estimate() >= self.cfg.reflection_min_sources
+                    }
                     _ => true,
                 };
                 if !ok {
@@ -324,7 +325,7 @@ impl FloodDetector {
                 }
                 let nsrc = w.sources[kind].estimate();
                 let per_src = w.pkts[kind] as f64 / nsrc.max(1) as f64;
-                let spoofed = kind < 3
+                let spoofed = kind < UDP_REFLECTION
                     && nsrc >= self.cfg.spoof_min_sources
                     && per_src <= self.cfg.spoof_max_pkts_per_source;
                 let update = d.alerted[kind] != 0;
@@ -333,10 +334,10 @@ impl FloodDetector {
                 self.alerts += 1;
                 let (sid, name) = match kind {
                     _ if spoofed => (SID_SPOOFED_BASE + kind as u32, "spoofed-source "),
-                    0 => (SID_SYN, ""),
-                    1 => (SID_UDP, ""),
-                    2 => (SID_ICMP, ""),
-                    3 => (SID_REFLECT_UDP, ""),
+                    SYN => (SID_SYN, ""),
+                    UDP => (SID_UDP, ""),
+                    ICMP_ECHO => (SID_ICMP, ""),
+                    UDP_REFLECTION => (SID_REFLECT_UDP, ""),
                     _ => (SID_REFLECT_TCP, ""),
                 };
                 let mut ev = json!({
@@ -353,8 +354,8 @@ impl FloodDetector {
                 });
                 let m = ev.as_object_mut().expect("object");
                 match kind {
-                    0 => {
-                        m.insert("syn".into(), json!(w.pkts[0]));
+                    SYN => {
+                        m.insert("syn".into(), json!(w.pkts[SYN]));
                         m.insert("handshakes_completed".into(), json!(w.syn_completed));
                         m.insert(
                             "half_open_ratio".into(),
@@ -363,12 +364,12 @@ impl FloodDetector {
                         m.insert("sample_dest_ports".into(), json!(w.sample_ports.as_slice()));
                         m.insert("distinct_dest_ports".into(), json!(w.dports.estimate()));
                     }
-                    1 => {
+                    UDP => {
                         m.insert("udp_flows".into(), json!(w.udp_flows));
                         m.insert("udp_flows_answered".into(), json!(w.udp_answered));
                         m.insert("sample_dest_ports".into(), json!(w.sample_ports.as_slice()));
                     }
-                    3 | 4 => {
+                    UDP_REFLECTION | BACKSCATTER => {
                         m.insert(
                             "avg_response_bytes".into(),
                             json!(w.bytes[kind] / w.pkts[kind].max(1)),
@@ -398,8 +399,8 @@ impl FloodDetector {
                     src_port: None,
                     dest_port: None,
                     proto: Some(match kind {
-                        0 | 4 => ipproto::TCP,
-                        1 | 3 => ipproto::UDP,
+                        SYN | BACKSCATTER => ipproto::TCP,
+                        UDP | UDP_REFLECTION => ipproto::UDP,
                         _ => ipproto::ICMP,
                     }),
                     update,
@@ -408,5 +409,26 @@ impl FloodDetector {
             }
         }
         self.pending.truncate(keep);
+    }
+}
+
+impl Detector for FloodDetector {
+    fn inputs(&self) -> Inputs {
+        Inputs {
+            packets: true,
+            ..Inputs::default()
+        }
+    }
+    fn observe_packet(&mut self, o: &PacketObs, _out: &mut Vec<AnomalyAlert>) {
+        self.observe(o);
+    }
+    fn tick(&mut self, now: Timestamp, flush: bool, out: &mut Vec<AnomalyAlert>) {
+        FloodDetector::tick(self, now, flush, out);
+    }
+    fn table_stats(&self) -> TableStats {
+        self.dsts.stats()
+    }
+    fn alerts(&self) -> u64 {
+        self.alerts
     }
 }

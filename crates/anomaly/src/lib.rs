@@ -21,11 +21,18 @@
 //! Detectors are configured by YAML files with a top-level `detector:` key (see
 //! `rules/detectors/` and `docs/detectors.md`); a detector runs only when a `--rules` path
 //! holds its file ([`DetectorSet::load`]). The zone policy (zones and the table of which zone
-//! may reach which) is site configuration: [`ZonePolicy::from_config_yaml`] reads it from the
-//! main config file, [`ZonePolicy::new`] builds it from already parsed zones.
+//! may reach which) is site configuration: [`ZonePolicy::read`] reads the `zone-policy:`
+//! section the config crate hands over, over the zones the config crate read (one reading,
+//! one "most specific prefix wins": `zonewatch_config::ZoneMap`).
+//!
+//! Each detector implements [`common::Detector`] (the observations it takes, its ticks,
+//! expiry and counters); the set knows the detector types by one table (name, default
+//! severity, how a file's section builds it) and runs them in a fixed order, so the alerts
+//! of one observation always come in the same order.
 //!
 //! Every detector's state is a bounded table ([`table::Table`]): a cap on entries, idle
-//! expiry, approximate-LRU eviction at the cap, and counters ([`DetectorSet::counters`]).
+//! expiry, approximate-LRU eviction at the cap (a rotating sample), and counters
+//! ([`DetectorSet::counters`]).
 //!
 //! Per-host detectors (scans, floods, DNS, beacons, volume) need to see all of a host's
 //! observations: with flows spread over workers by flow hash, run one set on a stage that sees
@@ -36,6 +43,7 @@
 
 pub mod alert;
 pub mod beacon;
+pub mod common;
 pub mod dns;
 pub mod flood;
 pub mod obs;
@@ -51,4 +59,4 @@ pub mod zone;
 pub use alert::{AnomalyAlert, Category};
 pub use obs::{DecoderEvents, DnsObs, FlowEndObs, PacketObs, TcpFlags};
 pub use set::{DetectorSet, LoadError};
-pub use zone::{PolicyRule, ZonePolicy};
+pub use zone::{PolicyRule, Violation, ZonePolicy};

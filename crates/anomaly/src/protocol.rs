@@ -9,11 +9,10 @@ use serde_json::json;
 use zonewatch_types::{ipproto, Timestamp};
 
 use crate::alert::{AnomalyAlert, Category};
+use crate::common::{secs, ts_secs, Common, Detector, Inputs};
 use crate::obs::{PacketObs, TcpFlags};
-use crate::scan::{secs, ts_secs};
-use crate::set::Common;
 use crate::sketch::{ips_json, Ip, Sample};
-use crate::table::Table;
+use crate::table::{Table, TableStats};
 use crate::yaml::Section;
 
 /// Kinds and their sids (base 9 000 600).
@@ -122,16 +121,6 @@ impl ProtoDetector {
         }
     }
 
-    /// Entries, cap, counters and approximate bytes of the state table.
-    pub fn table_len(&self) -> (usize, usize, crate::table::TableCounters, usize) {
-        (
-            self.state.len(),
-            self.state.cap(),
-            self.state.counters,
-            self.state.approx_bytes(),
-        )
-    }
-
     fn kind(&self, o: &PacketObs) -> Option<(usize, &'static str)> {
         if o.src == o.dst && !o.src.is_loopback() {
             return Some((5, ""));
@@ -225,5 +214,26 @@ impl ProtoDetector {
     /// Expires idle entries.
     pub fn expire(&mut self, now: Timestamp) {
         self.state.expire(now.0);
+    }
+}
+
+impl Detector for ProtoDetector {
+    fn inputs(&self) -> Inputs {
+        Inputs {
+            packets: true,
+            ..Inputs::default()
+        }
+    }
+    fn observe_packet(&mut self, o: &PacketObs, out: &mut Vec<AnomalyAlert>) {
+        self.observe(o, out);
+    }
+    fn expire(&mut self, now: Timestamp) {
+        ProtoDetector::expire(self, now);
+    }
+    fn table_stats(&self) -> TableStats {
+        self.state.stats()
+    }
+    fn alerts(&self) -> u64 {
+        self.alerts
     }
 }

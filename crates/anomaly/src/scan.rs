@@ -17,10 +17,10 @@ use serde_json::json;
 use zonewatch_types::{ipproto, Timestamp};
 
 use crate::alert::{AnomalyAlert, Category};
+use crate::common::{secs, ts_secs, Common, Detector, Inputs};
 use crate::obs::{PacketObs, TcpFlags};
-use crate::set::Common;
 use crate::sketch::{ips_json, Distinct, Ip, Sample};
-use crate::table::{hash64, Table};
+use crate::table::{hash64, Table, TableStats};
 use crate::yaml::Section;
 
 /// First signature id; sid = base + technique × 10 + shape.
@@ -39,6 +39,12 @@ pub const TECHNIQUES: [&str; 10] = [
     "ICMP echo sweep",
     "TCP other flags",
 ];
+
+/// Indices in [`TECHNIQUES`] of the probes that are not TCP: UDP (a port is its target),
+/// other IP protocols (the protocol is the target) and ICMP echo (no port).
+const UDP: usize = 6;
+const IP_PROTOCOL: usize = 7;
+const ICMP_ECHO: usize = 8;
 
 /// Scan shapes: sid offset within a technique.
 pub const SHAPES: [&str; 4] = [
@@ -68,15 +74,15 @@ fn technique(o: &PacketObs) -> Option<usize> {
                 _ => 9,
             })
         }
-        ipproto::UDP => Some(6),
+        ipproto::UDP => Some(UDP),
         ipproto::ICMP | ipproto::ICMPV6 => {
             if o.is_icmp_echo_request() {
-                Some(8)
+                Some(ICMP_ECHO)
             } else {
                 None
             }
         }
-        _ => Some(7),
+        _ => Some(IP_PROTOCOL),
     }
 }
 
@@ -187,16 +193,6 @@ impl ScanDetector {
         }
     }
 
-    /// The state table (for counters and bounds).
-    pub fn table_len(&self) -> (usize, usize, crate::table::TableCounters, usize) {
-        (
-            self.sources.len(),
-            self.sources.cap(),
-            self.sources.counters,
-            self.sources.approx_bytes(),
-        )
-    }
-
     /// Per packet: only first packets, first replies and ICMP unreachables touch state.
     pub fn observe(&mut self, o: &PacketObs) {
         let now = o.ts.0;
@@ -236,8 +232,8 @@ impl ScanDetector {
 
     fn attempt(&mut self, o: &PacketObs, kind: usize, now: i64) {
         let port_key: u32 = match kind {
-            7 => o.proto as u32,
-            8 => 0x1_0000,
+            IP_PROTOCOL => o.proto as u32,
+            ICMP_ECHO => 0x1_0000,
             _ => o.dport as u32 | ((o.proto as u32) << 16),
         };
         let hp = hash64(self.seed, &port_key);
@@ -265,7 +261,7 @@ impl ScanDetector {
             w.kinds[kind] += 1;
             if w.ports.insert(hp) {
                 grew = true;
-                if kind != 8 {
+                if kind != ICMP_ECHO {
                     w.sample_ports.add(port_key as u16);
                 }
             }
@@ -411,7 +407,7 @@ fn scan_alert(
         severity: if shape < 2 {
             cfg.common.severity
         } else {
-            cfg.common.severity.saturating_add(1).min(4)
+            cfg.common.lower_severity()
         },
         src_ip: src,
         dest_ip: dest,
@@ -437,10 +433,23 @@ fn scan_alert(
     }
 }
 
-pub(crate) fn secs(s: u64) -> i64 {
-    (s as i64).saturating_mul(1_000_000_000)
-}
-
-pub(crate) fn ts_secs(ns: i64) -> f64 {
-    (ns as f64 / 1e6).round() / 1e3
+impl Detector for ScanDetector {
+    fn inputs(&self) -> Inputs {
+        Inputs {
+            packets: true,
+            ..Inputs::default()
+        }
+    }
+    fn observe_packet(&mut self, o: &PacketObs, _out: &mut Vec<AnomalyAlert>) {
+        self.observe(o);
+    }
+    fn tick(&mut self, now: Timestamp, flush: bool, out: &mut Vec<AnomalyAlert>) {
+        ScanDetector::tick(self, now, flush, out);
+    }
+    fn table_stats(&self) -> TableStats {
+        self.sources.stats()
+    }
+    fn alerts(&self) -> u64 {
+        self.alerts
+    }
 }

@@ -6,6 +6,7 @@ use zonewatch_types::Timestamp;
 
 use crate::alert::AnomalyAlert;
 use crate::beacon::{BeaconConfig, BeaconDetector};
+use crate::common::{Common, Detector};
 use crate::dns::{DnsConfig, DnsDetector};
 use crate::flood::{FloodConfig, FloodDetector};
 use crate::obs::{DnsObs, FlowEndObs, PacketObs};
@@ -15,31 +16,84 @@ use crate::volume::{VolumeConfig, VolumeDetector};
 use crate::yaml::{self, Errors, Section};
 use crate::zone::{ZoneConfig, ZoneDetector, ZonePolicy};
 
-/// Keys every detector file has.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Common {
-    /// `enabled` (default true).
-    pub enabled: bool,
-    /// `severity` 1–4.
-    pub severity: u8,
-    /// `max-entries`: cap of the detector's state table.
-    pub max_entries: usize,
-    /// `update-interval`: seconds between updates of an ongoing alert.
-    pub update_interval: u64,
-    /// `seed`: hash seed of the state tables.
-    pub seed: u64,
+/// Builds a detector from its file's `detector:` section (`None`: it cannot run, as
+/// `zone-policy` without a zone policy in the configuration).
+type Build = fn(&Section, Common, &mut Option<ZonePolicy>) -> Option<Box<dyn Detector>>;
+
+/// One detector type: its `detector.type`, the defaults of its shared keys, and how to build
+/// it.
+struct DetectorType {
+    name: &'static str,
+    default_severity: u8,
+    default_update_interval: u64,
+    /// Position in which it sees each observation, and so the order of the alerts one
+    /// observation raises: per-packet detectors that alert at once first, then those that
+    /// decide on ticks.
+    run_order: u8,
+    build: Build,
 }
 
-/// Detector names (the `detector.type` values) and their default severities.
-pub const DETECTORS: [(&str, u8); 7] = [
-    ("portscan", 2),
-    ("flood", 2),
-    ("dns-tunnel", 2),
-    ("beaconing", 2),
-    ("volume", 3),
-    ("protocol-anomaly", 3),
-    ("zone-policy", 1),
+/// Every detector type, in the order they are listed (`active`, `docs/detectors.md`).
+const TYPES: [DetectorType; 7] = [
+    DetectorType {
+        name: "portscan",
+        default_severity: 2,
+        default_update_interval: 60,
+        run_order: 2,
+        build: |s, c, _| Some(Box::new(ScanDetector::new(ScanConfig::read(s, c)))),
+    },
+    DetectorType {
+        name: "flood",
+        default_severity: 2,
+        default_update_interval: 60,
+        run_order: 3,
+        build: |s, c, _| Some(Box::new(FloodDetector::new(FloodConfig::read(s, c)))),
+    },
+    DetectorType {
+        name: "dns-tunnel",
+        default_severity: 2,
+        default_update_interval: 60,
+        run_order: 5,
+        build: |s, c, _| Some(Box::new(DnsDetector::new(DnsConfig::read(s, c)))),
+    },
+    DetectorType {
+        name: "beaconing",
+        default_severity: 2,
+        // Beacons are slow: an hourly update is enough.
+        default_update_interval: 3600,
+        run_order: 4,
+        build: |s, c, _| Some(Box::new(BeaconDetector::new(BeaconConfig::read(s, c)))),
+    },
+    DetectorType {
+        name: "volume",
+        default_severity: 3,
+        default_update_interval: 60,
+        run_order: 6,
+        build: |s, c, _| Some(Box::new(VolumeDetector::new(VolumeConfig::read(s, c)))),
+    },
+    DetectorType {
+        name: "protocol-anomaly",
+        default_severity: 3,
+        default_update_interval: 60,
+        run_order: 0,
+        build: |s, c, _| Some(Box::new(ProtoDetector::new(ProtoConfig::read(s, c)))),
+    },
+    DetectorType {
+        name: "zone-policy",
+        default_severity: 1,
+        default_update_interval: 60,
+        run_order: 1,
+        build: |s, c, policy| {
+            // The section is read (and checked) even when there is no policy to run.
+            let cfg = ZoneConfig::read(s, c);
+            let policy = policy.take()?;
+            Some(Box::new(ZoneDetector::new(cfg, policy)))
+        },
+    },
 ];
+
+/// How often idle detector state is expired, in nanoseconds of packet time.
+const EXPIRE_EVERY_NS: i64 = 60 * crate::common::NS_PER_SEC;
 
 /// A detector file that could not be used: `file:line: message`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -53,16 +107,22 @@ pub struct LoadError {
     pub message: String,
 }
 
+/// A detector that runs, and its type (an index into [`TYPES`]).
+struct Loaded {
+    kind: usize,
+    detector: Box<dyn Detector>,
+}
+
 /// All enabled detectors, their pending alerts and counters.
 #[derive(Default)]
 pub struct DetectorSet {
-    scan: Option<ScanDetector>,
-    flood: Option<FloodDetector>,
-    dns: Option<DnsDetector>,
-    beacon: Option<BeaconDetector>,
-    volume: Option<VolumeDetector>,
-    proto: Option<ProtoDetector>,
-    zone: Option<ZoneDetector>,
+    /// In run order (see [`DetectorType::run_order`]).
+    detectors: Vec<Loaded>,
+    /// Positions in `detectors` of those taking each kind of observation, so the hot path
+    /// calls only detectors that use it.
+    on_packet: Vec<usize>,
+    on_flow_end: Vec<usize>,
+    on_dns: Vec<usize>,
     alerts: Vec<AnomalyAlert>,
     last_expire: i64,
     /// Files loaded (detector files only), in load order.
@@ -169,82 +229,33 @@ impl DetectorSet {
             }
         }
         let s = Section::new(node, "detector", &errors);
-        let kind = s.string("type", "");
-        let Some(&(_, default_sev)) = DETECTORS.iter().find(|(n, _)| *n == kind) else {
+        let type_name = s.string("type", "");
+        let Some(kind) = TYPES.iter().position(|t| t.name == type_name) else {
             let line = node.get("type").map_or(node.line, |n| n.line);
-            let names: Vec<&str> = DETECTORS.iter().map(|(n, _)| *n).collect();
+            let names: Vec<&str> = TYPES.iter().map(|t| t.name).collect();
             errors.borrow_mut().push((
                 line,
                 format!(
-                    "`detector.type` {kind:?} is not one of {}",
+                    "`detector.type` {type_name:?} is not one of {}",
                     names.join(", ")
                 ),
             ));
             return Err(mk(errors.into_inner()));
         };
-        let common = Common {
-            enabled: s.bool("enabled", true),
-            severity: s.u64("severity", default_sev as u64, 1, 4) as u8,
-            max_entries: s.u64("max-entries", 65_536, 1, 1 << 26) as usize,
-            update_interval: s.u64(
-                "update-interval",
-                if kind == "beaconing" { 3600 } else { 60 },
-                1,
-                7 * 86_400,
-            ),
-            seed: s.u64("seed", 0x7a6f_6e65, 0, u64::MAX),
-        };
+        let t = &TYPES[kind];
+        let common = Common::read(&s, t.default_severity, t.default_update_interval);
         let enabled = common.enabled;
-        let dup = match kind.as_str() {
-            "portscan" => {
-                let c = ScanConfig::read(&s, common);
-                self.scan.replace(ScanDetector::new(c)).is_some()
-            }
-            "flood" => {
-                let c = FloodConfig::read(&s, common);
-                self.flood.replace(FloodDetector::new(c)).is_some()
-            }
-            "dns-tunnel" => {
-                let c = DnsConfig::read(&s, common);
-                self.dns.replace(DnsDetector::new(c)).is_some()
-            }
-            "beaconing" => {
-                let c = BeaconConfig::read(&s, common);
-                self.beacon.replace(BeaconDetector::new(c)).is_some()
-            }
-            "volume" => {
-                let c = VolumeConfig::read(&s, common);
-                self.volume.replace(VolumeDetector::new(c)).is_some()
-            }
-            "protocol-anomaly" => {
-                let c = ProtoConfig::read(&s, common);
-                self.proto.replace(ProtoDetector::new(c)).is_some()
-            }
-            _ => {
-                let c = ZoneConfig::read(&s, common);
-                match policy.take() {
-                    Some(p) => self.zone.replace(ZoneDetector::new(c, p)).is_some(),
-                    None => false,
-                }
-            }
-        };
+        let built = (t.build)(&s, common, policy);
         s.finish();
+        let dup = built.is_some_and(|d| self.replace(kind, d));
         if dup {
             errors.borrow_mut().push((
                 node.line,
-                format!("a second `{kind}` detector file (only one of each type)"),
+                format!("a second `{type_name}` detector file (only one of each type)"),
             ));
         }
         if !enabled {
-            match kind.as_str() {
-                "portscan" => self.scan = None,
-                "flood" => self.flood = None,
-                "dns-tunnel" => self.dns = None,
-                "beaconing" => self.beacon = None,
-                "volume" => self.volume = None,
-                "protocol-anomaly" => self.proto = None,
-                _ => self.zone = None,
-            }
+            self.remove(kind);
         }
         let errs = errors.into_inner();
         if errs.is_empty() {
@@ -254,60 +265,78 @@ impl DetectorSet {
         }
     }
 
-    /// Names of the detectors that run.
+    /// Puts `detector` in the place of type `kind`; whether one was there already.
+    fn replace(&mut self, kind: usize, detector: Box<dyn Detector>) -> bool {
+        let had = self.remove(kind);
+        let order = |k: usize| TYPES[k].run_order;
+        let at = self
+            .detectors
+            .partition_point(|l| order(l.kind) < order(kind));
+        self.detectors.insert(at, Loaded { kind, detector });
+        self.index_inputs();
+        had
+    }
+
+    /// Removes the detector of type `kind`; whether there was one.
+    fn remove(&mut self, kind: usize) -> bool {
+        let before = self.detectors.len();
+        self.detectors.retain(|l| l.kind != kind);
+        self.index_inputs();
+        self.detectors.len() != before
+    }
+
+    fn index_inputs(&mut self) {
+        let positions = |want: fn(&crate::common::Inputs) -> bool| -> Vec<usize> {
+            self.detectors
+                .iter()
+                .enumerate()
+                .filter(|(_, l)| want(&l.detector.inputs()))
+                .map(|(i, _)| i)
+                .collect()
+        };
+        let on_packet = positions(|i| i.packets);
+        let on_flow_end = positions(|i| i.flow_ends);
+        let on_dns = positions(|i| i.dns);
+        (self.on_packet, self.on_flow_end, self.on_dns) = (on_packet, on_flow_end, on_dns);
+    }
+
+    /// Names of the detectors that run, in the order of the detector types.
     pub fn active(&self) -> Vec<&'static str> {
-        let on = [
-            self.scan.is_some(),
-            self.flood.is_some(),
-            self.dns.is_some(),
-            self.beacon.is_some(),
-            self.volume.is_some(),
-            self.proto.is_some(),
-            self.zone.is_some(),
-        ];
-        DETECTORS
+        TYPES
             .iter()
-            .zip(on)
-            .filter(|(_, on)| *on)
-            .map(|((n, _), _)| *n)
+            .enumerate()
+            .filter(|(k, _)| self.detectors.iter().any(|l| l.kind == *k))
+            .map(|(_, t)| t.name)
             .collect()
     }
 
     /// Whether no detector runs.
     pub fn is_empty(&self) -> bool {
-        self.active().is_empty()
+        self.detectors.is_empty()
     }
 
     /// Per packet (hot path).
     pub fn observe_packet(&mut self, o: &PacketObs) {
-        if let Some(d) = &mut self.proto {
-            d.observe(o, &mut self.alerts);
-        }
-        if let Some(d) = &mut self.zone {
-            d.observe(o, &mut self.alerts);
-        }
-        if let Some(d) = &mut self.scan {
-            d.observe(o);
-        }
-        if let Some(d) = &mut self.flood {
-            d.observe(o);
-        }
-        if let Some(d) = &mut self.beacon {
-            d.observe(o, &mut self.alerts);
+        for &i in &self.on_packet {
+            self.detectors[i]
+                .detector
+                .observe_packet(o, &mut self.alerts);
         }
     }
 
     /// Per flow end.
     pub fn observe_flow_end(&mut self, f: &FlowEndObs) {
-        if let Some(d) = &mut self.volume {
-            d.observe(f, &mut self.alerts);
+        for &i in &self.on_flow_end {
+            self.detectors[i]
+                .detector
+                .observe_flow_end(f, &mut self.alerts);
         }
     }
 
     /// Per DNS message.
     pub fn observe_dns(&mut self, o: &DnsObs) {
-        if let Some(d) = &mut self.dns {
-            d.observe(o, &mut self.alerts);
+        for &i in &self.on_dns {
+            self.detectors[i].detector.observe_dns(o, &mut self.alerts);
         }
     }
 
@@ -323,30 +352,13 @@ impl DetectorSet {
     }
 
     fn time_work(&mut self, now: Timestamp, flush: bool) {
-        let mut batch = Vec::new();
-        if let Some(d) = &mut self.scan {
-            d.tick(now, flush, &mut batch);
+        for l in &mut self.detectors {
+            l.detector.tick(now, flush, &mut self.alerts);
         }
-        if let Some(d) = &mut self.flood {
-            d.tick(now, flush, &mut batch);
-        }
-        if let Some(d) = &mut self.volume {
-            d.tick(now, &mut batch);
-        }
-        self.alerts.append(&mut batch);
-        if now.0 - self.last_expire >= 60_000_000_000 {
+        if now.0 - self.last_expire >= EXPIRE_EVERY_NS {
             self.last_expire = now.0;
-            if let Some(d) = &mut self.dns {
-                d.expire(now);
-            }
-            if let Some(d) = &mut self.beacon {
-                d.expire(now);
-            }
-            if let Some(d) = &mut self.proto {
-                d.expire(now);
-            }
-            if let Some(d) = &mut self.zone {
-                d.expire(now);
+            for l in &mut self.detectors {
+                l.detector.expire(now);
             }
         }
     }
@@ -357,46 +369,27 @@ impl DetectorSet {
     }
 
     /// Counters (`anomaly.<detector>.<name>`), sorted by name: table entries, cap, inserts,
-    /// evictions, expiries, peak, approximate bytes, alerts.
+    /// evictions, expiries, peak, approximate bytes, alerts, and a detector's own counters.
     pub fn counters(&self) -> Vec<(String, u64)> {
         let mut out = Vec::new();
-        let mut add =
-            |name: &str, t: (usize, usize, crate::table::TableCounters, usize), alerts: u64| {
-                let (len, cap, c, bytes) = t;
-                for (k, v) in [
-                    ("entries", len as u64),
-                    ("cap", cap as u64),
-                    ("inserts", c.inserts),
-                    ("evictions", c.evictions),
-                    ("expired", c.expired),
-                    ("peak", c.peak),
-                    ("bytes", bytes as u64),
-                    ("alerts", alerts),
-                ] {
-                    out.push((format!("anomaly.{name}.{k}"), v));
-                }
-            };
-        if let Some(d) = &self.scan {
-            add("portscan", d.table_len(), d.alerts);
-        }
-        if let Some(d) = &self.flood {
-            add("flood", d.table_len(), d.alerts);
-        }
-        if let Some(d) = &self.dns {
-            add("dns-tunnel", d.table_len(), d.alerts);
-        }
-        if let Some(d) = &self.beacon {
-            add("beaconing", d.table_len(), d.alerts);
-        }
-        if let Some(d) = &self.volume {
-            add("volume", d.table_len(), d.alerts);
-        }
-        if let Some(d) = &self.proto {
-            add("protocol-anomaly", d.table_len(), d.alerts);
-        }
-        if let Some(d) = &self.zone {
-            add("zone-policy", d.table_len(), d.alerts);
-            out.push(("anomaly.zone-policy.suppressed".into(), d.suppressed));
+        for l in &self.detectors {
+            let name = TYPES[l.kind].name;
+            let t = l.detector.table_stats();
+            for (k, v) in [
+                ("entries", t.entries as u64),
+                ("cap", t.cap as u64),
+                ("inserts", t.counters.inserts),
+                ("evictions", t.counters.evictions),
+                ("expired", t.counters.expired),
+                ("peak", t.counters.peak),
+                ("bytes", t.bytes as u64),
+                ("alerts", l.detector.alerts()),
+            ]
+            .into_iter()
+            .chain(l.detector.extra_counters())
+            {
+                out.push((format!("anomaly.{name}.{k}"), v));
+            }
         }
         out.sort();
         out

@@ -12,9 +12,9 @@ use serde_json::json;
 use zonewatch_types::Timestamp;
 
 use crate::alert::{AnomalyAlert, Category};
+use crate::common::{Common, Detector, Inputs, NS_PER_SEC};
 use crate::obs::FlowEndObs;
-use crate::set::Common;
-use crate::table::Table;
+use crate::table::{Table, TableStats};
 use crate::yaml::Section;
 
 /// Bytes sent above baseline.
@@ -102,18 +102,8 @@ impl VolumeDetector {
         }
     }
 
-    /// Entries, cap, counters and approximate bytes of the state table.
-    pub fn table_len(&self) -> (usize, usize, crate::table::TableCounters, usize) {
-        (
-            self.hosts.len(),
-            self.hosts.cap(),
-            self.hosts.counters,
-            self.hosts.approx_bytes(),
-        )
-    }
-
     fn bucket_of(&self, ns: i64) -> i64 {
-        ns.div_euclid((self.cfg.bucket as i64).saturating_mul(1_000_000_000))
+        ns.div_euclid((self.cfg.bucket as i64).saturating_mul(NS_PER_SEC))
     }
 
     /// Per flow end.
@@ -229,4 +219,26 @@ fn roll(
     }
     h.bucket = b;
     out
+}
+
+impl Detector for VolumeDetector {
+    fn inputs(&self) -> Inputs {
+        Inputs {
+            flow_ends: true,
+            ..Inputs::default()
+        }
+    }
+    fn observe_flow_end(&mut self, f: &FlowEndObs, out: &mut Vec<AnomalyAlert>) {
+        self.observe(f, out);
+    }
+    // Volume closes buckets on ticks and expires its table there (once per bucket).
+    fn tick(&mut self, now: Timestamp, _flush: bool, out: &mut Vec<AnomalyAlert>) {
+        VolumeDetector::tick(self, now, out);
+    }
+    fn table_stats(&self) -> TableStats {
+        self.hosts.stats()
+    }
+    fn alerts(&self) -> u64 {
+        self.alerts
+    }
 }

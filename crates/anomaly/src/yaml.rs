@@ -1,127 +1,16 @@
-//! A YAML tree that keeps line numbers (read by zonewatch's bounded YAML reader: aliases
-//! expanded within a budget, every error with its line), and typed readers that collect
-//! every error as `file:line: message` and report unknown keys.
+//! Typed reading of YAML trees with line numbers (the tree is `zonewatch_yamlread`'s, the
+//! one YAML reader: aliases expanded within a budget, every error with its line): readers
+//! that collect every error as `file:line: message` and report unknown keys.
 
 use std::cell::RefCell;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
-use zonewatch_yamlread::{Event, Receiver};
-
-/// A YAML node and the line it starts on (1-based).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Node {
-    /// 1-based line.
-    pub line: usize,
-    /// The value.
-    pub kind: Kind,
-}
-
-/// A YAML value.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Kind {
-    /// A scalar as written (`~`/empty give an empty string).
-    Scalar(String),
-    /// A sequence.
-    Seq(Vec<Node>),
-    /// A mapping, in file order, each key with its line.
-    Map(Vec<(String, usize, Node)>),
-}
-
-enum Open {
-    Seq(usize, Vec<Node>),
-    Map(usize, Vec<(String, usize, Node)>, Option<(String, usize)>),
-}
-
-#[derive(Default)]
-struct Builder {
-    stack: Vec<Open>,
-    root: Option<Node>,
-}
-
-impl Builder {
-    fn put(&mut self, node: Node) {
-        match self.stack.last_mut() {
-            None => {
-                if self.root.is_none() {
-                    self.root = Some(node);
-                }
-            }
-            Some(Open::Seq(_, items)) => items.push(node),
-            Some(Open::Map(_, entries, key)) => match key.take() {
-                None => {
-                    let k = match node.kind {
-                        Kind::Scalar(s) => s,
-                        _ => String::new(),
-                    };
-                    *key = Some((k, node.line));
-                }
-                Some((k, l)) => entries.push((k, l, node)),
-            },
-        }
-    }
-}
-
-impl Receiver for Builder {
-    fn event(&mut self, ev: Event, line: usize) -> Result<(), zonewatch_yamlread::Error> {
-        match ev {
-            Event::Scalar(s, ..) => self.put(Node {
-                line,
-                kind: Kind::Scalar(if s == "~" || s == "null" {
-                    String::new()
-                } else {
-                    s
-                }),
-            }),
-            Event::SequenceStart(..) => self.stack.push(Open::Seq(line, Vec::new())),
-            Event::MappingStart(..) => self.stack.push(Open::Map(line, Vec::new(), None)),
-            Event::SequenceEnd => {
-                if let Some(Open::Seq(l, items)) = self.stack.pop() {
-                    self.put(Node {
-                        line: l,
-                        kind: Kind::Seq(items),
-                    });
-                }
-            }
-            Event::MappingEnd => {
-                if let Some(Open::Map(l, entries, _)) = self.stack.pop() {
-                    self.put(Node {
-                        line: l,
-                        kind: Kind::Map(entries),
-                    });
-                }
-            }
-            _ => {}
-        }
-        Ok(())
-    }
-}
+pub use zonewatch_yamlread::tree::{Kind, Node};
 
 /// Parses the first document of YAML text into a tree; the error is `(line, message)`.
 pub fn parse(text: &str) -> Result<Option<Node>, (usize, String)> {
-    let mut b = Builder::default();
-    let mut docs = 0;
-    zonewatch_yamlread::read(text, &zonewatch_yamlread::LIMITS, &mut |ev, line| {
-        if ev == Event::DocumentStart {
-            docs += 1;
-        }
-        if docs <= 1 {
-            b.event(ev, line)?;
-        }
-        Ok(())
-    })
-    .map_err(|e| (e.line, e.message))?;
-    Ok(b.root)
-}
-
-impl Node {
-    /// The value under `key` when this is a mapping.
-    pub fn get(&self, key: &str) -> Option<&Node> {
-        match &self.kind {
-            Kind::Map(e) => e.iter().find(|(k, _, _)| k == key).map(|(_, _, n)| n),
-            _ => None,
-        }
-    }
+    zonewatch_yamlread::tree::parse(text).map_err(|e| (e.line, e.message))
 }
 
 /// Errors collected while reading a file: `(line, message)`.

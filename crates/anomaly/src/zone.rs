@@ -49,11 +49,11 @@ use serde_json::json;
 use zonewatch_types::{ipproto, proto_name};
 
 use crate::alert::{AnomalyAlert, Category};
+use crate::common::{secs, Common, Detector, Inputs};
 use crate::obs::PacketObs;
-use crate::scan::secs;
-use crate::set::Common;
-use crate::table::Table;
-use crate::yaml::{self, Errors, Kind, Node, Section};
+use crate::table::{Table, TableStats};
+use crate::yaml::{Errors, Kind, Node, Section};
+use zonewatch_config::ZoneMap;
 
 /// A deny rule matched.
 pub const SID_DENY: u32 = 9_000_700;
@@ -180,76 +180,55 @@ impl PolicyRule {
     }
 }
 
+/// A flow the policy does not allow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Violation<'a> {
+    /// [`SID_DENY`], [`SID_NOT_ALLOWED`] or [`SID_DEFAULT_DENY`].
+    pub sid: u32,
+    /// Source zone.
+    pub from: &'a str,
+    /// Destination zone.
+    pub to: &'a str,
+    /// The rule that denied the flow or governs the zone pair (its index), None for the
+    /// default.
+    pub rule: Option<usize>,
+}
+
 /// Zones and the policy table.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ZonePolicy {
-    zones: Vec<(String, Vec<IpNet>)>,
-    /// Prefixes of all zones, longest first (most specific wins).
-    prefixes: Vec<(IpNet, usize)>,
+    zones: ZoneMap,
     rules: Vec<PolicyRule>,
     default_allow: bool,
 }
 
 impl ZonePolicy {
-    /// From zones as `zonewatch_config::Config::zones` holds them and rules.
-    pub fn new(
-        zones: &[(String, Vec<IpNet>)],
-        rules: Vec<PolicyRule>,
-        default_allow: bool,
-    ) -> Self {
-        let mut prefixes: Vec<(IpNet, usize)> = zones
-            .iter()
-            .enumerate()
-            .flat_map(|(i, (_, nets))| nets.iter().map(move |n| (*n, i)))
-            .collect();
-        // Longest prefix first; stable, so the first zone listed wins a tie (as config's
-        // zone_of takes the maximum, ties are rare and both are reported the same way).
-        prefixes.sort_by_key(|(n, _)| std::cmp::Reverse(n.prefix_len()));
+    /// From the configuration's zones and rules.
+    pub fn new(zones: ZoneMap, rules: Vec<PolicyRule>, default_allow: bool) -> Self {
         ZonePolicy {
-            zones: zones.to_vec(),
-            prefixes,
+            zones,
             rules,
             default_allow,
         }
     }
 
-    /// Reads `zones:` and `zone-policy:` from the main config file's text (other keys are
-    /// ignored; the config crate checks them). Errors are `file:line: message`, all of them.
-    pub fn from_config_yaml(text: &str, file: &str) -> Result<ZonePolicy, Vec<String>> {
-        let fmt = |errs: Vec<(usize, String)>| {
-            errs.into_iter()
-                .map(|(l, m)| format!("{file}:{l}: {m}"))
-                .collect::<Vec<_>>()
-        };
-        let root = yaml::parse(text).map_err(|e| fmt(vec![e]))?;
+    /// Reads the `zone-policy:` section of the configuration (`section`: the tree the
+    /// config crate took from the file, None when the file has none) over the
+    /// configuration's zones (read once, by the config crate). Errors are
+    /// `file:line: message`, all of them.
+    pub fn read(
+        section: Option<&Node>,
+        zones: ZoneMap,
+        file: &str,
+    ) -> Result<ZonePolicy, Vec<String>> {
         let errors = Errors::default();
-        let mut zones = Vec::new();
-        let (mut rules, mut default_allow) = (Vec::new(), true);
-        if let Some(root) = &root {
-            if let Some(z) = root.get("zones") {
-                if let Kind::Map(entries) = &z.kind {
-                    for (name, _, n) in entries {
-                        let mut nets = Vec::new();
-                        for (s, line) in yaml::scalars(n, &format!("zones.{name}"), &errors) {
-                            match yaml::parse_net(&s) {
-                                Some(net) => nets.push(net),
-                                None => errors
-                                    .borrow_mut()
-                                    .push((line, format!("zones.{name}: {s:?} is not a CIDR"))),
-                            }
-                        }
-                        zones.push((name.clone(), nets));
-                    }
-                }
-            }
-            if let Some(p) = root.get("zone-policy") {
-                (rules, default_allow) = read_policy(p, &errors);
-            }
-        }
-        let known: Vec<&str> = zones.iter().map(|(n, _)| n.as_str()).collect();
+        let (rules, default_allow) = match section {
+            Some(p) => read_policy(p, &errors),
+            None => (Vec::new(), true),
+        };
         for r in &rules {
             for z in r.from.iter().chain(&r.to) {
-                if z != "any" && z != "unknown" && !known.contains(&z.as_str()) {
+                if z != "any" && z != "unknown" && !zones.names().any(|n| n == z) {
                     errors
                         .borrow_mut()
                         .push((r.line, format!("rule `{}`: unknown zone `{z}`", r.name)));
@@ -258,18 +237,26 @@ impl ZonePolicy {
         }
         let errs = errors.into_inner();
         if !errs.is_empty() {
-            return Err(fmt(errs));
+            return Err(errs
+                .into_iter()
+                .map(|(l, m)| format!("{file}:{l}: {m}"))
+                .collect());
         }
-        Ok(ZonePolicy::new(&zones, rules, default_allow))
+        Ok(ZonePolicy::new(zones, rules, default_allow))
+    }
+
+    /// Reads `zones:` and `zone-policy:` from configuration text (tests and tools; the
+    /// sensor takes both from its `Config`). Errors are `file:line: message`.
+    pub fn from_config_yaml(text: &str, file: &str) -> Result<ZonePolicy, Vec<String>> {
+        let mut cfg = zonewatch_config::Config::default();
+        cfg.apply_yaml(text, file)
+            .map_err(|e| e.problems.iter().map(|p| p.to_string()).collect::<Vec<_>>())?;
+        ZonePolicy::read(cfg.zone_policy.as_ref(), cfg.zone_map(), file)
     }
 
     /// The zone of an address (most specific prefix), `unknown` when none.
     pub fn zone_of(&self, ip: IpAddr) -> &str {
-        self.prefixes
-            .iter()
-            .find(|(n, _)| n.contains(&ip))
-            .map(|(_, i)| self.zones[*i].0.as_str())
-            .unwrap_or("unknown")
+        self.zones.zone_of(ip).unwrap_or("unknown")
     }
 
     /// The rules.
@@ -282,26 +269,32 @@ impl ZonePolicy {
         self.default_allow
     }
 
-    /// The same rules over other zones (e.g. `Config::zones` after `--set zones.x=...`).
-    pub fn with_zones(&self, zones: &[(String, Vec<IpNet>)]) -> ZonePolicy {
-        ZonePolicy::new(zones, self.rules.clone(), self.default_allow)
-    }
-
-    /// Checks one flow (its first packet): `None` when allowed, else the violation as
-    /// (sid, source zone, destination zone, rule index if a rule decided or governs).
-    pub fn check(&self, o: &PacketObs) -> Option<(u32, &str, &str, Option<usize>)> {
+    /// Checks one flow (its first packet): `None` when allowed.
+    pub fn check(&self, o: &PacketObs) -> Option<Violation<'_>> {
         let from = self.zone_of(o.src);
         let to = self.zone_of(o.dst);
         if from == to {
             return None;
         }
+        let violation = |sid, rule| {
+            Some(Violation {
+                sid,
+                from,
+                to,
+                rule,
+            })
+        };
         if let Some(i) = self.rules.iter().position(|r| r.matches(from, to, o)) {
-            return (!self.rules[i].allow).then_some((SID_DENY, from, to, Some(i)));
+            return if self.rules[i].allow {
+                None
+            } else {
+                violation(SID_DENY, Some(i))
+            };
         }
         match self.rules.iter().position(|r| r.zones_match(from, to)) {
-            Some(i) => Some((SID_NOT_ALLOWED, from, to, Some(i))),
+            Some(i) => violation(SID_NOT_ALLOWED, Some(i)),
             None if self.default_allow => None,
-            None => Some((SID_DEFAULT_DENY, from, to, None)),
+            None => violation(SID_DEFAULT_DENY, None),
         }
     }
 }
@@ -422,13 +415,24 @@ struct Limit {
     suppressed: u64,
 }
 
+/// Alerts of one rule (all sources) in the current window.
+#[derive(Clone, Copy)]
+struct RuleWindow {
+    start: i64,
+    sent: u64,
+}
+
+/// What the per-source limit counts by: the source, the sid and the rule (index, or
+/// `u32::MAX` for the default).
+type LimitKey = (IpAddr, u32, u32);
+
 /// The zone policy detector.
 pub struct ZoneDetector {
     cfg: ZoneConfig,
     policy: ZonePolicy,
-    limits: Table<(IpAddr, u32, u32), Limit>,
-    /// Per rule (index; the last slot is the default): window start and alerts sent.
-    per_rule: Vec<(i64, u64)>,
+    limits: Table<LimitKey, Limit>,
+    /// Per rule (index; the last slot is the default).
+    per_rule: Vec<RuleWindow>,
     /// Alerts raised.
     pub alerts: u64,
     /// Violations over the per-source limit (counted, not alerted).
@@ -444,7 +448,13 @@ impl ZoneDetector {
                 cfg.window * 2,
                 cfg.common.seed ^ 0x20e,
             ),
-            per_rule: vec![(i64::MIN, 0); policy.rules.len() + 1],
+            per_rule: vec![
+                RuleWindow {
+                    start: i64::MIN,
+                    sent: 0
+                };
+                policy.rules.len() + 1
+            ],
             cfg,
             policy,
             alerts: 0,
@@ -452,22 +462,18 @@ impl ZoneDetector {
         }
     }
 
-    /// Entries, cap, counters and approximate bytes of the rate-limit table.
-    pub fn table_len(&self) -> (usize, usize, crate::table::TableCounters, usize) {
-        (
-            self.limits.len(),
-            self.limits.cap(),
-            self.limits.counters,
-            self.limits.approx_bytes(),
-        )
-    }
-
     /// Per packet: checks first packets only.
     pub fn observe(&mut self, o: &PacketObs, out: &mut Vec<AnomalyAlert>) {
         if !o.is_first() {
             return;
         }
-        let Some((sid, from, to, rule)) = self.policy.check(o) else {
+        let Some(Violation {
+            sid,
+            from,
+            to,
+            rule,
+        }) = self.policy.check(o)
+        else {
             return;
         };
         let now = o.ts.0;
@@ -486,16 +492,19 @@ impl ZoneDetector {
         }
         let ri = rule.unwrap_or(self.per_rule.len() - 1);
         let pr = &mut self.per_rule[ri];
-        if now.saturating_sub(pr.0) >= secs(self.cfg.window) {
-            *pr = (now, 0);
+        if now.saturating_sub(pr.start) >= secs(self.cfg.window) {
+            *pr = RuleWindow {
+                start: now,
+                sent: 0,
+            };
         }
-        if lim.sent >= self.cfg.max_alerts_per_source || pr.1 >= self.cfg.max_alerts_per_rule {
+        if lim.sent >= self.cfg.max_alerts_per_source || pr.sent >= self.cfg.max_alerts_per_rule {
             lim.suppressed += 1;
             self.suppressed += 1;
             return;
         }
         lim.sent += 1;
-        pr.1 += 1;
+        pr.sent += 1;
         let suppressed_before = std::mem::take(&mut lim.suppressed);
         self.alerts += 1;
         let r = rule.map(|i| &self.policy.rules[i]);
@@ -541,6 +550,30 @@ impl ZoneDetector {
     }
 }
 
+impl Detector for ZoneDetector {
+    fn inputs(&self) -> Inputs {
+        Inputs {
+            packets: true,
+            ..Inputs::default()
+        }
+    }
+    fn observe_packet(&mut self, o: &PacketObs, out: &mut Vec<AnomalyAlert>) {
+        self.observe(o, out);
+    }
+    fn expire(&mut self, now: zonewatch_types::Timestamp) {
+        ZoneDetector::expire(self, now);
+    }
+    fn table_stats(&self) -> TableStats {
+        self.limits.stats()
+    }
+    fn alerts(&self) -> u64 {
+        self.alerts
+    }
+    fn extra_counters(&self) -> Vec<(&'static str, u64)> {
+        vec![("suppressed", self.suppressed)]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -574,12 +607,15 @@ mod tests {
         assert_eq!(p.zone_of("8.8.8.8".parse().unwrap()), "external");
         // My Number talks to nothing else.
         let v = p.check(&first("10.10.1.1", "10.20.1.1", 443)).unwrap();
-        assert_eq!((v.0, v.1, v.2), (SID_DENY, "mynumber", "lgwan"));
-        assert_eq!(p.rules()[v.3.unwrap()].name, "mynumber-isolated");
+        assert_eq!((v.sid, v.from, v.to), (SID_DENY, "mynumber", "lgwan"));
+        assert_eq!(p.rules()[v.rule.unwrap()].name, "mynumber-isolated");
         // LGWAN to the internet: only via the relays, only web ports.
         assert!(p.check(&first("10.20.0.10", "8.8.8.8", 443)).is_none());
         let v = p.check(&first("10.20.5.5", "8.8.8.8", 443)).unwrap();
-        assert_eq!((v.0, v.1, v.2), (SID_NOT_ALLOWED, "lgwan", "external"));
+        assert_eq!(
+            (v.sid, v.from, v.to),
+            (SID_NOT_ALLOWED, "lgwan", "external")
+        );
         assert!(p.check(&first("10.20.0.10", "8.8.8.8", 22)).is_some());
         // Same zone, and pairs no rule names, follow the default (allow).
         assert!(p.check(&first("10.20.5.5", "10.20.9.9", 22)).is_none());

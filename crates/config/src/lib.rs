@@ -1,6 +1,14 @@
 //! The sensor's configuration: one YAML file plus `--set KEY=VALUE`
 //! overrides, both applied through the same dotted-key table so that an
-//! override can reach any setting.
+//! override can reach any setting. The file is read once, by zonewatch's
+//! one YAML reader (`zonewatch_yamlread`), with the line of every key.
+//!
+//! What each component gets: typed sections that read their own keys
+//! ([`SyslogConfig`], [`RunAs`]), the zones with their one lookup
+//! ([`ZoneMap`]), and the sections other crates type themselves handed over
+//! as trees with their lines ([`Config::kafka`], with `--set kafka.*` laid
+//! over it; [`Config::zone_policy`]), so their errors still name file:line.
+//! The settings the packet pipeline reads are still flat fields.
 //!
 //! Where zonewatch has a setting Suricata also has, the key is Suricata's
 //! (`vars.address-groups.HOME_NET`, `flow.memcap`, `stream.reassembly.depth`,
@@ -9,14 +17,19 @@
 //! warning; keys neither knows are errors naming the key and its line.
 #![deny(missing_docs)]
 
+mod sections;
 mod yaml;
+mod zones;
 
 use ipnet::IpNet;
+pub use sections::{RunAs, SyslogConfig};
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::Path;
 pub use yaml::{flatten, Setting, Value};
+pub use zones::ZoneMap;
 use zonewatch_types::UtcOffset;
+pub use zonewatch_yamlread::tree::{Kind, Node};
 
 /// Timeouts of one protocol, in seconds (see Suricata's `flow-timeouts`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -138,9 +151,10 @@ pub struct Config {
     /// Batches queued per worker before the reader waits (files) or drops
     /// (live capture).
     pub queue_batches: usize,
-    /// The `kafka:` section as written (key below `kafka.`, value, line),
-    /// validated by the Kafka sink's own configuration when it starts.
-    pub kafka: Vec<(String, Value, usize)>,
+    /// The `kafka:` section as a tree with its lines (the file's keys with the
+    /// `--set kafka.*` overrides laid over them), or None when no Kafka setting is
+    /// given. Typed and checked by the Kafka sink's own configuration when it starts.
+    pub kafka: Option<Node>,
     /// `detect.stream-window`: bytes of already inspected stream kept per
     /// direction, so patterns and relative matches spanning segments match.
     pub detect_stream_window: u64,
@@ -148,44 +162,17 @@ pub struct Config {
     pub classification_file: Option<std::path::PathBuf>,
     /// `threshold-file`: Suricata's threshold.config.
     pub threshold_file: Option<std::path::PathBuf>,
-    /// `syslog.tls.cert`: certificate chain (PEM) of `tls://` syslog listeners.
-    pub syslog_tls_cert: Option<std::path::PathBuf>,
-    /// `syslog.tls.key`: private key (PEM) of `tls://` syslog listeners.
-    pub syslog_tls_key: Option<std::path::PathBuf>,
-    /// `syslog.tls.client-ca`: when set, TLS syslog clients must present a
-    /// certificate signed by one of these CAs (PEM).
-    pub syslog_tls_client_ca: Option<std::path::PathBuf>,
-    /// `syslog.max-frame-size`: longer syslog frames are truncated (and counted).
-    pub syslog_max_frame_bytes: usize,
-    /// `syslog.channel-size`: records queued between the listeners/replay and
-    /// the Sigma thread (listeners drop and count when it is full; replay waits).
-    pub syslog_channel_records: usize,
-    /// `syslog.idle-timeout`: seconds a silent TCP/TLS syslog connection stays open.
-    pub syslog_idle_timeout: u64,
-    /// `syslog.max-connections`: concurrent TCP/TLS syslog connections per listener.
-    pub syslog_max_connections: usize,
-    /// `syslog.max-connections-per-source`: concurrent TCP/TLS syslog connections
-    /// from one source address per listener (0: no limit).
-    pub syslog_max_connections_per_source: usize,
-    /// `syslog.frame-timeout`: seconds a TCP/TLS syslog frame (or TLS handshake)
-    /// may take from its first byte; then it is cut and the connection closed.
-    pub syslog_frame_timeout: u64,
-    /// `syslog.buffer-memcap`: bytes of unfinished frames all TCP/TLS connections
-    /// of one listener may hold together.
-    pub syslog_buffer_memcap: usize,
-    /// `syslog.include-message`: write the raw log message in Sigma alerts'
-    /// evidence (off by default: messages can hold personal data).
-    pub syslog_include_message: bool,
-    /// `run-as.user`: after opening captures, listeners, output and spool
-    /// as root, become this user (name or numeric uid).
-    pub run_as_user: Option<String>,
-    /// `run-as.group`: the group to become (default: the user's primary group).
-    pub run_as_group: Option<String>,
-    /// The configuration file's name and text, as read once by
-    /// [`Config::from_file`]: sections other components parse themselves
-    /// (the zone policy) come from here, so a file that can be read only
-    /// once (`--config <(...)`) is read only once.
-    pub file: Option<(String, String)>,
+    /// `syslog:`: the log inputs.
+    pub syslog: SyslogConfig,
+    /// `run-as:`: the account the sensor becomes after opening what needs root.
+    pub run_as: RunAs,
+    /// The `zone-policy:` section as a tree with its lines (read by the
+    /// zone-policy detector, with [`Config::zone_map`]), None when the file has
+    /// none. Taken from the one reading of the file, so a file that can be read
+    /// only once (`--config <(...)`) keeps its policy.
+    pub zone_policy: Option<Node>,
+    /// The configuration file's name, as given to [`Config::from_file`].
+    pub file: Option<String>,
 }
 
 impl Default for Config {
@@ -280,23 +267,13 @@ impl Default for Config {
             metrics_listen: None,
             batch_packets: 128,
             queue_batches: 256,
-            kafka: Vec::new(),
+            kafka: None,
             classification_file: None,
             detect_stream_window: 1024,
             threshold_file: None,
-            syslog_tls_cert: None,
-            syslog_tls_key: None,
-            syslog_tls_client_ca: None,
-            syslog_max_frame_bytes: 64 << 10,
-            syslog_channel_records: 65_536,
-            syslog_idle_timeout: 300,
-            syslog_max_connections: 4096,
-            syslog_max_connections_per_source: 64,
-            syslog_frame_timeout: 10,
-            syslog_buffer_memcap: 32 << 20,
-            syslog_include_message: false,
-            run_as_user: None,
-            run_as_group: None,
+            syslog: SyslogConfig::default(),
+            run_as: RunAs::default(),
+            zone_policy: None,
             file: None,
         }
     }
@@ -860,6 +837,70 @@ fn parse_cidrs(items: &[String]) -> Result<Vec<IpNet>, String> {
         .collect()
 }
 
+/// One setting being applied: its key and its value, read as the field it sets needs
+/// (errors name the key).
+struct KeyValue<'a> {
+    key: &'a str,
+    value: &'a Value,
+}
+
+impl KeyValue<'_> {
+    fn scalar(&self) -> Result<&str, String> {
+        match self.value {
+            Value::Scalar(s) => Ok(s.as_str()),
+            _ => Err(format!("`{}` takes a single value, not a list", self.key)),
+        }
+    }
+    fn list(&self) -> Result<Vec<String>, String> {
+        match self.value {
+            Value::List(l) => Ok(l.clone()),
+            Value::Scalar(s) => Ok(s.split(',').map(|x| x.trim().to_string()).collect()),
+            Value::ListOfMaps => Err(format!("`{}` takes a list of values", self.key)),
+        }
+    }
+    fn size(&self) -> Result<u64, String> {
+        self.scalar().and_then(parse_size)
+    }
+    fn secs(&self) -> Result<u64, String> {
+        self.num()
+    }
+    fn num<T: std::str::FromStr>(&self) -> Result<T, String> {
+        self.scalar().and_then(parse_num)
+    }
+    fn bool(&self) -> Result<bool, String> {
+        self.scalar().and_then(parse_bool)
+    }
+}
+
+/// An overlap policy for fragments or TCP segments (Suricata's host-os-policy names).
+fn overlap_policy(s: &str) -> Result<String, String> {
+    const KNOWN: &[&str] = &[
+        "bsd",
+        "bsd-right",
+        "linux",
+        "old-linux",
+        "windows",
+        "vista",
+        "windows2k3",
+        "solaris",
+        "old-solaris",
+        "macos",
+        "hpux10",
+        "hpux11",
+        "irix",
+        "first",
+        "last",
+    ];
+    let p = s.to_ascii_lowercase();
+    if !KNOWN.contains(&p.as_str()) {
+        return Err(format!(
+            "unknown defrag policy {p:?} (known: {})",
+            KNOWN.join(", ")
+        ));
+    }
+    Ok(p)
+}
+
 /// What applying one setting did.
 enum Applied {
     Ok,
@@ -887,7 +928,7 @@ impl Config {
         })?;
         let mut c = Config::default();
         let warnings = c.apply_yaml(&text, &origin)?;
-        c.file = Some((origin, text));
+        c.file = Some(origin);
         Ok((c, warnings))
     }
 
@@ -908,12 +949,12 @@ impl Config {
                 line: s.line,
                 message,
             };
-            if let Some(k) = s.key.strip_prefix("kafka.") {
-                self.kafka.push((k.to_string(), s.value.clone(), s.line));
+            if s.key.starts_with("kafka.") {
+                // The section is taken whole, as a tree, below.
                 continue;
             }
             if s.key.starts_with("zone-policy.") || s.key == "zone-policy" {
-                // Read by the zone-policy detector from the file itself.
+                // The section is taken whole, as a tree, below.
                 continue;
             }
             match self.apply(&s.key, &s.value) {
@@ -925,10 +966,38 @@ impl Config {
                 Err(m) => problems.push(p(m)),
             }
         }
+        let tree = zonewatch_yamlread::tree::parse(text).map_err(|e| ConfigError {
+            problems: vec![Problem {
+                origin: origin.into(),
+                line: e.line,
+                message: e.message,
+            }],
+        })?;
+        if let Some(policy) = tree.as_ref().and_then(|t| t.get("zone-policy")) {
+            self.zone_policy = Some(policy.clone());
+        }
+        if let Some(kafka) = tree.as_ref().and_then(|t| t.get("kafka")) {
+            if kafka.has_values() && matches!(kafka.kind, Kind::Map(_)) {
+                self.set_kafka(&[], kafka.clone());
+            }
+        }
         if problems.is_empty() {
             Ok(warnings)
         } else {
             Err(ConfigError { problems })
+        }
+    }
+
+    /// Lays `value` over the `kafka:` section at `path` (below `kafka`).
+    fn set_kafka(&mut self, path: &[&str], value: Node) {
+        let mut section = Node {
+            line: 0,
+            kind: Kind::Map(Vec::new()),
+        };
+        section.set_path(path, value, 0);
+        match &mut self.kafka {
+            Some(k) => k.merge(&section),
+            None => self.kafka = Some(section),
         }
     }
 
@@ -947,8 +1016,16 @@ impl Config {
             .ok_or_else(|| err(format!("{kv:?}: expected KEY=VALUE")))?;
         let (k, v) = (k.trim(), v.trim());
         if let Some(kk) = k.strip_prefix("kafka.") {
-            self.kafka
-                .push((kk.to_string(), Value::Scalar(v.to_string()), 0));
+            // librdkafka's property names have dots: below `librdkafka.` the rest is one key.
+            let path: Vec<&str> = match kk.strip_prefix("librdkafka.") {
+                Some(prop) => vec!["librdkafka", prop],
+                None => kk.split('.').collect(),
+            };
+            let value = Node {
+                line: 0,
+                kind: Kind::Scalar(v.to_string()),
+            };
+            self.set_kafka(&path, value);
             return Ok(None);
         }
         let value = if Self::is_list_key(k) {
@@ -1021,227 +1098,192 @@ impl Config {
             })
     }
 
+    /// Sets the field `key` names, trying each section's keys in turn; a key no section
+    /// has is an ignored Suricata key (a warning) or an error.
     fn apply_key(&mut self, key: &str, value: &Value) -> Result<Applied, String> {
-        let scalar = || match value {
-            Value::Scalar(s) => Ok(s.as_str()),
-            _ => Err(format!("`{key}` takes a single value, not a list")),
-        };
-        let list = || match value {
-            Value::List(l) => Ok(l.clone()),
-            Value::Scalar(s) => Ok(s.split(',').map(|x| x.trim().to_string()).collect()),
-            Value::ListOfMaps => Err(format!("`{key}` takes a list of values")),
-        };
-        let size = || scalar().and_then(parse_size);
-        let secs = || scalar().and_then(parse_num::<u64>);
+        let v = KeyValue { key, value };
+        let known = self.apply_general(&v)?
+            || self.apply_stream_defrag(&v)?
+            || self.apply_app_layer(&v)?
+            || self.syslog.apply(&v)?
+            || self.run_as.apply(&v)?
+            || self.apply_vars_zones(&v)?;
+        if known {
+            return Ok(Applied::Ok);
+        }
+        if key.starts_with("flow-timeouts.") {
+            return self.apply_flow_timeout(&v);
+        }
         let top = key.split('.').next().unwrap_or(key);
-        match key {
-            "sensor.name" | "sensor-name" => self.sensor_name = scalar()?.to_string(),
-            "sensor.tenant" => self.tenant = Some(scalar()?.to_string()).filter(|s| !s.is_empty()),
-            "sensor.timezone" => self.timezone = UtcOffset::parse(scalar()?)?,
-            "workers" | "threading.workers" => self.workers = parse_num(scalar()?)?,
-            "capture.snaplen" => self.snaplen = parse_num(scalar()?)?,
-            "capture.promisc" => self.promisc = parse_bool(scalar()?)?,
-            "capture.buffer-size" => self.capture_buffer_bytes = size()?,
-            "capture.bpf" => self.bpf = Some(scalar()?.to_string()).filter(|s| !s.is_empty()),
-            "flow.memcap" => self.flow_memcap = size()?,
-            "flow.hash-seed" => self.flow_hash_seed = parse_num(scalar()?)?,
-            "stream.memcap" => self.stream_memcap = size()?,
-            "stream.midstream" => self.stream_midstream = parse_bool(scalar()?)?,
-            "stream.async-oneside" => self.stream_async_oneside = parse_bool(scalar()?)?,
-            "stream.checksum-validation" => {
-                self.checksum_checks = match scalar()? {
-                    "auto" => "auto".into(),
-                    v if parse_bool(v)? => "all".into(),
-                    _ => "none".into(),
-                }
+        if SURICATA_IGNORED_KEYS.contains(&key)
+            || SURICATA_IGNORED_SECTIONS.contains(&top)
+            || SURICATA_IGNORED_PATTERNS
+                .iter()
+                .any(|p| key_matches(p, key))
+        {
+            return Ok(Applied::Ignored);
+        }
+        Err(format!("unknown key `{key}`"))
+    }
+
+    /// Sensor, capture, flow, output, metrics, detection files and pipeline keys;
+    /// false when `v.key` is none of them.
+    fn apply_general(&mut self, v: &KeyValue) -> Result<bool, String> {
+        match v.key {
+            "sensor.name" | "sensor-name" => self.sensor_name = v.scalar()?.to_string(),
+            "sensor.tenant" => {
+                self.tenant = Some(v.scalar()?.to_string()).filter(|s| !s.is_empty())
             }
-            "app-layer.protocols.http.enabled" => self.app_layer[0] = parse_bool(scalar()?)?,
-            "app-layer.protocols.dns.enabled" => self.app_layer[1] = parse_bool(scalar()?)?,
-            "app-layer.protocols.tls.enabled" => self.app_layer[2] = parse_bool(scalar()?)?,
-            "app-layer.protocols.ssh.enabled" => self.app_layer[3] = parse_bool(scalar()?)?,
-            "app-layer.protocols.http.libhtp.default-config.request-body-limit" => {
-                self.http_request_body_limit = size()?
-            }
-            "app-layer.protocols.http.libhtp.default-config.response-body-limit" => {
-                self.http_response_body_limit = size()?
-            }
-            "app-layer.protocols.tls.encryption-handling"
-            | "app-layer.protocols.tls.encrypt-handling"
-            | "app-layer.protocols.ssh.encryption-handling" => {
-                let full = match scalar()?.trim() {
-                    "full" => true,
-                    "default" | "bypass" => false,
-                    v => return Err(format!("{v:?} is not default, bypass or full")),
-                };
-                self.inspect_encrypted[usize::from(key.contains(".ssh."))] = full;
-            }
-            "stream.reassembly.check-overlap-different-data" => {
-                self.stream_check_overlap_different_data = parse_bool(scalar()?)?
-            }
-            "stream.reassembly.memcap" => self.stream_reassembly_memcap = size()?,
-            "stream.reassembly.depth" => self.stream_reassembly_depth = size()?,
-            "defrag.memcap" => self.defrag_memcap = size()?,
-            "defrag.timeout" => self.defrag_timeout = secs()?,
-            "defrag.trackers" => self.defrag_trackers = parse_num(scalar()?)?,
-            "defrag.policy" | "stream.reassembly.policy" => {
-                let p = scalar()?.to_ascii_lowercase();
-                const KNOWN: &[&str] = &[
-                    "bsd",
-                    "bsd-right",
-                    "linux",
-                    "old-linux",
-                    "windows",
-                    "vista",
-                    "windows2k3",
-                    "solaris",
-                    "old-solaris",
-                    "macos",
-                    "hpux10",
-                    "hpux11",
-                    "irix",
-                    "first",
-                    "last",
-                ];
-                if !KNOWN.contains(&p.as_str()) {
-                    return Err(format!(
-                        "unknown defrag policy {p:?} (known: {})",
-                        KNOWN.join(", ")
-                    ));
-                }
-                if key == "defrag.policy" {
-                    self.defrag_policy = p;
-                } else {
-                    self.stream_policy = p;
-                }
-            }
-            "community-id.enabled" | "community-id" => self.community_id = parse_bool(scalar()?)?,
-            "alert.payload" => self.alert_payload = parse_bool(scalar()?)?,
-            "alert.payload-printable" => self.alert_payload_printable = parse_bool(scalar()?)?,
-            "alert.packet" => self.alert_packet = parse_bool(scalar()?)?,
-            "community-id.seed" | "community-id-seed" => {
-                self.community_id_seed = parse_num(scalar()?)?
-            }
-            "output.path" => self.output_path = Some(scalar()?.to_string()),
+            "sensor.timezone" => self.timezone = UtcOffset::parse(v.scalar()?)?,
+            "workers" | "threading.workers" => self.workers = v.num()?,
+            "capture.snaplen" => self.snaplen = v.num()?,
+            "capture.promisc" => self.promisc = v.bool()?,
+            "capture.buffer-size" => self.capture_buffer_bytes = v.size()?,
+            "capture.bpf" => self.bpf = Some(v.scalar()?.to_string()).filter(|s| !s.is_empty()),
+            "flow.memcap" => self.flow_memcap = v.size()?,
+            "flow.hash-seed" => self.flow_hash_seed = v.num()?,
+            "community-id.enabled" | "community-id" => self.community_id = v.bool()?,
+            "community-id.seed" | "community-id-seed" => self.community_id_seed = v.num()?,
+            "alert.payload" => self.alert_payload = v.bool()?,
+            "alert.payload-printable" => self.alert_payload_printable = v.bool()?,
+            "alert.packet" => self.alert_packet = v.bool()?,
+            "output.path" => self.output_path = Some(v.scalar()?.to_string()),
             "output.types" => {
-                let types = list()?;
+                let types = v.list()?;
                 for t in &types {
                     if !EVENT_TYPES.contains(&t.as_str()) {
                         return Err(format!(
-                            "unknown event type {t:?} in `{key}` (known: {})",
+                            "unknown event type {t:?} in `{}` (known: {})",
+                            v.key,
                             EVENT_TYPES.join(", ")
                         ));
                     }
                 }
                 self.output_types = types;
             }
-            "stats.interval" => self.stats_interval = secs()?,
-            "metrics.listen" => self.metrics_listen = parse_listen(scalar()?)?,
-            "detect.stream-window" => self.detect_stream_window = size()?.min(1 << 20),
-            "classification-file" => {
-                self.classification_file = Some(scalar()?.into());
-            }
-            "threshold-file" => self.threshold_file = Some(scalar()?.into()),
-            "syslog.tls.cert" => self.syslog_tls_cert = Some(scalar()?.into()),
-            "syslog.tls.key" => self.syslog_tls_key = Some(scalar()?.into()),
-            "syslog.tls.client-ca" => {
-                self.syslog_tls_client_ca = Some(scalar()?.into())
-                    .filter(|p: &std::path::PathBuf| !p.as_os_str().is_empty())
-            }
-            "syslog.max-frame-size" => {
-                self.syslog_max_frame_bytes = (size()? as usize).clamp(256, 16 << 20)
-            }
-            "syslog.channel-size" => {
-                self.syslog_channel_records = parse_num::<usize>(scalar()?)?.clamp(16, 1 << 24)
-            }
-            "syslog.idle-timeout" => self.syslog_idle_timeout = secs()?.max(1),
-            "syslog.max-connections" => {
-                self.syslog_max_connections = parse_num::<usize>(scalar()?)?.max(1)
-            }
-            "syslog.max-connections-per-source" => {
-                self.syslog_max_connections_per_source = parse_num::<usize>(scalar()?)?
-            }
-            "syslog.frame-timeout" => self.syslog_frame_timeout = secs()?.clamp(1, 3600),
-            "syslog.buffer-memcap" => {
-                self.syslog_buffer_memcap = (size()? as usize).clamp(64 << 10, 1 << 40)
-            }
-            "syslog.include-message" => self.syslog_include_message = parse_bool(scalar()?)?,
-            "run-as.user" => self.run_as_user = Some(account_name(scalar()?)?),
-            "run-as.group" => self.run_as_group = Some(account_name(scalar()?)?),
-            "pipeline.batch-packets" => {
-                self.batch_packets = parse_num::<usize>(scalar()?)?.clamp(1, 4096)
-            }
-            "pipeline.queue-batches" => {
-                self.queue_batches = parse_num::<usize>(scalar()?)?.clamp(1, 1 << 16)
-            }
-            _ if key.starts_with("vars.address-groups.") => {
-                let name = &key["vars.address-groups.".len()..];
-                let v = match value {
-                    Value::List(l) => format!("[{}]", l.join(",")),
-                    _ => scalar()?.to_string(),
-                };
-                self.address_groups.insert(name.to_string(), v);
-            }
-            _ if key.starts_with("vars.port-groups.") => {
-                let name = &key["vars.port-groups.".len()..];
-                let v = match value {
-                    Value::List(l) => format!("[{}]", l.join(",")),
-                    _ => scalar()?.to_string(),
-                };
-                self.port_groups.insert(name.to_string(), v);
-            }
-            _ if key.starts_with("zones.") && key.matches('.').count() == 1 => {
-                let name = &key["zones.".len()..];
-                let nets = parse_cidrs(&list()?)?;
-                match self.zones.iter_mut().find(|(n, _)| n == name) {
-                    Some(z) => z.1 = nets,
-                    None => self.zones.push((name.to_string(), nets)),
-                }
-            }
-            _ if key.starts_with("flow-timeouts.") => {
-                let parts: Vec<&str> = key.split('.').collect();
-                if parts.len() != 3 {
-                    return Err(format!("unknown key `{key}`"));
-                }
-                let t = match parts[1] {
-                    "tcp" => &mut self.timeouts_tcp,
-                    "udp" => &mut self.timeouts_udp,
-                    "icmp" => &mut self.timeouts_icmp,
-                    "default" => &mut self.timeouts_default,
-                    _ => return Err(format!("unknown key `{key}`")),
-                };
-                let slot = match parts[2] {
-                    "new" => &mut t.new,
-                    "established" => &mut t.established,
-                    "closed" => &mut t.closed,
-                    "emergency-new" => &mut t.emergency_new,
-                    "emergency-established" => &mut t.emergency_established,
-                    "emergency-closed" => &mut t.emergency_closed,
-                    _ if SURICATA_IGNORED_KEYS.contains(&key) => return Ok(Applied::Ignored),
-                    _ => return Err(format!("unknown key `{key}`")),
-                };
-                *slot = secs()?;
-            }
-            _ if SURICATA_IGNORED_KEYS.contains(&key)
-                || SURICATA_IGNORED_SECTIONS.contains(&top)
-                || SURICATA_IGNORED_PATTERNS
-                    .iter()
-                    .any(|p| key_matches(p, key)) =>
-            {
-                return Ok(Applied::Ignored)
-            }
-            _ => return Err(format!("unknown key `{key}`")),
+            "stats.interval" => self.stats_interval = v.secs()?,
+            "metrics.listen" => self.metrics_listen = parse_listen(v.scalar()?)?,
+            "detect.stream-window" => self.detect_stream_window = v.size()?.min(1 << 20),
+            "classification-file" => self.classification_file = Some(v.scalar()?.into()),
+            "threshold-file" => self.threshold_file = Some(v.scalar()?.into()),
+            "pipeline.batch-packets" => self.batch_packets = v.num::<usize>()?.clamp(1, 4096),
+            "pipeline.queue-batches" => self.queue_batches = v.num::<usize>()?.clamp(1, 1 << 16),
+            _ => return Ok(false),
         }
+        Ok(true)
+    }
+
+    /// `stream.*` and `defrag.*` keys; false when `v.key` is none of them.
+    fn apply_stream_defrag(&mut self, v: &KeyValue) -> Result<bool, String> {
+        match v.key {
+            "stream.memcap" => self.stream_memcap = v.size()?,
+            "stream.midstream" => self.stream_midstream = v.bool()?,
+            "stream.async-oneside" => self.stream_async_oneside = v.bool()?,
+            "stream.checksum-validation" => {
+                self.checksum_checks = match v.scalar()? {
+                    "auto" => "auto".into(),
+                    s if parse_bool(s)? => "all".into(),
+                    _ => "none".into(),
+                }
+            }
+            "stream.reassembly.check-overlap-different-data" => {
+                self.stream_check_overlap_different_data = v.bool()?
+            }
+            "stream.reassembly.memcap" => self.stream_reassembly_memcap = v.size()?,
+            "stream.reassembly.depth" => self.stream_reassembly_depth = v.size()?,
+            "defrag.memcap" => self.defrag_memcap = v.size()?,
+            "defrag.timeout" => self.defrag_timeout = v.secs()?,
+            "defrag.trackers" => self.defrag_trackers = v.num()?,
+            "defrag.policy" => self.defrag_policy = overlap_policy(v.scalar()?)?,
+            "stream.reassembly.policy" => self.stream_policy = overlap_policy(v.scalar()?)?,
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// `app-layer.*` keys zonewatch has; false when `v.key` is none of them.
+    fn apply_app_layer(&mut self, v: &KeyValue) -> Result<bool, String> {
+        match v.key {
+            "app-layer.protocols.http.enabled" => self.app_layer[0] = v.bool()?,
+            "app-layer.protocols.dns.enabled" => self.app_layer[1] = v.bool()?,
+            "app-layer.protocols.tls.enabled" => self.app_layer[2] = v.bool()?,
+            "app-layer.protocols.ssh.enabled" => self.app_layer[3] = v.bool()?,
+            "app-layer.protocols.http.libhtp.default-config.request-body-limit" => {
+                self.http_request_body_limit = v.size()?
+            }
+            "app-layer.protocols.http.libhtp.default-config.response-body-limit" => {
+                self.http_response_body_limit = v.size()?
+            }
+            "app-layer.protocols.tls.encryption-handling"
+            | "app-layer.protocols.tls.encrypt-handling"
+            | "app-layer.protocols.ssh.encryption-handling" => {
+                let full = match v.scalar()?.trim() {
+                    "full" => true,
+                    "default" | "bypass" => false,
+                    s => return Err(format!("{s:?} is not default, bypass or full")),
+                };
+                self.inspect_encrypted[usize::from(v.key.contains(".ssh."))] = full;
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// Address and port variables and zones; false when `v.key` is none of them.
+    fn apply_vars_zones(&mut self, v: &KeyValue) -> Result<bool, String> {
+        // A list value is written back as a rule-language list.
+        let group_value = || match v.value {
+            Value::List(l) => Ok(format!("[{}]", l.join(","))),
+            _ => v.scalar().map(str::to_string),
+        };
+        if let Some(name) = v.key.strip_prefix("vars.address-groups.") {
+            self.address_groups.insert(name.to_string(), group_value()?);
+        } else if let Some(name) = v.key.strip_prefix("vars.port-groups.") {
+            self.port_groups.insert(name.to_string(), group_value()?);
+        } else if let Some(name) = v.key.strip_prefix("zones.").filter(|n| !n.contains('.')) {
+            let nets = parse_cidrs(&v.list()?)?;
+            match self.zones.iter_mut().find(|(n, _)| n == name) {
+                Some(z) => z.1 = nets,
+                None => self.zones.push((name.to_string(), nets)),
+            }
+        } else {
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    /// `flow-timeouts.<protocol>.<state>`.
+    fn apply_flow_timeout(&mut self, v: &KeyValue) -> Result<Applied, String> {
+        let key = v.key;
+        let unknown = || Err(format!("unknown key `{key}`"));
+        let parts: Vec<&str> = key.split('.').collect();
+        if parts.len() != 3 {
+            return unknown();
+        }
+        let t = match parts[1] {
+            "tcp" => &mut self.timeouts_tcp,
+            "udp" => &mut self.timeouts_udp,
+            "icmp" => &mut self.timeouts_icmp,
+            "default" => &mut self.timeouts_default,
+            _ => return unknown(),
+        };
+        let slot = match parts[2] {
+            "new" => &mut t.new,
+            "established" => &mut t.established,
+            "closed" => &mut t.closed,
+            "emergency-new" => &mut t.emergency_new,
+            "emergency-established" => &mut t.emergency_established,
+            "emergency-closed" => &mut t.emergency_closed,
+            _ if SURICATA_IGNORED_KEYS.contains(&key) => return Ok(Applied::Ignored),
+            _ => return unknown(),
+        };
+        *slot = v.secs()?;
         Ok(Applied::Ok)
     }
 
-    /// The zone an address belongs to (most specific prefix wins).
-    pub fn zone_of(&self, ip: IpAddr) -> Option<&str> {
-        self.zones
-            .iter()
-            .flat_map(|(name, nets)| nets.iter().map(move |n| (name, n)))
-            .filter(|(_, n)| n.contains(&ip))
-            .max_by_key(|(_, n)| n.prefix_len())
-            .map(|(name, _)| name.as_str())
+    /// The zones, with the lookup of an address's zone.
+    pub fn zone_map(&self) -> ZoneMap {
+        ZoneMap::new(&self.zones)
     }
 
     /// Whether events of `event_type` are written.

@@ -28,8 +28,17 @@ fn yaml_sets_values_and_zones() {
     assert_eq!(c.timezone.0, 9 * 3600);
     assert_eq!(c.flow_memcap, 64 << 20);
     assert_eq!(c.timeouts_tcp.established, 120);
-    assert_eq!(c.zone_of("10.10.3.4".parse().unwrap()), Some("mynumber"));
-    assert_eq!(c.zone_of("8.8.8.8".parse().unwrap()), Some("internet"));
+    let zone = |name: &str| {
+        c.zones
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, nets)| nets)
+    };
+    assert_eq!(
+        zone("mynumber").unwrap(),
+        &["10.10.0.0/16".parse().unwrap()]
+    );
+    assert_eq!(zone("internet").unwrap(), &["0.0.0.0/0".parse().unwrap()]);
 }
 
 #[test]
@@ -104,28 +113,28 @@ fn example_config_in_repo_loads() {
 #[test]
 fn syslog_keys() {
     let mut c = Config::default();
-    assert_eq!(c.syslog_max_frame_bytes, 64 << 10);
-    assert!(!c.syslog_include_message);
+    assert_eq!(c.syslog.max_frame_bytes, 64 << 10);
+    assert!(!c.syslog.include_message);
     let text = "syslog:\n  tls:\n    cert: /etc/zw/s.crt\n    key: /etc/zw/s.key\n    client-ca: /etc/zw/ca.crt\n  max-frame-size: 8kb\n  channel-size: 1024\n  idle-timeout: 60\n  max-connections: 2000\n  include-message: true\n";
     let problems = c.apply_yaml(text, "t.yaml").unwrap();
     assert!(problems.is_empty(), "{problems:?}");
     assert_eq!(
-        c.syslog_tls_cert.as_deref(),
+        c.syslog.tls_cert.as_deref(),
         Some(std::path::Path::new("/etc/zw/s.crt"))
     );
     assert_eq!(
-        c.syslog_tls_key.as_deref(),
+        c.syslog.tls_key.as_deref(),
         Some(std::path::Path::new("/etc/zw/s.key"))
     );
     assert_eq!(
-        c.syslog_tls_client_ca.as_deref(),
+        c.syslog.tls_client_ca.as_deref(),
         Some(std::path::Path::new("/etc/zw/ca.crt"))
     );
-    assert_eq!(c.syslog_max_frame_bytes, 8 << 10);
-    assert_eq!(c.syslog_channel_records, 1024);
-    assert_eq!(c.syslog_idle_timeout, 60);
-    assert_eq!(c.syslog_max_connections, 2000);
-    assert!(c.syslog_include_message);
+    assert_eq!(c.syslog.max_frame_bytes, 8 << 10);
+    assert_eq!(c.syslog.channel_records, 1024);
+    assert_eq!(c.syslog.idle_timeout_secs, 60);
+    assert_eq!(c.syslog.max_connections, 2000);
+    assert!(c.syslog.include_message);
     assert!(c.apply_override("syslog.max-frame-sise=1kb").is_err());
 }
 
@@ -177,7 +186,7 @@ fn numbers_out_of_range_are_errors_naming_the_key_and_line() {
     assert!(got[3].starts_with("r.yaml:7: `flow.memcap`"), "{got:?}");
     // Nothing was clamped into place.
     assert_eq!(c.workers, Config::default().workers);
-    assert_eq!(c.syslog_channel_records, 65_536);
+    assert_eq!(c.syslog.channel_records, 65_536);
 
     let e = c.apply_override("workers=100000").unwrap_err();
     assert!(e.to_string().starts_with("--set: `workers`: "), "{e}");
@@ -201,7 +210,7 @@ fn numbers_out_of_range_are_errors_naming_the_key_and_line() {
     c.apply_override("syslog.channel-size=1048576").unwrap();
     c.apply_override("stats.interval=86400").unwrap();
     c.apply_override("flow-timeouts.udp.new=604800").unwrap();
-    assert_eq!((c.workers, c.syslog_channel_records), (1024, 1 << 20));
+    assert_eq!((c.workers, c.syslog.channel_records), (1024, 1 << 20));
     assert_eq!((c.stats_interval, c.timeouts_udp.new), (86_400, 604_800));
     // Bad numbers of any key name it.
     let e = c.apply_override("flow.hash-seed=-1").unwrap_err();
@@ -303,7 +312,7 @@ fn config_file_must_be_utf8_text_of_sane_size() {
 fn run_as_keys() {
     let mut c = Config::default();
     assert_eq!(
-        (c.run_as_user.as_deref(), c.run_as_group.as_deref()),
+        (c.run_as.user.as_deref(), c.run_as.group.as_deref()),
         (None, None)
     );
     // The example file's commented section, as an operator would write it.
@@ -311,8 +320,8 @@ fn run_as_keys() {
         .apply_yaml("run-as:\n  user: zonewatch\n  group: \"1234\"\n", "t.yaml")
         .unwrap();
     assert!(w.is_empty(), "run-as is a real section now: {w:?}");
-    assert_eq!(c.run_as_user.as_deref(), Some("zonewatch"));
-    assert_eq!(c.run_as_group.as_deref(), Some("1234"));
+    assert_eq!(c.run_as.user.as_deref(), Some("zonewatch"));
+    assert_eq!(c.run_as.group.as_deref(), Some("1234"));
     for bad in ["run-as.user=", "run-as.user=a b", "run-as.group=x:y"] {
         let e = c.apply_override(bad).unwrap_err().to_string();
         assert!(e.contains("run-as."), "{bad}: {e}");

@@ -15,12 +15,15 @@
 //! The parser (yaml-rust2) is driven one event at a time, so a rejected file stops being
 //! read at the point where it went over. Two ways to consume a file: [`read`] hands the
 //! events (aliases already replaced by the events of their anchor, anchors stripped) to a
-//! [`Receiver`], each with its line; [`load_docs`] builds the documents as
-//! `yaml_rust2::Yaml` values, exactly as `YamlLoader::load_from_str` does for files
-//! within the limits.
+//! [`Receiver`], each with its line; [`tree::parse`] builds a document as a tree that
+//! keeps every node's line (the configuration and detector files); [`load_docs`] builds the
+//! documents as `yaml_rust2::Yaml` values, exactly as `YamlLoader::load_from_str` does for
+//! files within the limits (Sigma rules).
 #![deny(missing_docs)]
 
 use std::collections::HashMap;
+
+pub mod tree;
 
 pub use yaml_rust2;
 pub use yaml_rust2::parser::Event;

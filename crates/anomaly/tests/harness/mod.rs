@@ -93,7 +93,6 @@ impl Feed for DetectorSet {
 
 /// Records packet observations (for timing the detectors alone).
 #[derive(Default)]
-#[allow(dead_code)]
 pub struct Recorder {
     pub pkts: Vec<PacketObs>,
 }

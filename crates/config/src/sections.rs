@@ -1,0 +1,110 @@
+//! Sections of the configuration that belong to one component each, as typed structs that
+//! read their own keys (below the section's name; errors name the whole key, and the
+//! caller adds the file and line).
+
+use std::path::PathBuf;
+
+use crate::{account_name, KeyValue};
+
+/// `syslog:`: the log inputs (listeners and replay) and the Sigma thread's queue.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SyslogConfig {
+    /// `syslog.tls.cert`: certificate chain (PEM) of `tls://` syslog listeners.
+    pub tls_cert: Option<PathBuf>,
+    /// `syslog.tls.key`: private key (PEM) of `tls://` syslog listeners.
+    pub tls_key: Option<PathBuf>,
+    /// `syslog.tls.client-ca`: when set, TLS syslog clients must present a
+    /// certificate signed by one of these CAs (PEM).
+    pub tls_client_ca: Option<PathBuf>,
+    /// `syslog.max-frame-size`: longer syslog frames are truncated (and counted).
+    pub max_frame_bytes: usize,
+    /// `syslog.channel-size`: records queued between the listeners/replay and
+    /// the Sigma thread (listeners drop and count when it is full; replay waits).
+    pub channel_records: usize,
+    /// `syslog.idle-timeout`: seconds a silent TCP/TLS syslog connection stays open.
+    pub idle_timeout_secs: u64,
+    /// `syslog.max-connections`: concurrent TCP/TLS syslog connections per listener.
+    pub max_connections: usize,
+    /// `syslog.max-connections-per-source`: concurrent TCP/TLS syslog connections
+    /// from one source address per listener (0: no limit).
+    pub max_connections_per_source: usize,
+    /// `syslog.frame-timeout`: seconds a TCP/TLS syslog frame (or TLS handshake)
+    /// may take from its first byte; then it is cut and the connection closed.
+    pub frame_timeout_secs: u64,
+    /// `syslog.buffer-memcap`: bytes of unfinished frames all TCP/TLS connections
+    /// of one listener may hold together.
+    pub buffer_memcap_bytes: usize,
+    /// `syslog.include-message`: write the raw log message in Sigma alerts'
+    /// evidence (off by default: messages can hold personal data).
+    pub include_message: bool,
+}
+
+impl Default for SyslogConfig {
+    fn default() -> Self {
+        SyslogConfig {
+            tls_cert: None,
+            tls_key: None,
+            tls_client_ca: None,
+            max_frame_bytes: 64 << 10,
+            channel_records: 65_536,
+            idle_timeout_secs: 300,
+            max_connections: 4096,
+            max_connections_per_source: 64,
+            frame_timeout_secs: 10,
+            buffer_memcap_bytes: 32 << 20,
+            include_message: false,
+        }
+    }
+}
+
+impl SyslogConfig {
+    /// Sets the field a `syslog.*` key names; false for a key this section does not have.
+    pub(crate) fn apply(&mut self, v: &KeyValue) -> Result<bool, String> {
+        let Some(key) = v.key.strip_prefix("syslog.") else {
+            return Ok(false);
+        };
+        match key {
+            "tls.cert" => self.tls_cert = Some(v.scalar()?.into()),
+            "tls.key" => self.tls_key = Some(v.scalar()?.into()),
+            // Empty: no client certificates asked for.
+            "tls.client-ca" => {
+                self.tls_client_ca =
+                    Some(PathBuf::from(v.scalar()?)).filter(|p| !p.as_os_str().is_empty())
+            }
+            "max-frame-size" => self.max_frame_bytes = (v.size()? as usize).clamp(256, 16 << 20),
+            "channel-size" => self.channel_records = v.num::<usize>()?.clamp(16, 1 << 24),
+            "idle-timeout" => self.idle_timeout_secs = v.secs()?.max(1),
+            "max-connections" => self.max_connections = v.num::<usize>()?.max(1),
+            "max-connections-per-source" => self.max_connections_per_source = v.num()?,
+            "frame-timeout" => self.frame_timeout_secs = v.secs()?.clamp(1, 3600),
+            "buffer-memcap" => {
+                self.buffer_memcap_bytes = (v.size()? as usize).clamp(64 << 10, 1 << 40)
+            }
+            "include-message" => self.include_message = v.bool()?,
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+}
+
+/// `run-as:`: the account to become once captures, listeners, output and spool are open.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunAs {
+    /// `run-as.user`: after opening captures, listeners, output and spool
+    /// as root, become this user (name or numeric uid).
+    pub user: Option<String>,
+    /// `run-as.group`: the group to become (default: the user's primary group).
+    pub group: Option<String>,
+}
+
+impl RunAs {
+    /// Sets the field a `run-as.*` key names; false for a key this section does not have.
+    pub(crate) fn apply(&mut self, v: &KeyValue) -> Result<bool, String> {
+        match v.key {
+            "run-as.user" => self.user = Some(account_name(v.scalar()?)?),
+            "run-as.group" => self.group = Some(account_name(v.scalar()?)?),
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+}
