@@ -17,12 +17,14 @@
 #![deny(missing_docs)]
 
 mod addrindex;
+mod alert;
 mod compile;
 mod detector;
 mod groups;
 mod prefilter;
 mod program;
 
+pub use alert::{AlertBytesConfig, AlertPacket};
 pub use compile::{needs_app_layer, DetectConfig, Engine, LoadReport, RuleMeta};
 pub use detector::{DetectCounters, Detector, FlowView, Hit, PacketView, StreamChunk};
 pub use zonewatch_ruleconf::{Decision, NewAction};

@@ -57,9 +57,6 @@ const LIVE_FLUSH: Duration = Duration::from_secs(1);
 /// visits every tracker, so not on every event.
 const EXPIRE_EVERY_SECS: u64 = 10;
 
-/// `sub` of anomaly alerts: above packet events, below stats and flow ends.
-const ANOMALY_SUB: u64 = 1 << 60;
-
 impl Filtered {
     fn observe(
         &mut self,
@@ -70,18 +67,7 @@ impl Filtered {
         if let Some(set) = &mut self.anomaly {
             match o {
                 crate::Obs::Packet(p) => set.observe_packet(&p),
-                crate::Obs::Dns(m) => set.observe_dns(&zonewatch_anomaly::DnsObs {
-                    ts: m.ts,
-                    client: m.client,
-                    server: m.server,
-                    qname: &m.qname,
-                    qtype: m.qtype,
-                    response: m.response,
-                    rcode: m.rcode,
-                    answer_count: m.answer_count,
-                    answer_bytes: m.answer_bytes,
-                    txt_null_bytes: m.txt_null_bytes,
-                }),
+                crate::Obs::Dns(m) => set.observe_dns(&m.obs()),
                 crate::Obs::Tick(ts) => set.tick(ts),
             }
         }
@@ -107,7 +93,7 @@ impl Filtered {
             }
             let key = EventKey {
                 pos,
-                sub: ANOMALY_SUB + self.anomaly_seq.1,
+                sub: EventKey::ANOMALY + self.anomaly_seq.1,
             };
             self.anomaly_seq.1 += 1;
             w.write(&anomaly_event(a, key))?;
@@ -288,10 +274,7 @@ impl Merge {
     /// Writes every event no worker can still precede.
     fn drain(&mut self, w: &mut EventWriter, f: &mut Filtered, all: bool) -> Result<(), SinkError> {
         let limit = if all {
-            EventKey {
-                pos: u64::MAX,
-                sub: u64::MAX,
-            }
+            EventKey::MAX
         } else {
             self.done_below.iter().copied().min().unwrap_or_default()
         };
@@ -527,10 +510,7 @@ pub(crate) fn run(
             }
             Some(OutMsg::Worker(i, s)) => wstats[i] = Some(*s),
             Some(OutMsg::WorkerDone(i)) => {
-                merge.done_below[i] = EventKey {
-                    pos: u64::MAX,
-                    sub: u64::MAX,
-                };
+                merge.done_below[i] = EventKey::MAX;
                 finished += 1;
             }
             Some(OutMsg::Reader(s)) => reader = *s,
@@ -670,7 +650,12 @@ pub(crate) fn run(
             &rx,
         ));
     }
-    let ev = stats_event(end_pos + 1, u64::MAX, end_ts.max(last_clock), v.clone());
+    let ev = stats_event(
+        end_pos + 1,
+        EventKey::FINAL_STATS,
+        end_ts.max(last_clock),
+        v.clone(),
+    );
     if result.is_ok() {
         let r = writer.write(&ev).and_then(|()| writer.flush());
         check(&mut result, r);
