@@ -368,19 +368,8 @@ impl Worker {
             return;
         }
         if !bad_csum {
-            let payload = ctx
-                .bytes
-                .get(tcp.payload_offset as usize..(tcp.payload_offset + tcp.payload_len) as usize)
-                .unwrap_or(&[]);
-            self.stream.segment(
-                ctx,
-                hit.id,
-                hit.dir,
-                tcp,
-                payload,
-                &mut self.events,
-                &mut self.stats,
-            );
+            self.stream
+                .segment(ctx, hit, tcp, &mut self.events, &mut self.stats);
         }
         // As in Suricata, "established" is the stream engine's view.
         if let Some(v) = view {
@@ -424,8 +413,7 @@ impl Worker {
         };
         self.app.records(
             ctx,
-            view.and_then(|v| v.app_proto).map(|a| a.name()),
-            view.map(|v| v.id),
+            view,
             record_addr,
             sub,
             &mut self.events,

@@ -8,6 +8,7 @@ use super::{FlowHit, PacketCtx};
 use crate::stats::WorkerStats;
 use zonewatch_applayer::{AppConfig, AppOutput, AppProto, AppState, Transaction};
 use zonewatch_decode::Transport;
+use zonewatch_detect::FlowView;
 use zonewatch_types::{
     ipproto, AddrInfo, AnomalyRecord, AppRecord, Direction, Event, EventBody, EventKey,
 };
@@ -200,18 +201,18 @@ impl AppStage {
     }
 
     /// The records of this packet's finished transactions and its app-layer
-    /// anomalies (of the flow's `app_name`), as events numbered from `sub`.
-    #[allow(clippy::too_many_arguments)]
+    /// anomalies, as events of the packet's `flow` numbered from `sub`.
     pub fn records(
         &mut self,
         ctx: &PacketCtx<'_>,
-        app_name: Option<&'static str>,
-        flow_id: Option<u64>,
+        flow: Option<FlowView>,
         addr: Option<AddrInfo>,
         mut sub: u64,
         events: &mut Vec<Event>,
         stats: &mut WorkerStats,
     ) {
+        let flow_id = flow.map(|f| f.id);
+        let app_name = flow.and_then(|f| f.app_proto).map(|a| a.name());
         for o in self.out.drain(..) {
             let body = match o {
                 AppOutput::Tx(tx) if tx.complete => EventBody::App(Box::new(into_record(tx))),

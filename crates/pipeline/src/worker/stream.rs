@@ -2,7 +2,7 @@
 //! reassembly; what one packet made contiguous waits in [`StreamOutput`]
 //! for the app layer and the signatures.
 
-use super::PacketCtx;
+use super::{FlowHit, PacketCtx};
 use crate::stats::WorkerStats;
 use zonewatch_decode::TcpInfo;
 use zonewatch_stream::{Reassembler, SessionState, StreamConfig, StreamEvent, TcpSession};
@@ -98,19 +98,21 @@ impl StreamStage {
         self.out.clear();
     }
 
-    /// Feeds one TCP segment to its flow's session; stream events become
-    /// anomaly events of the packet.
-    #[allow(clippy::too_many_arguments)]
+    /// Feeds the packet's TCP segment to its flow's session; stream events
+    /// become anomaly events of the packet.
     pub fn segment(
         &mut self,
         ctx: &PacketCtx<'_>,
-        flow_id: u64,
-        dir: Direction,
+        flow: &FlowHit,
         tcp: &TcpInfo,
-        payload: &[u8],
         events: &mut Vec<Event>,
         stats: &mut WorkerStats,
     ) {
+        let (flow_id, dir) = (flow.id, flow.dir);
+        let payload = ctx
+            .bytes
+            .get(tcp.payload_offset as usize..(tcp.payload_offset + tcp.payload_len) as usize)
+            .unwrap_or(&[]);
         if !self.sessions.contains_key(&flow_id) {
             if self.sessions.len() >= self.max_sessions {
                 // At the stream memcap no new session starts (Suricata:
