@@ -36,7 +36,9 @@
 //!   [`Transaction::buffers_in`] with a [`Buffer`] (one per Suricata sticky
 //!   buffer; [`Buffer::from_keyword`] maps rule keywords, legacy modifiers
 //!   included); numbers in [`Transaction::nums`]; the EVE object in
-//!   [`Transaction::eve`] under [`Transaction::eve_key`].
+//!   [`Transaction::eve`] under [`Transaction::eve_key`]; for DNS, the
+//!   typed [`Transaction::dns`] ([`DnsObservation`]) that the anomaly
+//!   detectors read instead of the EVE text.
 //! * Nothing panics on any input. Memory per flow is bounded by
 //!   [`AppConfig`]: probing bytes, line and header sizes, body depth,
 //!   decompressed bytes, pending pipelined transactions, TLS handshake

@@ -1,7 +1,10 @@
 //! Threads and channels: readers capture and decode packets and hand them, in
-//! batches, to the worker that owns their flow; workers track flows and
-//! produce events; one output thread merges the workers' events into one
-//! stream and writes it, along with periodic and final stats.
+//! batches, to the worker that owns their flow; workers run each packet
+//! through their stages (flow, stream, app layer, signatures, observations
+//! for the anomaly detectors) and produce events; one output thread merges
+//! the workers' events into one stream, runs thresholds and the anomaly
+//! detectors on it in input order, and writes it, along with periodic and
+//! final stats. A log thread (optional) runs Sigma rules on syslog input.
 //!
 //! ```text
 //! reader ──batches by flow hash──► worker 0..N-1 ──events──► output (merge, write, stats)
