@@ -264,8 +264,15 @@ impl Worker {
         }
     }
 
-    /// The worker's packet input: one batch, wherever it came from.
+    /// The worker's packet input: one batch, wherever it came from. Its
+    /// events go out with the watermark just past its last packet.
     fn batch(&mut self, b: &Batch) {
+        self.packets(b);
+        let done = b.packets.last().map(|p| p.pos + 1).unwrap_or(0);
+        self.emit(EventKey::at(done));
+    }
+
+    fn packets(&mut self, b: &Batch) {
         if self.stage == Stage::DecodeOnly {
             self.stats.pkts += b.packets.len() as u64;
             self.stats.batches += 1;
@@ -496,8 +503,6 @@ pub(crate) fn run(
         match msg {
             WorkMsg::Batch(b) => {
                 w.batch(&b);
-                let done = b.packets.last().map(|p| p.pos + 1).unwrap_or(0);
-                w.emit(EventKey::at(done));
                 // Hand the buffers back for reuse; if the pool is full, drop.
                 let _ = free.try_send(b);
             }
