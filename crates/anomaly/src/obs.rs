@@ -158,7 +158,8 @@ pub struct FlowEndObs {
     pub established: bool,
 }
 
-/// One DNS message (a query or a response) from the DNS parser.
+/// One DNS message (a query or a response) from the DNS parser: the app
+/// layer's typed observation, sizes as received on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DnsObs<'a> {
     /// Message time.
@@ -179,6 +180,8 @@ pub struct DnsObs<'a> {
     pub answer_count: u16,
     /// Total rdata bytes of the answer records (responses only).
     pub answer_bytes: u32,
-    /// Rdata bytes of TXT and NULL answer records (responses only).
+    /// Data bytes of TXT (strings without their length octets) and NULL
+    /// answer records (responses only), as received: binary data counts
+    /// its bytes, not an escaped text form.
     pub txt_null_bytes: u32,
 }

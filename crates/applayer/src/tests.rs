@@ -656,6 +656,50 @@ fn dns_response_with_compression() {
     assert!(events(&out).is_empty(), "{:?}", events(&out));
 }
 
+/// The DNS-tunnel detector's view is typed and measured on the wire: a
+/// TXT string of binary bytes counts its bytes, not the four characters
+/// of each `\\xNN` escape in the EVE record.
+#[test]
+fn dns_observation_counts_wire_bytes() {
+    let mut st = AppState::new(AppConfig::default(), 17, 53);
+    let mut out = Vec::new();
+    st.on_datagram(CS, &dns_query(0x1234, "www.example.com", 1), &mut out);
+    let q = txs(&out)[0].dns.clone().expect("a question");
+    assert_eq!(
+        (q.qname.as_str(), q.rrtype, q.response, q.answer_count),
+        ("www.example.com", 1, false, 0)
+    );
+    st.on_datagram(SC, &dns_response(), &mut out);
+    let a = txs(&out)[1].dns.clone().expect("a question");
+    // CNAME (6 rdata bytes), A (4), TXT (6: two strings of 2 bytes).
+    assert_eq!(
+        (
+            a.response,
+            a.rcode,
+            a.answer_count,
+            a.answer_bytes,
+            a.txt_null_bytes
+        ),
+        (true, 0, 3, 16, 4)
+    );
+
+    let mut st = AppState::new(AppConfig::default(), 17, 53);
+    let mut out = Vec::new();
+    st.on_datagram(CS, &dns_query(7, "t.example", 16), &mut out);
+    let mut m = vec![0, 7, 0x81, 0x80, 0, 1, 0, 2, 0, 0, 0, 0];
+    m.extend(qname("t.example"));
+    m.extend_from_slice(&[0, 16, 0, 1]);
+    // TXT: one string of 3 bytes that are not UTF-8.
+    m.extend_from_slice(&[0xC0, 12, 0, 16, 0, 1, 0, 0, 0, 5, 0, 4, 3, 0xff, 0xfe, 0x80]);
+    // NULL: 5 bytes.
+    m.extend_from_slice(&[0xC0, 12, 0, 10, 0, 1, 0, 0, 0, 5, 0, 5, 1, 2, 3, 4, 0xff]);
+    st.on_datagram(SC, &m, &mut out);
+    let t = txs(&out)[1];
+    assert_eq!(t.eve["answers"][0]["rdata"], "\\xFF\\xFE\\x80");
+    let a = t.dns.clone().expect("a question");
+    assert_eq!((a.rrtype, a.answer_count, a.txt_null_bytes), (16, 2, 3 + 5));
+}
+
 #[test]
 fn dns_pointer_loop_and_truncations() {
     let mut m = vec![0, 1, 0x81, 0x80, 0, 1, 0, 0, 0, 0, 0, 0];

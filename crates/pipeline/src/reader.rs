@@ -55,10 +55,21 @@ struct FragAcct {
 /// decision is made on the reader, in input order, so it is the same for
 /// any number of workers.
 pub(crate) struct CsumAuto {
-    mode: u8,
+    mode: ChecksumMode,
     seen: u32,
     bad: u32,
     decided: Option<bool>,
+}
+
+/// `checksum-checks` (Suricata's `checksum-validation`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ChecksumMode {
+    /// Validate until the sample shows offloading (the default).
+    Auto,
+    /// Always validate (`all`).
+    All,
+    /// Never validate (`none`).
+    Off,
 }
 
 impl CsumAuto {
@@ -67,9 +78,9 @@ impl CsumAuto {
     fn new(mode: &str) -> CsumAuto {
         CsumAuto {
             mode: match mode {
-                "all" => 1,
-                "none" => 2,
-                _ => 0,
+                "all" => ChecksumMode::All,
+                "none" => ChecksumMode::Off,
+                _ => ChecksumMode::Auto,
             },
             seen: 0,
             bad: 0,
@@ -79,9 +90,9 @@ impl CsumAuto {
 
     fn verify(&mut self, data: &[u8], d: &zonewatch_decode::Decoded) -> bool {
         match self.mode {
-            1 => true,
-            2 => false,
-            _ => {
+            ChecksumMode::All => true,
+            ChecksumMode::Off => false,
+            ChecksumMode::Auto => {
                 if let Some(on) = self.decided {
                     return on;
                 }
@@ -115,7 +126,10 @@ impl CsumAuto {
     /// segments among them were kept out of the streams — say so, with the
     /// ratio and the remedy, as Suricata does.
     fn verdict(&self) -> Option<String> {
-        if self.mode != 0 || self.seen < Self::MIN_SAMPLE || self.bad * 10 <= self.seen {
+        if self.mode != ChecksumMode::Auto
+            || self.seen < Self::MIN_SAMPLE
+            || self.bad * 10 <= self.seen
+        {
             return None;
         }
         let pct = 100.0 * self.bad as f64 / self.seen as f64;

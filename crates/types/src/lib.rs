@@ -1,6 +1,7 @@
 //! Plain types shared by every zonewatch crate: packet time, the flow tuple,
-//! the ordering key that makes file-mode output deterministic, and the
-//! events that detection stages hand to the output stage.
+//! the ordering key that makes file-mode output deterministic (with the one
+//! table of its `sub` ranges, [`EventKey`]), and the events that detection
+//! stages hand to the output stage.
 //!
 //! Nothing here does I/O or allocates on the packet path; the crate only
 //! names things so that the stages above it agree on them.
