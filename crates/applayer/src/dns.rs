@@ -2,13 +2,16 @@
 //! Suricata 7's version-2 format.
 
 use crate::util::{hex, js, Rd};
-use crate::{di, AppConfig, AppProto, Buffer, Direction, Out, Transaction};
+use crate::{di, AppConfig, AppProto, Buffer, Direction, DnsObservation, Out, Transaction};
 use serde_json::{json, Map, Value};
 
 /// Longest name (presentation form) kept; longer raises `dns.name_too_long`.
 const MAX_NAME: usize = 1025;
 /// Compression pointers followed per name before `dns.infinite_loop`.
 const MAX_JUMPS: usize = 128;
+/// Record types whose data the DNS-tunnel detector measures.
+const RRTYPE_NULL: u16 = 10;
+const RRTYPE_TXT: u16 = 16;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum NameErr {
@@ -167,9 +170,19 @@ fn name_str(n: &[u8]) -> String {
     }
 }
 
-/// One resource record as Suricata logs it: its type, its detail entries
-/// (one, or one per string for TXT) and its `grouped` values.
-type Rr = (u16, Vec<Value>, Vec<Value>);
+/// One resource record as Suricata logs it, and its size on the wire.
+struct Rr {
+    rrtype: u16,
+    /// Its EVE detail entries: one, or one per string for TXT.
+    details: Vec<Value>,
+    /// Its values under EVE `grouped`.
+    grouped: Vec<Value>,
+    /// Rdata bytes on the wire.
+    rdata_len: usize,
+    /// Data bytes of a TXT or NULL record (TXT: its strings without their
+    /// length octets), as received, whatever EVE escapes.
+    txt_null_bytes: usize,
+}
 
 fn read_rr(r: &mut Rd<'_>) -> Result<Rr, NameErr> {
     let name = read_name(r)?;
@@ -216,15 +229,23 @@ fn read_rr(r: &mut Rd<'_>) -> Result<Rr, NameErr> {
             let mut tr = Rd::new(rdata);
             let mut details = Vec::new();
             let mut groups = Vec::new();
+            let mut txt_bytes = 0;
             while let Some(l) = tr.u8() {
                 let part = tr.take(l as usize).ok_or(NameErr::Truncated)?;
+                txt_bytes += part.len();
                 let v = js(part);
                 let mut d = o.clone();
                 d.insert("rdata".into(), v.clone().into());
                 details.push(Value::Object(d));
                 groups.push(Value::from(v));
             }
-            return Ok((t, details, groups));
+            return Ok(Rr {
+                rrtype: t,
+                details,
+                grouped: groups,
+                rdata_len: rdlen,
+                txt_null_bytes: if t == RRTYPE_TXT { txt_bytes } else { 0 },
+            });
         }
         6 => {
             let mname = name_str(&read_name(&mut sub)?);
@@ -268,7 +289,13 @@ fn read_rr(r: &mut Rd<'_>) -> Result<Rr, NameErr> {
             }
         }
     }
-    Ok((t, vec![Value::Object(o)], grouped.into_iter().collect()))
+    Ok(Rr {
+        rrtype: t,
+        details: vec![Value::Object(o)],
+        grouped: grouped.into_iter().collect(),
+        rdata_len: rdlen,
+        txt_null_bytes: if t == RRTYPE_NULL { rdlen } else { 0 },
+    })
 }
 
 fn name_event(e: NameErr) -> &'static str {
@@ -312,7 +339,8 @@ pub(crate) fn parse_message(m: &[u8], dir: Direction, cfg: &AppConfig, out: &mut
     }
     let mut r = Rd::new(m);
     r.p = 12;
-    let mut first_q: Option<(String, String)> = None;
+    // The first question: its name (EVE `rrname`) and type.
+    let mut first_q: Option<(String, u16)> = None;
     let mut bad = false;
     for _ in 0..counts[0].min(cfg.dns_max_records) {
         match read_name(&mut r) {
@@ -323,7 +351,7 @@ pub(crate) fn parse_message(m: &[u8], dir: Direction, cfg: &AppConfig, out: &mut
                     break;
                 };
                 if first_q.is_none() {
-                    first_q = Some((name_str(&n), rrtype_name(t)));
+                    first_q = Some((name_str(&n), t));
                 }
                 tx.push(Buffer::DnsQuery, dir, n);
             }
@@ -359,7 +387,7 @@ pub(crate) fn parse_message(m: &[u8], dir: Direction, cfg: &AppConfig, out: &mut
     }
     if let Some((n, t)) = &first_q {
         e.insert("rrname".into(), n.clone().into());
-        e.insert("rrtype".into(), t.clone().into());
+        e.insert("rrtype".into(), rrtype_name(*t).into());
     }
     if !qr {
         e.insert("tx_id".into(), txid.into());
@@ -368,6 +396,13 @@ pub(crate) fn parse_message(m: &[u8], dir: Direction, cfg: &AppConfig, out: &mut
         }
     }
     e.insert("opcode".into(), opcode.into());
+    let mut obs = first_q.map(|(qname, rrtype)| DnsObservation {
+        qname,
+        rrtype,
+        response: qr,
+        rcode: rcode as u8,
+        ..Default::default()
+    });
     if qr {
         e.insert("rcode".into(), rcode_name(rcode).into());
         let mut answers = Vec::new();
@@ -381,19 +416,24 @@ pub(crate) fn parse_message(m: &[u8], dir: Direction, cfg: &AppConfig, out: &mut
                 }
                 budget -= 1;
                 match read_rr(&mut r) {
-                    Ok((t, v, g)) => {
+                    Ok(rr) => {
                         if sec == 0 {
-                            answers.extend(v);
-                            if !g.is_empty() {
+                            if let Some(o) = &mut obs {
+                                o.answer_count += 1;
+                                o.answer_bytes += rr.rdata_len;
+                                o.txt_null_bytes += rr.txt_null_bytes;
+                            }
+                            answers.extend(rr.details);
+                            if !rr.grouped.is_empty() {
                                 if let Value::Array(a) = grouped
-                                    .entry(rrtype_name(t))
+                                    .entry(rrtype_name(rr.rrtype))
                                     .or_insert_with(|| Value::Array(Vec::new()))
                                 {
-                                    a.extend(g);
+                                    a.extend(rr.grouped);
                                 }
                             }
                         } else {
-                            auths.extend(v);
+                            auths.extend(rr.details);
                         }
                     }
                     Err(er) => {
@@ -412,6 +452,7 @@ pub(crate) fn parse_message(m: &[u8], dir: Direction, cfg: &AppConfig, out: &mut
         }
     }
     tx.eve = Value::Object(e);
+    tx.dns = obs;
     out.tx(tx);
 }
 

@@ -249,7 +249,32 @@ pub struct Transaction {
     pub eve: Value,
     /// Numeric fields.
     pub nums: TxNums,
+    /// DNS: the message as the DNS-tunnel detector measures it (with a
+    /// question only).
+    pub dns: Option<DnsObservation>,
     bufs: Vec<(Buffer, Direction, Vec<u8>)>,
+}
+
+/// One DNS message (query or response) as the DNS-tunnel detector sees
+/// it: typed and measured on the wire, not read back from the EVE record
+/// (whose `\xNN` escapes would count a binary byte as four).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DnsObservation {
+    /// The first question's name, as EVE `rrname` writes it.
+    pub qname: String,
+    /// The first question's type (1 A, 16 TXT, 10 NULL, ...).
+    pub rrtype: u16,
+    /// A response (QR bit set).
+    pub response: bool,
+    /// Response code (4 bits).
+    pub rcode: u8,
+    /// Answer records parsed (responses).
+    pub answer_count: usize,
+    /// Rdata bytes of those answer records.
+    pub answer_bytes: usize,
+    /// Data bytes of TXT (strings without their length octets) and NULL
+    /// answer records.
+    pub txt_null_bytes: usize,
 }
 
 impl Transaction {
@@ -260,6 +285,7 @@ impl Transaction {
             complete: false,
             eve: Value::Object(Default::default()),
             nums: TxNums::default(),
+            dns: None,
             bufs: Vec::new(),
         }
     }

@@ -29,6 +29,7 @@
 #![deny(missing_docs)]
 
 mod addrindex;
+mod alert;
 mod compile;
 mod detector;
 mod engine;
@@ -37,6 +38,7 @@ mod prefilter;
 mod program;
 mod rule;
 
+pub use alert::{AlertBytesConfig, AlertPacket};
 pub use detector::{DetectCounters, Detector, FlowView, Hit, PacketView, StreamChunk};
 pub use engine::{needs_app_layer, DetectConfig, Engine, LoadReport};
 pub use rule::RuleMeta;

@@ -480,10 +480,7 @@ impl FlowTable {
     pub fn next_end_key(&self, e: &Ending, pos: u64) -> Option<EventKey> {
         let slot = *e.slots.get(e.next)?;
         let f = self.slots[slot as usize].as_ref()?;
-        Some(EventKey {
-            pos,
-            sub: EventKey::FLOW_END | f.first_pos,
-        })
+        Some(EventKey::flow_end(pos, f.first_pos))
     }
 
     /// Ends up to `max` flows of `e`, pushing their events; false when none
@@ -521,10 +518,7 @@ impl FlowTable {
         let t = &f.tuple;
         let has_ports = matches!(t.proto, ipproto::TCP | ipproto::UDP | ipproto::SCTP);
         Event {
-            key: EventKey {
-                pos,
-                sub: EventKey::FLOW_END | f.first_pos,
-            },
+            key: EventKey::flow_end(pos, f.first_pos),
             ts: now.max(f.last),
             flow_id: Some(f.flow_id),
             addr: Some(AddrInfo {

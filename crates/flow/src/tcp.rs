@@ -51,6 +51,12 @@ impl TcpState {
         }
     }
 
+    /// The handshake completed and the connection is not reset or fully
+    /// closed: `established` for signatures' `flow:established`.
+    pub fn is_established(self) -> bool {
+        (TcpState::Established..=TcpState::TimeWait).contains(&self)
+    }
+
     /// The state once the stream engine picked the session up midstream
     /// (no handshake seen): Suricata's pickup makes it ESTABLISHED, so the
     /// FINs that follow close it. Other states are kept.

@@ -4,7 +4,10 @@ use ipnet::IpNet;
 use siphasher::sip128::{Hasher128, SipHasher13};
 use std::hash::Hasher;
 use std::net::IpAddr;
-use zonewatch_types::{proto_name, Event, EventBody, UtcOffset};
+use zonewatch_types::{
+    proto_name, AddrInfo, AlertBytes, AlertRecord, Event, EventBody, FlowRecord, TcpRecord,
+    UtcOffset,
+};
 
 /// Zones by CIDR; the most specific prefix wins.
 #[derive(Debug, Clone, Default)]
@@ -124,16 +127,45 @@ impl EveContext {
     /// [`EveContext::render`] with the event id already computed.
     pub fn render_with_id(&self, ev: &Event, event_id: &str, out: &mut String) {
         let mut j = Json::open(out);
+        // Scratch for timestamps, reused within the event.
         let mut ts = String::with_capacity(32);
-        ev.ts.write_eve(self.offset, &mut ts);
-        j.ascii("timestamp", &ts);
+        self.header(&mut j, ev, event_id, &mut ts);
+        match &ev.body {
+            EventBody::Flow(f) => self.flow(&mut j, f, &mut ts),
+            EventBody::App(a) => {
+                j.u64("tx_id", a.tx_id);
+                j.ascii("app_proto", a.app_proto);
+                j.value(a.key, &a.record);
+            }
+            EventBody::Anomaly(a) => {
+                if let Some(p) = a.app_proto {
+                    j.ascii("app_proto", p);
+                }
+                j.begin("anomaly");
+                j.ascii("type", a.kind);
+                j.ascii("event", a.event);
+                j.end();
+            }
+            EventBody::Alert(a) => alert(&mut j, a, ev.addr.as_ref()),
+            EventBody::Stats(v) => j.value("stats", v),
+        }
+        j.close();
+    }
+
+    /// The fields every event type has, in Suricata's order: time, flow
+    /// id, event type and id, the sensor, addresses and zones.
+    fn header(&self, j: &mut Json<'_>, ev: &Event, event_id: &str, ts: &mut String) {
+        ev.ts.write_eve(self.offset, ts);
+        j.ascii("timestamp", ts);
         if let Some(id) = ev.flow_id {
             j.u64("flow_id", id);
         }
-        if let EventBody::Alert(a) = &ev.body {
-            if let Some(c) = a.pcap_cnt {
-                j.u64("pcap_cnt", c);
-            }
+        let alert = match &ev.body {
+            EventBody::Alert(a) => Some(a),
+            _ => None,
+        };
+        if let Some(c) = alert.and_then(|a| a.pcap_cnt) {
+            j.u64("pcap_cnt", c);
         }
         if let Some(i) = &ev.in_iface {
             j.str("in_iface", i);
@@ -145,211 +177,202 @@ impl EveContext {
             j.str("tenant", t);
         }
         if let Some(a) = &ev.addr {
-            if a.vlan.iter().any(|v| *v != 0) {
-                j.key("vlan");
-                j.out.push('[');
-                let mut first = true;
-                for v in a.vlan.iter().filter(|v| **v != 0) {
-                    if !first {
-                        j.out.push(',');
-                    }
-                    first = false;
-                    j.out.push_str(itoa::Buffer::new().format(*v));
-                }
-                j.out.push(']');
-            }
-            j.ip("src_ip", a.src_ip);
-            if let Some(p) = a.src_port {
-                j.u64("src_port", p as u64);
-            }
-            j.ip("dest_ip", a.dest_ip);
-            if let Some(p) = a.dest_port {
-                j.u64("dest_port", p as u64);
-            }
-            j.ascii("proto", &proto_name(a.proto));
-            if let Some(z) = self.zones.zone_of(a.src_ip) {
-                j.str("src_zone", z);
-            }
-            if let Some(z) = self.zones.zone_of(a.dest_ip) {
-                j.str("dest_zone", z);
-            }
+            self.addresses(j, a);
         }
-        if let EventBody::Alert(a) = &ev.body {
-            if let Some((t, c)) = a.icmp {
-                j.u64("icmp_type", t as u64);
-                j.u64("icmp_code", c as u64);
-            }
+        if let Some((t, c)) = alert.and_then(|a| a.icmp) {
+            j.u64("icmp_type", t as u64);
+            j.u64("icmp_code", c as u64);
         }
         if let Some(c) = &ev.community_id {
             j.ascii("community_id", c);
         }
-        match &ev.body {
-            EventBody::Flow(f) => {
-                if let Some(a) = f.app_proto {
-                    j.ascii("app_proto", a);
+    }
+
+    /// `vlan`, the endpoints, `proto` and the endpoints' zones.
+    fn addresses(&self, j: &mut Json<'_>, a: &AddrInfo) {
+        if a.vlan.iter().any(|v| *v != 0) {
+            j.key("vlan");
+            j.out.push('[');
+            for (i, v) in a.vlan.iter().filter(|v| **v != 0).enumerate() {
+                if i > 0 {
+                    j.out.push(',');
                 }
-                j.begin("flow");
-                j.u64("pkts_toserver", f.pkts_toserver);
-                j.u64("pkts_toclient", f.pkts_toclient);
-                j.u64("bytes_toserver", f.bytes_toserver);
-                j.u64("bytes_toclient", f.bytes_toclient);
-                ts.clear();
-                f.start.write_eve(self.offset, &mut ts);
-                j.ascii("start", &ts);
-                ts.clear();
-                f.end.write_eve(self.offset, &mut ts);
-                j.ascii("end", &ts);
-                j.u64("age", f.end.secs_since(f.start) as u64);
-                j.ascii("state", f.state);
-                j.ascii("reason", f.reason);
-                j.bool("alerted", f.alerted);
-                j.end();
-                if let Some(t) = f.tcp {
-                    let all = t.flags_ts | t.flags_tc;
-                    j.begin("tcp");
-                    j.ascii("tcp_flags", &hex2(all));
-                    j.ascii("tcp_flags_ts", &hex2(t.flags_ts));
-                    j.ascii("tcp_flags_tc", &hex2(t.flags_tc));
-                    for (bit, name) in [
-                        (0x02, "syn"),
-                        (0x01, "fin"),
-                        (0x04, "rst"),
-                        (0x08, "psh"),
-                        (0x10, "ack"),
-                        (0x20, "urg"),
-                        (0x40, "ecn"),
-                        (0x80, "cwr"),
-                    ] {
-                        if all & bit != 0 {
-                            j.bool(name, true);
-                        }
-                    }
-                    j.ascii("state", t.state);
-                    j.end();
-                }
+                j.out.push_str(itoa::Buffer::new().format(*v));
             }
-            EventBody::App(a) => {
-                j.u64("tx_id", a.tx_id);
-                j.ascii("app_proto", a.app_proto);
-                j.key(a.key);
-                j.out
-                    .push_str(&serde_json::to_string(&a.record).expect("records serialize"));
-            }
-            EventBody::Anomaly(a) => {
-                if let Some(p) = a.app_proto {
-                    j.ascii("app_proto", p);
-                }
-                j.begin("anomaly");
-                j.ascii("type", a.kind);
-                j.ascii("event", a.event);
-                j.end();
-            }
-            EventBody::Alert(a) => {
-                j.begin("alert");
-                // IDS mode: nothing is blocked, whatever the rule's action.
-                j.ascii("action", "allowed");
-                j.u64("gid", a.gid as u64);
-                j.u64("signature_id", a.signature_id);
-                j.u64("rev", a.rev as u64);
-                j.str("signature", &a.signature);
-                j.str("category", &a.category);
-                j.u64("severity", a.severity as u64);
-                if !a.metadata.is_empty() {
-                    j.begin("metadata");
-                    let mut done: Vec<&str> = Vec::new();
-                    for (k, _) in a.metadata.iter() {
-                        if done.contains(&k.as_str()) {
-                            continue;
-                        }
-                        done.push(k);
-                        j.key(k);
-                        j.out.push('[');
-                        let mut first = true;
-                        for (_, v) in a.metadata.iter().filter(|(k2, _)| k2 == k) {
-                            if !first {
-                                j.out.push(',');
-                            }
-                            first = false;
-                            j.out
-                                .push_str(&serde_json::to_string(v).expect("strings serialize"));
-                        }
-                        j.out.push(']');
-                    }
-                    j.end();
-                }
-                if let (Some(dest), Some(addr)) = (a.target_dest, &ev.addr) {
-                    let src = (addr.src_ip, addr.src_port);
-                    let dst = (addr.dest_ip, addr.dest_port);
-                    let (source, target) = if dest { (src, dst) } else { (dst, src) };
-                    for (name, (ip, port)) in [("source", source), ("target", target)] {
-                        j.begin(name);
-                        j.ip("ip", ip);
-                        if let Some(p) = port {
-                            j.u64("port", p as u64);
-                        }
-                        j.end();
-                    }
-                }
-                j.end();
-                if a.rule_action != "alert" {
-                    j.ascii("rule_action", a.rule_action);
-                }
-                if let Some(ts) = a.to_server {
-                    j.ascii("direction", if ts { "to_server" } else { "to_client" });
-                }
-                j.u64("stream", a.stream as u64);
-                if let Some(b) = &a.bytes {
-                    use base64::Engine as _;
-                    let b64 = base64::engine::general_purpose::STANDARD;
-                    if let Some(p) = &b.payload {
-                        j.ascii("payload", &b64.encode(p));
-                        if b.printable {
-                            let s: String = p
-                                .iter()
-                                .map(|&c| {
-                                    if (0x20..0x7f).contains(&c) {
-                                        c as char
-                                    } else {
-                                        '.'
-                                    }
-                                })
-                                .collect();
-                            j.str("payload_printable", &s);
-                        }
-                    }
-                    if let Some(p) = &b.packet {
-                        j.ascii("packet", &b64.encode(p));
-                    }
-                }
-                if let Some(app) = &a.app {
-                    j.ascii("app_proto", app.app_proto);
-                    if !app.record.is_null() {
-                        j.u64("tx_id", app.tx_id);
-                        j.key(app.key);
-                        j.out.push_str(
-                            &serde_json::to_string(&app.record).expect("records serialize"),
-                        );
-                    }
-                }
-                if let Some(log) = &a.log {
-                    j.key("log");
-                    j.out
-                        .push_str(&serde_json::to_string(log).expect("log records serialize"));
-                }
-                if let Some(ev) = &a.evidence {
-                    j.key("evidence");
-                    j.out
-                        .push_str(&serde_json::to_string(ev).expect("evidence serializes"));
-                }
-            }
-            EventBody::Stats(v) => {
-                j.key("stats");
-                // Values built from counters: serializing cannot fail.
-                j.out
-                    .push_str(&serde_json::to_string(v).expect("stats serialize"));
-            }
+            j.out.push(']');
         }
-        j.close();
+        j.ip("src_ip", a.src_ip);
+        if let Some(p) = a.src_port {
+            j.u64("src_port", p as u64);
+        }
+        j.ip("dest_ip", a.dest_ip);
+        if let Some(p) = a.dest_port {
+            j.u64("dest_port", p as u64);
+        }
+        j.ascii("proto", &proto_name(a.proto));
+        if let Some(z) = self.zones.zone_of(a.src_ip) {
+            j.str("src_zone", z);
+        }
+        if let Some(z) = self.zones.zone_of(a.dest_ip) {
+            j.str("dest_zone", z);
+        }
+    }
+
+    /// The `flow` and `tcp` objects of a flow event.
+    fn flow(&self, j: &mut Json<'_>, f: &FlowRecord, ts: &mut String) {
+        if let Some(a) = f.app_proto {
+            j.ascii("app_proto", a);
+        }
+        j.begin("flow");
+        j.u64("pkts_toserver", f.pkts_toserver);
+        j.u64("pkts_toclient", f.pkts_toclient);
+        j.u64("bytes_toserver", f.bytes_toserver);
+        j.u64("bytes_toclient", f.bytes_toclient);
+        ts.clear();
+        f.start.write_eve(self.offset, ts);
+        j.ascii("start", ts);
+        ts.clear();
+        f.end.write_eve(self.offset, ts);
+        j.ascii("end", ts);
+        j.u64("age", f.end.secs_since(f.start) as u64);
+        j.ascii("state", f.state);
+        j.ascii("reason", f.reason);
+        j.bool("alerted", f.alerted);
+        j.end();
+        if let Some(t) = f.tcp {
+            tcp(j, &t);
+        }
+    }
+}
+
+/// TCP flag bits and their EVE names, in Suricata's order.
+const TCP_FLAG_NAMES: [(u8, &str); 8] = [
+    (0x02, "syn"),
+    (0x01, "fin"),
+    (0x04, "rst"),
+    (0x08, "psh"),
+    (0x10, "ack"),
+    (0x20, "urg"),
+    (0x40, "ecn"),
+    (0x80, "cwr"),
+];
+
+/// The `tcp` object of a flow event.
+fn tcp(j: &mut Json<'_>, t: &TcpRecord) {
+    let all = t.flags_ts | t.flags_tc;
+    j.begin("tcp");
+    j.ascii("tcp_flags", &hex2(all));
+    j.ascii("tcp_flags_ts", &hex2(t.flags_ts));
+    j.ascii("tcp_flags_tc", &hex2(t.flags_tc));
+    for (bit, name) in TCP_FLAG_NAMES {
+        if all & bit != 0 {
+            j.bool(name, true);
+        }
+    }
+    j.ascii("state", t.state);
+    j.end();
+}
+
+/// The `alert` object and what follows it: direction, payload, the
+/// transaction, a log record or a detector's evidence.
+fn alert(j: &mut Json<'_>, a: &AlertRecord, addr: Option<&AddrInfo>) {
+    j.begin("alert");
+    // IDS mode: nothing is blocked, whatever the rule's action.
+    j.ascii("action", "allowed");
+    j.u64("gid", a.gid as u64);
+    j.u64("signature_id", a.signature_id);
+    j.u64("rev", a.rev as u64);
+    j.str("signature", &a.signature);
+    j.str("category", &a.category);
+    j.u64("severity", a.severity as u64);
+    if !a.metadata.is_empty() {
+        metadata(j, &a.metadata);
+    }
+    if let (Some(dest), Some(addr)) = (a.target_dest, addr) {
+        let src = (addr.src_ip, addr.src_port);
+        let dst = (addr.dest_ip, addr.dest_port);
+        let (source, target) = if dest { (src, dst) } else { (dst, src) };
+        for (name, (ip, port)) in [("source", source), ("target", target)] {
+            j.begin(name);
+            j.ip("ip", ip);
+            if let Some(p) = port {
+                j.u64("port", p as u64);
+            }
+            j.end();
+        }
+    }
+    j.end();
+    if a.rule_action != "alert" {
+        j.ascii("rule_action", a.rule_action);
+    }
+    if let Some(ts) = a.to_server {
+        j.ascii("direction", if ts { "to_server" } else { "to_client" });
+    }
+    j.u64("stream", a.stream as u64);
+    if let Some(b) = &a.bytes {
+        alert_bytes(j, b);
+    }
+    if let Some(app) = &a.app {
+        j.ascii("app_proto", app.app_proto);
+        if !app.record.is_null() {
+            j.u64("tx_id", app.tx_id);
+            j.value(app.key, &app.record);
+        }
+    }
+    if let Some(log) = &a.log {
+        j.value("log", log);
+    }
+    if let Some(ev) = &a.evidence {
+        j.value("evidence", ev);
+    }
+}
+
+/// `alert.metadata`: each key once, in rule order, with all its values.
+/// Keys come from rules, so they are escaped.
+fn metadata(j: &mut Json<'_>, metadata: &[(String, String)]) {
+    j.begin("metadata");
+    let mut done: Vec<&str> = Vec::new();
+    for (k, _) in metadata {
+        if done.contains(&k.as_str()) {
+            continue;
+        }
+        done.push(k);
+        j.escaped_key(k);
+        j.out.push('[');
+        for (i, (_, v)) in metadata.iter().filter(|(k2, _)| k2 == k).enumerate() {
+            if i > 0 {
+                j.out.push(',');
+            }
+            j.out
+                .push_str(&serde_json::to_string(v).expect("strings serialize"));
+        }
+        j.out.push(']');
+    }
+    j.end();
+}
+
+/// `payload`, `payload_printable` and `packet` of an alert.
+fn alert_bytes(j: &mut Json<'_>, b: &AlertBytes) {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    if let Some(p) = &b.payload {
+        j.ascii("payload", &b64.encode(p));
+        if b.printable {
+            let s: String = p
+                .iter()
+                .map(|&c| {
+                    if (0x20..0x7f).contains(&c) {
+                        c as char
+                    } else {
+                        '.'
+                    }
+                })
+                .collect();
+            j.str("payload_printable", &s);
+        }
+    }
+    if let Some(p) = &b.packet {
+        j.ascii("packet", &b64.encode(p));
     }
 }
 
@@ -359,8 +382,26 @@ fn hex2(b: u8) -> String {
     String::from_utf8(s.to_vec()).expect("ASCII")
 }
 
-/// A minimal JSON object writer: keys are static and plain; values are
-/// escaped unless the caller vouches they are plain ASCII.
+/// Whether a string needs JSON escaping (a control character, a quote or a
+/// backslash).
+fn needs_escape(s: &str) -> bool {
+    s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\')
+}
+
+/// A JSON string value: quoted, escaped only when it must be.
+fn push_str_value(out: &mut String, v: &str) {
+    if needs_escape(v) {
+        out.push_str(&serde_json::to_string(v).expect("strings serialize"));
+    } else {
+        out.push('"');
+        out.push_str(v);
+        out.push('"');
+    }
+}
+
+/// A minimal JSON object writer: keys are the writer's own names (static,
+/// plain) unless written with [`Json::escaped_key`]; values are escaped
+/// unless the caller vouches they are plain ASCII.
 struct Json<'a> {
     out: &'a mut String,
     /// Per open object: whether the next member is its first.
@@ -375,17 +416,35 @@ impl<'a> Json<'a> {
             first: vec![true],
         }
     }
-    fn key(&mut self, k: &str) {
+    /// A member name of our own: static and plain (nothing to escape).
+    fn key(&mut self, k: &'static str) {
+        debug_assert!(!needs_escape(k), "{k}");
+        self.separator();
+        self.out.push('"');
+        self.out.push_str(k);
+        self.out.push_str("\":");
+    }
+    /// A member name from input (rule metadata), escaped as JSON requires.
+    fn escaped_key(&mut self, k: &str) {
+        self.separator();
+        push_str_value(self.out, k);
+        self.out.push(':');
+    }
+    fn separator(&mut self) {
         let first = self.first.last_mut().expect("an open object");
         if !*first {
             self.out.push(',');
         }
         *first = false;
-        self.out.push('"');
-        self.out.push_str(k);
-        self.out.push_str("\":");
     }
-    fn begin(&mut self, k: &str) {
+    /// A member whose value serde writes (records, evidence, stats): a
+    /// `Value` always serializes (its map keys are strings).
+    fn value(&mut self, k: &'static str, v: &serde_json::Value) {
+        self.key(k);
+        self.out
+            .push_str(&serde_json::to_string(v).expect("values serialize"));
+    }
+    fn begin(&mut self, k: &'static str) {
         self.key(k);
         self.out.push('{');
         self.first.push(true);
@@ -398,34 +457,27 @@ impl<'a> Json<'a> {
         self.end();
     }
     /// A value known to need no escaping (digits, hex, fixed names).
-    fn ascii(&mut self, k: &str, v: &str) {
-        debug_assert!(!v.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\'));
+    fn ascii(&mut self, k: &'static str, v: &str) {
+        debug_assert!(!needs_escape(v), "{v}");
         self.key(k);
         self.out.push('"');
         self.out.push_str(v);
         self.out.push('"');
     }
     /// Any string, escaped as JSON requires.
-    fn str(&mut self, k: &str, v: &str) {
+    fn str(&mut self, k: &'static str, v: &str) {
         self.key(k);
-        if v.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
-            self.out
-                .push_str(&serde_json::to_string(v).expect("strings serialize"));
-        } else {
-            self.out.push('"');
-            self.out.push_str(v);
-            self.out.push('"');
-        }
+        push_str_value(self.out, v);
     }
-    fn u64(&mut self, k: &str, v: u64) {
+    fn u64(&mut self, k: &'static str, v: u64) {
         self.key(k);
         self.out.push_str(itoa::Buffer::new().format(v));
     }
-    fn bool(&mut self, k: &str, v: bool) {
+    fn bool(&mut self, k: &'static str, v: bool) {
         self.key(k);
         self.out.push_str(if v { "true" } else { "false" });
     }
-    fn ip(&mut self, k: &str, v: IpAddr) {
+    fn ip(&mut self, k: &'static str, v: IpAddr) {
         use std::fmt::Write as _;
         self.key(k);
         self.out.push('"');
@@ -502,6 +554,51 @@ mod tests {
         assert_eq!(v["tcp"]["syn"], true);
         assert!(v["tcp"].get("rst").is_none());
         assert!(s.starts_with("{\"timestamp\""), "field order: {s}");
+    }
+
+    /// Metadata keys come from rules: a quote or a backslash in one must
+    /// not break the line.
+    #[test]
+    fn metadata_keys_are_escaped() {
+        let metadata: Vec<(String, String)> = vec![
+            ("plain".into(), "a".into()),
+            ("we\"ird\\".into(), "b".into()),
+            ("plain".into(), "c".into()),
+        ];
+        let ev = Event {
+            key: EventKey { pos: 1, sub: 0 },
+            ts: Timestamp::from_parts(1_795_606_245, 0),
+            flow_id: None,
+            addr: None,
+            community_id: None,
+            in_iface: None,
+            body: EventBody::Alert(Box::new(AlertRecord {
+                rule: 0,
+                rule_action: "alert",
+                gid: 1,
+                signature_id: 7,
+                rev: 1,
+                signature: "sig".into(),
+                category: "".into(),
+                severity: 3,
+                metadata: metadata.into(),
+                stream: false,
+                to_server: None,
+                pcap_cnt: None,
+                target_dest: None,
+                icmp: None,
+                evidence: None,
+                app: None,
+                bytes: None,
+                log: None,
+            })),
+        };
+        let mut s = String::new();
+        ctx().render(&ev, &mut s);
+        let v: serde_json::Value = serde_json::from_str(&s).expect(&s);
+        let m = &v["alert"]["metadata"];
+        assert_eq!(m["plain"], serde_json::json!(["a", "c"]));
+        assert_eq!(m["we\"ird\\"], serde_json::json!(["b"]));
     }
 
     #[test]

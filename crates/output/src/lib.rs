@@ -1,5 +1,7 @@
 //! Renders events as EVE JSON lines — Suricata's field names, so a SIEM that
-//! reads Suricata reads zonewatch — and writes them to a file or stdout.
+//! reads Suricata reads zonewatch — and hands them to every [`EventSink`]:
+//! the JSON-lines file or stdout here ([`LineSink`]), others (Kafka) from
+//! the crates that implement the trait.
 //!
 //! The writer adds what belongs to the sensor rather than to the packet:
 //! `event_id`, `host`, `tenant`, `src_zone`/`dest_zone`, and the timestamp in

@@ -102,9 +102,6 @@ pub(crate) fn ready(opts: &RunOptions) -> Result<(), RunError> {
     }
 }
 
-/// `sub` of a packet's observation: after the packet's own events.
-pub(crate) const OBS_SUB: u64 = 1 << 59;
-
 /// What workers tell the anomaly detectors.
 // Packet observations are the common case and are sent inline: a box per
 // packet cost more than the detectors themselves.
@@ -116,18 +113,33 @@ pub(crate) enum Obs {
 }
 
 /// A DNS message as the DNS-tunnel detector sees it (owned, to cross the
-/// channel to the output thread).
+/// channel to the output thread): the app layer's typed observation and
+/// who sent it to whom.
 pub(crate) struct DnsMessage {
     pub ts: Timestamp,
     pub client: std::net::IpAddr,
     pub server: std::net::IpAddr,
-    pub qname: String,
-    pub qtype: u16,
-    pub response: bool,
-    pub rcode: u8,
-    pub answer_count: u16,
-    pub answer_bytes: u32,
-    pub txt_null_bytes: u32,
+    pub message: zonewatch_applayer::DnsObservation,
+}
+
+impl DnsMessage {
+    /// The detector's view (borrowing the name).
+    pub(crate) fn obs(&self) -> zonewatch_anomaly::DnsObs<'_> {
+        let m = &self.message;
+        let saturate = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        zonewatch_anomaly::DnsObs {
+            ts: self.ts,
+            client: self.client,
+            server: self.server,
+            qname: m.qname.trim_end_matches('.'),
+            qtype: m.rrtype,
+            response: m.response,
+            rcode: m.rcode,
+            answer_count: u16::try_from(m.answer_count).unwrap_or(u16::MAX),
+            answer_bytes: saturate(m.answer_bytes),
+            txt_null_bytes: saturate(m.txt_null_bytes),
+        }
+    }
 }
 
 /// What a run did.
@@ -181,11 +193,9 @@ pub(crate) struct PacketMeta {
     pub pkts: u32,
     /// A fragment: its datagram joins a flow once reassembled, not itself.
     pub fragment: bool,
-    /// Where the packet's bytes sit in `Batch::data`; the stream and
-    /// detection stages read them from there.
-    #[allow(dead_code)]
+    /// Where the packet's bytes sit in `Batch::data` (start, length); the
+    /// worker's stages read them from there.
     pub start: u32,
-    #[allow(dead_code)]
     pub len: u32,
     pub iface: u16,
     pub decoded: zonewatch_decode::Decoded,

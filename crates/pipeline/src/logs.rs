@@ -42,9 +42,8 @@ use zonewatch_syslog::{
 };
 use zonewatch_types::{AddrInfo, AlertRecord, Event, EventBody, EventKey, Timestamp, UtcOffset};
 
-/// `sub` of log alerts: above every packet-path `sub` (flow ends use 2^62 +
-/// position, stats 2^61, anomaly alerts 2^60).
-pub const LOG_SUB: u64 = 1 << 63;
+/// `sub` of log alerts: [`EventKey::LOG`], above every packet-path `sub`.
+pub const LOG_SUB: u64 = EventKey::LOG;
 
 /// First `signature_id` of Sigma alerts: `SIGMA_SID_BASE` + FNV-1a-32 of the
 /// lowercased rule id, modulo 10^9 (so 2 000 000 000 – 2 999 999 999).

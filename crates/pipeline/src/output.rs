@@ -57,9 +57,6 @@ const LIVE_FLUSH: Duration = Duration::from_secs(1);
 /// visits every tracker, so not on every event.
 const EXPIRE_EVERY_SECS: u64 = 10;
 
-/// `sub` of anomaly alerts: above packet events, below stats and flow ends.
-const ANOMALY_SUB: u64 = 1 << 60;
-
 impl Filtered {
     fn observe(
         &mut self,
@@ -70,18 +67,7 @@ impl Filtered {
         if let Some(set) = &mut self.anomaly {
             match o {
                 crate::Obs::Packet(p) => set.observe_packet(&p),
-                crate::Obs::Dns(m) => set.observe_dns(&zonewatch_anomaly::DnsObs {
-                    ts: m.ts,
-                    client: m.client,
-                    server: m.server,
-                    qname: &m.qname,
-                    qtype: m.qtype,
-                    response: m.response,
-                    rcode: m.rcode,
-                    answer_count: m.answer_count,
-                    answer_bytes: m.answer_bytes,
-                    txt_null_bytes: m.txt_null_bytes,
-                }),
+                crate::Obs::Dns(m) => set.observe_dns(&m.obs()),
                 crate::Obs::Tick(ts) => set.tick(ts),
             }
         }
@@ -107,7 +93,7 @@ impl Filtered {
             }
             let key = EventKey {
                 pos,
-                sub: ANOMALY_SUB + self.anomaly_seq.1,
+                sub: EventKey::ANOMALY + self.anomaly_seq.1,
             };
             self.anomaly_seq.1 += 1;
             w.write(&anomaly_event(a, key))?;
@@ -288,10 +274,7 @@ impl Merge {
     /// Writes every event no worker can still precede.
     fn drain(&mut self, w: &mut EventWriter, f: &mut Filtered, all: bool) -> Result<(), SinkError> {
         let limit = if all {
-            EventKey {
-                pos: u64::MAX,
-                sub: u64::MAX,
-            }
+            EventKey::MAX
         } else {
             self.done_below.iter().copied().min().unwrap_or_default()
         };
@@ -412,9 +395,215 @@ fn fail(result: &mut Result<(), SinkError>, e: SinkError, stop: &AtomicBool) {
     }
 }
 
+/// The output thread's state between messages.
+struct OutputThread {
+    writer: EventWriter,
+    filtered: Filtered,
+    merge: Merge,
+    workers: usize,
+    reader: ReaderStats,
+    wstats: Vec<Option<WorkerStats>>,
+    /// Workers that have finished.
+    finished: usize,
+    /// End of input (position, clock), once the reader is done.
+    end: Option<(u64, Timestamp)>,
+    /// Latest event time seen.
+    last_clock: Timestamp,
+    started: Instant,
+    live: bool,
+    /// `syslog` and `sigma` stats sections.
+    log_stats: Option<serde_json::Value>,
+    /// The log thread has finished (at once when there is none).
+    logs_done: bool,
+    stats_seq: u64,
+    /// The first sink failure; from then on events are read and dropped.
+    result: Result<(), SinkError>,
+    stop: Arc<AtomicBool>,
+}
+
+impl OutputThread {
+    /// Sets a result: the first failure stops the run.
+    fn check(&mut self, r: Result<(), SinkError>) {
+        if let Err(e) = r {
+            fail(&mut self.result, e, &self.stop);
+        }
+    }
+
+    /// Log rotation (SIGHUP): events written so far stay in the file that
+    /// was moved away; the next ones go to a new one.
+    fn reopen(&mut self) {
+        if self.result.is_ok() {
+            let r = self.writer.reopen();
+            if r.is_ok() {
+                tracing::info!("outputs reopened (SIGHUP)");
+            }
+            self.check(r);
+        }
+    }
+
+    fn done(&self) -> bool {
+        self.finished == self.workers && self.end.is_some() && self.logs_done
+    }
+
+    fn on_message(&mut self, msg: OutMsg) {
+        match msg {
+            OutMsg::Events {
+                worker,
+                events,
+                obs,
+                done_below,
+            } => self.on_events(worker, events, obs, done_below),
+            OutMsg::Worker(i, s) => self.wstats[i] = Some(*s),
+            OutMsg::WorkerDone(i) => {
+                self.merge.done_below[i] = EventKey::MAX;
+                self.finished += 1;
+            }
+            OutMsg::Reader(s) => self.reader = *s,
+            OutMsg::ReaderDone { end_pos, end_ts } => self.end = Some((end_pos, end_ts)),
+            OutMsg::Logs(events, stats) => {
+                for e in events {
+                    self.last_clock = self.last_clock.max(e.ts);
+                    if self.result.is_ok() {
+                        let r = self.filtered.write(&mut self.writer, e);
+                        self.check(r);
+                    }
+                }
+                if let Some(s) = stats {
+                    self.log_stats = Some(*s);
+                }
+            }
+            OutMsg::LogsDone(stats) => {
+                self.log_stats = Some(*stats);
+                self.logs_done = true;
+            }
+        }
+    }
+
+    /// A worker's events: merged in input order (files) or written as
+    /// they come (live).
+    fn on_events(
+        &mut self,
+        worker: usize,
+        events: Vec<Event>,
+        obs: Vec<(EventKey, crate::Obs)>,
+        done_below: EventKey,
+    ) {
+        if let Some(e) = events.last() {
+            self.last_clock = self.last_clock.max(e.ts);
+        }
+        if self.merge.ordered {
+            self.merge.queues[worker].extend(merged(events, obs));
+            self.merge.done_below[worker] = done_below;
+            if self.result.is_ok() {
+                let r = self
+                    .merge
+                    .drain(&mut self.writer, &mut self.filtered, false);
+                self.check(r);
+            }
+            return;
+        }
+        for item in merged(events, obs) {
+            if self.result.is_ok() {
+                let r = match item {
+                    Item::Event(e) => self.filtered.write(&mut self.writer, e),
+                    Item::Obs(k, o) => self.filtered.observe(&mut self.writer, k, o),
+                };
+                self.check(r);
+            }
+        }
+    }
+
+    fn stats(&self) -> serde_json::Value {
+        current_stats(
+            self.started,
+            &self.reader,
+            &self.wstats,
+            &self.writer,
+            self.live,
+            &self.filtered,
+            self.log_stats.as_ref(),
+        )
+    }
+
+    /// A periodic or requested stats event: it sorts after every event at
+    /// the current position.
+    fn write_stats_event(&mut self) {
+        self.stats_seq += 1;
+        let v = self.stats();
+        let pos = self
+            .merge
+            .done_below
+            .iter()
+            .map(|k| k.pos)
+            .min()
+            .unwrap_or(0);
+        // Before any packet or log record, the wall clock (as for the
+        // final stats event), not 1970.
+        let ts = if self.last_clock == Timestamp::default() {
+            wall_clock()
+        } else {
+            self.last_clock
+        };
+        let ev = stats_event(pos, EventKey::STATS | self.stats_seq, ts, v);
+        if self.result.is_ok() {
+            let r = self.writer.write(&ev).and_then(|()| self.writer.flush());
+            self.check(r);
+        }
+    }
+
+    /// Writes what is left and the final stats event, then closes the
+    /// sinks. `publish` gets the final counters (metrics).
+    fn finish(
+        mut self,
+        publish: impl FnOnce(&serde_json::Value, &[Option<WorkerStats>]),
+    ) -> Result<OutputReport, SinkError> {
+        if self.result.is_ok() {
+            let r = self.merge.drain(&mut self.writer, &mut self.filtered, true);
+            self.check(r);
+        }
+        let last_clock = self.last_clock;
+        if self.result.is_ok() {
+            let (pos, ts) = self.end.unwrap_or((0, last_clock));
+            let r = self
+                .filtered
+                .finish(&mut self.writer, pos, ts.max(last_clock));
+            self.check(r);
+        }
+        let (end_pos, mut end_ts) = self.end.unwrap_or((0, last_clock));
+        if end_ts == Timestamp::default() {
+            // No packet at all: the only clock there is, is the wall clock.
+            end_ts = wall_clock();
+        }
+        // Sinks deliver or store what they hold first, so the last stats
+        // event carries their final counters (Kafka's in-flight and dropped).
+        if self.result.is_ok() {
+            let r = self.writer.settle();
+            self.check(r);
+        }
+        let v = self.stats();
+        publish(&v, &self.wstats);
+        let ev = stats_event(
+            end_pos + 1,
+            EventKey::FINAL_STATS,
+            end_ts.max(last_clock),
+            v.clone(),
+        );
+        if self.result.is_ok() {
+            let r = self.writer.write(&ev).and_then(|()| self.writer.flush());
+            self.check(r);
+        }
+        // Closed even after a failure: the other sinks still deliver or
+        // keep what they accepted.
+        let r = self.writer.close();
+        self.check(r);
+        let lost = self.writer.lost();
+        self.result.map(|()| OutputReport { stats: v, lost })
+    }
+}
+
 pub(crate) fn run(
     rx: Receiver<OutMsg>,
-    mut writer: EventWriter,
+    writer: EventWriter,
     o: OutputOptions,
 ) -> Result<OutputReport, SinkError> {
     let OutputOptions {
@@ -431,48 +620,45 @@ pub(crate) fn run(
     let mut next_publish = Instant::now();
     let mut lat_scratch = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)
         .expect("valid histogram bounds");
-    let mut filtered = Filtered {
-        filter,
-        held: 0,
-        anomaly,
-        anomaly_seq: (0, 0),
-        next_expire: Timestamp::default(),
+    let mut t = OutputThread {
+        writer,
+        filtered: Filtered {
+            filter,
+            held: 0,
+            anomaly,
+            anomaly_seq: (0, 0),
+            next_expire: Timestamp::default(),
+        },
+        merge: Merge {
+            queues: (0..workers).map(|_| VecDeque::new()).collect(),
+            done_below: vec![EventKey::default(); workers],
+            ordered,
+        },
+        workers,
+        reader: ReaderStats::new(),
+        wstats: (0..workers).map(|_| None).collect(),
+        finished: 0,
+        end: None,
+        last_clock: Timestamp::default(),
+        started: Instant::now(),
+        live: !ordered,
+        log_stats: None,
+        logs_done: !logs,
+        stats_seq: 0,
+        result: Ok(()),
+        stop,
     };
-    let started = Instant::now();
-    let mut merge = Merge {
-        queues: (0..workers).map(|_| VecDeque::new()).collect(),
-        done_below: vec![EventKey::default(); workers],
-        ordered,
-    };
-    let mut reader = ReaderStats::new();
-    let mut wstats: Vec<Option<WorkerStats>> = (0..workers).map(|_| None).collect();
-    let mut finished = 0;
-    let mut end: Option<(u64, Timestamp)> = None;
-    let mut last_clock = Timestamp::default();
     let interval = Duration::from_secs(stats_interval);
     let mut next_stats = Instant::now() + interval;
-    let mut stats_seq = 0u64;
-    let mut result: Result<(), SinkError> = Ok(());
-    // Set a result through `check`: the first failure stops the run.
-    let check = |result: &mut Result<(), SinkError>, r: Result<(), SinkError>| {
-        if let Err(e) = r {
-            fail(result, e, &stop);
-        }
-    };
-    let live = !ordered;
     // Inputs that never end by themselves (interfaces, listeners) are
     // flushed every second.
-    let flush_often = live || logs;
+    let flush_often = t.live || logs;
     let mut next_flush = Instant::now() + LIVE_FLUSH;
-    // `syslog` and `sigma` stats sections; `logs_done` once the log thread
-    // has finished (immediately when there is none).
-    let mut log_stats: Option<serde_json::Value> = None;
-    let mut logs_done = !logs;
     loop {
         // Wake for the next stats event, live for the next flush, and for
         // metrics and stats requests.
         let mut deadline: Option<Instant> = None;
-        let mut wake = |t: Instant| deadline = Some(deadline.map_or(t, |d| d.min(t)));
+        let mut wake = |at: Instant| deadline = Some(deadline.map_or(at, |d| d.min(at)));
         if stats_interval > 0 {
             wake(next_stats);
         }
@@ -496,86 +682,25 @@ pub(crate) fn run(
                 Err(_) => break,
             },
         };
-        match msg {
-            Some(OutMsg::Events {
-                worker,
-                events,
-                obs,
-                done_below,
-            }) => {
-                if let Some(e) = events.last() {
-                    last_clock = last_clock.max(e.ts);
-                }
-                if merge.ordered {
-                    merge.queues[worker].extend(merged(events, obs));
-                    merge.done_below[worker] = done_below;
-                    if result.is_ok() {
-                        let r = merge.drain(&mut writer, &mut filtered, false);
-                        check(&mut result, r);
-                    }
-                } else {
-                    for item in merged(events, obs) {
-                        if result.is_ok() {
-                            let r = match item {
-                                Item::Event(e) => filtered.write(&mut writer, e),
-                                Item::Obs(k, o) => filtered.observe(&mut writer, k, o),
-                            };
-                            check(&mut result, r);
-                        }
-                    }
-                }
-            }
-            Some(OutMsg::Worker(i, s)) => wstats[i] = Some(*s),
-            Some(OutMsg::WorkerDone(i)) => {
-                merge.done_below[i] = EventKey {
-                    pos: u64::MAX,
-                    sub: u64::MAX,
-                };
-                finished += 1;
-            }
-            Some(OutMsg::Reader(s)) => reader = *s,
-            Some(OutMsg::ReaderDone { end_pos, end_ts }) => end = Some((end_pos, end_ts)),
-            Some(OutMsg::Logs(events, stats)) => {
-                for e in events {
-                    last_clock = last_clock.max(e.ts);
-                    if result.is_ok() {
-                        let r = filtered.write(&mut writer, e);
-                        check(&mut result, r);
-                    }
-                }
-                if let Some(s) = stats {
-                    log_stats = Some(*s);
-                }
-            }
-            Some(OutMsg::LogsDone(stats)) => {
-                log_stats = Some(*stats);
-                logs_done = true;
-            }
-            None => {}
+        if let Some(m) = msg {
+            t.on_message(m);
         }
         // Live events reach the file (and a tailing SIEM) within a second,
         // and a failing output (a full disk) is noticed within a second,
         // however few events there are.
         if flush_often && Instant::now() >= next_flush {
             next_flush = Instant::now() + LIVE_FLUSH;
-            if result.is_ok() {
-                let r = writer.flush();
-                check(&mut result, r);
+            if t.result.is_ok() {
+                let r = t.writer.flush();
+                t.check(r);
             }
         }
-        // Log rotation (SIGHUP): events written so far stay in the file
-        // that was moved away; the next ones go to a new one.
         if hooks
             .reopen
             .as_ref()
             .is_some_and(|f| f.swap(false, Ordering::Relaxed))
-            && result.is_ok()
         {
-            let r = writer.reopen();
-            if r.is_ok() {
-                tracing::info!("outputs reopened (SIGHUP)");
-            }
-            check(&mut result, r);
+            t.reopen();
         }
         let periodic = stats_interval > 0 && Instant::now() >= next_stats;
         // A stats request (SIGUSR1) writes one more, leaving the periodic
@@ -584,103 +709,62 @@ pub(crate) fn run(
             .stats_now
             .as_ref()
             .is_some_and(|f| f.swap(false, Ordering::Relaxed));
+        if periodic {
+            next_stats = Instant::now() + interval;
+        }
         if periodic || asked {
-            if periodic {
-                next_stats = Instant::now() + interval;
-            }
-            stats_seq += 1;
-            let v = stats::build(
-                started.elapsed().as_secs(),
-                &reader,
-                &wstats,
-                &writer.written,
-                writer.filtered,
-                live,
-                with_held(writer.sink_stats(), &filtered, log_stats.as_ref()),
-            );
-            // Periodic stats sort after every event at the current position.
-            let pos = merge.done_below.iter().map(|k| k.pos).min().unwrap_or(0);
-            // Before any packet or log record, the wall clock (as for the
-            // final stats event), not 1970.
-            let ts = if last_clock == Timestamp::default() {
-                wall_clock()
-            } else {
-                last_clock
-            };
-            let ev = stats_event(pos, EventKey::STATS | stats_seq, ts, v);
-            if result.is_ok() {
-                let r = writer.write(&ev).and_then(|()| writer.flush());
-                check(&mut result, r);
-            }
+            t.write_stats_event();
         }
         if let Some(m) = &hooks.metrics {
             if Instant::now() >= next_publish {
                 next_publish = Instant::now() + PUBLISH_EVERY;
-                let v = stats::build(
-                    started.elapsed().as_secs(),
-                    &reader,
-                    &wstats,
-                    &writer.written,
-                    writer.filtered,
-                    live,
-                    with_held(writer.sink_stats(), &filtered, log_stats.as_ref()),
-                );
-                m.publish(snapshot(v, &wstats, &mut lat_scratch, queues.as_ref(), &rx));
+                let v = t.stats();
+                m.publish(snapshot(
+                    v,
+                    &t.wstats,
+                    &mut lat_scratch,
+                    queues.as_ref(),
+                    &rx,
+                ));
             }
         }
-        if finished == workers && end.is_some() && logs_done {
+        if t.done() {
             break;
         }
     }
-    if result.is_ok() {
-        let r = merge.drain(&mut writer, &mut filtered, true);
-        check(&mut result, r);
-    }
-    if result.is_ok() {
-        let (pos, ts) = end.unwrap_or((0, last_clock));
-        let r = filtered.finish(&mut writer, pos, ts.max(last_clock));
-        check(&mut result, r);
-    }
-    let (end_pos, mut end_ts) = end.unwrap_or((0, last_clock));
-    if end_ts == Timestamp::default() {
-        // No packet at all: the only clock there is, is the wall clock.
-        end_ts = wall_clock();
-    }
-    // Sinks deliver or store what they hold first, so the last stats event
-    // carries their final counters (Kafka's in-flight and dropped).
-    if result.is_ok() {
-        let r = writer.settle();
-        check(&mut result, r);
-    }
-    let v = stats::build(
-        started.elapsed().as_secs(),
-        &reader,
-        &wstats,
-        &writer.written,
-        writer.filtered,
+    t.finish(|v, wstats| {
+        if let Some(m) = &hooks.metrics {
+            m.publish(snapshot(
+                v.clone(),
+                wstats,
+                &mut lat_scratch,
+                queues.as_ref(),
+                &rx,
+            ));
+        }
+    })
+}
+
+/// The stats object as things stand (periodic and requested stats events,
+/// metrics, the final event).
+fn current_stats(
+    started: Instant,
+    reader: &ReaderStats,
+    workers: &[Option<WorkerStats>],
+    writer: &EventWriter,
+    live: bool,
+    filtered: &Filtered,
+    logs: Option<&serde_json::Value>,
+) -> serde_json::Value {
+    stats::build(stats::StatsInput {
+        uptime_s: started.elapsed().as_secs(),
+        reader,
+        workers,
+        written: &writer.written,
+        filtered: writer.filtered,
         live,
-        with_held(writer.sink_stats(), &filtered, log_stats.as_ref()),
-    );
-    if let Some(m) = &hooks.metrics {
-        m.publish(snapshot(
-            v.clone(),
-            &wstats,
-            &mut lat_scratch,
-            queues.as_ref(),
-            &rx,
-        ));
-    }
-    let ev = stats_event(end_pos + 1, u64::MAX, end_ts.max(last_clock), v.clone());
-    if result.is_ok() {
-        let r = writer.write(&ev).and_then(|()| writer.flush());
-        check(&mut result, r);
-    }
-    // Closed even after a failure: the other sinks still deliver or keep
-    // what they accepted.
-    let r = writer.close();
-    check(&mut result, r);
-    let lost = writer.lost();
-    result.map(|()| OutputReport { stats: v, lost })
+        sinks: with_held(writer.sink_stats(), filtered, logs),
+    })
 }
 
 fn with_held(

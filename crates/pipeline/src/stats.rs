@@ -142,207 +142,276 @@ pub(crate) fn put(root: &mut Map<String, Value>, dotted: &str, v: Value) {
     }
 }
 
+/// Everything a stats event is made of.
+pub(crate) struct StatsInput<'a> {
+    pub uptime_s: u64,
+    pub reader: &'a ReaderStats,
+    /// The workers' latest counters (`None` before a worker's first).
+    pub workers: &'a [Option<WorkerStats>],
+    /// Events written, by type.
+    pub written: &'a std::collections::BTreeMap<&'static str, u64>,
+    /// Events not written because their type is off.
+    pub filtered: u64,
+    /// Live capture: the kernel's counters too.
+    pub live: bool,
+    /// Sections of the sinks, thresholds, logs and anomaly detectors.
+    pub sinks: Vec<(&'static str, Value)>,
+}
+
 /// Builds the nested stats object.
-pub(crate) fn build(
-    uptime_s: u64,
-    reader: &ReaderStats,
-    workers: &[Option<WorkerStats>],
-    written: &std::collections::BTreeMap<&'static str, u64>,
-    filtered: u64,
-    live: bool,
-    sinks: Vec<(&'static str, Value)>,
-) -> Value {
+pub(crate) fn build(input: StatsInput<'_>) -> Value {
     let mut m = Map::new();
-    let n = |v: u64| Value::from(v);
-    put(&mut m, "uptime", n(uptime_s));
-    if live {
-        put(&mut m, "capture.kernel_packets", n(reader.kernel.0));
-        put(&mut m, "capture.kernel_drops", n(reader.kernel.1));
-        put(&mut m, "capture.kernel_ifdrops", n(reader.kernel.2));
+    put(&mut m, "uptime", Value::from(input.uptime_s));
+    reader_section(&mut m, input.reader, input.live);
+    defrag_section(&mut m, &input.reader.defrag);
+    let w = WorkerTotals::sum(input.workers);
+    tcp_section(&mut m, &w);
+    flow_section(&mut m, &w);
+    pipeline_section(&mut m, input.reader, &w);
+    put(&mut m, "output.events", Value::Object(Map::new()));
+    for (t, c) in input.written {
+        put(&mut m, &format!("output.events.{t}"), Value::from(*c));
     }
-    put(&mut m, "decoder.pkts", n(reader.pkts));
-    put(&mut m, "decoder.bytes", n(reader.bytes));
-    put(&mut m, "decoder.invalid", n(reader.invalid));
-    put(&mut m, "decoder.max_pkt_size", n(reader.max_pkt_size));
+    put(&mut m, "output.filtered", Value::from(input.filtered));
+    put(&mut m, "app_layer.events", Value::Object(Map::new()));
+    for (k, v) in &w.app_events {
+        put(
+            &mut m,
+            &format!("app_layer.events.{}", k.replace('.', "_")),
+            Value::from(*v),
+        );
+    }
+    let d = &w.detect;
+    put(&mut m, "detect.packets", Value::from(d.packets));
+    put(&mut m, "detect.candidates", Value::from(d.candidates));
+    put(&mut m, "detect.matches", Value::from(d.alerts));
     put(
         &mut m,
-        "decoder.avg_pkt_size",
-        n(reader.bytes.checked_div(reader.pkts).unwrap_or(0)),
+        "detect.alert_queue_overflow",
+        Value::from(d.alert_overflow),
+    );
+    for (section, v) in input.sinks {
+        put(&mut m, section, v);
+    }
+    Value::Object(m)
+}
+
+/// Sets each `prefix.name` to its counter.
+fn put_all(m: &mut Map<String, Value>, prefix: &str, counters: &[(&str, u64)]) {
+    for (k, v) in counters {
+        put(m, &format!("{prefix}.{k}"), Value::from(*v));
+    }
+}
+
+/// `capture.*` (kernel, file reading) and `decoder.*`.
+fn reader_section(m: &mut Map<String, Value>, reader: &ReaderStats, live: bool) {
+    if live {
+        put_all(
+            m,
+            "capture",
+            &[
+                ("kernel_packets", reader.kernel.0),
+                ("kernel_drops", reader.kernel.1),
+                ("kernel_ifdrops", reader.kernel.2),
+            ],
+        );
+    }
+    put_all(
+        m,
+        "decoder",
+        &[
+            ("pkts", reader.pkts),
+            ("bytes", reader.bytes),
+            ("invalid", reader.invalid),
+            ("max_pkt_size", reader.max_pkt_size),
+            (
+                "avg_pkt_size",
+                reader.bytes.checked_div(reader.pkts).unwrap_or(0),
+            ),
+            ("event_overflow", reader.events_overflow),
+        ],
     );
     for (i, name) in layer::NAMES.iter().enumerate() {
-        put(&mut m, &format!("decoder.{name}"), n(reader.layers[i]));
+        put(m, &format!("decoder.{name}"), Value::from(reader.layers[i]));
     }
-    put(
-        &mut m,
-        "pipeline.unsupported_link_files",
-        n(reader.unsupported_link),
-    );
     for (i, e) in DecodeEvent::ALL.iter().enumerate() {
         if reader.events[i] > 0 {
             // Suricata: decoder.event.ipv4.trunc_pkt
             put(
-                &mut m,
+                m,
                 &format!("decoder.event.{}", e.rule_name()),
-                n(reader.events[i]),
+                Value::from(reader.events[i]),
             );
         }
     }
-    put(&mut m, "decoder.event_overflow", n(reader.events_overflow));
-    let dg = &reader.defrag;
-    for (k, v) in [
-        ("fragments", dg.fragments),
-        ("reassembled", dg.reassembled),
-        ("timeouts", dg.timeouts),
-        ("memcap_drops", dg.memcap_drops),
-        ("tracker_evictions", dg.tracker_evictions),
-        ("overlaps", dg.overlaps),
-        ("too_large", dg.too_large),
-        ("ignored", dg.ignored),
-        ("trackers_active", dg.trackers_active),
-        ("mem_used", dg.mem_used),
-        ("mem_peak", dg.mem_peak),
-    ] {
-        put(&mut m, &format!("defrag.{k}"), n(v));
-    }
-    let mut f = FlowCounters::default();
-    let mut pkts = 0;
-    let mut flow_pkts = 0;
-    let mut batches = 0;
-    let mut lat = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)
-        .expect("valid histogram bounds");
-    for w in workers.iter().flatten() {
-        f.add(&w.flow);
-        pkts += w.pkts;
-        flow_pkts += w.flow_pkts;
-        batches += w.batches;
-        let _ = lat.add(&w.latency_us);
-    }
-    let mut st = zonewatch_stream::StreamCounters::default();
-    let mut ssn_drop = 0;
-    let mut sev: std::collections::BTreeMap<&str, u64> = Default::default();
-    for w in workers.iter().flatten() {
-        st.add(&w.stream);
-        ssn_drop += w.ssn_memcap_drop;
-        for (k, v) in &w.stream_events {
-            *sev.entry(k).or_default() += v;
+    put_all(
+        m,
+        "capture",
+        &[
+            ("corrupt_records", reader.corrupt_records),
+            ("skipped_bytes", reader.skipped_bytes),
+            ("other_linktype_packets", reader.other_linktype),
+        ],
+    );
+}
+
+fn defrag_section(m: &mut Map<String, Value>, dg: &zonewatch_defrag::DefragCounters) {
+    put_all(
+        m,
+        "defrag",
+        &[
+            ("fragments", dg.fragments),
+            ("reassembled", dg.reassembled),
+            ("timeouts", dg.timeouts),
+            ("memcap_drops", dg.memcap_drops),
+            ("tracker_evictions", dg.tracker_evictions),
+            ("overlaps", dg.overlaps),
+            ("too_large", dg.too_large),
+            ("ignored", dg.ignored),
+            ("trackers_active", dg.trackers_active),
+            ("mem_used", dg.mem_used),
+            ("mem_peak", dg.mem_peak),
+        ],
+    );
+}
+
+/// The workers' counters added up.
+struct WorkerTotals {
+    pkts: u64,
+    flow_pkts: u64,
+    batches: u64,
+    latency_us: hdrhistogram::Histogram<u64>,
+    flow: FlowCounters,
+    stream: zonewatch_stream::StreamCounters,
+    ssn_memcap_drop: u64,
+    invalid_checksum: u64,
+    stream_events: std::collections::BTreeMap<&'static str, u64>,
+    detect: zonewatch_detect::DetectCounters,
+    app_events: std::collections::BTreeMap<&'static str, u64>,
+}
+
+impl WorkerTotals {
+    fn sum(workers: &[Option<WorkerStats>]) -> Self {
+        let mut t = WorkerTotals {
+            pkts: 0,
+            flow_pkts: 0,
+            batches: 0,
+            latency_us: hdrhistogram::Histogram::new_with_bounds(1, 60_000_000, 3)
+                .expect("valid histogram bounds"),
+            flow: FlowCounters::default(),
+            stream: Default::default(),
+            ssn_memcap_drop: 0,
+            invalid_checksum: 0,
+            stream_events: Default::default(),
+            detect: Default::default(),
+            app_events: Default::default(),
+        };
+        for w in workers.iter().flatten() {
+            t.pkts += w.pkts;
+            t.flow_pkts += w.flow_pkts;
+            t.batches += w.batches;
+            let _ = t.latency_us.add(&w.latency_us);
+            t.flow.add(&w.flow);
+            t.stream.add(&w.stream);
+            t.ssn_memcap_drop += w.ssn_memcap_drop;
+            t.invalid_checksum += w.invalid_checksum;
+            for (k, v) in &w.stream_events {
+                *t.stream_events.entry(k).or_default() += v;
+            }
+            t.detect.packets += w.detect.packets;
+            t.detect.candidates += w.detect.candidates;
+            t.detect.alerts += w.detect.alerts;
+            t.detect.alert_overflow += w.detect.alert_overflow;
+            for (k, v) in &w.app_events {
+                *t.app_events.entry(k).or_default() += v;
+            }
         }
+        t
     }
-    // Suricata's names (tcp.*) where the meaning is the same.
-    for (k, v) in [
-        ("tcp.sessions", st.sessions),
-        ("tcp.segments", st.segments),
-        ("tcp.not_tracked", st.not_tracked),
-        ("tcp.rejected", st.rejected),
-        ("tcp.rst_with_data", st.rst_with_data),
-        ("tcp.reassembly_gap", st.gaps),
-        ("tcp.reassembly_gap_bytes", st.gap_bytes),
-        ("tcp.reassembly_memcap_gaps", st.memcap_gaps),
-        ("tcp.reassembly_segment_limit_gaps", st.segment_limit_gaps),
-        ("tcp.overlap", st.overlaps),
-        ("tcp.overlap_diff_data", st.overlaps_different),
-        ("tcp.retransmissions", st.retransmissions),
-        ("tcp.depth_reached", st.depth_reached),
-        ("tcp.midstream_pickups", st.midstream_pickups),
-        ("tcp.midstream_ignored", st.midstream_ignored),
-        ("tcp.reassembly_memuse", st.mem_used),
-        ("tcp.reassembly_memuse_peak", st.mem_peak),
-        ("tcp.reassembled_bytes", st.bytes_delivered),
-        ("tcp.ssn_memcap_drop", ssn_drop),
-        (
-            "tcp.invalid_checksum",
-            workers.iter().flatten().map(|w| w.invalid_checksum).sum(),
-        ),
-    ] {
-        put(&mut m, k, n(v));
-    }
-    put(&mut m, "stream.events", Value::Object(Map::new()));
-    for (k, v) in sev {
+}
+
+/// `tcp.*` (Suricata's names where the meaning is the same) and
+/// `stream.events.*`.
+fn tcp_section(m: &mut Map<String, Value>, w: &WorkerTotals) {
+    let st = &w.stream;
+    put_all(
+        m,
+        "tcp",
+        &[
+            ("sessions", st.sessions),
+            ("segments", st.segments),
+            ("not_tracked", st.not_tracked),
+            ("rejected", st.rejected),
+            ("rst_with_data", st.rst_with_data),
+            ("reassembly_gap", st.gaps),
+            ("reassembly_gap_bytes", st.gap_bytes),
+            ("reassembly_memcap_gaps", st.memcap_gaps),
+            ("reassembly_segment_limit_gaps", st.segment_limit_gaps),
+            ("overlap", st.overlaps),
+            ("overlap_diff_data", st.overlaps_different),
+            ("retransmissions", st.retransmissions),
+            ("depth_reached", st.depth_reached),
+            ("midstream_pickups", st.midstream_pickups),
+            ("midstream_ignored", st.midstream_ignored),
+            ("reassembly_memuse", st.mem_used),
+            ("reassembly_memuse_peak", st.mem_peak),
+            ("reassembled_bytes", st.bytes_delivered),
+            ("ssn_memcap_drop", w.ssn_memcap_drop),
+            ("invalid_checksum", w.invalid_checksum),
+        ],
+    );
+    put(m, "stream.events", Value::Object(Map::new()));
+    for (k, v) in &w.stream_events {
         // stream.reassembly_seq_gap -> stream.events.reassembly_seq_gap
         put(
-            &mut m,
+            m,
             &format!("stream.events.{}", k.trim_start_matches("stream.")),
-            n(v),
+            Value::from(*v),
         );
     }
-    put(&mut m, "flow.total", n(f.total));
-    put(&mut m, "flow.tcp", n(f.tcp));
-    put(&mut m, "flow.udp", n(f.udp));
-    put(&mut m, "flow.icmpv4", n(f.icmpv4));
-    put(&mut m, "flow.icmpv6", n(f.icmpv6));
-    put(&mut m, "flow.other", n(f.other));
-    put(&mut m, "flow.active", n(f.active));
-    put(&mut m, "flow.active_max", n(f.active_max));
-    put(&mut m, "flow.emerg_mode_entered", n(f.emerg_mode_entered));
-    put(&mut m, "flow.end.timeout", n(f.end_timeout));
-    put(&mut m, "flow.end.forced", n(f.end_forced));
-    put(&mut m, "flow.end.shutdown", n(f.end_shutdown));
-    put(&mut m, "flow.pkts", n(flow_pkts));
-    put(&mut m, "pipeline.pkts_processed", n(pkts));
-    put(&mut m, "pipeline.batches", n(batches));
-    put(
-        &mut m,
-        "pipeline.queue_full_waits",
-        n(reader.queue_full_waits),
+}
+
+fn flow_section(m: &mut Map<String, Value>, w: &WorkerTotals) {
+    let f = &w.flow;
+    put_all(
+        m,
+        "flow",
+        &[
+            ("total", f.total),
+            ("tcp", f.tcp),
+            ("udp", f.udp),
+            ("icmpv4", f.icmpv4),
+            ("icmpv6", f.icmpv6),
+            ("other", f.other),
+            ("active", f.active),
+            ("active_max", f.active_max),
+            ("emerg_mode_entered", f.emerg_mode_entered),
+            ("end.timeout", f.end_timeout),
+            ("end.forced", f.end_forced),
+            ("end.shutdown", f.end_shutdown),
+            ("pkts", w.flow_pkts),
+        ],
     );
-    put(&mut m, "pipeline.queue_drops", n(reader.queue_drops));
-    put(&mut m, "pipeline.clock_ticks", n(reader.ticks));
-    put(
-        &mut m,
-        "pipeline.truncated_files",
-        n(reader.truncated_files),
+}
+
+fn pipeline_section(m: &mut Map<String, Value>, reader: &ReaderStats, w: &WorkerTotals) {
+    let lat = &w.latency_us;
+    put_all(
+        m,
+        "pipeline",
+        &[
+            ("unsupported_link_files", reader.unsupported_link),
+            ("pkts_processed", w.pkts),
+            ("batches", w.batches),
+            ("queue_full_waits", reader.queue_full_waits),
+            ("queue_drops", reader.queue_drops),
+            ("clock_ticks", reader.ticks),
+            ("truncated_files", reader.truncated_files),
+            ("latency_us.p50", lat.value_at_quantile(0.5)),
+            ("latency_us.p99", lat.value_at_quantile(0.99)),
+            ("latency_us.max", lat.max()),
+        ],
     );
-    put(&mut m, "capture.corrupt_records", n(reader.corrupt_records));
-    put(&mut m, "capture.skipped_bytes", n(reader.skipped_bytes));
-    put(
-        &mut m,
-        "capture.other_linktype_packets",
-        n(reader.other_linktype),
-    );
-    put(
-        &mut m,
-        "pipeline.latency_us.p50",
-        n(lat.value_at_quantile(0.5)),
-    );
-    put(
-        &mut m,
-        "pipeline.latency_us.p99",
-        n(lat.value_at_quantile(0.99)),
-    );
-    put(&mut m, "pipeline.latency_us.max", n(lat.max()));
-    put(&mut m, "output.events", Value::Object(Map::new()));
-    for (t, c) in written {
-        put(&mut m, &format!("output.events.{t}"), n(*c));
-    }
-    put(&mut m, "output.filtered", n(filtered));
-    let mut d = zonewatch_detect::DetectCounters::default();
-    for w in workers.iter().flatten() {
-        d.packets += w.detect.packets;
-        d.candidates += w.detect.candidates;
-        d.alerts += w.detect.alerts;
-        d.alert_overflow += w.detect.alert_overflow;
-    }
-    let mut aev: std::collections::BTreeMap<&str, u64> = Default::default();
-    for w in workers.iter().flatten() {
-        for (k, v) in &w.app_events {
-            *aev.entry(k).or_default() += v;
-        }
-    }
-    put(&mut m, "app_layer.events", Value::Object(Map::new()));
-    for (k, v) in aev {
-        put(
-            &mut m,
-            &format!("app_layer.events.{}", k.replace('.', "_")),
-            n(v),
-        );
-    }
-    put(&mut m, "detect.packets", n(d.packets));
-    put(&mut m, "detect.candidates", n(d.candidates));
-    put(&mut m, "detect.matches", n(d.alerts));
-    put(&mut m, "detect.alert_queue_overflow", n(d.alert_overflow));
-    for (section, v) in sinks {
-        put(&mut m, section, v);
-    }
-    Value::Object(m)
 }
 
 #[cfg(test)]

@@ -18,14 +18,69 @@ pub struct EventKey {
     pub sub: u64,
 }
 
+/// The ranges of `sub`: one table for every stage that makes events, in the
+/// order events of one position sort (and so are written).
 impl EventKey {
-    /// `sub` values at or above this mark belong to flows ending at this
-    /// position; the low bits then hold the flow's first-packet position, so
+    /// `0..`: the packet's own events (decoder, stream and app-layer
+    /// anomalies, alerts, app-layer records), numbered in the order the
+    /// worker made them. A tick's detector observation is `0` too.
+    pub const PACKET: u64 = 0;
+    /// `CLOSE_TX + first_pos * 16 + k` ([`Self::close_tx`]): transactions a
+    /// flow's close completed (an HTTP response ended by the FIN), written
+    /// just before the flow ends of the same position; `first_pos` is the
+    /// flow's first-packet position (low 54 bits), `k` < 16.
+    pub const CLOSE_TX: u64 = 1 << 58;
+    /// Transactions completed by one flow's close, at most.
+    pub const CLOSE_TX_PER_FLOW: u64 = 16;
+    /// A packet's observation for the anomaly detectors (never written):
+    /// after the packet's own events, so detectors see them in input order.
+    pub const OBS_PACKET: u64 = 1 << 59;
+    /// A DNS transaction's observation for the DNS-tunnel detector.
+    pub const OBS_DNS: u64 = Self::OBS_PACKET + 1;
+    /// `ANOMALY + n`: the anomaly detectors' alerts (output thread).
+    pub const ANOMALY: u64 = 1 << 60;
+    /// `STATS | n`: periodic stats events, so their ids never collide with
+    /// packet events.
+    pub const STATS: u64 = 1 << 61;
+    /// `FLOW_END | first_pos` ([`Self::flow_end`]): flows ending at this
+    /// position; the low bits hold the flow's first-packet position, so
     /// flows ending together sort by age whichever worker owned them.
     pub const FLOW_END: u64 = 1 << 62;
-    /// `sub` values at or above this mark (and below [`Self::FLOW_END`]) are
-    /// periodic stats events, so their ids never collide with packet events.
-    pub const STATS: u64 = 1 << 61;
+    /// `LOG + k`: Sigma alerts of log record `pos` (log thread): above every
+    /// packet-path `sub`.
+    pub const LOG: u64 = 1 << 63;
+    /// The final stats event (at end of input + 1): sorts after everything.
+    pub const FINAL_STATS: u64 = u64::MAX;
+
+    /// Sorts after every key.
+    pub const MAX: EventKey = EventKey {
+        pos: u64::MAX,
+        sub: u64::MAX,
+    };
+
+    /// The first key of position `pos`.
+    pub const fn at(pos: u64) -> EventKey {
+        EventKey { pos, sub: 0 }
+    }
+
+    /// The end of the flow whose first packet was at `first_pos`, ending at
+    /// position `pos`.
+    pub const fn flow_end(pos: u64, first_pos: u64) -> EventKey {
+        EventKey {
+            pos,
+            sub: Self::FLOW_END | first_pos,
+        }
+    }
+
+    /// The `k`-th transaction completed by the close of the flow whose end
+    /// key is `flow_end` (`k` < [`Self::CLOSE_TX_PER_FLOW`]).
+    pub const fn close_tx(flow_end: EventKey, k: u64) -> EventKey {
+        let first_pos = flow_end.sub & !Self::FLOW_END;
+        EventKey {
+            pos: flow_end.pos,
+            sub: Self::CLOSE_TX + (first_pos & ((1 << 54) - 1)) * Self::CLOSE_TX_PER_FLOW + k,
+        }
+    }
 }
 
 /// The addresses of the packet or flow an event is about.
