@@ -570,6 +570,30 @@ impl Ring {
     }
 }
 
+/// Waits until one of `rings` may have a packet, at most `timeout_ms`.
+pub fn wait_any(rings: &[&Ring], timeout_ms: i32) {
+    let mut fds: Vec<libc::pollfd> = rings
+        .iter()
+        .map(|r| libc::pollfd {
+            fd: r.fd.as_raw_fd(),
+            events: libc::POLLIN | libc::POLLERR,
+            revents: 0,
+        })
+        .collect();
+    // A block already handed over needs no wait (poll would not say so
+    // again until the kernel fills the next one).
+    if rings.iter().any(|r| {
+        r.cursor.held
+            || r.status(r.cursor.block).load(Ordering::Acquire) & libc::TP_STATUS_USER != 0
+    }) {
+        return;
+    }
+    // SAFETY: `fds` is a valid array of `fds.len()` pollfds.
+    unsafe {
+        libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms);
+    }
+}
+
 impl Drop for Ring {
     fn drop(&mut self) {
         // SAFETY: `map`/`map_len` are the mapping made in `open`, unmapped
