@@ -114,6 +114,16 @@ struct RunArgs {
     /// Checksum validation (Suricata's -k): auto, all or none.
     #[arg(long, value_name = "MODE", default_value = "auto")]
     checksum_checks: ChecksumMode,
+    /// How --interface is read: pcap (libpcap, one reader thread, portable) or af-packet
+    /// (Linux: each worker reads its own ring of a fanout group); config `capture.method`.
+    #[arg(long, value_name = "METHOD")]
+    capture: Option<CaptureMethod>,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum CaptureMethod {
+    Pcap,
+    AfPacket,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -508,7 +518,7 @@ fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     } else {
         None
     };
-    let (inputs, ids) = inputs_and_event_ids(&a)?;
+    let (inputs, ids) = inputs_and_event_ids(&a, &cfg)?;
     let out_path = cfg.output_path.clone().unwrap_or_else(|| "-".into());
     let sink =
         LineSink::open(&out_path).with_context(|| format!("cannot open output {out_path}"))?;
@@ -534,7 +544,7 @@ fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
             .unwrap_or(1),
         n => n,
     };
-    let live = matches!(inputs, Inputs::Interfaces(_));
+    let live = inputs.is_live();
     // The Prometheus endpoint, bound before privileges are dropped.
     let metrics = match cfg.metrics_listen {
         Some(addr) => {
@@ -565,6 +575,7 @@ fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         stats_now: Some(stats_now),
         reopen: Some(reopen),
     };
+    let ready = ready_hook(privileges.hook(), &inputs);
     let opts = RunOptions {
         stage: zonewatch_pipeline::Stage::Full,
         inputs,
@@ -579,7 +590,7 @@ fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         detect,
         anomaly,
         logs,
-        ready: privileges.hook(),
+        ready,
     };
     let started = std::time::Instant::now();
     let report = zonewatch_pipeline::run_with(&cfg, opts, writer, hooks)?;
@@ -1017,7 +1028,7 @@ fn install_signal_handlers() -> anyhow::Result<Signals> {
 
 /// The packet inputs of the command line and what event ids derive from: the inputs'
 /// names and sizes when every input is a file (ids reproducible), else this run.
-fn inputs_and_event_ids(a: &RunArgs) -> anyhow::Result<(Inputs, EventIdSource)> {
+fn inputs_and_event_ids(a: &RunArgs, cfg: &Config) -> anyhow::Result<(Inputs, EventIdSource)> {
     let log_files: Vec<(String, u64)> = a
         .syslog_file
         .iter()
@@ -1053,10 +1064,7 @@ fn inputs_and_event_ids(a: &RunArgs) -> anyhow::Result<(Inputs, EventIdSource)> 
         };
         (Inputs::Files(Vec::new()), ids)
     } else if a.pcap.is_empty() {
-        (
-            Inputs::Interfaces(a.interface.clone()),
-            EventIdSource::Run(run_id()),
-        )
+        (live_inputs(a, cfg)?, EventIdSource::Run(run_id()))
     } else {
         let (files, skipped) = zonewatch_capture::expand_inputs(&a.pcap)?;
         for s in skipped {
@@ -1084,4 +1092,58 @@ fn inputs_and_event_ids(a: &RunArgs) -> anyhow::Result<(Inputs, EventIdSource)> 
         (Inputs::Files(files), ids)
     };
     Ok((inputs, ids))
+}
+
+/// The live inputs: libpcap's reader or AF_PACKET rings per worker
+/// (`--capture` or `capture.method`).
+fn live_inputs(a: &RunArgs, cfg: &Config) -> anyhow::Result<Inputs> {
+    let method = match a.capture {
+        Some(CaptureMethod::Pcap) => "pcap",
+        Some(CaptureMethod::AfPacket) => "af-packet",
+        None => cfg.capture_method.as_str(),
+    };
+    if method != "af-packet" {
+        return Ok(Inputs::Interfaces(a.interface.clone()));
+    }
+    if !cfg!(target_os = "linux") {
+        bail!("capture method af-packet needs Linux; use --capture pcap");
+    }
+    Ok(Inputs::AfPacket {
+        interfaces: a.interface.clone(),
+        rings: zonewatch_pipeline::RingSettings {
+            ring_bytes: cfg.afpacket_ring_bytes as usize,
+            block_bytes: cfg.afpacket_block_bytes as usize,
+            block_timeout_ms: cfg.afpacket_block_timeout_ms as u32,
+            cluster_id: cfg.afpacket_cluster_id as u16,
+        },
+    })
+}
+
+/// What runs once every capture handle is open: the privilege drop, then,
+/// for live capture, the line that says packets are being read (operators
+/// and scripts wait for it).
+fn ready_hook(
+    drop_privileges: Option<zonewatch_pipeline::ReadyHook>,
+    inputs: &Inputs,
+) -> Option<zonewatch_pipeline::ReadyHook> {
+    let started = match inputs {
+        Inputs::Interfaces(i) => Some(format!("capture started on {} (libpcap)", i.join(", "))),
+        Inputs::AfPacket { interfaces, .. } => Some(format!(
+            "capture started on {} (af-packet, a ring per worker)",
+            interfaces.join(", ")
+        )),
+        Inputs::Files(_) => None,
+    };
+    if drop_privileges.is_none() && started.is_none() {
+        return None;
+    }
+    Some(Box::new(move || {
+        if let Some(h) = &drop_privileges {
+            h()?;
+        }
+        if let Some(line) = &started {
+            say(Say::Info, format_args!("{line}"));
+        }
+        Ok(())
+    }))
 }

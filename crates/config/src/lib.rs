@@ -71,6 +71,17 @@ pub struct Config {
     pub promisc: bool,
     /// Kernel buffer size for live capture, bytes.
     pub capture_buffer_bytes: u64,
+    /// How live interfaces are read: `pcap` (libpcap, one reader thread,
+    /// portable) or `af-packet` (Linux: a ring per worker in a fanout group).
+    pub capture_method: String,
+    /// AF_PACKET: bytes of each ring (one per worker and interface).
+    pub afpacket_ring_bytes: u64,
+    /// AF_PACKET: bytes of a ring block.
+    pub afpacket_block_bytes: u64,
+    /// AF_PACKET: milliseconds before a block that is not full is handed over.
+    pub afpacket_block_timeout_ms: u64,
+    /// AF_PACKET: fanout group id (of the first interface; the next take the next ids).
+    pub afpacket_cluster_id: u64,
     /// BPF filter applied to every input.
     pub bpf: Option<String>,
     /// Total flow memory cap, bytes (split evenly over workers).
@@ -233,6 +244,11 @@ impl Default for Config {
             snaplen: 65535,
             promisc: true,
             capture_buffer_bytes: 64 << 20,
+            capture_method: "pcap".into(),
+            afpacket_ring_bytes: 32 << 20,
+            afpacket_block_bytes: 1 << 20,
+            afpacket_block_timeout_ms: 10,
+            afpacket_cluster_id: 99,
             bpf: None,
             flow_memcap: 256 << 20,
             flow_hash_seed: 0x5eed,
@@ -576,6 +592,34 @@ const RANGES: &[Range] = &[
         min: 0,
         max: 262_144,
         why: "libpcap's largest snap length; 0 = libpcap's default",
+    },
+    Range {
+        keys: &["capture.af-packet.ring-size"],
+        unit: Unit::Bytes,
+        min: 64 * KIB,
+        max: 16 * GIB,
+        why: "one ring per worker and interface, at least one block",
+    },
+    Range {
+        keys: &["capture.af-packet.block-size"],
+        unit: Unit::Bytes,
+        min: 4 * KIB,
+        max: 256 * MIB,
+        why: "a block holds whole packets; a multiple of the 4 KiB page",
+    },
+    Range {
+        keys: &["capture.af-packet.block-timeout"],
+        unit: Unit::Count,
+        min: 1,
+        max: 10_000,
+        why: "milliseconds before the kernel hands over a block that is not full",
+    },
+    Range {
+        keys: &["capture.af-packet.cluster-id"],
+        unit: Unit::Count,
+        min: 0,
+        max: 65_535,
+        why: "PACKET_FANOUT group ids are 16 bits",
     },
     Range {
         keys: &["capture.buffer-size"],
@@ -1139,6 +1183,21 @@ impl Config {
             "capture.snaplen" => self.snaplen = v.num()?,
             "capture.promisc" => self.promisc = v.bool()?,
             "capture.buffer-size" => self.capture_buffer_bytes = v.size()?,
+            "capture.method" => {
+                self.capture_method = match v.scalar()? {
+                    "pcap" | "libpcap" => "pcap".into(),
+                    "af-packet" => "af-packet".into(),
+                    other => {
+                        return Err(format!(
+                            "`capture.method` is pcap or af-packet, not {other:?}"
+                        ))
+                    }
+                }
+            }
+            "capture.af-packet.ring-size" => self.afpacket_ring_bytes = v.size()?,
+            "capture.af-packet.block-size" => self.afpacket_block_bytes = v.size()?,
+            "capture.af-packet.block-timeout" => self.afpacket_block_timeout_ms = v.num()?,
+            "capture.af-packet.cluster-id" => self.afpacket_cluster_id = v.num()?,
             "capture.bpf" => self.bpf = Some(v.scalar()?.to_string()).filter(|s| !s.is_empty()),
             "flow.memcap" => self.flow_memcap = v.size()?,
             "flow.hash-seed" => self.flow_hash_seed = v.num()?,

@@ -27,6 +27,8 @@
 pub mod logs;
 mod output;
 mod reader;
+#[cfg(target_os = "linux")]
+mod rings;
 mod stats;
 mod worker;
 
@@ -38,15 +40,32 @@ use zonewatch_config::Config;
 use zonewatch_output::EventWriter;
 use zonewatch_types::Timestamp;
 
-pub use stats::{ReaderStats, WorkerStats};
+pub use rings::RingSettings;
+pub use stats::{ReaderStats, RingCounters, WorkerStats};
 
 /// What to read.
 #[derive(Debug, Clone)]
 pub enum Inputs {
     /// Capture files, read one after the other in this order.
     Files(Vec<PathBuf>),
-    /// Live interfaces, one reader thread each.
+    /// Live interfaces through libpcap, read in turn by one reader thread.
     Interfaces(Vec<String>),
+    /// Live interfaces through AF_PACKET rings (Linux): each worker reads
+    /// its own ring of every interface ([`rings`]).
+    AfPacket {
+        /// Interface names.
+        interfaces: Vec<String>,
+        /// Ring sizes and fanout group.
+        rings: RingSettings,
+    },
+}
+
+impl Inputs {
+    /// Whether packets come from live interfaces (events are written as
+    /// they come, queues drop instead of waiting).
+    pub fn is_live(&self) -> bool {
+        !matches!(self, Inputs::Files(_))
+    }
 }
 
 /// How far workers take each packet; benchmarks use the shorter stages to
@@ -274,6 +293,19 @@ pub fn run_with(
     hooks: Hooks,
 ) -> Result<RunReport, RunError> {
     let n = opts.workers.max(1);
+    // AF_PACKET: every ring is opened (and privileges may go) before any
+    // thread starts; each worker then reads its own rings.
+    let mut rings = match &opts.inputs {
+        Inputs::AfPacket {
+            interfaces,
+            rings: settings,
+        } => {
+            let r = rings::open(cfg, interfaces, settings, n)?;
+            ready(&opts)?;
+            Some(r.into_iter())
+        }
+        _ => None,
+    };
     let probe = hooks
         .metrics
         .is_some()
@@ -284,16 +316,26 @@ pub fn run_with(
     let mut work_txs = Vec::with_capacity(n);
     let mut handles = Vec::new();
     for w in 0..n {
+        let mut wcfg = worker::WorkerConfig::from_config(cfg, n, &opts.inputs, opts.stage);
+        wcfg.detect = opts.detect.clone();
+        wcfg.observe = opts.anomaly.is_some();
+        let out_tx = out_tx.clone();
+        if let Some(mine) = rings.as_mut().and_then(|r| r.next()) {
+            let (cfg, stop) = (cfg.clone(), opts.stop.clone());
+            handles.push(
+                std::thread::Builder::new()
+                    .name(format!("zw-worker-{w}"))
+                    .spawn(move || rings::run_worker((w, n), &cfg, mine, wcfg, out_tx, stop))
+                    .expect("spawn worker thread"),
+            );
+            continue;
+        }
         let (tx, rx) = bounded::<WorkMsg>(cfg.queue_batches);
         let guard = probe.as_ref().map(|p| {
             p.0.lock().unwrap_or_else(|e| e.into_inner())[w] = Some(rx.clone());
             ProbeGuard(p.clone(), w)
         });
         work_txs.push(tx);
-        let mut wcfg = worker::WorkerConfig::from_config(cfg, n, &opts.inputs, opts.stage);
-        wcfg.detect = opts.detect.clone();
-        wcfg.observe = opts.anomaly.is_some();
-        let out_tx = out_tx.clone();
         let free_tx = free_tx.clone();
         handles.push(
             std::thread::Builder::new()
@@ -309,6 +351,7 @@ pub fn run_with(
     let out_handle = {
         let o = output::OutputOptions {
             workers: n,
+            readers: if rings.is_some() { n } else { 1 },
             ordered,
             stats_interval: opts.stats_interval,
             filter: opts.detect.clone().map(zonewatch_detect::AlertFilter::new),
@@ -334,7 +377,11 @@ pub fn run_with(
             .spawn(move || logs::run(l, out, stop))
             .expect("spawn log thread")
     });
-    let reader_result = reader::run(cfg, &opts, &work_txs, &free_rx, &reader_out_tx);
+    let reader_result = if rings.is_some() {
+        Ok(Vec::new())
+    } else {
+        reader::run(cfg, &opts, &work_txs, &free_rx, &reader_out_tx)
+    };
     drop(work_txs);
     drop(reader_out_tx);
     for h in handles {

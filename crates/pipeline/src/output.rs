@@ -23,7 +23,8 @@ pub(crate) enum OutMsg {
     },
     Worker(usize, Box<WorkerStats>),
     WorkerDone(usize),
-    Reader(Box<ReaderStats>),
+    /// A reader's latest counters (AF_PACKET: one reader per worker).
+    Reader(usize, Box<ReaderStats>),
     ReaderDone {
         end_pos: u64,
         end_ts: Timestamp,
@@ -306,6 +307,8 @@ impl Merge {
 /// What the output thread needs besides the channel and the writer.
 pub(crate) struct OutputOptions {
     pub workers: usize,
+    /// Threads that read packets (1; AF_PACKET: one per worker).
+    pub readers: usize,
     /// File mode: merge the workers' events in input order.
     pub ordered: bool,
     pub stats_interval: u64,
@@ -401,11 +404,15 @@ struct OutputThread {
     filtered: Filtered,
     merge: Merge,
     workers: usize,
-    reader: ReaderStats,
+    /// Each reader's latest counters (one reader, or one per AF_PACKET worker).
+    readers: Vec<ReaderStats>,
+    /// Readers that have finished.
+    readers_done: usize,
     wstats: Vec<Option<WorkerStats>>,
     /// Workers that have finished.
     finished: usize,
-    /// End of input (position, clock), once the reader is done.
+    /// End of input (position, clock), once every reader is done (the
+    /// largest position and clock of theirs).
     end: Option<(u64, Timestamp)>,
     /// Latest event time seen.
     last_clock: Timestamp,
@@ -442,7 +449,7 @@ impl OutputThread {
     }
 
     fn done(&self) -> bool {
-        self.finished == self.workers && self.end.is_some() && self.logs_done
+        self.finished == self.workers && self.readers_done == self.readers.len() && self.logs_done
     }
 
     fn on_message(&mut self, msg: OutMsg) {
@@ -458,8 +465,12 @@ impl OutputThread {
                 self.merge.done_below[i] = EventKey::MAX;
                 self.finished += 1;
             }
-            OutMsg::Reader(s) => self.reader = *s,
-            OutMsg::ReaderDone { end_pos, end_ts } => self.end = Some((end_pos, end_ts)),
+            OutMsg::Reader(i, s) => self.readers[i] = *s,
+            OutMsg::ReaderDone { end_pos, end_ts } => {
+                self.readers_done += 1;
+                let (p, t) = self.end.unwrap_or_default();
+                self.end = Some((p.max(end_pos), t.max(end_ts)));
+            }
             OutMsg::Logs(events, stats) => {
                 for e in events {
                     self.last_clock = self.last_clock.max(e.ts);
@@ -516,7 +527,7 @@ impl OutputThread {
     fn stats(&self) -> serde_json::Value {
         current_stats(
             self.started,
-            &self.reader,
+            &ReaderStats::sum(&self.readers),
             &self.wstats,
             &self.writer,
             self.live,
@@ -608,6 +619,7 @@ pub(crate) fn run(
 ) -> Result<OutputReport, SinkError> {
     let OutputOptions {
         workers,
+        readers,
         ordered,
         stats_interval,
         filter,
@@ -635,7 +647,8 @@ pub(crate) fn run(
             ordered,
         },
         workers,
-        reader: ReaderStats::new(),
+        readers: (0..readers.max(1)).map(|_| ReaderStats::new()).collect(),
+        readers_done: 0,
         wstats: (0..workers).map(|_| None).collect(),
         finished: 0,
         end: None,

@@ -75,7 +75,7 @@ enum ChecksumMode {
 impl CsumAuto {
     const SAMPLE: u32 = 1000;
 
-    fn new(mode: &str) -> CsumAuto {
+    pub(crate) fn new(mode: &str) -> CsumAuto {
         CsumAuto {
             mode: match mode {
                 "all" => ChecksumMode::All,
@@ -145,7 +145,7 @@ impl CsumAuto {
     }
 }
 
-struct Dispatcher<'a> {
+pub(crate) struct Dispatcher<'a> {
     defrag: zonewatch_defrag::Defragmenter,
     frag_acct: std::collections::HashMap<FragKey, FragAcct>,
     max_frag_acct: usize,
@@ -156,9 +156,14 @@ struct Dispatcher<'a> {
     batch_packets: usize,
     seed: u64,
     live: bool,
-    stats: ReaderStats,
+    pub(crate) stats: ReaderStats,
+    /// This reader's number (AF_PACKET: its worker's).
+    pub(crate) id: usize,
     /// Next input position.
     pos: u64,
+    /// Positions this reader takes: `pos`, `pos + stride`, ... (AF_PACKET
+    /// readers interleave, so event keys stay unique across workers).
+    stride: u64,
     /// Packets read so far (`pcap_cnt` of the last one).
     cnt: u64,
     /// Checksum validation: the configured mode and, in `auto`, the sample.
@@ -169,7 +174,47 @@ struct Dispatcher<'a> {
     last_publish: Instant,
 }
 
-impl Dispatcher<'_> {
+impl<'a> Dispatcher<'a> {
+    /// A reader numbered `id` that takes positions `first, first + stride, ...`.
+    pub(crate) fn new(
+        cfg: &Config,
+        txs: &'a [Sender<WorkMsg>],
+        free: &'a Receiver<Batch>,
+        out: &'a Sender<OutMsg>,
+        live: bool,
+        (id, stride): (usize, usize),
+    ) -> Self {
+        let policy =
+            zonewatch_defrag::FragPolicy::from_name(&cfg.defrag_policy).unwrap_or_default();
+        Dispatcher {
+            defrag: zonewatch_defrag::Defragmenter::new(zonewatch_defrag::DefragConfig {
+                memcap_bytes: cfg.defrag_memcap,
+                timeout_secs: cfg.defrag_timeout,
+                max_trackers: cfg.defrag_trackers as usize,
+                policy,
+                ..Default::default()
+            }),
+            frag_acct: std::collections::HashMap::new(),
+            max_frag_acct: cfg.defrag_trackers as usize,
+            defrag_events: Vec::new(),
+            txs,
+            free,
+            pending: (0..txs.len()).map(|_| None).collect(),
+            batch_packets: cfg.batch_packets,
+            seed: cfg.flow_hash_seed,
+            live,
+            stats: ReaderStats::new(),
+            id,
+            pos: id as u64,
+            stride: stride as u64,
+            cnt: 0,
+            csum: CsumAuto::new(&cfg.checksum_checks),
+            clock: None,
+            out,
+            last_publish: Instant::now(),
+        }
+    }
+
     fn worker_for(&self, d: &zonewatch_decode::Decoded) -> usize {
         if self.txs.len() == 1 {
             return 0;
@@ -215,7 +260,14 @@ impl Dispatcher<'_> {
         }
     }
 
-    fn packet(&mut self, iface: u16, link: LinkType, ts: Timestamp, data: &[u8], wire_len: u32) {
+    pub(crate) fn packet(
+        &mut self,
+        iface: u16,
+        link: LinkType,
+        ts: Timestamp,
+        data: &[u8],
+        wire_len: u32,
+    ) {
         self.cnt += 1;
         // Advance the shared clock; a new second ticks every worker, so
         // timeouts fire at the same input position whatever the worker count.
@@ -332,7 +384,7 @@ impl Dispatcher<'_> {
             iface,
             decoded,
         });
-        self.pos += 1;
+        self.pos += self.stride;
         if b.packets.len() >= self.batch_packets {
             self.send(w);
         }
@@ -360,7 +412,7 @@ impl Dispatcher<'_> {
         self.maybe_publish();
     }
 
-    fn flush_all(&mut self) {
+    pub(crate) fn flush_all(&mut self) {
         for w in 0..self.pending.len() {
             self.send(w);
         }
@@ -374,7 +426,7 @@ impl Dispatcher<'_> {
         self.stats.defrag = self.defrag.counters();
         self.flush_all();
         let pos = self.pos;
-        self.pos += 1;
+        self.pos += self.stride;
         self.stats.ticks += 1;
         for tx in self.txs {
             let _ = tx.send(WorkMsg::Tick { pos, ts });
@@ -387,11 +439,45 @@ impl Dispatcher<'_> {
         }
     }
 
-    fn publish(&mut self) {
+    pub(crate) fn publish(&mut self) {
         self.last_publish = Instant::now();
         let _ = self
             .out
-            .try_send(OutMsg::Reader(Box::new(self.stats.clone())));
+            .try_send(OutMsg::Reader(self.id, Box::new(self.stats.clone())));
+    }
+
+    /// The end of this reader's input: pending batches and the end message
+    /// go to the workers, the final counters (blocking: they must arrive)
+    /// and the end position to the output.
+    pub(crate) fn finish(&mut self) {
+        self.flush_all();
+        self.stats.defrag = self.defrag.counters();
+        let end_ts = self.clock.unwrap_or_default();
+        let pos = self.pos;
+        for tx in self.txs {
+            let _ = tx.send(WorkMsg::End { pos, ts: end_ts });
+        }
+        self.publish();
+        let _ = self
+            .out
+            .send(OutMsg::Reader(self.id, Box::new(self.stats.clone())));
+        let _ = self.out.send(OutMsg::ReaderDone {
+            end_pos: pos,
+            end_ts,
+        });
+    }
+
+    /// Moves the clock with wall time on a quiet link, so flows still time out.
+    pub(crate) fn wall_tick(&mut self) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        let ts = Timestamp::from_parts(now.as_secs() as i64, now.subsec_nanos());
+        if self.clock.is_none_or(|c| ts > c) {
+            self.clock = Some(ts);
+        }
+        let clock = self.clock.unwrap_or(ts);
+        self.tick(clock);
     }
 }
 
@@ -404,32 +490,7 @@ pub(crate) fn run(
     out: &Sender<OutMsg>,
 ) -> Result<Vec<String>, RunError> {
     let live = matches!(opts.inputs, Inputs::Interfaces(_));
-    let policy = zonewatch_defrag::FragPolicy::from_name(&cfg.defrag_policy).unwrap_or_default();
-    let mut d = Dispatcher {
-        defrag: zonewatch_defrag::Defragmenter::new(zonewatch_defrag::DefragConfig {
-            memcap_bytes: cfg.defrag_memcap,
-            timeout_secs: cfg.defrag_timeout,
-            max_trackers: cfg.defrag_trackers as usize,
-            policy,
-            ..Default::default()
-        }),
-        frag_acct: std::collections::HashMap::new(),
-        max_frag_acct: cfg.defrag_trackers as usize,
-        defrag_events: Vec::new(),
-        txs,
-        free,
-        pending: (0..txs.len()).map(|_| None).collect(),
-        batch_packets: cfg.batch_packets,
-        seed: cfg.flow_hash_seed,
-        live,
-        stats: ReaderStats::new(),
-        pos: 0,
-        cnt: 0,
-        csum: CsumAuto::new(&cfg.checksum_checks),
-        clock: None,
-        out,
-        last_publish: Instant::now(),
-    };
+    let mut d = Dispatcher::new(cfg, txs, free, out, live, (0, 1));
     let mut warnings = Vec::new();
     let bpf = cfg.bpf.as_deref();
     let result = match &opts.inputs {
@@ -437,25 +498,14 @@ pub(crate) fn run(
             crate::ready(opts).and_then(|()| read_files(&mut d, files, bpf, opts, &mut warnings))
         }
         Inputs::Interfaces(ifaces) => read_live(&mut d, cfg, ifaces, bpf, opts),
+        // Read by the workers themselves (crate::rings): no reader thread.
+        Inputs::AfPacket { .. } => Ok(()),
     };
-    d.flush_all();
-    d.stats.defrag = d.defrag.counters();
     if let Some(w) = d.csum.verdict() {
         tracing::warn!("{w}");
         warnings.push(w);
     }
-    let end_ts = d.clock.unwrap_or_default();
-    let pos = d.pos;
-    for tx in txs {
-        let _ = tx.send(WorkMsg::End { pos, ts: end_ts });
-    }
-    d.publish();
-    // The final counters must arrive: block for this one.
-    let _ = out.send(OutMsg::Reader(Box::new(d.stats.clone())));
-    let _ = out.send(OutMsg::ReaderDone {
-        end_pos: pos,
-        end_ts,
-    });
+    d.finish();
     result.map(|()| warnings)
 }
 
@@ -620,15 +670,7 @@ fn read_live(
             d.flush_all();
             if last_wall_tick.elapsed() >= Duration::from_secs(1) {
                 last_wall_tick = Instant::now();
-                let now = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .unwrap_or_default();
-                let ts = Timestamp::from_parts(now.as_secs() as i64, now.subsec_nanos());
-                if d.clock.is_none_or(|c| ts > c) {
-                    d.clock = Some(ts);
-                }
-                let clock = d.clock.unwrap_or(ts);
-                d.tick(clock);
+                d.wall_tick();
                 let mut k = (0, 0, 0);
                 for (src, _) in sources.iter_mut() {
                     if let Some(s) = src.stats() {

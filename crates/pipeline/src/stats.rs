@@ -38,13 +38,74 @@ pub struct ReaderStats {
     pub queue_drops: u64,
     /// Clock ticks sent.
     pub ticks: u64,
-    /// libpcap: packets received / dropped by kernel / dropped by interface.
+    /// Live capture: packets received / dropped by the kernel / dropped by
+    /// the interface (AF_PACKET: the sums over this reader's rings).
     pub kernel: (u64, u64, u64),
+    /// AF_PACKET: each ring this reader reads, with the kernel's counters.
+    pub rings: Vec<RingCounters>,
     /// Defragmentation counters.
     pub defrag: zonewatch_defrag::DefragCounters,
 }
 
+/// The kernel's counters of one AF_PACKET ring.
+#[derive(Debug, Clone, Default)]
+pub struct RingCounters {
+    /// Interface name.
+    pub interface: std::sync::Arc<str>,
+    /// Ring number within the interface's fanout group (= worker).
+    pub ring: usize,
+    /// The kernel's counters.
+    pub kernel: zonewatch_capture::afpacket::RingStats,
+}
+
 impl ReaderStats {
+    /// The counters of several readers (AF_PACKET: one per worker) as one.
+    pub(crate) fn sum(readers: &[ReaderStats]) -> ReaderStats {
+        let mut t = ReaderStats::new();
+        for r in readers {
+            t.add(r);
+        }
+        t
+    }
+
+    fn add(&mut self, o: &ReaderStats) {
+        self.pkts += o.pkts;
+        self.bytes += o.bytes;
+        self.max_pkt_size = self.max_pkt_size.max(o.max_pkt_size);
+        self.invalid += o.invalid;
+        for (a, b) in self.layers.iter_mut().zip(&o.layers) {
+            *a += b;
+        }
+        for (a, b) in self.events.iter_mut().zip(&o.events) {
+            *a += b;
+        }
+        self.events_overflow += o.events_overflow;
+        self.unsupported_link += o.unsupported_link;
+        self.truncated_files += o.truncated_files;
+        self.corrupt_records += o.corrupt_records;
+        self.skipped_bytes += o.skipped_bytes;
+        self.other_linktype += o.other_linktype;
+        self.queue_full_waits += o.queue_full_waits;
+        self.queue_drops += o.queue_drops;
+        self.ticks += o.ticks;
+        self.kernel.0 += o.kernel.0;
+        self.kernel.1 += o.kernel.1;
+        self.kernel.2 += o.kernel.2;
+        self.rings.extend(o.rings.iter().cloned());
+        let (d, e) = (&mut self.defrag, &o.defrag);
+        d.fragments += e.fragments;
+        d.reassembled += e.reassembled;
+        d.timeouts += e.timeouts;
+        d.memcap_drops += e.memcap_drops;
+        d.tracker_evictions += e.tracker_evictions;
+        d.overlaps += e.overlaps;
+        d.too_large += e.too_large;
+        d.ignored += e.ignored;
+        d.trackers_active += e.trackers_active;
+        d.mem_used += e.mem_used;
+        d.mem_peak += e.mem_peak;
+    }
+
     pub(crate) fn new() -> Self {
         ReaderStats {
             layers: vec![0; layer::NAMES.len()],
@@ -203,6 +264,42 @@ fn put_all(m: &mut Map<String, Value>, prefix: &str, counters: &[(&str, u64)]) {
     }
 }
 
+/// AF_PACKET: `capture.interfaces.<if>.*` (sums over the interface's rings)
+/// and `capture.rings.<if>:<n>.*` (each ring), so a drop shows which ring,
+/// hence which worker, fell behind.
+fn rings_section(m: &mut Map<String, Value>, rings: &[RingCounters]) {
+    if rings.is_empty() {
+        return;
+    }
+    // Built as objects, not dotted paths: interface names may hold dots (eth1.100).
+    let counters = |t: [u64; 3]| {
+        let mut o = Map::new();
+        o.insert("kernel_packets".into(), Value::from(t[0]));
+        o.insert("kernel_drops".into(), Value::from(t[1]));
+        o.insert("kernel_freeze_q".into(), Value::from(t[2]));
+        Value::Object(o)
+    };
+    let mut per_if: std::collections::BTreeMap<&str, [u64; 3]> = Default::default();
+    let mut per_ring = Map::new();
+    for r in rings {
+        let k = &r.kernel;
+        let t = per_if.entry(&r.interface).or_default();
+        t[0] += k.packets;
+        t[1] += k.drops;
+        t[2] += k.freeze_q;
+        per_ring.insert(
+            format!("{}:{}", r.interface, r.ring),
+            counters([k.packets, k.drops, k.freeze_q]),
+        );
+    }
+    let per_if: Map<String, Value> = per_if
+        .into_iter()
+        .map(|(name, t)| (name.to_string(), counters(t)))
+        .collect();
+    put(m, "capture.interfaces", Value::Object(per_if));
+    put(m, "capture.rings", Value::Object(per_ring));
+}
+
 /// `capture.*` (kernel, file reading) and `decoder.*`.
 fn reader_section(m: &mut Map<String, Value>, reader: &ReaderStats, live: bool) {
     if live {
@@ -215,6 +312,7 @@ fn reader_section(m: &mut Map<String, Value>, reader: &ReaderStats, live: bool) 
                 ("kernel_ifdrops", reader.kernel.2),
             ],
         );
+        rings_section(m, &reader.rings);
     }
     put_all(
         m,

@@ -74,7 +74,7 @@ impl WorkerConfig {
         stage: crate::Stage,
     ) -> Self {
         let ifaces = match inputs {
-            crate::Inputs::Interfaces(v) => {
+            crate::Inputs::Interfaces(v) | crate::Inputs::AfPacket { interfaces: v, .. } => {
                 v.iter().map(|s| std::sync::Arc::from(s.as_str())).collect()
             }
             crate::Inputs::Files(_) => Vec::new(),
@@ -147,7 +147,7 @@ pub(crate) struct PacketCtx<'p> {
     pub first_event: usize,
 }
 
-struct Worker {
+pub(crate) struct Worker {
     id: usize,
     stage: Stage,
     /// Interface names by reader index (live mode), for `in_iface`.
@@ -243,7 +243,7 @@ struct PacketFlow {
 }
 
 impl Worker {
-    fn new(id: usize, cfg: WorkerConfig, out: Sender<OutMsg>) -> Self {
+    pub(crate) fn new(id: usize, cfg: WorkerConfig, out: Sender<OutMsg>) -> Self {
         let detector = cfg.detect.map(zonewatch_detect::Detector::new);
         let app_enabled = cfg.stage == Stage::Full && cfg.app_layer;
         // Reassembled bytes are kept for the app layer and signatures.
@@ -491,6 +491,38 @@ impl Worker {
     }
 }
 
+impl Worker {
+    /// Handles one message; false once the input has ended (the worker is
+    /// then done). Batches go back to `free` for reuse.
+    pub(crate) fn handle(&mut self, msg: WorkMsg, free: &Sender<Batch>) -> bool {
+        match msg {
+            WorkMsg::Batch(b) => {
+                self.batch(&b);
+                // Hand the buffers back for reuse; if the pool is full, drop.
+                let _ = free.try_send(b);
+                true
+            }
+            WorkMsg::Tick { pos, ts } => {
+                self.observe.tick(pos, ts);
+                let e = self.flow.expiring(ts);
+                self.end_flows(e, pos, ts);
+                true
+            }
+            WorkMsg::End { pos, ts } => {
+                let e = self.flow.ending_all();
+                self.end_flows(e, pos, ts);
+                false
+            }
+        }
+    }
+
+    /// Sends the final counters and says the worker is done.
+    pub(crate) fn finish(mut self) {
+        self.publish();
+        let _ = self.out.send(OutMsg::WorkerDone(self.id));
+    }
+}
+
 pub(crate) fn run(
     id: usize,
     cfg: WorkerConfig,
@@ -500,24 +532,9 @@ pub(crate) fn run(
 ) {
     let mut w = Worker::new(id, cfg, out);
     for msg in rx.iter() {
-        match msg {
-            WorkMsg::Batch(b) => {
-                w.batch(&b);
-                // Hand the buffers back for reuse; if the pool is full, drop.
-                let _ = free.try_send(b);
-            }
-            WorkMsg::Tick { pos, ts } => {
-                w.observe.tick(pos, ts);
-                let e = w.flow.expiring(ts);
-                w.end_flows(e, pos, ts);
-            }
-            WorkMsg::End { pos, ts } => {
-                let e = w.flow.ending_all();
-                w.end_flows(e, pos, ts);
-                break;
-            }
+        if !w.handle(msg, &free) {
+            break;
         }
     }
-    w.publish();
-    let _ = w.out.send(OutMsg::WorkerDone(id));
+    w.finish();
 }
