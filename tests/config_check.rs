@@ -527,3 +527,35 @@ fn systemd_analyze_verifies_the_unit() {
         .collect();
     assert!(o.status.success() && ours.is_empty(), "{out}");
 }
+
+#[test]
+fn capture_method_and_ring_settings_are_checked_with_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("c.yaml");
+    std::fs::write(
+        &f,
+        "capture:\n  method: af_packet\n  af-packet:\n    ring-size: 16kb\n    block-timeout: 0\n    cluster-id: 70000\n    ring-siz: 1mb\n",
+    )
+    .unwrap();
+    let o = zonewatch(&["config", "check", "--config", path(&f)]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    for want in [
+        "c.yaml:2: `capture.method` is pcap or af-packet, not \"af_packet\"",
+        "c.yaml:4: `capture.af-packet.ring-size`",
+        "c.yaml:5: `capture.af-packet.block-timeout`",
+        "c.yaml:6: `capture.af-packet.cluster-id`",
+        "c.yaml:7: unknown key `capture.af-packet.ring-siz`",
+    ] {
+        assert!(err.contains(want), "missing {want:?} in:\n{err}");
+    }
+    assert!(summary(&err).contains("5 error(s)"), "{err}");
+    // The good values pass.
+    std::fs::write(
+        &f,
+        "capture:\n  method: af-packet\n  af-packet:\n    ring-size: 64mb\n    block-size: 2mb\n    block-timeout: 20\n    cluster-id: 7\n",
+    )
+    .unwrap();
+    let o = zonewatch(&["config", "check", "--config", path(&f)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
