@@ -218,18 +218,19 @@ impl Linter {
             .flat_map(|b| &b.items)
             .any(|i| matches!(i, Item::Pcre(_)));
         let inspects_payload = sig.buffers.iter().any(|b| !b.items.is_empty());
+        let runs_on = runs_on(sig);
         if has_pcre && !has_literal {
             push(
                 LintCode::PcreWithoutLiteral,
                 "pcre:",
-                "pcre without a content beside it: the regex runs on every packet of the rule's group (slow)".into(),
+                format!("pcre without a content beside it: the regex runs on {runs_on} (slow)"),
                 "add a content with a literal part of the expression (it becomes the fast pattern)",
             );
         } else if inspects_payload && !has_literal {
             push(
                 LintCode::NoFastPattern,
                 "(",
-                "no positive content to use as fast pattern: the rule is evaluated on every packet of its group".into(),
+                format!("no positive content to use as fast pattern: the rule is evaluated on {runs_on}"),
                 "add a content (a literal the matched data always holds)",
             );
         }
@@ -256,6 +257,21 @@ impl Linter {
                 }
             }
         }
+    }
+}
+
+/// What a rule without a fast pattern is evaluated on: packet rules on
+/// every packet of their signature group, rules with an app-layer buffer on
+/// every transaction of their protocol.
+fn runs_on(sig: &Signature) -> &'static str {
+    let packet_only = sig
+        .buffers
+        .iter()
+        .all(|b| b.buffer == "pkt" || b.buffer.ends_with(".hdr"));
+    if packet_only {
+        "every packet of its signature group"
+    } else {
+        "every transaction of its app-layer protocol"
     }
 }
 
