@@ -4,6 +4,7 @@
 mod kafka_sink;
 mod privileges;
 mod rules_cmd;
+mod rules_test;
 
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
@@ -35,7 +36,7 @@ enum Command {
     /// Configuration tools.
     #[command(subcommand)]
     Config(ConfigCommand),
-    /// Tools for rule writers: check rule files of every kind.
+    /// Tools for rule writers: check rule files of every kind, run rule tests.
     #[command(subcommand)]
     Rules(rules_cmd::RulesCommand),
 }

@@ -24,6 +24,10 @@ pub(crate) enum RulesCommand {
     /// rule and a hint. Exit 0 when clean, 1 on warnings with --strict, 2 on
     /// errors.
     Check(RulesCheckArgs),
+    /// Run rule test cases (directories with a test.yaml: a capture or log
+    /// file, rules, options, expected events) and print pass/fail with
+    /// expected vs actual. Exit 0 when all pass, 1 otherwise.
+    Test(crate::rules_test::RulesTestArgs),
 }
 
 #[derive(Args)]
@@ -141,6 +145,7 @@ struct Counts {
 pub(crate) fn rules(c: RulesCommand) -> anyhow::Result<i32> {
     match c {
         RulesCommand::Check(a) => check(a),
+        RulesCommand::Test(a) => crate::rules_test::test(a),
     }
 }
 
