@@ -214,7 +214,7 @@ fn parse_case(file: &Path, name: String) -> Result<Case, String> {
                     .flat_map(|s| s.split_whitespace().map(str::to_string))
                     .collect()
             }
-            "checks" => case.checks = parse_checks(v, &check_lines(&text), &at)?,
+            "checks" => case.checks = parse_checks(v, line, &check_lines(&text), &at)?,
             // Free text for the reader.
             "description" | "requires" => {}
             _ => {
@@ -242,11 +242,12 @@ fn parse_case(file: &Path, name: String) -> Result<Case, String> {
 /// beside `sid`/`sigma`.
 fn parse_checks(
     v: &Yaml,
+    checks_line: usize,
     lines: &[usize],
     at: &dyn Fn(usize, String) -> String,
 ) -> Result<Vec<Check>, String> {
     let Yaml::Array(items) = v else {
-        return Err(at(1, "`checks`: a list".into()));
+        return Err(at(checks_line, "`checks`: a list".into()));
     };
     let mut out = Vec::new();
     for (i, item) in items.iter().enumerate() {
