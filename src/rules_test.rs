@@ -168,10 +168,13 @@ fn check_lines(text: &str) -> Vec<usize> {
 }
 
 fn parse_case(file: &Path, name: String) -> Result<Case, String> {
-    let at = |line: usize, m: String| format!("{}:{line}: {m}", file.display());
     let bytes = std::fs::read(file).map_err(|e| format!("{}: {e}", file.display()))?;
-    let text = String::from_utf8_lossy(&bytes);
-    let docs = zonewatch_yamlread::load_docs(&text, &zonewatch_yamlread::LIMITS)
+    parse_text(file, &String::from_utf8_lossy(&bytes), name)
+}
+
+fn parse_text(file: &Path, text: &str, name: String) -> Result<Case, String> {
+    let at = |line: usize, m: String| format!("{}:{line}: {m}", file.display());
+    let docs = zonewatch_yamlread::load_docs(text, &zonewatch_yamlread::LIMITS)
         .map_err(|e| format!("{}: {e}", file.display()))?;
     let Some(Yaml::Hash(top)) = docs.into_iter().next() else {
         return Err(at(
@@ -191,7 +194,7 @@ fn parse_case(file: &Path, name: String) -> Result<Case, String> {
     };
     for (k, v) in &top {
         let key = k.as_str().unwrap_or("");
-        let line = line_of(&text, key);
+        let line = line_of(text, key);
         let strings = || -> Result<Vec<String>, String> {
             match v {
                 Yaml::String(s) => Ok(vec![s.clone()]),
@@ -214,7 +217,7 @@ fn parse_case(file: &Path, name: String) -> Result<Case, String> {
                     .flat_map(|s| s.split_whitespace().map(str::to_string))
                     .collect()
             }
-            "checks" => case.checks = parse_checks(v, line, &check_lines(&text), &at)?,
+            "checks" => case.checks = parse_checks(v, line, &check_lines(text), &at)?,
             // Free text for the reader.
             "description" | "requires" => {}
             _ => {
@@ -230,7 +233,7 @@ fn parse_case(file: &Path, name: String) -> Result<Case, String> {
     }
     if case.checks.is_empty() {
         return Err(at(
-            line_of(&text, "checks"),
+            line_of(text, "checks"),
             "no `checks`: a test must expect something".into(),
         ));
     }
@@ -531,4 +534,34 @@ fn print_junit(results: &[Result_]) {
         }
     }
     println!("</testsuite>");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arbitrary_test_yaml_does_not_panic() {
+        let alphabet =
+            b"pcap: log rules checks sid sigma count filter match - [ ] { } & * ! 1 \n  \"'#";
+        let mut seed = 11u64;
+        for _ in 0..3000 {
+            let mut s = Vec::new();
+            for _ in 0..(seed % 120) {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                s.push(alphabet[(seed % alphabet.len() as u64) as usize]);
+            }
+            let text = String::from_utf8_lossy(&s);
+            let _ = parse_text(Path::new("t/test.yaml"), &text, "t".into());
+            let _ = check_lines(&text);
+        }
+    }
+
+    #[test]
+    fn check_lines_are_the_items_of_checks() {
+        let text = "pcap: a\nchecks:\n  # c\n  - sid: 1\n    count: 2\n  - filter:\n      match:\n        - x\n  - sid: 3\nrules: []\n";
+        assert_eq!(check_lines(text), [4, 6, 9]);
+    }
 }
