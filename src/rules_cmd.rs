@@ -441,6 +441,20 @@ fn check_sigma(files: &[PathBuf], diags: &mut Vec<Diagnostic>, counts: &mut Coun
     counts.sigma_loaded = rules.detections.len() + rules.correlations.len();
     counts.sigma_skipped = report.errors.len();
     counts.sigma_inactive = rules.inactive;
+    for d in rules.inactive_detections() {
+        diags.push(Diagnostic {
+            severity: Severity::Warning,
+            code: "sigma-inactive",
+            source: "sigma",
+            file: Some(d.meta.file.display().to_string()),
+            line: Some(d.meta.line),
+            column: None,
+            sid: None,
+            rule_id: Some(d.meta.id.clone()),
+            message: "its log source never occurs on syslog: the rule loads but can never match".into(),
+            hint: Some("zonewatch's Sigma rules see syslog records: use product linux with a service (sshd, sudo, auditd, ...) or category webserver, proxy or firewall (docs/sigma.md, \"Log sources\")".into()),
+        });
+    }
     for e in &report.errors {
         let unsupported = e.message.contains("unsupported");
         diags.push(Diagnostic {

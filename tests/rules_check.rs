@@ -190,6 +190,11 @@ fn sigma_and_detector_findings() {
     );
     write(
         dir.path(),
+        "edr.yml",
+        "title: t\nid: edr-only\nlogsource:\n  category: process_creation\n  product: linux\ndetection:\n  sel:\n    Image|endswith: /nc\n  condition: sel\n",
+    );
+    write(
+        dir.path(),
         "scan.yaml",
         "detector:\n  type: portscan\n  severity: 9\n  bogus-key: 1\n",
     );
@@ -207,15 +212,17 @@ fn sigma_and_detector_findings() {
     has("sigma-invalid", "condition.yml", 8);
     has("detector", "scan.yaml", 3);
     has("detector", "scan.yaml", 4);
-    assert_eq!(got.len(), 4, "{got:#?}");
+    has("sigma-inactive", "edr.yml", 1);
+    assert_eq!(got.len(), 5, "{got:#?}");
     let ids: Vec<&str> = doc["diagnostics"]
         .as_array()
         .unwrap()
         .iter()
         .filter_map(|d| d["rule_id"].as_str())
         .collect();
-    assert_eq!(ids, ["bad-cond", "bad-mod"]);
+    assert_eq!(ids, ["bad-cond", "edr-only", "bad-mod"]);
     assert_eq!(doc["counts"]["sigma"]["skipped"], 2);
+    assert_eq!(doc["counts"]["sigma"]["inactive"], 1);
 }
 
 #[test]

@@ -1088,6 +1088,15 @@ pub fn parse_timespan(s: &str) -> Option<u64> {
 }
 
 impl RuleSet {
+    /// Detections whose log source never occurs on syslog (counted in
+    /// `inactive`): they load but cannot match, e.g. `category:
+    /// process_creation` without an EDR feed. For `rules check`.
+    pub fn inactive_detections(&self) -> impl Iterator<Item = &DetectionRule> {
+        self.detections
+            .iter()
+            .filter(|d| self.gates[d.gate] == Gate::Never)
+    }
+
     /// The same rules without the literal and field-presence prefilters (every gated rule is
     /// fully evaluated on every record): for measuring them and for checking that they never
     /// drop a match.
