@@ -43,6 +43,7 @@ struct Case {
     file: PathBuf,
     pcap: Option<PathBuf>,
     log: Option<PathBuf>,
+    config: Option<PathBuf>,
     rules: Vec<PathBuf>,
     args: Vec<String>,
     checks: Vec<Check>,
@@ -188,6 +189,7 @@ fn parse_text(file: &Path, text: &str, name: String) -> Result<Case, String> {
         file: file.to_path_buf(),
         pcap: None,
         log: None,
+        config: None,
         rules: Vec::new(),
         args: Vec::new(),
         checks: Vec::new(),
@@ -209,6 +211,7 @@ fn parse_text(file: &Path, text: &str, name: String) -> Result<Case, String> {
         match key {
             "pcap" => case.pcap = strings()?.first().map(|p| dir.join(p)),
             "log" => case.log = strings()?.first().map(|p| dir.join(p)),
+            "config" => case.config = strings()?.first().map(|p| dir.join(p)),
             "rules" => case.rules = strings()?.iter().map(|p| dir.join(p)).collect(),
             // As suricata-verify's: each entry may hold several words.
             "args" => {
@@ -223,7 +226,9 @@ fn parse_text(file: &Path, text: &str, name: String) -> Result<Case, String> {
             _ => {
                 return Err(at(
                     line,
-                    format!("unknown key `{key}` (pcap, log, rules, args, checks, description)"),
+                    format!(
+                        "unknown key `{key}` (pcap, log, config, rules, args, checks, description)"
+                    ),
                 ))
             }
         }
@@ -362,6 +367,9 @@ fn run_case(case: &Case) -> Result<Vec<Value>, String> {
     }
     if let Some(l) = &case.log {
         cmd.arg("--syslog-file").arg(l);
+    }
+    if let Some(c) = &case.config {
+        cmd.arg("--config").arg(c);
     }
     for r in &case.rules {
         cmd.arg("--rules").arg(r);

@@ -223,3 +223,29 @@ fn no_cases_is_an_error() {
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("no test.yaml"));
 }
+
+/// `config:` (relative to the case) is the run's configuration: the city's
+/// rules aim at $HOME_NET, so with the capture's servers outside it they
+/// stay silent.
+#[test]
+fn a_case_config_reaches_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let pcap = root().join("fixtures/attacks/web-attacks.pcap");
+    let rules = root().join("rules/signatures");
+    let yaml = format!(
+        "pcap: {}\nconfig: zw.yaml\nrules: [{}]\nchecks:\n  - sid: 9200008\n",
+        path(&pcap),
+        path(&rules)
+    );
+    let d = case(dir.path(), "with-config", &yaml);
+    let run = |home: &str| {
+        std::fs::write(
+            d.join("zw.yaml"),
+            format!("vars:\n  address-groups:\n    HOME_NET: \"[{home}]\"\n"),
+        )
+        .unwrap();
+        zonewatch(&["rules", "test", path(&d)]).status.code()
+    };
+    assert_eq!(run("10.0.0.0/8,172.16.0.0/12,192.168.0.0/16"), Some(0));
+    assert_eq!(run("192.0.2.0/24"), Some(1));
+}
