@@ -3,6 +3,8 @@
 
 mod kafka_sink;
 mod privileges;
+mod rules_cmd;
+mod rules_test;
 
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
@@ -34,6 +36,9 @@ enum Command {
     /// Configuration tools.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Tools for rule writers: check rule files of every kind, run rule tests.
+    #[command(subcommand)]
+    Rules(rules_cmd::RulesCommand),
 }
 
 #[derive(Subcommand)]
@@ -137,9 +142,9 @@ fn main() {
     let cli = Cli::parse();
     let mut filter = tracing_subscriber::EnvFilter::try_from_env("ZONEWATCH_LOG")
         .unwrap_or_else(|_| "warn".into());
-    if matches!(cli.command, Command::Config(_)) {
-        // The Sigma loader logs each rule it skips; `config check` lists
-        // them itself, with the other problems.
+    if matches!(cli.command, Command::Config(_) | Command::Rules(_)) {
+        // The Sigma loader logs each rule it skips; `config check` and
+        // `rules check` list them themselves, with the other problems.
         filter = filter.add_directive("zonewatch_sigma=error".parse().expect("directive"));
     }
     let fmt = tracing_subscriber::fmt()
@@ -164,11 +169,12 @@ fn main() {
         }
     }
     let r = match cli.command {
-        Command::Run(a) => run(a),
-        Command::Config(ConfigCommand::Check(a)) => check(a),
+        Command::Run(a) => run(a).map(|c| c as i32),
+        Command::Config(ConfigCommand::Check(a)) => check(a).map(|c| c as i32),
+        Command::Rules(c) => rules_cmd::rules(c),
     };
     match r {
-        Ok(code) => std::process::exit(code as i32),
+        Ok(code) => std::process::exit(code),
         Err(e) => {
             // One line: the reason and its causes, each said once (an
             // io::Error's text is often repeated by the context around it).

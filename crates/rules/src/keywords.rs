@@ -705,6 +705,121 @@ const UINT_HEADER_TESTS: &[(&str, MakeHeaderTest)] = &[
     ("fragoffset", HeaderTest::FragOffset),
 ];
 
+/// The method a keyword of [`ROUTES`] is applied by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Family {
+    Meta,
+    Alerting,
+    Flow,
+    Flowbits,
+    Header,
+    Content,
+    Inspection,
+    Transaction,
+}
+
+impl Family {
+    fn kind(self) -> &'static str {
+        match self {
+            Family::Meta => "meta",
+            Family::Alerting => "alerting and events",
+            Family::Flow => "flow",
+            Family::Flowbits => "flow state",
+            Family::Header => "header",
+            Family::Content => "payload",
+            Family::Inspection => "payload",
+            Family::Transaction => "transaction",
+        }
+    }
+}
+
+/// Keywords applied by one method of their family. With the lists below
+/// (header comparisons, content modifiers, transforms, sticky buffers,
+/// legacy modifiers) this is every keyword the parser accepts: the
+/// parser routes by these tables and `keyword_table` lists them, so the
+/// documented list cannot drift from the parser.
+const ROUTES: &[(&str, Family)] = &[
+    ("msg", Family::Meta),
+    ("sid", Family::Meta),
+    ("gid", Family::Meta),
+    ("rev", Family::Meta),
+    ("classtype", Family::Meta),
+    ("priority", Family::Meta),
+    ("reference", Family::Meta),
+    ("metadata", Family::Meta),
+    ("target", Family::Meta),
+    ("noalert", Family::Alerting),
+    ("tag", Family::Alerting),
+    ("threshold", Family::Alerting),
+    ("detection_filter", Family::Alerting),
+    ("decode-event", Family::Alerting),
+    ("stream-event", Family::Alerting),
+    ("flow", Family::Flow),
+    ("flowbits", Family::Flowbits),
+    ("sameip", Family::Header),
+    ("ip_proto", Family::Header),
+    ("ipopts", Family::Header),
+    ("fragbits", Family::Header),
+    ("flags", Family::Header),
+    ("tcp.flags", Family::Header),
+    ("stream_size", Family::Header),
+    ("content", Family::Content),
+    ("pcre", Family::Inspection),
+    ("isdataat", Family::Inspection),
+    ("byte_test", Family::Inspection),
+    ("byte_jump", Family::Inspection),
+    ("bsize", Family::Inspection),
+    ("byte_extract", Family::Inspection),
+    ("urilen", Family::Transaction),
+    ("dns.opcode", Family::Transaction),
+    ("app-layer-protocol", Family::Transaction),
+];
+
+/// A keyword the parser knows, and what it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeywordInfo {
+    /// The keyword as written in rules.
+    pub name: &'static str,
+    /// What it is: `meta`, `header`, `payload`, `content modifier`,
+    /// `sticky buffer`, `legacy modifier`, `transform`, `transaction`, ...,
+    /// or `not supported` / `app layer not supported` (the rule is skipped).
+    pub kind: &'static str,
+    /// For a legacy modifier, the sticky buffer it stands for.
+    pub buffer: Option<&'static str>,
+}
+
+/// Every keyword the parser knows, from the tables it routes by, sorted by
+/// name: the source of the keyword table in `docs/rules.md`.
+pub fn keyword_table() -> Vec<KeywordInfo> {
+    let k = |name, kind| KeywordInfo {
+        name,
+        kind,
+        buffer: None,
+    };
+    let mut v: Vec<KeywordInfo> = ROUTES.iter().map(|&(n, f)| k(n, f.kind())).collect();
+    v.extend(UINT_HEADER_TESTS.iter().map(|&(n, _)| k(n, "header")));
+    v.extend(
+        CONTENT_MODIFIER_KEYWORDS
+            .iter()
+            .map(|&n| k(n, "content modifier")),
+    );
+    v.extend(TRANSFORMS.iter().map(|&n| k(n, "transform")));
+    v.extend(STICKY_BUFFERS.iter().map(|&n| k(n, "sticky buffer")));
+    v.extend(CONTENT_MODIFIERS.iter().map(|&(n, b)| KeywordInfo {
+        name: n,
+        kind: "legacy modifier",
+        buffer: Some(b),
+    }));
+    v.extend(UNSUPPORTED.iter().map(|&n| k(n, "not supported")));
+    v.extend(
+        APP_LAYER_KEYWORDS
+            .iter()
+            .map(|&n| k(n, "app layer not supported")),
+    );
+    v.sort_by_key(|i| i.name);
+    v
+}
+
 /// Modifiers of the last `content`.
 const CONTENT_MODIFIER_KEYWORDS: &[&str] = &[
     "nocase",
@@ -804,22 +919,21 @@ impl SignatureBuilder {
             self.s.header_tests.push(make(o.uint_cmp()?));
             return Ok(());
         }
+        if let Some(&(_, family)) = ROUTES.iter().find(|(k, _)| *k == name) {
+            return match family {
+                Family::Meta => self.meta(o),
+                Family::Alerting => self.alerting_and_events(o),
+                Family::Flow => self.flow(o),
+                Family::Flowbits => self.flowbits(o),
+                Family::Header => self.header_test(o),
+                Family::Content => self.content(o),
+                Family::Inspection => self.inspection_item(o),
+                Family::Transaction => self.transaction(o),
+            };
+        }
         match name {
-            "msg" | "sid" | "gid" | "rev" | "classtype" | "priority" | "reference" | "metadata"
-            | "target" => self.meta(o),
-            "noalert" | "tag" | "threshold" | "detection_filter" | "decode-event"
-            | "stream-event" => self.alerting_and_events(o),
-            "flow" => self.flow(o),
-            "flowbits" => self.flowbits(o),
-            "sameip" | "ip_proto" | "ipopts" | "fragbits" | "flags" | "tcp.flags"
-            | "stream_size" => self.header_test(o),
-            "content" => self.content(o),
             _ if CONTENT_MODIFIER_KEYWORDS.contains(&name) => self.content_modifier(o),
-            "pcre" | "isdataat" | "byte_test" | "byte_jump" | "bsize" | "byte_extract" => {
-                self.inspection_item(o)
-            }
             _ if TRANSFORMS.contains(&name) => self.transform(o),
-            "urilen" | "dns.opcode" | "app-layer-protocol" => self.transaction(o),
             _ if STICKY_BUFFERS.contains(&name) => {
                 self.cur = canonical_buffer(name).to_string();
                 self.last_content = None;

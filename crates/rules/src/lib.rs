@@ -14,9 +14,11 @@
 #![deny(missing_docs)]
 
 mod keywords;
+pub mod lint;
 mod text;
 
 pub use keywords::*;
+pub use lint::{Lint, LintCode, Linter};
 pub use text::{split_rules, RawRule};
 
 use std::fmt;

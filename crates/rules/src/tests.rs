@@ -93,3 +93,50 @@ fn hostile_text_never_panics() {
         let _ = parse_file(t, "x");
     }
 }
+
+/// The routing tables do not overlap (the parser's order among them would
+/// otherwise decide), and every keyword of the table is routed: none is
+/// reported as an unknown keyword.
+#[test]
+fn keyword_table_is_what_the_parser_routes() {
+    let table = crate::keyword_table();
+    let mut names: Vec<&str> = table.iter().map(|k| k.name).collect();
+    let n = names.len();
+    names.dedup();
+    assert_eq!(names.len(), n, "a keyword in two tables");
+    for k in &table {
+        for text in [
+            format!(
+                "alert tcp any any -> any any (msg:\"p\"; content:\"x\"; {}; sid:1;)",
+                k.name
+            ),
+            format!(
+                "alert tcp any any -> any any (msg:\"p\"; content:\"x\"; {}:1; sid:1;)",
+                k.name
+            ),
+        ] {
+            let origin = crate::Origin {
+                file: "t".into(),
+                line: 1,
+            };
+            if let Err(e) = crate::parse_rule(&text, origin) {
+                if let crate::ErrorKind::Unsupported { detail, .. } = &e.kind {
+                    assert_ne!(detail, "unknown keyword", "{}: {e}", k.name);
+                }
+            }
+        }
+    }
+    // And a keyword outside the tables is unknown.
+    let origin = crate::Origin {
+        file: "t".into(),
+        line: 1,
+    };
+    let e = crate::parse_rule(
+        "alert tcp any any -> any any (msg:\"p\"; no_such_kw; sid:1;)",
+        origin,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(&e.kind, crate::ErrorKind::Unsupported { detail, .. } if detail == "unknown keyword")
+    );
+}

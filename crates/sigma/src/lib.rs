@@ -35,5 +35,5 @@ pub use config::{
 pub use engine::{field_value, CorrelationInfo, Engine, EngineStats, SigmaMatch};
 pub use rules::{
     parse_timespan, CorrelationRule, CorrelationType, DetectionRule, Level, LoadReport,
-    RuleLoadError, RuleMeta, RuleSet, Threshold, MAX_RULE_FILE_BYTES,
+    RuleLoadError, RuleMeta, RuleSet, Threshold, MAX_RULE_FILE_BYTES, MODIFIERS,
 };

@@ -248,6 +248,43 @@ pub(crate) enum Gate {
     All(Vec<Vec<SourceCond>>),
 }
 
+/// Every value modifier the compiler accepts (`field|contains|all: ...`),
+/// with what it does: the source of the modifier table in `docs/rules.md`.
+/// A test compiles a rule with each, and checks that the modifiers of the
+/// Sigma specification left out are refused.
+pub const MODIFIERS: &[(&str, &str)] = &[
+    ("contains", "the value anywhere in the field"),
+    ("startswith", "the field starts with the value"),
+    ("endswith", "the field ends with the value"),
+    ("all", "every value of the list must match (default: any)"),
+    ("cased", "case-sensitive (default: case-insensitive)"),
+    ("re", "regular expression (linear time, size-limited)"),
+    ("i", "with `re`: case-insensitive"),
+    ("m", "with `re`: multi-line"),
+    ("s", "with `re`: `.` matches newlines"),
+    ("cidr", "the field is an address in the network"),
+    (
+        "exists",
+        "the field is present (`true`) or absent (`false`)",
+    ),
+    ("base64", "the value base64-encoded"),
+    (
+        "base64offset",
+        "the value base64-encoded at each of the three offsets",
+    ),
+    ("wide", "the value as UTF-16LE (before base64)"),
+    ("utf16le", "as `wide`"),
+    ("utf16", "as `wide`"),
+    (
+        "windash",
+        "a `-` that starts a word also as `/`, en dash, em dash or horizontal bar",
+    ),
+    ("lt", "number less than"),
+    ("lte", "number less than or equal"),
+    ("gt", "number greater than"),
+    ("gte", "number greater than or equal"),
+];
+
 /// What loading produced.
 #[derive(Debug, Default)]
 pub struct LoadReport {
@@ -1051,6 +1088,15 @@ pub fn parse_timespan(s: &str) -> Option<u64> {
 }
 
 impl RuleSet {
+    /// Detections whose log source never occurs on syslog (counted in
+    /// `inactive`): they load but cannot match, e.g. `category:
+    /// process_creation` without an EDR feed. For `rules check`.
+    pub fn inactive_detections(&self) -> impl Iterator<Item = &DetectionRule> {
+        self.detections
+            .iter()
+            .filter(|d| self.gates[d.gate] == Gate::Never)
+    }
+
     /// The same rules without the literal and field-presence prefilters (every gated rule is
     /// fully evaluated on every record): for measuring them and for checking that they never
     /// drop a match.
