@@ -501,9 +501,10 @@ fn check_detectors(
             message,
             hint: Some("docs/detectors.md lists each detector's keys and ranges".into()),
         };
-    let policy = cfg.file.as_ref().and_then(|(origin, text)| {
-        match zonewatch_anomaly::ZonePolicy::from_config_yaml(text, origin) {
-            Ok(p) => Some(p.with_zones(&cfg.zones)),
+    let policy = cfg.file.as_ref().and_then(|origin| {
+        match zonewatch_anomaly::ZonePolicy::read(cfg.zone_policy.as_ref(), cfg.zone_map(), origin)
+        {
+            Ok(p) => Some(p),
             Err(errs) => {
                 for m in errs {
                     diags.push(detector(
