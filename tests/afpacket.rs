@@ -10,31 +10,20 @@
 
 mod common;
 
+use common::process::{is_root, sh, KillOnDrop};
 use common::root;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
-
-fn sh(args: &[&str]) -> bool {
-    Command::new(args[0])
-        .args(&args[1..])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
+use std::time::Duration;
 
 /// A namespace with a veth pair `zwl0` <-> `zwl1`, both up, no addresses.
 struct Netns(String);
 
 impl Netns {
     fn create(tag: &str) -> Option<Netns> {
-        let root = Command::new("id")
-            .arg("-u")
-            .output()
-            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+        let root = is_root();
         let tools = sh(&["tcpreplay", "--version"]) && sh(&["ip", "-V"]);
         if !root || !tools {
             assert!(
@@ -70,16 +59,6 @@ impl Netns {
 impl Drop for Netns {
     fn drop(&mut self) {
         sh(&["ip", "netns", "del", &self.0]);
-    }
-}
-
-/// Kills the sensor if the test fails before stopping it.
-struct Child(std::process::Child);
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
     }
 }
 
@@ -172,7 +151,7 @@ fn af_packet_capture_writes_what_the_file_run_writes() {
         "--capture".into(),
         "af-packet".into(),
     ]);
-    let mut zw = Child(
+    let mut zw = KillOnDrop(
         Command::new("ip")
             .args(["netns", "exec", &ns.0, env!("CARGO_BIN_EXE_zonewatch")])
             .args(&args)
@@ -212,17 +191,7 @@ fn af_packet_capture_writes_what_the_file_run_writes() {
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
     std::thread::sleep(Duration::from_millis(1500));
     assert!(sh(&["kill", "-INT", &zw.0.id().to_string()]));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(s) = zw.0.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "zonewatch did not stop on SIGINT"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let status = zw.wait_exit(Duration::from_secs(30), "zonewatch did not stop on SIGINT");
     let err = reader.join().unwrap();
     assert!(status.success(), "{err}");
     assert!(err.contains("af-packet"), "{err}");

@@ -2,17 +2,11 @@
 //! made by this test (no default route; traffic never leaves the pair).
 //! Needs root and iproute2; skips otherwise (fails under CI=true).
 
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+mod common;
 
-fn sh(args: &[&str]) -> bool {
-    Command::new(args[0])
-        .args(&args[1..])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
+use common::process::{is_root, sh, KillOnDrop};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 struct Netns {
     ns: String,
@@ -56,31 +50,17 @@ impl Drop for Netns {
     }
 }
 
-/// Kills the sensor if the test fails before stopping it.
-struct Child(std::process::Child);
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn live_interface_sees_flows_and_reports_libpcap_counters() {
-    let is_root = Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
     let ci = std::env::var("CI").is_ok_and(|v| v == "true");
-    let Some(net) = (if is_root { Netns::create() } else { None }) else {
+    let Some(net) = (if is_root() { Netns::create() } else { None }) else {
         assert!(!ci, "live test needs root and iproute2 in CI");
         eprintln!("skipped: needs root and iproute2 (ip netns)");
         return;
     };
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("live.json");
-    let mut zw = Child(
+    let mut zw = KillOnDrop(
         Command::new(env!("CARGO_BIN_EXE_zonewatch"))
             .args([
                 "run",
@@ -122,17 +102,7 @@ fn live_interface_sees_flows_and_reports_libpcap_counters() {
     std::thread::sleep(Duration::from_millis(2500));
     // Stop as an operator would (SIGINT): the run ends as if input ended.
     sh(&["kill", "-INT", &zw.0.id().to_string()]);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(s) = zw.0.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "zonewatch did not stop on SIGINT"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let status = zw.wait_exit(Duration::from_secs(20), "zonewatch did not stop on SIGINT");
     let mut err = String::new();
     use std::io::Read;
     zw.0.stderr

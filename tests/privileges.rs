@@ -18,6 +18,9 @@
 //! Needs root (and iproute2 for the interface test); skips otherwise,
 //! fails under CI=true.
 
+mod common;
+
+use common::process::{is_root, sh};
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -41,26 +44,6 @@ detection:
 level: high
 ";
 const MARKER_LINE: &str = "<38>Nov 20 03:15:10 gw01 test[42]: zonewatch-privdrop-marker";
-
-fn sh(args: &[&str]) -> bool {
-    Command::new(args[0])
-        .args(&args[1..])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("Uid:"))
-                .map(|v| v.split_whitespace().nth(1) == Some("0"))
-        })
-        .unwrap_or(false)
-}
 
 /// True when the test must be skipped (not root); fails under CI=true.
 fn skip() -> bool {
