@@ -268,7 +268,7 @@ impl DomState {
             dest_ip: Some(o.server),
             src_port: None,
             dest_port: Some(53),
-            proto: None,
+            proto: Some(o.proto),
             update,
             evidence: json!({
                 "domain": self.domain,
@@ -394,7 +394,7 @@ impl DnsDetector {
             dest_ip: Some(o.server),
             src_port: None,
             dest_port: Some(53),
-            proto: None,
+            proto: Some(o.proto),
             update,
             evidence: json!({
                 "window_secs": cfg.window, "window_start": ts_secs(c.win_start),

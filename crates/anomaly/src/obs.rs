@@ -168,6 +168,8 @@ pub struct DnsObs<'a> {
     pub client: IpAddr,
     /// The server.
     pub server: IpAddr,
+    /// IP protocol of the message's flow (17 UDP, 6 TCP).
+    pub proto: u8,
     /// Query name as in the question, without the trailing dot.
     pub qname: &'a str,
     /// Query type (1 A, 16 TXT, 10 NULL, ...).

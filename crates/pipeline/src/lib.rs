@@ -141,6 +141,8 @@ pub(crate) struct DnsMessage {
     pub ts: Timestamp,
     pub client: std::net::IpAddr,
     pub server: std::net::IpAddr,
+    /// IP protocol of the flow the message came in (UDP or TCP).
+    pub proto: u8,
     pub message: zonewatch_applayer::DnsObservation,
 }
 
@@ -153,6 +155,7 @@ impl DnsMessage {
             ts: self.ts,
             client: self.client,
             server: self.server,
+            proto: self.proto,
             qname: m.qname.trim_end_matches('.'),
             qtype: m.rrtype,
             response: m.response,

@@ -277,6 +277,7 @@ fn feed<F: Feed>(
                     ts,
                     client,
                     server,
+                    proto: tuple.proto,
                     qname: &m.qname,
                     qtype: m.qtype,
                     response: m.response,

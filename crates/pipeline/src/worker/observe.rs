@@ -67,6 +67,7 @@ impl ObserveStage {
                         ts: ctx.meta.ts,
                         client,
                         server,
+                        proto: a.proto,
                         message,
                     })),
                 ));
