@@ -480,11 +480,11 @@ impl FlowTable {
     pub fn next_end_key(&self, e: &Ending, pos: u64) -> Option<EventKey> {
         let slot = *e.slots.get(e.next)?;
         let f = self.slots[slot as usize].as_ref()?;
-        Some(EventKey::flow_end(pos, f.first_pos))
+        Some(EventKey::flow_events_from(pos, f.first_pos))
     }
 
     /// Ends up to `max` flows of `e`, pushing their events; false when none
-    /// was left. Each event's key is `(pos, FLOW_END | first_pos)`.
+    /// was left. Each event's key is [`EventKey::flow_end`].
     pub fn end_some(
         &mut self,
         e: &mut Ending,

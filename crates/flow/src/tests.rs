@@ -106,10 +106,7 @@ fn shutdown_reports_open_flows_in_start_order() {
     }
     t.shutdown(1000, secs(1), &mut out);
     assert_eq!(out.len(), 50);
-    let keys: Vec<u64> = out
-        .iter()
-        .map(|e| e.key.sub & !EventKey::FLOW_END)
-        .collect();
+    let keys: Vec<u64> = out.iter().map(|e| e.key.flow_first_pos()).collect();
     let mut sorted = keys.clone();
     sorted.sort();
     assert_eq!(keys, sorted);

@@ -25,13 +25,9 @@ impl EventKey {
     /// anomalies, alerts, app-layer records), numbered in the order the
     /// worker made them. A tick's detector observation is `0` too.
     pub const PACKET: u64 = 0;
-    /// `CLOSE_TX + first_pos * 16 + k` ([`Self::close_tx`]): transactions a
-    /// flow's close completed (an HTTP response ended by the FIN), written
-    /// just before the flow ends of the same position; `first_pos` is the
-    /// flow's first-packet position (low 54 bits), `k` < 16.
-    pub const CLOSE_TX: u64 = 1 << 58;
-    /// Transactions completed by one flow's close, at most.
-    pub const CLOSE_TX_PER_FLOW: u64 = 16;
+    /// Transactions completed by one flow's close, at most: they are keyed
+    /// right below their flow's end ([`Self::close_tx`]).
+    pub const CLOSE_TX_PER_FLOW: u64 = 15;
     /// A packet's observation for the anomaly detectors (never written):
     /// after the packet's own events, so detectors see them in input order.
     pub const OBS_PACKET: u64 = 1 << 59;
@@ -42,9 +38,13 @@ impl EventKey {
     /// `STATS | n`: periodic stats events, so their ids never collide with
     /// packet events.
     pub const STATS: u64 = 1 << 61;
-    /// `FLOW_END | first_pos` ([`Self::flow_end`]): flows ending at this
-    /// position; the low bits hold the flow's first-packet position, so
-    /// flows ending together sort by age whichever worker owned them.
+    /// `FLOW_END | first_pos << 4 | 15` ([`Self::flow_end`]): flows ending
+    /// at this position, sorted by age (first-packet position, low 58 bits)
+    /// whichever worker owned them. `FLOW_END | first_pos << 4 | k`, k < 15
+    /// ([`Self::close_tx`]): the transactions that flow's close completed
+    /// (an HTTP response ended by the FIN), written just before it. Each
+    /// flow's events are one contiguous key range, so a worker that ends
+    /// flows in chunks can release a chunk before making the next one.
     pub const FLOW_END: u64 = 1 << 62;
     /// `LOG + k`: Sigma alerts of log record `pos` (log thread): above every
     /// packet-path `sub`.
@@ -68,17 +68,34 @@ impl EventKey {
     pub const fn flow_end(pos: u64, first_pos: u64) -> EventKey {
         EventKey {
             pos,
-            sub: Self::FLOW_END | first_pos,
+            sub: Self::flow_base(first_pos) | Self::CLOSE_TX_PER_FLOW,
         }
+    }
+
+    /// The lowest key of the events of the flow whose first packet was at
+    /// `first_pos`, ending at `pos` (its first closed transaction, if any).
+    pub const fn flow_events_from(pos: u64, first_pos: u64) -> EventKey {
+        EventKey {
+            pos,
+            sub: Self::flow_base(first_pos),
+        }
+    }
+
+    const fn flow_base(first_pos: u64) -> u64 {
+        Self::FLOW_END | (first_pos & ((1 << 58) - 1)) << 4
+    }
+
+    /// The first-packet position of a flow-end key's flow.
+    pub const fn flow_first_pos(&self) -> u64 {
+        (self.sub & !Self::FLOW_END) >> 4
     }
 
     /// The `k`-th transaction completed by the close of the flow whose end
     /// key is `flow_end` (`k` < [`Self::CLOSE_TX_PER_FLOW`]).
     pub const fn close_tx(flow_end: EventKey, k: u64) -> EventKey {
-        let first_pos = flow_end.sub & !Self::FLOW_END;
         EventKey {
             pos: flow_end.pos,
-            sub: Self::CLOSE_TX + (first_pos & ((1 << 54) - 1)) * Self::CLOSE_TX_PER_FLOW + k,
+            sub: (flow_end.sub & !0xf) | k,
         }
     }
 }
@@ -269,4 +286,27 @@ pub struct AlertBytes {
 impl AlertRecord {
     /// `rule` of alerts not raised by a signature (no thresholds apply).
     pub const NOT_A_SIGNATURE: u32 = u32::MAX;
+}
+
+#[cfg(test)]
+mod key_tests {
+    use super::EventKey;
+
+    #[test]
+    fn a_flows_closed_transactions_sort_just_before_its_end_and_flows_by_age() {
+        let (old, young) = (EventKey::flow_end(9, 3), EventKey::flow_end(9, 7));
+        let keys = [
+            EventKey::at(9),
+            EventKey::close_tx(old, 0),
+            EventKey::close_tx(old, EventKey::CLOSE_TX_PER_FLOW - 1),
+            old,
+            EventKey::close_tx(young, 0),
+            young,
+            EventKey::at(10),
+        ];
+        assert!(keys.windows(2).all(|w| w[0] < w[1]), "{keys:?}");
+        assert_eq!(EventKey::flow_events_from(9, 3), EventKey::close_tx(old, 0));
+        assert_eq!(old.flow_first_pos(), 3);
+        assert_eq!(young.flow_first_pos(), 7);
+    }
 }
