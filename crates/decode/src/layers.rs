@@ -102,6 +102,18 @@ fn be32(b: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_be_bytes(b.get(at..at + 4)?.try_into().ok()?))
 }
 
+/// How many of each IPv6 extension header a packet chained so far
+/// (hop-by-hop, routing, fragment, destination options, authentication);
+/// saturating, since a packet can chain more than 255 of one kind.
+#[derive(Default)]
+struct ExtHeaderCounts {
+    hh: u8,
+    rh: u8,
+    fh: u8,
+    dh: u8,
+    ah: u8,
+}
+
 struct Cx<'a, 'd> {
     data: &'a [u8],
     /// The capture kept less than the wire carried (snap length).
@@ -456,9 +468,7 @@ impl<'a> Cx<'a, '_> {
         let mut next = h.next_header().0;
         let mut pos = off + 40;
         let mut frag = None;
-        // Counters of each extension header kind; saturating, since a packet
-        // can chain more than 255 of one kind.
-        let (mut hh, mut rh, mut fh, mut dh, mut ah) = (0u8, 0u8, 0u8, 0u8, 0u8);
+        let mut seen = ExtHeaderCounts::default();
         let mut first = true;
         // Walk the extension headers; each one is length-checked by etherparse.
         loop {
@@ -476,40 +486,7 @@ impl<'a> Cx<'a, '_> {
                         Ok(x) => x,
                         Err(_) => return self.event(E::Ipv6TruncExthdr),
                     };
-                    match next {
-                        0 => {
-                            hh = hh.saturating_add(1);
-                            if hh > 1 || !first {
-                                self.event(E::Ipv6ExthdrDuplHh);
-                            }
-                            self.ipv6_options(
-                                x.payload(),
-                                E::Ipv6HopoptsUnknownOpt,
-                                E::Ipv6HopoptsOnlyPadding,
-                            );
-                        }
-                        43 => {
-                            rh = rh.saturating_add(1);
-                            if rh > 1 {
-                                self.event(E::Ipv6ExthdrDuplRh);
-                            }
-                            if x.payload().first() == Some(&0) {
-                                self.event(E::Ipv6RhType0);
-                            }
-                        }
-                        60 => {
-                            dh = dh.saturating_add(1);
-                            if dh > 2 {
-                                self.event(E::Ipv6ExthdrDuplDh);
-                            }
-                            self.ipv6_options(
-                                x.payload(),
-                                E::Ipv6DstoptsUnknownOpt,
-                                E::Ipv6DstoptsOnlyPadding,
-                            );
-                        }
-                        _ => {}
-                    }
+                    self.ipv6_raw_ext_header(next, x.payload(), first, &mut seen);
                     pos += x.slice().len();
                     next = x.next_header().0;
                 }
@@ -518,8 +495,8 @@ impl<'a> Cx<'a, '_> {
                         Ok(f) => f,
                         Err(_) => return self.event(E::Ipv6TruncExthdr),
                     };
-                    fh = fh.saturating_add(1);
-                    if fh > 1 {
+                    seen.fh = seen.fh.saturating_add(1);
+                    if seen.fh > 1 {
                         self.event(E::Ipv6ExthdrDuplFh);
                     }
                     if f.slice()[1] != 0 || f.slice()[3] & 0x06 != 0 {
@@ -544,8 +521,8 @@ impl<'a> Cx<'a, '_> {
                         Ok(a) => a,
                         Err(_) => return self.event(E::Ipv6TruncExthdr),
                     };
-                    ah = ah.saturating_add(1);
-                    if ah > 1 {
+                    seen.ah = seen.ah.saturating_add(1);
+                    if seen.ah > 1 {
                         self.event(E::Ipv6ExthdrDuplAh);
                     }
                     pos += a.slice().len();
@@ -580,6 +557,43 @@ impl<'a> Cx<'a, '_> {
             return;
         }
         self.transport(6, next, pos, end, frag.is_some());
+    }
+
+    /// The checks of a hop-by-hop (0), routing (43) or destination options
+    /// (60) header; `first` is whether it directly follows the IPv6 header.
+    fn ipv6_raw_ext_header(
+        &mut self,
+        kind: u8,
+        payload: &[u8],
+        first: bool,
+        seen: &mut ExtHeaderCounts,
+    ) {
+        match kind {
+            0 => {
+                seen.hh = seen.hh.saturating_add(1);
+                if seen.hh > 1 || !first {
+                    self.event(E::Ipv6ExthdrDuplHh);
+                }
+                self.ipv6_options(payload, E::Ipv6HopoptsUnknownOpt, E::Ipv6HopoptsOnlyPadding);
+            }
+            43 => {
+                seen.rh = seen.rh.saturating_add(1);
+                if seen.rh > 1 {
+                    self.event(E::Ipv6ExthdrDuplRh);
+                }
+                if payload.first() == Some(&0) {
+                    self.event(E::Ipv6RhType0);
+                }
+            }
+            60 => {
+                seen.dh = seen.dh.saturating_add(1);
+                if seen.dh > 2 {
+                    self.event(E::Ipv6ExthdrDuplDh);
+                }
+                self.ipv6_options(payload, E::Ipv6DstoptsUnknownOpt, E::Ipv6DstoptsOnlyPadding);
+            }
+            _ => {}
+        }
     }
 
     /// Decodes the transport header at `off`; the IP payload ends at `end`.

@@ -469,25 +469,7 @@ impl Defragmenter {
                     if !f.more {
                         t.seen_last = true;
                     }
-                    if t.seen_last {
-                        match reassemble(t) {
-                            Reassembly::Incomplete => {}
-                            Reassembly::Done(buf) => {
-                                self.c.reassembled += 1;
-                                out = Some(buf);
-                                self.remove_tracker(&key);
-                            }
-                            Reassembly::TooLarge => {
-                                self.c.too_large += 1;
-                                ev(too_large_event(f.v6));
-                                self.remove_tracker(&key);
-                            }
-                            Reassembly::Broken => {
-                                self.c.ignored += 1;
-                                self.remove_tracker(&key);
-                            }
-                        }
-                    }
+                    out = self.complete(&key, f.v6, &mut ev);
                 }
             }
             // Dropped by the policy, or trimmed to nothing.
@@ -496,6 +478,38 @@ impl Defragmenter {
         if self.trackers.get(&key).is_some_and(|t| t.frags.is_empty()) {
             self.remove_tracker(&key);
         }
+        out
+    }
+
+    /// Reassembles the datagram of `key` once its last fragment is in (the
+    /// tracker goes once it is whole, too large or broken).
+    fn complete(
+        &mut self,
+        key: &Key,
+        v6: bool,
+        ev: &mut impl FnMut(DecodeEvent),
+    ) -> Option<Vec<u8>> {
+        let t = self.trackers.get_mut(key)?;
+        if !t.seen_last {
+            return None;
+        }
+        let out = match reassemble(t) {
+            Reassembly::Incomplete => return None,
+            Reassembly::Done(buf) => {
+                self.c.reassembled += 1;
+                Some(buf)
+            }
+            Reassembly::TooLarge => {
+                self.c.too_large += 1;
+                ev(too_large_event(v6));
+                None
+            }
+            Reassembly::Broken => {
+                self.c.ignored += 1;
+                None
+            }
+        };
+        self.remove_tracker(key);
         out
     }
 
@@ -723,101 +737,14 @@ fn resolve(
         if frag_offset < pend && po < frag_end {
             overlap = true;
         }
-        let step = match policy {
-            FragPolicy::Bsd => {
-                if frag_offset < pend {
-                    if po <= frag_offset {
-                        if pend > frag_end {
-                            Step::Drop
-                        } else {
-                            ltrim = pend - frag_offset;
-                            bsd_trim_next(t, p + 1, frag_end);
-                            Step::Insert { remove_prev: false }
-                        }
-                    } else {
-                        if frag_end > po.saturating_add(plt) {
-                            let prev_ltrim = frag_end - po;
-                            if prev_ltrim > plt {
-                                t.frags[p].ltrim = prev_ltrim;
-                            }
-                        }
-                        bsd_trim_next(t, p + 1, frag_end);
-                        Step::Insert { remove_prev: false }
-                    }
-                } else {
-                    Step::Next
-                }
-            }
-            FragPolicy::Linux => {
-                let start = frag_offset.saturating_add(ltrim);
-                if po.saturating_add(plt) < start && pend > start {
-                    ltrim = ltrim.saturating_add(pend - frag_offset);
-                }
-                let start = frag_offset.saturating_add(ltrim);
-                let pstart = po.saturating_add(plt);
-                if start < pstart && frag_end > pstart {
-                    t.frags[p].ltrim = plt.saturating_add(frag_end - pstart);
-                    Step::Insert { remove_prev: false }
-                } else if start <= pstart && frag_end >= pend {
-                    Step::Insert { remove_prev: true }
-                } else {
-                    Step::Next
-                }
-            }
-            FragPolicy::Windows => {
-                let start = frag_offset.saturating_add(ltrim);
-                let pstart = po.saturating_add(ltrim);
-                if start >= pstart && frag_end <= pend {
-                    Step::Drop
-                } else if start < pstart && frag_end > pend {
-                    Step::Insert { remove_prev: true }
-                } else if (start > po.saturating_add(plt) && start < pend)
-                    || (start == pstart && frag_end > pend)
-                {
-                    // Overlaps the stored fragment's end, or starts with it
-                    // and ends after it: trimmed to its end.
-                    ltrim = ltrim.saturating_add(pend - frag_offset);
-                    Step::Insert { remove_prev: false }
-                } else {
-                    Step::Next
-                }
-            }
-            FragPolicy::Solaris => {
-                if frag_offset < pend {
-                    if frag_offset >= po {
-                        ltrim = pend - frag_offset;
-                    }
-                    Step::Insert {
-                        remove_prev: frag_offset < po && frag_end >= pend,
-                    }
-                } else {
-                    Step::Next
-                }
-            }
-            FragPolicy::First => {
-                if frag_offset >= po && frag_end <= pend {
-                    Step::Drop
-                } else if frag_offset < po {
-                    Step::Insert { remove_prev: false }
-                } else if frag_offset < pend {
-                    ltrim = pend - frag_offset;
-                    Step::Insert { remove_prev: false }
-                } else {
-                    Step::Next
-                }
-            }
-            FragPolicy::Last => {
-                if frag_offset <= po {
-                    if frag_end > po {
-                        t.frags[p].ltrim = frag_end - po;
-                    }
-                    Step::Insert { remove_prev: false }
-                } else {
-                    Step::Next
-                }
-            }
-            FragPolicy::BsdRight => Step::Next,
-        };
+        let step = policy_step(
+            t,
+            policy,
+            p,
+            (po, pend, plt),
+            (frag_offset, frag_end),
+            &mut ltrim,
+        );
         match step {
             Step::Next => p += 1,
             Step::Drop => return (overlap, None, freed),
@@ -834,6 +761,114 @@ fn resolve(
         }
     }
     (overlap, Some(ltrim), freed)
+}
+
+/// What `policy` does with the new fragment `[frag_offset, frag_end)` (its
+/// start trimmed by `ltrim` so far) against stored fragment `p`
+/// (`po..pend`, trimmed by `plt`); may trim stored fragments.
+fn policy_step(
+    t: &mut Tracker,
+    policy: FragPolicy,
+    p: usize,
+    (po, pend, plt): (u32, u32, u32),
+    (frag_offset, frag_end): (u32, u32),
+    ltrim: &mut u32,
+) -> Step {
+    match policy {
+        FragPolicy::Bsd => {
+            if frag_offset < pend {
+                if po <= frag_offset {
+                    if pend > frag_end {
+                        Step::Drop
+                    } else {
+                        *ltrim = pend - frag_offset;
+                        bsd_trim_next(t, p + 1, frag_end);
+                        Step::Insert { remove_prev: false }
+                    }
+                } else {
+                    if frag_end > po.saturating_add(plt) {
+                        let prev_ltrim = frag_end - po;
+                        if prev_ltrim > plt {
+                            t.frags[p].ltrim = prev_ltrim;
+                        }
+                    }
+                    bsd_trim_next(t, p + 1, frag_end);
+                    Step::Insert { remove_prev: false }
+                }
+            } else {
+                Step::Next
+            }
+        }
+        FragPolicy::Linux => {
+            let start = frag_offset.saturating_add(*ltrim);
+            if po.saturating_add(plt) < start && pend > start {
+                *ltrim = ltrim.saturating_add(pend - frag_offset);
+            }
+            let start = frag_offset.saturating_add(*ltrim);
+            let pstart = po.saturating_add(plt);
+            if start < pstart && frag_end > pstart {
+                t.frags[p].ltrim = plt.saturating_add(frag_end - pstart);
+                Step::Insert { remove_prev: false }
+            } else if start <= pstart && frag_end >= pend {
+                Step::Insert { remove_prev: true }
+            } else {
+                Step::Next
+            }
+        }
+        FragPolicy::Windows => {
+            let start = frag_offset.saturating_add(*ltrim);
+            let pstart = po.saturating_add(*ltrim);
+            if start >= pstart && frag_end <= pend {
+                Step::Drop
+            } else if start < pstart && frag_end > pend {
+                Step::Insert { remove_prev: true }
+            } else if (start > po.saturating_add(plt) && start < pend)
+                || (start == pstart && frag_end > pend)
+            {
+                // Overlaps the stored fragment's end, or starts with it
+                // and ends after it: trimmed to its end.
+                *ltrim = ltrim.saturating_add(pend - frag_offset);
+                Step::Insert { remove_prev: false }
+            } else {
+                Step::Next
+            }
+        }
+        FragPolicy::Solaris => {
+            if frag_offset < pend {
+                if frag_offset >= po {
+                    *ltrim = pend - frag_offset;
+                }
+                Step::Insert {
+                    remove_prev: frag_offset < po && frag_end >= pend,
+                }
+            } else {
+                Step::Next
+            }
+        }
+        FragPolicy::First => {
+            if frag_offset >= po && frag_end <= pend {
+                Step::Drop
+            } else if frag_offset < po {
+                Step::Insert { remove_prev: false }
+            } else if frag_offset < pend {
+                *ltrim = pend - frag_offset;
+                Step::Insert { remove_prev: false }
+            } else {
+                Step::Next
+            }
+        }
+        FragPolicy::Last => {
+            if frag_offset <= po {
+                if frag_end > po {
+                    t.frags[p].ltrim = frag_end - po;
+                }
+                Step::Insert { remove_prev: false }
+            } else {
+                Step::Next
+            }
+        }
+        FragPolicy::BsdRight => Step::Next,
+    }
 }
 
 /// BSD: the new fragment takes over the start of the stored fragment that
