@@ -22,7 +22,9 @@ mod yaml;
 mod zones;
 
 use ipnet::IpNet;
-pub use sections::{RunAs, SyslogConfig};
+pub use sections::{
+    AfPacketConfig, CaptureConfig, CaptureMethod, PipelineConfig, RunAs, SyslogConfig,
+};
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::Path;
@@ -65,25 +67,6 @@ pub struct Config {
     pub zones: Vec<(String, Vec<IpNet>)>,
     /// Worker threads; 0 = one per core.
     pub workers: usize,
-    /// Snap length for live capture.
-    pub snaplen: i32,
-    /// Promiscuous mode for live capture.
-    pub promisc: bool,
-    /// Kernel buffer size for live capture, bytes.
-    pub capture_buffer_bytes: u64,
-    /// How live interfaces are read: `pcap` (libpcap, one reader thread,
-    /// portable) or `af-packet` (Linux: a ring per worker in a fanout group).
-    pub capture_method: String,
-    /// AF_PACKET: bytes of each ring (one per worker and interface).
-    pub afpacket_ring_bytes: u64,
-    /// AF_PACKET: bytes of a ring block.
-    pub afpacket_block_bytes: u64,
-    /// AF_PACKET: milliseconds before a block that is not full is handed over.
-    pub afpacket_block_timeout_ms: u64,
-    /// AF_PACKET: fanout group id (of the first interface; the next take the next ids).
-    pub afpacket_cluster_id: u64,
-    /// BPF filter applied to every input.
-    pub bpf: Option<String>,
     /// Total flow memory cap, bytes (split evenly over workers).
     pub flow_memcap: u64,
     /// Seed of the worker-assignment and flow-id hashes.
@@ -157,11 +140,6 @@ pub struct Config {
     /// `metrics.listen`: address of the Prometheus endpoint (`GET
     /// /metrics`); none (the default, `off`) = no endpoint.
     pub metrics_listen: Option<std::net::SocketAddr>,
-    /// Packets per batch handed to a worker.
-    pub batch_packets: usize,
-    /// Batches queued per worker before the reader waits (files) or drops
-    /// (live capture).
-    pub queue_batches: usize,
     /// The `kafka:` section as a tree with its lines (the file's keys with the
     /// `--set kafka.*` overrides laid over them), or None when no Kafka setting is
     /// given. Typed and checked by the Kafka sink's own configuration when it starts.
@@ -175,6 +153,10 @@ pub struct Config {
     pub threshold_file: Option<std::path::PathBuf>,
     /// `syslog:`: the log inputs.
     pub syslog: SyslogConfig,
+    /// `capture:`: live capture.
+    pub capture: CaptureConfig,
+    /// `pipeline:`: batches between the reader and the workers.
+    pub pipeline: PipelineConfig,
     /// `run-as:`: the account the sensor becomes after opening what needs root.
     pub run_as: RunAs,
     /// The `zone-policy:` section as a tree with its lines (read by the
@@ -241,15 +223,6 @@ impl Default for Config {
             port_groups: pg,
             zones: Vec::new(),
             workers: 0,
-            snaplen: 65535,
-            promisc: true,
-            capture_buffer_bytes: 64 << 20,
-            capture_method: "pcap".into(),
-            afpacket_ring_bytes: 32 << 20,
-            afpacket_block_bytes: 1 << 20,
-            afpacket_block_timeout_ms: 10,
-            afpacket_cluster_id: 99,
-            bpf: None,
             flow_memcap: 256 << 20,
             flow_hash_seed: 0x5eed,
             timeouts_tcp: st(60, 600, 60, 5, 100, 10),
@@ -281,13 +254,13 @@ impl Default for Config {
             output_types: EVENT_TYPES.iter().map(|s| s.to_string()).collect(),
             stats_interval: 0,
             metrics_listen: None,
-            batch_packets: 128,
-            queue_batches: 256,
             kafka: None,
             classification_file: None,
             detect_stream_window: 1024,
             threshold_file: None,
             syslog: SyslogConfig::default(),
+            capture: CaptureConfig::default(),
+            pipeline: PipelineConfig::default(),
             run_as: RunAs::default(),
             zone_policy: None,
             file: None,
@@ -1112,7 +1085,7 @@ impl Config {
     /// (`workers` x `pipeline.queue-batches`, with `workers` the resolved
     /// count of worker threads).
     pub fn check_totals(&self, workers: usize) -> Result<(), ConfigError> {
-        let slots = workers as u64 * self.queue_batches as u64;
+        let slots = workers as u64 * self.pipeline.queue_batches as u64;
         if slots > MAX_QUEUE_SLOTS {
             return Err(ConfigError {
                 problems: vec![Problem {
@@ -1120,7 +1093,7 @@ impl Config {
                     line: 0,
                     message: format!(
                         "{workers} workers x `pipeline.queue-batches` {} = {slots} queued batches, more than {MAX_QUEUE_SLOTS}: lower `workers` or `pipeline.queue-batches`",
-                        self.queue_batches
+                        self.pipeline.queue_batches
                     ),
                 }],
             });
@@ -1149,6 +1122,8 @@ impl Config {
         let known = self.apply_general(&v)?
             || self.apply_stream_defrag(&v)?
             || self.apply_app_layer(&v)?
+            || self.capture.apply(&v)?
+            || self.pipeline.apply(&v)?
             || self.syslog.apply(&v)?
             || self.run_as.apply(&v)?
             || self.apply_vars_zones(&v)?;
@@ -1180,25 +1155,6 @@ impl Config {
             }
             "sensor.timezone" => self.timezone = UtcOffset::parse(v.scalar()?)?,
             "workers" | "threading.workers" => self.workers = v.num()?,
-            "capture.snaplen" => self.snaplen = v.num()?,
-            "capture.promisc" => self.promisc = v.bool()?,
-            "capture.buffer-size" => self.capture_buffer_bytes = v.size()?,
-            "capture.method" => {
-                self.capture_method = match v.scalar()? {
-                    "pcap" | "libpcap" => "pcap".into(),
-                    "af-packet" => "af-packet".into(),
-                    other => {
-                        return Err(format!(
-                            "`capture.method` is pcap or af-packet, not {other:?}"
-                        ))
-                    }
-                }
-            }
-            "capture.af-packet.ring-size" => self.afpacket_ring_bytes = v.size()?,
-            "capture.af-packet.block-size" => self.afpacket_block_bytes = v.size()?,
-            "capture.af-packet.block-timeout" => self.afpacket_block_timeout_ms = v.num()?,
-            "capture.af-packet.cluster-id" => self.afpacket_cluster_id = v.num()?,
-            "capture.bpf" => self.bpf = Some(v.scalar()?.to_string()).filter(|s| !s.is_empty()),
             "flow.memcap" => self.flow_memcap = v.size()?,
             "flow.hash-seed" => self.flow_hash_seed = v.num()?,
             "community-id.enabled" | "community-id" => self.community_id = v.bool()?,
@@ -1225,8 +1181,6 @@ impl Config {
             "detect.stream-window" => self.detect_stream_window = v.size()?.min(1 << 20),
             "classification-file" => self.classification_file = Some(v.scalar()?.into()),
             "threshold-file" => self.threshold_file = Some(v.scalar()?.into()),
-            "pipeline.batch-packets" => self.batch_packets = v.num::<usize>()?.clamp(1, 4096),
-            "pipeline.queue-batches" => self.queue_batches = v.num::<usize>()?.clamp(1, 1 << 16),
             _ => return Ok(false),
         }
         Ok(true)
@@ -1343,11 +1297,6 @@ impl Config {
     /// The zones, with the lookup of an address's zone.
     pub fn zone_map(&self) -> ZoneMap {
         ZoneMap::new(&self.zones)
-    }
-
-    /// Whether events of `event_type` are written.
-    pub fn type_enabled(&self, event_type: &str) -> bool {
-        self.output_types.iter().any(|t| t == event_type)
     }
 }
 

@@ -108,3 +108,132 @@ impl RunAs {
         Ok(true)
     }
 }
+
+/// `pipeline:`: the batches between the reader and the workers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PipelineConfig {
+    /// `pipeline.batch-packets`: packets per batch sent to a worker (1..=4096).
+    pub batch_packets: usize,
+    /// `pipeline.queue-batches`: batches queued per worker (1..=65536); a full queue makes
+    /// the file reader wait and live capture drop (counted).
+    pub queue_batches: usize,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        PipelineConfig {
+            batch_packets: 128,
+            queue_batches: 256,
+        }
+    }
+}
+
+impl PipelineConfig {
+    /// Sets the field a `pipeline.*` key names; false for a key this section does not have.
+    pub(crate) fn apply(&mut self, v: &KeyValue) -> Result<bool, String> {
+        match v.key {
+            "pipeline.batch-packets" => self.batch_packets = v.num::<usize>()?.clamp(1, 4096),
+            "pipeline.queue-batches" => self.queue_batches = v.num::<usize>()?.clamp(1, 1 << 16),
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+}
+
+/// How live packets are read (`capture.method`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum CaptureMethod {
+    /// `pcap` (or `libpcap`): one reader thread, portable.
+    #[default]
+    Pcap,
+    /// `af-packet`: Linux; each worker reads its own ring of a fanout group.
+    AfPacket,
+}
+
+/// `capture.af-packet:`: the rings of `capture.method: af-packet`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AfPacketConfig {
+    /// `capture.af-packet.ring-size`: bytes of one ring (per worker and interface).
+    pub ring_bytes: usize,
+    /// `capture.af-packet.block-size`: bytes of one ring block (a multiple of 4 KiB).
+    pub block_bytes: usize,
+    /// `capture.af-packet.block-timeout`: milliseconds before the kernel hands over a
+    /// block that is not full.
+    pub block_timeout_ms: u32,
+    /// `capture.af-packet.cluster-id`: the PACKET_FANOUT group id.
+    pub cluster_id: u16,
+}
+
+impl Default for AfPacketConfig {
+    fn default() -> Self {
+        AfPacketConfig {
+            ring_bytes: 32 << 20,
+            block_bytes: 1 << 20,
+            block_timeout_ms: 10,
+            cluster_id: 99,
+        }
+    }
+}
+
+/// `capture:`: live capture (libpcap or AF_PACKET).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaptureConfig {
+    /// `capture.snaplen`: bytes kept of each packet (0: libpcap's default).
+    pub snaplen: i32,
+    /// `capture.promisc`: put interfaces in promiscuous mode.
+    pub promisc: bool,
+    /// `capture.buffer-size`: libpcap's kernel buffer, in bytes.
+    pub buffer_bytes: u64,
+    /// `capture.bpf` (or `--bpf`): a BPF filter for live capture.
+    pub bpf: Option<String>,
+    /// `capture.method`: libpcap or AF_PACKET rings (`--capture` overrides it).
+    pub method: CaptureMethod,
+    /// `capture.af-packet.*`.
+    pub af_packet: AfPacketConfig,
+}
+
+impl Default for CaptureConfig {
+    fn default() -> Self {
+        CaptureConfig {
+            snaplen: 65535,
+            promisc: true,
+            buffer_bytes: 64 << 20,
+            bpf: None,
+            method: CaptureMethod::Pcap,
+            af_packet: AfPacketConfig::default(),
+        }
+    }
+}
+
+impl CaptureConfig {
+    /// Sets the field a `capture.*` key names; false for a key this section does not have.
+    /// (The ranges are checked before, by the key table.)
+    pub(crate) fn apply(&mut self, v: &KeyValue) -> Result<bool, String> {
+        let Some(key) = v.key.strip_prefix("capture.") else {
+            return Ok(false);
+        };
+        match key {
+            "snaplen" => self.snaplen = v.num()?,
+            "promisc" => self.promisc = v.bool()?,
+            "buffer-size" => self.buffer_bytes = v.size()?,
+            "method" => {
+                self.method = match v.scalar()? {
+                    "pcap" | "libpcap" => CaptureMethod::Pcap,
+                    "af-packet" => CaptureMethod::AfPacket,
+                    other => {
+                        return Err(format!(
+                            "`capture.method` is pcap or af-packet, not {other:?}"
+                        ))
+                    }
+                }
+            }
+            "af-packet.ring-size" => self.af_packet.ring_bytes = v.size()? as usize,
+            "af-packet.block-size" => self.af_packet.block_bytes = v.size()? as usize,
+            "af-packet.block-timeout" => self.af_packet.block_timeout_ms = v.num()?,
+            "af-packet.cluster-id" => self.af_packet.cluster_id = v.num()?,
+            "bpf" => self.bpf = Some(v.scalar()?.to_string()).filter(|s| !s.is_empty()),
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+}

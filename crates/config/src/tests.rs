@@ -84,7 +84,7 @@ fn overrides_reach_any_key_including_suricata_names() {
     assert!(c.apply_override("defrag.policy=plan9").is_err());
     assert_eq!(c.stream_reassembly_depth, 2 << 20);
     c.apply_override("output.types=alert,flow").unwrap();
-    assert!(c.type_enabled("flow") && !c.type_enabled("stats"));
+    assert_eq!(c.output_types, ["alert", "flow"]);
     assert!(c.apply_override("mpm-algo=hs").unwrap().is_some());
     assert!(c.apply_override("nope.key=1").is_err());
     assert!(c.apply_override("output.types=alert,bogus").is_err());
