@@ -101,7 +101,7 @@ fn fragment_flood_stays_within_defrag_memcap() {
     eprintln!("defrag: {d}");
     assert_eq!(d["fragments"], 100_000);
     assert_eq!(d["reassembled"], 0);
-    assert!(d["mem_peak"].as_u64().unwrap() <= cfg.defrag_memcap);
+    assert!(d["mem_peak"].as_u64().unwrap() <= cfg.defrag.memcap_bytes);
     let evicted = d["tracker_evictions"].as_u64().unwrap() + d["timeouts"].as_u64().unwrap();
     assert!(evicted > 0, "the flood must have hit the memcap: {d}");
     assert_eq!(

@@ -23,7 +23,7 @@ mod zones;
 
 use ipnet::IpNet;
 pub use sections::{
-    AfPacketConfig, CaptureConfig, CaptureMethod, PipelineConfig, RunAs, SyslogConfig,
+    AfPacketConfig, CaptureConfig, CaptureMethod, DefragConfig, PipelineConfig, RunAs, SyslogConfig,
 };
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -95,15 +95,6 @@ pub struct Config {
     /// is off by default as in Suricata's IDS mode (overlaps of bytes not yet
     /// delivered are always checked).
     pub stream_check_overlap_different_data: bool,
-    /// Defragmentation memory cap, bytes.
-    pub defrag_memcap: u64,
-    /// Seconds a fragment waits for the rest.
-    pub defrag_timeout: u64,
-    /// Most fragment trackers at once.
-    pub defrag_trackers: u64,
-    /// Overlap policy for fragments (Suricata's host-os-policy names:
-    /// bsd, bsd-right, linux, windows, solaris, first, last).
-    pub defrag_policy: String,
     /// Write `community_id` in events.
     pub community_id: bool,
     /// `stream.async-oneside`: pick up sessions seen in one direction only.
@@ -157,6 +148,8 @@ pub struct Config {
     pub capture: CaptureConfig,
     /// `pipeline:`: batches between the reader and the workers.
     pub pipeline: PipelineConfig,
+    /// `defrag:`: IP fragment reassembly.
+    pub defrag: DefragConfig,
     /// `run-as:`: the account the sensor becomes after opening what needs root.
     pub run_as: RunAs,
     /// The `zone-policy:` section as a tree with its lines (read by the
@@ -235,10 +228,6 @@ impl Default for Config {
             stream_midstream: false,
             stream_policy: "bsd".into(),
             stream_check_overlap_different_data: false,
-            defrag_memcap: 32 << 20,
-            defrag_timeout: 60,
-            defrag_trackers: 65535,
-            defrag_policy: "bsd".into(),
             community_id: true,
             stream_async_oneside: false,
             checksum_checks: "auto".into(),
@@ -261,6 +250,7 @@ impl Default for Config {
             syslog: SyslogConfig::default(),
             capture: CaptureConfig::default(),
             pipeline: PipelineConfig::default(),
+            defrag: DefragConfig::default(),
             run_as: RunAs::default(),
             zone_policy: None,
             file: None,
@@ -1120,10 +1110,11 @@ impl Config {
     fn apply_key(&mut self, key: &str, value: &Value) -> Result<Applied, String> {
         let v = KeyValue { key, value };
         let known = self.apply_general(&v)?
-            || self.apply_stream_defrag(&v)?
+            || self.apply_stream(&v)?
             || self.apply_app_layer(&v)?
             || self.capture.apply(&v)?
             || self.pipeline.apply(&v)?
+            || self.defrag.apply(&v)?
             || self.syslog.apply(&v)?
             || self.run_as.apply(&v)?
             || self.apply_vars_zones(&v)?;
@@ -1186,8 +1177,8 @@ impl Config {
         Ok(true)
     }
 
-    /// `stream.*` and `defrag.*` keys; false when `v.key` is none of them.
-    fn apply_stream_defrag(&mut self, v: &KeyValue) -> Result<bool, String> {
+    /// `stream.*` keys; false when `v.key` is none of them.
+    fn apply_stream(&mut self, v: &KeyValue) -> Result<bool, String> {
         match v.key {
             "stream.memcap" => self.stream_memcap = v.size()?,
             "stream.midstream" => self.stream_midstream = v.bool()?,
@@ -1204,10 +1195,6 @@ impl Config {
             }
             "stream.reassembly.memcap" => self.stream_reassembly_memcap = v.size()?,
             "stream.reassembly.depth" => self.stream_reassembly_depth = v.size()?,
-            "defrag.memcap" => self.defrag_memcap = v.size()?,
-            "defrag.timeout" => self.defrag_timeout = v.secs()?,
-            "defrag.trackers" => self.defrag_trackers = v.num()?,
-            "defrag.policy" => self.defrag_policy = overlap_policy(v.scalar()?)?,
             "stream.reassembly.policy" => self.stream_policy = overlap_policy(v.scalar()?)?,
             _ => return Ok(false),
         }

@@ -4,7 +4,9 @@
 
 use std::path::PathBuf;
 
-use crate::{account_name, KeyValue};
+use zonewatch_defrag::FragPolicy;
+
+use crate::{account_name, overlap_policy, KeyValue};
 
 /// `syslog:`: the log inputs (listeners and replay) and the Sigma thread's queue.
 #[derive(Debug, Clone, PartialEq)]
@@ -235,5 +237,60 @@ impl CaptureConfig {
             _ => return Ok(false),
         }
         Ok(true)
+    }
+}
+
+/// `defrag:`: IP fragment reassembly on the reader (Suricata's `defrag` keys).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DefragConfig {
+    /// `defrag.memcap`: bytes of fragments (with their overhead) held at once.
+    pub memcap_bytes: u64,
+    /// `defrag.timeout`: seconds a fragment waits for the rest of its datagram.
+    pub timeout_secs: u64,
+    /// `defrag.trackers`: datagrams being reassembled at once.
+    pub trackers: usize,
+    /// `defrag.policy`: how overlapping fragments are resolved (Suricata's
+    /// host-os-policy names).
+    pub policy: FragPolicy,
+}
+
+impl Default for DefragConfig {
+    fn default() -> Self {
+        DefragConfig {
+            memcap_bytes: 32 << 20,
+            timeout_secs: 60,
+            trackers: 65535,
+            policy: FragPolicy::Bsd,
+        }
+    }
+}
+
+impl DefragConfig {
+    /// Sets the field a `defrag.*` key names; false for a key this section does not have.
+    /// (The ranges are checked before, by the key table.)
+    pub(crate) fn apply(&mut self, v: &KeyValue) -> Result<bool, String> {
+        match v.key {
+            "defrag.memcap" => self.memcap_bytes = v.size()?,
+            "defrag.timeout" => self.timeout_secs = v.secs()?,
+            "defrag.trackers" => self.trackers = v.num()?,
+            "defrag.policy" => {
+                let name = overlap_policy(v.scalar()?)?;
+                self.policy = FragPolicy::from_name(&name)
+                    .ok_or_else(|| format!("unknown defrag policy {name:?}"))?;
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// The defragmenter's settings.
+    pub fn build(&self) -> zonewatch_defrag::DefragConfig {
+        zonewatch_defrag::DefragConfig {
+            memcap_bytes: self.memcap_bytes,
+            timeout_secs: self.timeout_secs,
+            max_trackers: self.trackers,
+            policy: self.policy,
+            ..Default::default()
+        }
     }
 }

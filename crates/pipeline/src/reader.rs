@@ -184,18 +184,10 @@ impl<'a> Dispatcher<'a> {
         live: bool,
         (id, stride): (usize, usize),
     ) -> Self {
-        let policy =
-            zonewatch_defrag::FragPolicy::from_name(&cfg.defrag_policy).unwrap_or_default();
         Dispatcher {
-            defrag: zonewatch_defrag::Defragmenter::new(zonewatch_defrag::DefragConfig {
-                memcap_bytes: cfg.defrag_memcap,
-                timeout_secs: cfg.defrag_timeout,
-                max_trackers: cfg.defrag_trackers as usize,
-                policy,
-                ..Default::default()
-            }),
+            defrag: zonewatch_defrag::Defragmenter::new(cfg.defrag.build()),
             frag_acct: std::collections::HashMap::new(),
-            max_frag_acct: cfg.defrag_trackers as usize,
+            max_frag_acct: cfg.defrag.trackers,
             defrag_events: Vec::new(),
             txs,
             free,
