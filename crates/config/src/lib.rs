@@ -23,7 +23,8 @@ mod zones;
 
 use ipnet::IpNet;
 pub use sections::{
-    AfPacketConfig, CaptureConfig, CaptureMethod, DefragConfig, PipelineConfig, RunAs, SyslogConfig,
+    AfPacketConfig, AppLayerConfig, CaptureConfig, CaptureMethod, DefragConfig, PipelineConfig,
+    RunAs, SyslogConfig,
 };
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -102,17 +103,6 @@ pub struct Config {
     /// Checksum validation, Suricata's `-k`: `auto`, `all` or `none`
     /// (`stream.checksum-validation: yes|no` sets all/none).
     pub checksum_checks: String,
-    /// App-layer parsers on/off (`app-layer.protocols.<p>.enabled`): http, dns, tls, ssh.
-    pub app_layer: [bool; 4],
-    /// HTTP bodies kept for inspection (`...http.libhtp.default-config.request-body-limit`).
-    pub http_request_body_limit: u64,
-    /// (`...response-body-limit`).
-    pub http_response_body_limit: u64,
-    /// Content inspection of encrypted sessions, Suricata's
-    /// `app-layer.protocols.<tls|ssh>.encryption-handling`: `default` (and
-    /// `bypass`) end a flow's payload inspection once it is encrypted,
-    /// `full` keeps it. [tls, ssh]; true = `full`.
-    pub inspect_encrypted: [bool; 2],
     /// Alerts carry the packet's payload (`payload`, base64); off by
     /// default: a city network's packets carry personal data.
     pub alert_payload: bool,
@@ -150,6 +140,8 @@ pub struct Config {
     pub pipeline: PipelineConfig,
     /// `defrag:`: IP fragment reassembly.
     pub defrag: DefragConfig,
+    /// `app-layer.protocols:`: the application-layer parsers.
+    pub app_layer: AppLayerConfig,
     /// `run-as:`: the account the sensor becomes after opening what needs root.
     pub run_as: RunAs,
     /// The `zone-policy:` section as a tree with its lines (read by the
@@ -231,10 +223,6 @@ impl Default for Config {
             community_id: true,
             stream_async_oneside: false,
             checksum_checks: "auto".into(),
-            app_layer: [true; 4],
-            http_request_body_limit: 100 * 1024,
-            http_response_body_limit: 100 * 1024,
-            inspect_encrypted: [false; 2],
             alert_payload: false,
             alert_payload_printable: false,
             alert_packet: false,
@@ -251,6 +239,7 @@ impl Default for Config {
             capture: CaptureConfig::default(),
             pipeline: PipelineConfig::default(),
             defrag: DefragConfig::default(),
+            app_layer: AppLayerConfig::default(),
             run_as: RunAs::default(),
             zone_policy: None,
             file: None,
@@ -1111,7 +1100,7 @@ impl Config {
         let v = KeyValue { key, value };
         let known = self.apply_general(&v)?
             || self.apply_stream(&v)?
-            || self.apply_app_layer(&v)?
+            || self.app_layer.apply(&v)?
             || self.capture.apply(&v)?
             || self.pipeline.apply(&v)?
             || self.defrag.apply(&v)?
@@ -1196,34 +1185,6 @@ impl Config {
             "stream.reassembly.memcap" => self.stream_reassembly_memcap = v.size()?,
             "stream.reassembly.depth" => self.stream_reassembly_depth = v.size()?,
             "stream.reassembly.policy" => self.stream_policy = overlap_policy(v.scalar()?)?,
-            _ => return Ok(false),
-        }
-        Ok(true)
-    }
-
-    /// `app-layer.*` keys zonewatch has; false when `v.key` is none of them.
-    fn apply_app_layer(&mut self, v: &KeyValue) -> Result<bool, String> {
-        match v.key {
-            "app-layer.protocols.http.enabled" => self.app_layer[0] = v.bool()?,
-            "app-layer.protocols.dns.enabled" => self.app_layer[1] = v.bool()?,
-            "app-layer.protocols.tls.enabled" => self.app_layer[2] = v.bool()?,
-            "app-layer.protocols.ssh.enabled" => self.app_layer[3] = v.bool()?,
-            "app-layer.protocols.http.libhtp.default-config.request-body-limit" => {
-                self.http_request_body_limit = v.size()?
-            }
-            "app-layer.protocols.http.libhtp.default-config.response-body-limit" => {
-                self.http_response_body_limit = v.size()?
-            }
-            "app-layer.protocols.tls.encryption-handling"
-            | "app-layer.protocols.tls.encrypt-handling"
-            | "app-layer.protocols.ssh.encryption-handling" => {
-                let full = match v.scalar()?.trim() {
-                    "full" => true,
-                    "default" | "bypass" => false,
-                    s => return Err(format!("{s:?} is not default, bypass or full")),
-                };
-                self.inspect_encrypted[usize::from(v.key.contains(".ssh."))] = full;
-            }
             _ => return Ok(false),
         }
         Ok(true)

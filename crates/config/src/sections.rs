@@ -294,3 +294,98 @@ impl DefragConfig {
         }
     }
 }
+
+/// `app-layer.protocols:`: the application-layer parsers zonewatch has, by protocol.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppLayerConfig {
+    /// `app-layer.protocols.http.enabled`.
+    pub http: bool,
+    /// `app-layer.protocols.dns.enabled`.
+    pub dns: bool,
+    /// `app-layer.protocols.tls.enabled`.
+    pub tls: bool,
+    /// `app-layer.protocols.ssh.enabled`.
+    pub ssh: bool,
+    /// `app-layer.protocols.http.libhtp.default-config.request-body-limit`: bytes of one
+    /// HTTP request body kept per transaction.
+    pub http_request_body_limit_bytes: u64,
+    /// `app-layer.protocols.http.libhtp.default-config.response-body-limit`: bytes of one
+    /// HTTP response body kept per transaction.
+    pub http_response_body_limit_bytes: u64,
+    /// `app-layer.protocols.tls.encryption-handling` (or Suricata 6's `encrypt-handling`)
+    /// is `full`: keep inspecting a TLS session once it is encrypted.
+    pub tls_inspect_encrypted: bool,
+    /// `app-layer.protocols.ssh.encryption-handling` is `full`: keep inspecting an SSH
+    /// session once it is encrypted.
+    pub ssh_inspect_encrypted: bool,
+}
+
+impl Default for AppLayerConfig {
+    fn default() -> Self {
+        AppLayerConfig {
+            http: true,
+            dns: true,
+            tls: true,
+            ssh: true,
+            http_request_body_limit_bytes: 100 * 1024,
+            http_response_body_limit_bytes: 100 * 1024,
+            tls_inspect_encrypted: false,
+            ssh_inspect_encrypted: false,
+        }
+    }
+}
+
+impl AppLayerConfig {
+    /// Sets the field an `app-layer.*` key names; false for a key this section does not
+    /// have (Suricata's other app-layer keys are handled by the caller).
+    pub(crate) fn apply(&mut self, v: &KeyValue) -> Result<bool, String> {
+        let Some(key) = v.key.strip_prefix("app-layer.protocols.") else {
+            return Ok(false);
+        };
+        let full = || -> Result<bool, String> {
+            match v.scalar()?.trim() {
+                "full" => Ok(true),
+                "default" | "bypass" => Ok(false),
+                s => Err(format!("{s:?} is not default, bypass or full")),
+            }
+        };
+        match key {
+            "http.enabled" => self.http = v.bool()?,
+            "dns.enabled" => self.dns = v.bool()?,
+            "tls.enabled" => self.tls = v.bool()?,
+            "ssh.enabled" => self.ssh = v.bool()?,
+            "http.libhtp.default-config.request-body-limit" => {
+                self.http_request_body_limit_bytes = v.size()?
+            }
+            "http.libhtp.default-config.response-body-limit" => {
+                self.http_response_body_limit_bytes = v.size()?
+            }
+            "tls.encryption-handling" | "tls.encrypt-handling" => {
+                self.tls_inspect_encrypted = full()?
+            }
+            "ssh.encryption-handling" => self.ssh_inspect_encrypted = full()?,
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// Whether any parser is on.
+    pub fn any_enabled(&self) -> bool {
+        self.http || self.dns || self.tls || self.ssh
+    }
+
+    /// The app layer's settings (its other bounds at their defaults).
+    pub fn build(&self) -> zonewatch_applayer::AppConfig {
+        zonewatch_applayer::AppConfig {
+            http: self.http,
+            dns: self.dns,
+            tls: self.tls,
+            ssh: self.ssh,
+            http_request_body_limit: self.http_request_body_limit_bytes as usize,
+            http_response_body_limit: self.http_response_body_limit_bytes as usize,
+            tls_inspect_encrypted: self.tls_inspect_encrypted,
+            ssh_inspect_encrypted: self.ssh_inspect_encrypted,
+            ..Default::default()
+        }
+    }
+}

@@ -141,17 +141,41 @@ fn syslog_keys() {
 #[test]
 fn encryption_handling_as_suricata_names_it() {
     let mut c = Config::default();
-    assert_eq!(c.inspect_encrypted, [false, false]);
+    assert_eq!(
+        (
+            c.app_layer.tls_inspect_encrypted,
+            c.app_layer.ssh_inspect_encrypted
+        ),
+        (false, false)
+    );
     c.apply_override("app-layer.protocols.ssh.encryption-handling=full")
         .unwrap();
-    assert_eq!(c.inspect_encrypted, [false, true]);
+    assert_eq!(
+        (
+            c.app_layer.tls_inspect_encrypted,
+            c.app_layer.ssh_inspect_encrypted
+        ),
+        (false, true)
+    );
     // Suricata 6's spelling for TLS.
     c.apply_override("app-layer.protocols.tls.encrypt-handling=full")
         .unwrap();
-    assert_eq!(c.inspect_encrypted, [true, true]);
+    assert_eq!(
+        (
+            c.app_layer.tls_inspect_encrypted,
+            c.app_layer.ssh_inspect_encrypted
+        ),
+        (true, true)
+    );
     c.apply_override("app-layer.protocols.tls.encryption-handling=bypass")
         .unwrap();
-    assert_eq!(c.inspect_encrypted, [false, true]);
+    assert_eq!(
+        (
+            c.app_layer.tls_inspect_encrypted,
+            c.app_layer.ssh_inspect_encrypted
+        ),
+        (false, true)
+    );
     assert!(c
         .apply_override("app-layer.protocols.tls.encryption-handling=maybe")
         .is_err());

@@ -101,23 +101,13 @@ impl WorkerConfig {
             stage,
             detect: None,
             observe: false,
-            app_layer: c.app_layer.iter().any(|&b| b),
+            app_layer: c.app_layer.any_enabled(),
             alert_bytes: zonewatch_detect::AlertBytesConfig {
                 payload: c.alert_payload,
                 printable: c.alert_payload_printable,
                 packet: c.alert_packet,
             },
-            app_cfg: zonewatch_applayer::AppConfig {
-                http: c.app_layer[0],
-                dns: c.app_layer[1],
-                tls: c.app_layer[2],
-                ssh: c.app_layer[3],
-                http_request_body_limit: c.http_request_body_limit as usize,
-                http_response_body_limit: c.http_response_body_limit as usize,
-                tls_inspect_encrypted: c.inspect_encrypted[0],
-                ssh_inspect_encrypted: c.inspect_encrypted[1],
-                ..Default::default()
-            },
+            app_cfg: c.app_layer.build(),
             flow: FlowConfig {
                 // The flow memcap is shared evenly: each worker owns its table.
                 memcap_bytes: c.flow_memcap / workers.max(1) as u64,
