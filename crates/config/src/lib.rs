@@ -4,11 +4,14 @@
 //! one YAML reader (`zonewatch_yamlread`), with the line of every key.
 //!
 //! What each component gets: typed sections that read their own keys
-//! ([`SyslogConfig`], [`RunAs`]), the zones with their one lookup
+//! ([`CaptureConfig`], [`PipelineConfig`], [`DefragConfig`], [`StreamConfig`],
+//! [`AppLayerConfig`], [`SyslogConfig`], [`RunAs`]; those with a component
+//! config type make it with `build()`), the zones with their one lookup
 //! ([`ZoneMap`]), and the sections other crates type themselves handed over
 //! as trees with their lines ([`Config::kafka`], with `--set kafka.*` laid
 //! over it; [`Config::zone_policy`]), so their errors still name file:line.
-//! The settings the packet pipeline reads are still flat fields.
+//! Still flat fields: sensor, flow and flow timeouts, detection, alert and
+//! output settings.
 //!
 //! Where zonewatch has a setting Suricata also has, the key is Suricata's
 //! (`vars.address-groups.HOME_NET`, `flow.memcap`, `stream.reassembly.depth`,
@@ -24,7 +27,7 @@ mod zones;
 use ipnet::IpNet;
 pub use sections::{
     AfPacketConfig, AppLayerConfig, CaptureConfig, CaptureMethod, DefragConfig, PipelineConfig,
-    RunAs, SyslogConfig,
+    RunAs, StreamConfig, SyslogConfig,
 };
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -80,26 +83,8 @@ pub struct Config {
     pub timeouts_icmp: ProtoTimeouts,
     /// Timeouts of other protocols.
     pub timeouts_default: ProtoTimeouts,
-    /// Stream memory cap, bytes (used by reassembly).
-    pub stream_memcap: u64,
-    /// Reassembly memory cap, bytes.
-    pub stream_reassembly_memcap: u64,
-    /// Bytes of each stream direction reassembled.
-    pub stream_reassembly_depth: u64,
-    /// Track TCP sessions picked up without a handshake.
-    pub stream_midstream: bool,
-    /// Which copy wins when TCP segments overlap with different data
-    /// (Suricata's host-os-policy names, as for `defrag.policy`).
-    pub stream_policy: String,
-    /// Keep delivered, unacknowledged bytes to catch retransmissions that
-    /// carry different data (an evasion); costs a copy of every byte, so it
-    /// is off by default as in Suricata's IDS mode (overlaps of bytes not yet
-    /// delivered are always checked).
-    pub stream_check_overlap_different_data: bool,
     /// Write `community_id` in events.
     pub community_id: bool,
-    /// `stream.async-oneside`: pick up sessions seen in one direction only.
-    pub stream_async_oneside: bool,
     /// Checksum validation, Suricata's `-k`: `auto`, `all` or `none`
     /// (`stream.checksum-validation: yes|no` sets all/none).
     pub checksum_checks: String,
@@ -142,6 +127,8 @@ pub struct Config {
     pub defrag: DefragConfig,
     /// `app-layer.protocols:`: the application-layer parsers.
     pub app_layer: AppLayerConfig,
+    /// `stream:`: TCP sessions and reassembly.
+    pub stream: StreamConfig,
     /// `run-as:`: the account the sensor becomes after opening what needs root.
     pub run_as: RunAs,
     /// The `zone-policy:` section as a tree with its lines (read by the
@@ -214,14 +201,7 @@ impl Default for Config {
             timeouts_udp: st(30, 300, 0, 10, 100, 0),
             timeouts_icmp: st(30, 300, 0, 10, 100, 0),
             timeouts_default: st(30, 300, 0, 10, 100, 0),
-            stream_memcap: 256 << 20,
-            stream_reassembly_memcap: 1 << 30,
-            stream_reassembly_depth: 1 << 20,
-            stream_midstream: false,
-            stream_policy: "bsd".into(),
-            stream_check_overlap_different_data: false,
             community_id: true,
-            stream_async_oneside: false,
             checksum_checks: "auto".into(),
             alert_payload: false,
             alert_payload_printable: false,
@@ -240,6 +220,7 @@ impl Default for Config {
             pipeline: PipelineConfig::default(),
             defrag: DefragConfig::default(),
             app_layer: AppLayerConfig::default(),
+            stream: StreamConfig::default(),
             run_as: RunAs::default(),
             zone_policy: None,
             file: None,
@@ -1099,7 +1080,8 @@ impl Config {
     fn apply_key(&mut self, key: &str, value: &Value) -> Result<Applied, String> {
         let v = KeyValue { key, value };
         let known = self.apply_general(&v)?
-            || self.apply_stream(&v)?
+            || self.stream.apply(&v)?
+            || self.apply_checksum_validation(&v)?
             || self.app_layer.apply(&v)?
             || self.capture.apply(&v)?
             || self.pipeline.apply(&v)?
@@ -1166,12 +1148,9 @@ impl Config {
         Ok(true)
     }
 
-    /// `stream.*` keys; false when `v.key` is none of them.
-    fn apply_stream(&mut self, v: &KeyValue) -> Result<bool, String> {
+    /// `stream.checksum-validation`; false when `v.key` is none of them.
+    fn apply_checksum_validation(&mut self, v: &KeyValue) -> Result<bool, String> {
         match v.key {
-            "stream.memcap" => self.stream_memcap = v.size()?,
-            "stream.midstream" => self.stream_midstream = v.bool()?,
-            "stream.async-oneside" => self.stream_async_oneside = v.bool()?,
             "stream.checksum-validation" => {
                 self.checksum_checks = match v.scalar()? {
                     "auto" => "auto".into(),
@@ -1179,12 +1158,6 @@ impl Config {
                     _ => "none".into(),
                 }
             }
-            "stream.reassembly.check-overlap-different-data" => {
-                self.stream_check_overlap_different_data = v.bool()?
-            }
-            "stream.reassembly.memcap" => self.stream_reassembly_memcap = v.size()?,
-            "stream.reassembly.depth" => self.stream_reassembly_depth = v.size()?,
-            "stream.reassembly.policy" => self.stream_policy = overlap_policy(v.scalar()?)?,
             _ => return Ok(false),
         }
         Ok(true)

@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 
 use zonewatch_defrag::FragPolicy;
+use zonewatch_stream::OverlapPolicy;
 
 use crate::{account_name, overlap_policy, KeyValue};
 
@@ -385,6 +386,82 @@ impl AppLayerConfig {
             http_response_body_limit: self.http_response_body_limit_bytes as usize,
             tls_inspect_encrypted: self.tls_inspect_encrypted,
             ssh_inspect_encrypted: self.ssh_inspect_encrypted,
+            ..Default::default()
+        }
+    }
+}
+
+/// `stream:`: TCP session tracking and reassembly (Suricata's `stream` keys).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamConfig {
+    /// `stream.memcap`: bytes of TCP sessions, shared evenly by the workers.
+    pub memcap_bytes: u64,
+    /// `stream.midstream`: pick up sessions whose handshake was not seen.
+    pub midstream: bool,
+    /// `stream.async-oneside`: track sessions of which only one direction is seen.
+    pub async_oneside: bool,
+    /// `stream.reassembly.memcap`: bytes of buffered segments, shared evenly by the workers.
+    pub reassembly_memcap_bytes: u64,
+    /// `stream.reassembly.depth`: bytes reassembled per direction (0: no limit).
+    pub reassembly_depth_bytes: u64,
+    /// `stream.reassembly.policy`: how overlapping segments are resolved.
+    pub policy: OverlapPolicy,
+    /// `stream.reassembly.check-overlap-different-data`: keep unacknowledged bytes to
+    /// notice retransmissions with different data.
+    pub check_overlap_different_data: bool,
+}
+
+impl Default for StreamConfig {
+    fn default() -> Self {
+        StreamConfig {
+            memcap_bytes: 256 << 20,
+            midstream: false,
+            async_oneside: false,
+            reassembly_memcap_bytes: 1 << 30,
+            reassembly_depth_bytes: 1 << 20,
+            policy: OverlapPolicy::Bsd,
+            check_overlap_different_data: false,
+        }
+    }
+}
+
+impl StreamConfig {
+    /// Sets the field a `stream.*` key names; false for a key this section does not have
+    /// (`stream.checksum-validation` is read by the caller).
+    pub(crate) fn apply(&mut self, v: &KeyValue) -> Result<bool, String> {
+        match v.key {
+            "stream.memcap" => self.memcap_bytes = v.size()?,
+            "stream.midstream" => self.midstream = v.bool()?,
+            "stream.async-oneside" => self.async_oneside = v.bool()?,
+            "stream.reassembly.check-overlap-different-data" => {
+                self.check_overlap_different_data = v.bool()?
+            }
+            "stream.reassembly.memcap" => self.reassembly_memcap_bytes = v.size()?,
+            "stream.reassembly.depth" => self.reassembly_depth_bytes = v.size()?,
+            "stream.reassembly.policy" => {
+                let name = overlap_policy(v.scalar()?)?;
+                self.policy = OverlapPolicy::from_name(&name)
+                    .ok_or_else(|| format!("unknown overlap policy {name:?}"))?;
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// The reassembler's settings for one of `workers` workers (the reassembly memcap is
+    /// shared evenly, like the flow memcap).
+    pub fn build(&self, workers: usize) -> zonewatch_stream::StreamConfig {
+        zonewatch_stream::StreamConfig {
+            depth: self.reassembly_depth_bytes,
+            memcap_bytes: self.reassembly_memcap_bytes / workers.max(1) as u64,
+            midstream: self.midstream,
+            async_oneside: self.async_oneside,
+            policy: self.policy,
+            retain_unacked_bytes: if self.check_overlap_different_data {
+                zonewatch_stream::StreamConfig::default().retain_unacked_bytes
+            } else {
+                0
+            },
             ..Default::default()
         }
     }

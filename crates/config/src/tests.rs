@@ -10,7 +10,7 @@ fn defaults_match_suricata() {
     assert_eq!(c.address_groups["EXTERNAL_NET"], "!$HOME_NET");
     assert_eq!(c.port_groups["HTTP_PORTS"], "80");
     assert_eq!(c.timeouts_tcp.established, 600);
-    assert!(!c.stream_midstream);
+    assert!(!c.stream.midstream);
 }
 
 #[test]
@@ -80,9 +80,9 @@ fn overrides_reach_any_key_including_suricata_names() {
     assert_eq!(c.address_groups["HOME_NET"], "[10.1.0.0/16]");
     c.apply_override("stream.reassembly.depth=2mb").unwrap();
     c.apply_override("stream.reassembly.policy=linux").unwrap();
-    assert_eq!(c.stream_policy, "linux");
+    assert_eq!(c.stream.policy, zonewatch_stream::OverlapPolicy::Linux);
     assert!(c.apply_override("defrag.policy=plan9").is_err());
-    assert_eq!(c.stream_reassembly_depth, 2 << 20);
+    assert_eq!(c.stream.reassembly_depth_bytes, 2 << 20);
     c.apply_override("output.types=alert,flow").unwrap();
     assert_eq!(c.output_types, ["alert", "flow"]);
     assert!(c.apply_override("mpm-algo=hs").unwrap().is_some());
