@@ -322,7 +322,7 @@ fn load_config(a: &RunArgs, f: &mut Findings) -> anyhow::Result<Config> {
         }
     }
     if let Some(b) = &a.bpf {
-        cfg.bpf = Some(b.clone());
+        cfg.capture.bpf = Some(b.clone());
     }
     // Numbers from the command line pass the same range checks as the file's.
     if let Some(w) = a.workers {
@@ -1104,11 +1104,11 @@ fn inputs_and_event_ids(a: &RunArgs, cfg: &Config) -> anyhow::Result<(Inputs, Ev
 /// (`--capture` or `capture.method`).
 fn live_inputs(a: &RunArgs, cfg: &Config) -> anyhow::Result<Inputs> {
     let method = match a.capture {
-        Some(CaptureMethod::Pcap) => "pcap",
-        Some(CaptureMethod::AfPacket) => "af-packet",
-        None => cfg.capture_method.as_str(),
+        Some(CaptureMethod::Pcap) => zonewatch_config::CaptureMethod::Pcap,
+        Some(CaptureMethod::AfPacket) => zonewatch_config::CaptureMethod::AfPacket,
+        None => cfg.capture.method,
     };
-    if method != "af-packet" {
+    if method != zonewatch_config::CaptureMethod::AfPacket {
         return Ok(Inputs::Interfaces(a.interface.clone()));
     }
     if !cfg!(target_os = "linux") {
@@ -1117,10 +1117,10 @@ fn live_inputs(a: &RunArgs, cfg: &Config) -> anyhow::Result<Inputs> {
     Ok(Inputs::AfPacket {
         interfaces: a.interface.clone(),
         rings: zonewatch_pipeline::RingSettings {
-            ring_bytes: cfg.afpacket_ring_bytes as usize,
-            block_bytes: cfg.afpacket_block_bytes as usize,
-            block_timeout_ms: cfg.afpacket_block_timeout_ms as u32,
-            cluster_id: cfg.afpacket_cluster_id as u16,
+            ring_bytes: cfg.capture.af_packet.ring_bytes,
+            block_bytes: cfg.capture.af_packet.block_bytes,
+            block_timeout_ms: cfg.capture.af_packet.block_timeout_ms,
+            cluster_id: cfg.capture.af_packet.cluster_id,
         },
     })
 }

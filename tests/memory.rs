@@ -40,7 +40,7 @@ fn syn_flood_of_two_million_flows_stays_within_memcap() {
     let rss = peak_rss_of_children_bytes();
     let cfg = zonewatch_config::Config::default();
     // Flows and their TCP sessions: the flow and stream memcaps.
-    let memcap = cfg.flow_memcap + cfg.stream_memcap;
+    let memcap = cfg.flow_memcap + cfg.stream.memcap_bytes;
     let text = std::fs::read_to_string(&out).unwrap();
     let stats: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
     let flow = &stats["stats"]["flow"];
@@ -101,7 +101,7 @@ fn fragment_flood_stays_within_defrag_memcap() {
     eprintln!("defrag: {d}");
     assert_eq!(d["fragments"], 100_000);
     assert_eq!(d["reassembled"], 0);
-    assert!(d["mem_peak"].as_u64().unwrap() <= cfg.defrag_memcap);
+    assert!(d["mem_peak"].as_u64().unwrap() <= cfg.defrag.memcap_bytes);
     let evicted = d["tracker_evictions"].as_u64().unwrap() + d["timeouts"].as_u64().unwrap();
     assert!(evicted > 0, "the flood must have hit the memcap: {d}");
     assert_eq!(
@@ -143,7 +143,7 @@ fn segments_that_never_become_contiguous_stay_within_reassembly_memcap() {
         let cfg = zonewatch_config::Config::default();
         let limit = memcap_mb
             .map(|m| m << 20)
-            .unwrap_or(cfg.stream_reassembly_memcap);
+            .unwrap_or(cfg.stream.reassembly_memcap_bytes);
         assert!(
             tcp["reassembly_memuse_peak"].as_u64().unwrap() <= limit + 2 * 65536, // each worker may pass its share by one segment (64 KiB) as it stores it
             "{tcp}"

@@ -4,11 +4,14 @@
 //! one YAML reader (`zonewatch_yamlread`), with the line of every key.
 //!
 //! What each component gets: typed sections that read their own keys
-//! ([`SyslogConfig`], [`RunAs`]), the zones with their one lookup
+//! ([`CaptureConfig`], [`PipelineConfig`], [`DefragConfig`], [`StreamConfig`],
+//! [`AppLayerConfig`], [`SyslogConfig`], [`RunAs`]; those with a component
+//! config type make it with `build()`), the zones with their one lookup
 //! ([`ZoneMap`]), and the sections other crates type themselves handed over
 //! as trees with their lines ([`Config::kafka`], with `--set kafka.*` laid
 //! over it; [`Config::zone_policy`]), so their errors still name file:line.
-//! The settings the packet pipeline reads are still flat fields.
+//! Still flat fields: sensor, flow and flow timeouts, detection, alert and
+//! output settings.
 //!
 //! Where zonewatch has a setting Suricata also has, the key is Suricata's
 //! (`vars.address-groups.HOME_NET`, `flow.memcap`, `stream.reassembly.depth`,
@@ -22,7 +25,10 @@ mod yaml;
 mod zones;
 
 use ipnet::IpNet;
-pub use sections::{RunAs, SyslogConfig};
+pub use sections::{
+    AfPacketConfig, AppLayerConfig, CaptureConfig, CaptureMethod, DefragConfig, PipelineConfig,
+    RunAs, StreamConfig, SyslogConfig,
+};
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::Path;
@@ -65,25 +71,6 @@ pub struct Config {
     pub zones: Vec<(String, Vec<IpNet>)>,
     /// Worker threads; 0 = one per core.
     pub workers: usize,
-    /// Snap length for live capture.
-    pub snaplen: i32,
-    /// Promiscuous mode for live capture.
-    pub promisc: bool,
-    /// Kernel buffer size for live capture, bytes.
-    pub capture_buffer_bytes: u64,
-    /// How live interfaces are read: `pcap` (libpcap, one reader thread,
-    /// portable) or `af-packet` (Linux: a ring per worker in a fanout group).
-    pub capture_method: String,
-    /// AF_PACKET: bytes of each ring (one per worker and interface).
-    pub afpacket_ring_bytes: u64,
-    /// AF_PACKET: bytes of a ring block.
-    pub afpacket_block_bytes: u64,
-    /// AF_PACKET: milliseconds before a block that is not full is handed over.
-    pub afpacket_block_timeout_ms: u64,
-    /// AF_PACKET: fanout group id (of the first interface; the next take the next ids).
-    pub afpacket_cluster_id: u64,
-    /// BPF filter applied to every input.
-    pub bpf: Option<String>,
     /// Total flow memory cap, bytes (split evenly over workers).
     pub flow_memcap: u64,
     /// Seed of the worker-assignment and flow-id hashes.
@@ -96,49 +83,11 @@ pub struct Config {
     pub timeouts_icmp: ProtoTimeouts,
     /// Timeouts of other protocols.
     pub timeouts_default: ProtoTimeouts,
-    /// Stream memory cap, bytes (used by reassembly).
-    pub stream_memcap: u64,
-    /// Reassembly memory cap, bytes.
-    pub stream_reassembly_memcap: u64,
-    /// Bytes of each stream direction reassembled.
-    pub stream_reassembly_depth: u64,
-    /// Track TCP sessions picked up without a handshake.
-    pub stream_midstream: bool,
-    /// Which copy wins when TCP segments overlap with different data
-    /// (Suricata's host-os-policy names, as for `defrag.policy`).
-    pub stream_policy: String,
-    /// Keep delivered, unacknowledged bytes to catch retransmissions that
-    /// carry different data (an evasion); costs a copy of every byte, so it
-    /// is off by default as in Suricata's IDS mode (overlaps of bytes not yet
-    /// delivered are always checked).
-    pub stream_check_overlap_different_data: bool,
-    /// Defragmentation memory cap, bytes.
-    pub defrag_memcap: u64,
-    /// Seconds a fragment waits for the rest.
-    pub defrag_timeout: u64,
-    /// Most fragment trackers at once.
-    pub defrag_trackers: u64,
-    /// Overlap policy for fragments (Suricata's host-os-policy names:
-    /// bsd, bsd-right, linux, windows, solaris, first, last).
-    pub defrag_policy: String,
     /// Write `community_id` in events.
     pub community_id: bool,
-    /// `stream.async-oneside`: pick up sessions seen in one direction only.
-    pub stream_async_oneside: bool,
     /// Checksum validation, Suricata's `-k`: `auto`, `all` or `none`
     /// (`stream.checksum-validation: yes|no` sets all/none).
     pub checksum_checks: String,
-    /// App-layer parsers on/off (`app-layer.protocols.<p>.enabled`): http, dns, tls, ssh.
-    pub app_layer: [bool; 4],
-    /// HTTP bodies kept for inspection (`...http.libhtp.default-config.request-body-limit`).
-    pub http_request_body_limit: u64,
-    /// (`...response-body-limit`).
-    pub http_response_body_limit: u64,
-    /// Content inspection of encrypted sessions, Suricata's
-    /// `app-layer.protocols.<tls|ssh>.encryption-handling`: `default` (and
-    /// `bypass`) end a flow's payload inspection once it is encrypted,
-    /// `full` keeps it. [tls, ssh]; true = `full`.
-    pub inspect_encrypted: [bool; 2],
     /// Alerts carry the packet's payload (`payload`, base64); off by
     /// default: a city network's packets carry personal data.
     pub alert_payload: bool,
@@ -157,11 +106,6 @@ pub struct Config {
     /// `metrics.listen`: address of the Prometheus endpoint (`GET
     /// /metrics`); none (the default, `off`) = no endpoint.
     pub metrics_listen: Option<std::net::SocketAddr>,
-    /// Packets per batch handed to a worker.
-    pub batch_packets: usize,
-    /// Batches queued per worker before the reader waits (files) or drops
-    /// (live capture).
-    pub queue_batches: usize,
     /// The `kafka:` section as a tree with its lines (the file's keys with the
     /// `--set kafka.*` overrides laid over them), or None when no Kafka setting is
     /// given. Typed and checked by the Kafka sink's own configuration when it starts.
@@ -175,6 +119,16 @@ pub struct Config {
     pub threshold_file: Option<std::path::PathBuf>,
     /// `syslog:`: the log inputs.
     pub syslog: SyslogConfig,
+    /// `capture:`: live capture.
+    pub capture: CaptureConfig,
+    /// `pipeline:`: batches between the reader and the workers.
+    pub pipeline: PipelineConfig,
+    /// `defrag:`: IP fragment reassembly.
+    pub defrag: DefragConfig,
+    /// `app-layer.protocols:`: the application-layer parsers.
+    pub app_layer: AppLayerConfig,
+    /// `stream:`: TCP sessions and reassembly.
+    pub stream: StreamConfig,
     /// `run-as:`: the account the sensor becomes after opening what needs root.
     pub run_as: RunAs,
     /// The `zone-policy:` section as a tree with its lines (read by the
@@ -241,38 +195,14 @@ impl Default for Config {
             port_groups: pg,
             zones: Vec::new(),
             workers: 0,
-            snaplen: 65535,
-            promisc: true,
-            capture_buffer_bytes: 64 << 20,
-            capture_method: "pcap".into(),
-            afpacket_ring_bytes: 32 << 20,
-            afpacket_block_bytes: 1 << 20,
-            afpacket_block_timeout_ms: 10,
-            afpacket_cluster_id: 99,
-            bpf: None,
             flow_memcap: 256 << 20,
             flow_hash_seed: 0x5eed,
             timeouts_tcp: st(60, 600, 60, 5, 100, 10),
             timeouts_udp: st(30, 300, 0, 10, 100, 0),
             timeouts_icmp: st(30, 300, 0, 10, 100, 0),
             timeouts_default: st(30, 300, 0, 10, 100, 0),
-            stream_memcap: 256 << 20,
-            stream_reassembly_memcap: 1 << 30,
-            stream_reassembly_depth: 1 << 20,
-            stream_midstream: false,
-            stream_policy: "bsd".into(),
-            stream_check_overlap_different_data: false,
-            defrag_memcap: 32 << 20,
-            defrag_timeout: 60,
-            defrag_trackers: 65535,
-            defrag_policy: "bsd".into(),
             community_id: true,
-            stream_async_oneside: false,
             checksum_checks: "auto".into(),
-            app_layer: [true; 4],
-            http_request_body_limit: 100 * 1024,
-            http_response_body_limit: 100 * 1024,
-            inspect_encrypted: [false; 2],
             alert_payload: false,
             alert_payload_printable: false,
             alert_packet: false,
@@ -281,13 +211,16 @@ impl Default for Config {
             output_types: EVENT_TYPES.iter().map(|s| s.to_string()).collect(),
             stats_interval: 0,
             metrics_listen: None,
-            batch_packets: 128,
-            queue_batches: 256,
             kafka: None,
             classification_file: None,
             detect_stream_window: 1024,
             threshold_file: None,
             syslog: SyslogConfig::default(),
+            capture: CaptureConfig::default(),
+            pipeline: PipelineConfig::default(),
+            defrag: DefragConfig::default(),
+            app_layer: AppLayerConfig::default(),
+            stream: StreamConfig::default(),
             run_as: RunAs::default(),
             zone_policy: None,
             file: None,
@@ -1112,7 +1045,7 @@ impl Config {
     /// (`workers` x `pipeline.queue-batches`, with `workers` the resolved
     /// count of worker threads).
     pub fn check_totals(&self, workers: usize) -> Result<(), ConfigError> {
-        let slots = workers as u64 * self.queue_batches as u64;
+        let slots = workers as u64 * self.pipeline.queue_batches as u64;
         if slots > MAX_QUEUE_SLOTS {
             return Err(ConfigError {
                 problems: vec![Problem {
@@ -1120,7 +1053,7 @@ impl Config {
                     line: 0,
                     message: format!(
                         "{workers} workers x `pipeline.queue-batches` {} = {slots} queued batches, more than {MAX_QUEUE_SLOTS}: lower `workers` or `pipeline.queue-batches`",
-                        self.queue_batches
+                        self.pipeline.queue_batches
                     ),
                 }],
             });
@@ -1147,8 +1080,12 @@ impl Config {
     fn apply_key(&mut self, key: &str, value: &Value) -> Result<Applied, String> {
         let v = KeyValue { key, value };
         let known = self.apply_general(&v)?
-            || self.apply_stream_defrag(&v)?
-            || self.apply_app_layer(&v)?
+            || self.stream.apply(&v)?
+            || self.apply_checksum_validation(&v)?
+            || self.app_layer.apply(&v)?
+            || self.capture.apply(&v)?
+            || self.pipeline.apply(&v)?
+            || self.defrag.apply(&v)?
             || self.syslog.apply(&v)?
             || self.run_as.apply(&v)?
             || self.apply_vars_zones(&v)?;
@@ -1180,25 +1117,6 @@ impl Config {
             }
             "sensor.timezone" => self.timezone = UtcOffset::parse(v.scalar()?)?,
             "workers" | "threading.workers" => self.workers = v.num()?,
-            "capture.snaplen" => self.snaplen = v.num()?,
-            "capture.promisc" => self.promisc = v.bool()?,
-            "capture.buffer-size" => self.capture_buffer_bytes = v.size()?,
-            "capture.method" => {
-                self.capture_method = match v.scalar()? {
-                    "pcap" | "libpcap" => "pcap".into(),
-                    "af-packet" => "af-packet".into(),
-                    other => {
-                        return Err(format!(
-                            "`capture.method` is pcap or af-packet, not {other:?}"
-                        ))
-                    }
-                }
-            }
-            "capture.af-packet.ring-size" => self.afpacket_ring_bytes = v.size()?,
-            "capture.af-packet.block-size" => self.afpacket_block_bytes = v.size()?,
-            "capture.af-packet.block-timeout" => self.afpacket_block_timeout_ms = v.num()?,
-            "capture.af-packet.cluster-id" => self.afpacket_cluster_id = v.num()?,
-            "capture.bpf" => self.bpf = Some(v.scalar()?.to_string()).filter(|s| !s.is_empty()),
             "flow.memcap" => self.flow_memcap = v.size()?,
             "flow.hash-seed" => self.flow_hash_seed = v.num()?,
             "community-id.enabled" | "community-id" => self.community_id = v.bool()?,
@@ -1225,63 +1143,20 @@ impl Config {
             "detect.stream-window" => self.detect_stream_window = v.size()?.min(1 << 20),
             "classification-file" => self.classification_file = Some(v.scalar()?.into()),
             "threshold-file" => self.threshold_file = Some(v.scalar()?.into()),
-            "pipeline.batch-packets" => self.batch_packets = v.num::<usize>()?.clamp(1, 4096),
-            "pipeline.queue-batches" => self.queue_batches = v.num::<usize>()?.clamp(1, 1 << 16),
             _ => return Ok(false),
         }
         Ok(true)
     }
 
-    /// `stream.*` and `defrag.*` keys; false when `v.key` is none of them.
-    fn apply_stream_defrag(&mut self, v: &KeyValue) -> Result<bool, String> {
+    /// `stream.checksum-validation`; false when `v.key` is none of them.
+    fn apply_checksum_validation(&mut self, v: &KeyValue) -> Result<bool, String> {
         match v.key {
-            "stream.memcap" => self.stream_memcap = v.size()?,
-            "stream.midstream" => self.stream_midstream = v.bool()?,
-            "stream.async-oneside" => self.stream_async_oneside = v.bool()?,
             "stream.checksum-validation" => {
                 self.checksum_checks = match v.scalar()? {
                     "auto" => "auto".into(),
                     s if parse_bool(s)? => "all".into(),
                     _ => "none".into(),
                 }
-            }
-            "stream.reassembly.check-overlap-different-data" => {
-                self.stream_check_overlap_different_data = v.bool()?
-            }
-            "stream.reassembly.memcap" => self.stream_reassembly_memcap = v.size()?,
-            "stream.reassembly.depth" => self.stream_reassembly_depth = v.size()?,
-            "defrag.memcap" => self.defrag_memcap = v.size()?,
-            "defrag.timeout" => self.defrag_timeout = v.secs()?,
-            "defrag.trackers" => self.defrag_trackers = v.num()?,
-            "defrag.policy" => self.defrag_policy = overlap_policy(v.scalar()?)?,
-            "stream.reassembly.policy" => self.stream_policy = overlap_policy(v.scalar()?)?,
-            _ => return Ok(false),
-        }
-        Ok(true)
-    }
-
-    /// `app-layer.*` keys zonewatch has; false when `v.key` is none of them.
-    fn apply_app_layer(&mut self, v: &KeyValue) -> Result<bool, String> {
-        match v.key {
-            "app-layer.protocols.http.enabled" => self.app_layer[0] = v.bool()?,
-            "app-layer.protocols.dns.enabled" => self.app_layer[1] = v.bool()?,
-            "app-layer.protocols.tls.enabled" => self.app_layer[2] = v.bool()?,
-            "app-layer.protocols.ssh.enabled" => self.app_layer[3] = v.bool()?,
-            "app-layer.protocols.http.libhtp.default-config.request-body-limit" => {
-                self.http_request_body_limit = v.size()?
-            }
-            "app-layer.protocols.http.libhtp.default-config.response-body-limit" => {
-                self.http_response_body_limit = v.size()?
-            }
-            "app-layer.protocols.tls.encryption-handling"
-            | "app-layer.protocols.tls.encrypt-handling"
-            | "app-layer.protocols.ssh.encryption-handling" => {
-                let full = match v.scalar()?.trim() {
-                    "full" => true,
-                    "default" | "bypass" => false,
-                    s => return Err(format!("{s:?} is not default, bypass or full")),
-                };
-                self.inspect_encrypted[usize::from(v.key.contains(".ssh."))] = full;
             }
             _ => return Ok(false),
         }
@@ -1343,11 +1218,6 @@ impl Config {
     /// The zones, with the lookup of an address's zone.
     pub fn zone_map(&self) -> ZoneMap {
         ZoneMap::new(&self.zones)
-    }
-
-    /// Whether events of `event_type` are written.
-    pub fn type_enabled(&self, event_type: &str) -> bool {
-        self.output_types.iter().any(|t| t == event_type)
     }
 }
 

@@ -4,7 +4,10 @@
 
 use std::path::PathBuf;
 
-use crate::{account_name, KeyValue};
+use zonewatch_defrag::FragPolicy;
+use zonewatch_stream::OverlapPolicy;
+
+use crate::{account_name, overlap_policy, KeyValue};
 
 /// `syslog:`: the log inputs (listeners and replay) and the Sigma thread's queue.
 #[derive(Debug, Clone, PartialEq)]
@@ -106,5 +109,360 @@ impl RunAs {
             _ => return Ok(false),
         }
         Ok(true)
+    }
+}
+
+/// `pipeline:`: the batches between the reader and the workers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PipelineConfig {
+    /// `pipeline.batch-packets`: packets per batch sent to a worker (1..=4096).
+    pub batch_packets: usize,
+    /// `pipeline.queue-batches`: batches queued per worker (1..=65536); a full queue makes
+    /// the file reader wait and live capture drop (counted).
+    pub queue_batches: usize,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        PipelineConfig {
+            batch_packets: 128,
+            queue_batches: 256,
+        }
+    }
+}
+
+impl PipelineConfig {
+    /// Sets the field a `pipeline.*` key names; false for a key this section does not have.
+    pub(crate) fn apply(&mut self, v: &KeyValue) -> Result<bool, String> {
+        match v.key {
+            "pipeline.batch-packets" => self.batch_packets = v.num::<usize>()?.clamp(1, 4096),
+            "pipeline.queue-batches" => self.queue_batches = v.num::<usize>()?.clamp(1, 1 << 16),
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+}
+
+/// How live packets are read (`capture.method`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum CaptureMethod {
+    /// `pcap` (or `libpcap`): one reader thread, portable.
+    #[default]
+    Pcap,
+    /// `af-packet`: Linux; each worker reads its own ring of a fanout group.
+    AfPacket,
+}
+
+/// `capture.af-packet:`: the rings of `capture.method: af-packet`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AfPacketConfig {
+    /// `capture.af-packet.ring-size`: bytes of one ring (per worker and interface).
+    pub ring_bytes: usize,
+    /// `capture.af-packet.block-size`: bytes of one ring block (a multiple of 4 KiB).
+    pub block_bytes: usize,
+    /// `capture.af-packet.block-timeout`: milliseconds before the kernel hands over a
+    /// block that is not full.
+    pub block_timeout_ms: u32,
+    /// `capture.af-packet.cluster-id`: the PACKET_FANOUT group id.
+    pub cluster_id: u16,
+}
+
+impl Default for AfPacketConfig {
+    fn default() -> Self {
+        AfPacketConfig {
+            ring_bytes: 32 << 20,
+            block_bytes: 1 << 20,
+            block_timeout_ms: 10,
+            cluster_id: 99,
+        }
+    }
+}
+
+/// `capture:`: live capture (libpcap or AF_PACKET).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaptureConfig {
+    /// `capture.snaplen`: bytes kept of each packet (0: libpcap's default).
+    pub snaplen: i32,
+    /// `capture.promisc`: put interfaces in promiscuous mode.
+    pub promisc: bool,
+    /// `capture.buffer-size`: libpcap's kernel buffer, in bytes.
+    pub buffer_bytes: u64,
+    /// `capture.bpf` (or `--bpf`): a BPF filter for live capture.
+    pub bpf: Option<String>,
+    /// `capture.method`: libpcap or AF_PACKET rings (`--capture` overrides it).
+    pub method: CaptureMethod,
+    /// `capture.af-packet.*`.
+    pub af_packet: AfPacketConfig,
+}
+
+impl Default for CaptureConfig {
+    fn default() -> Self {
+        CaptureConfig {
+            snaplen: 65535,
+            promisc: true,
+            buffer_bytes: 64 << 20,
+            bpf: None,
+            method: CaptureMethod::Pcap,
+            af_packet: AfPacketConfig::default(),
+        }
+    }
+}
+
+impl CaptureConfig {
+    /// Sets the field a `capture.*` key names; false for a key this section does not have.
+    /// (The ranges are checked before, by the key table.)
+    pub(crate) fn apply(&mut self, v: &KeyValue) -> Result<bool, String> {
+        let Some(key) = v.key.strip_prefix("capture.") else {
+            return Ok(false);
+        };
+        match key {
+            "snaplen" => self.snaplen = v.num()?,
+            "promisc" => self.promisc = v.bool()?,
+            "buffer-size" => self.buffer_bytes = v.size()?,
+            "method" => {
+                self.method = match v.scalar()? {
+                    "pcap" | "libpcap" => CaptureMethod::Pcap,
+                    "af-packet" => CaptureMethod::AfPacket,
+                    other => {
+                        return Err(format!(
+                            "`capture.method` is pcap or af-packet, not {other:?}"
+                        ))
+                    }
+                }
+            }
+            "af-packet.ring-size" => self.af_packet.ring_bytes = v.size()? as usize,
+            "af-packet.block-size" => self.af_packet.block_bytes = v.size()? as usize,
+            "af-packet.block-timeout" => self.af_packet.block_timeout_ms = v.num()?,
+            "af-packet.cluster-id" => self.af_packet.cluster_id = v.num()?,
+            "bpf" => self.bpf = Some(v.scalar()?.to_string()).filter(|s| !s.is_empty()),
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+}
+
+/// `defrag:`: IP fragment reassembly on the reader (Suricata's `defrag` keys).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DefragConfig {
+    /// `defrag.memcap`: bytes of fragments (with their overhead) held at once.
+    pub memcap_bytes: u64,
+    /// `defrag.timeout`: seconds a fragment waits for the rest of its datagram.
+    pub timeout_secs: u64,
+    /// `defrag.trackers`: datagrams being reassembled at once.
+    pub trackers: usize,
+    /// `defrag.policy`: how overlapping fragments are resolved (Suricata's
+    /// host-os-policy names).
+    pub policy: FragPolicy,
+}
+
+impl Default for DefragConfig {
+    fn default() -> Self {
+        DefragConfig {
+            memcap_bytes: 32 << 20,
+            timeout_secs: 60,
+            trackers: 65535,
+            policy: FragPolicy::Bsd,
+        }
+    }
+}
+
+impl DefragConfig {
+    /// Sets the field a `defrag.*` key names; false for a key this section does not have.
+    /// (The ranges are checked before, by the key table.)
+    pub(crate) fn apply(&mut self, v: &KeyValue) -> Result<bool, String> {
+        match v.key {
+            "defrag.memcap" => self.memcap_bytes = v.size()?,
+            "defrag.timeout" => self.timeout_secs = v.secs()?,
+            "defrag.trackers" => self.trackers = v.num()?,
+            "defrag.policy" => {
+                let name = overlap_policy(v.scalar()?)?;
+                self.policy = FragPolicy::from_name(&name)
+                    .ok_or_else(|| format!("unknown defrag policy {name:?}"))?;
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// The defragmenter's settings.
+    pub fn build(&self) -> zonewatch_defrag::DefragConfig {
+        zonewatch_defrag::DefragConfig {
+            memcap_bytes: self.memcap_bytes,
+            timeout_secs: self.timeout_secs,
+            max_trackers: self.trackers,
+            policy: self.policy,
+            ..Default::default()
+        }
+    }
+}
+
+/// `app-layer.protocols:`: the application-layer parsers zonewatch has, by protocol.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppLayerConfig {
+    /// `app-layer.protocols.http.enabled`.
+    pub http: bool,
+    /// `app-layer.protocols.dns.enabled`.
+    pub dns: bool,
+    /// `app-layer.protocols.tls.enabled`.
+    pub tls: bool,
+    /// `app-layer.protocols.ssh.enabled`.
+    pub ssh: bool,
+    /// `app-layer.protocols.http.libhtp.default-config.request-body-limit`: bytes of one
+    /// HTTP request body kept per transaction.
+    pub http_request_body_limit_bytes: u64,
+    /// `app-layer.protocols.http.libhtp.default-config.response-body-limit`: bytes of one
+    /// HTTP response body kept per transaction.
+    pub http_response_body_limit_bytes: u64,
+    /// `app-layer.protocols.tls.encryption-handling` (or Suricata 6's `encrypt-handling`)
+    /// is `full`: keep inspecting a TLS session once it is encrypted.
+    pub tls_inspect_encrypted: bool,
+    /// `app-layer.protocols.ssh.encryption-handling` is `full`: keep inspecting an SSH
+    /// session once it is encrypted.
+    pub ssh_inspect_encrypted: bool,
+}
+
+impl Default for AppLayerConfig {
+    fn default() -> Self {
+        AppLayerConfig {
+            http: true,
+            dns: true,
+            tls: true,
+            ssh: true,
+            http_request_body_limit_bytes: 100 * 1024,
+            http_response_body_limit_bytes: 100 * 1024,
+            tls_inspect_encrypted: false,
+            ssh_inspect_encrypted: false,
+        }
+    }
+}
+
+impl AppLayerConfig {
+    /// Sets the field an `app-layer.*` key names; false for a key this section does not
+    /// have (Suricata's other app-layer keys are handled by the caller).
+    pub(crate) fn apply(&mut self, v: &KeyValue) -> Result<bool, String> {
+        let Some(key) = v.key.strip_prefix("app-layer.protocols.") else {
+            return Ok(false);
+        };
+        let full = || -> Result<bool, String> {
+            match v.scalar()?.trim() {
+                "full" => Ok(true),
+                "default" | "bypass" => Ok(false),
+                s => Err(format!("{s:?} is not default, bypass or full")),
+            }
+        };
+        match key {
+            "http.enabled" => self.http = v.bool()?,
+            "dns.enabled" => self.dns = v.bool()?,
+            "tls.enabled" => self.tls = v.bool()?,
+            "ssh.enabled" => self.ssh = v.bool()?,
+            "http.libhtp.default-config.request-body-limit" => {
+                self.http_request_body_limit_bytes = v.size()?
+            }
+            "http.libhtp.default-config.response-body-limit" => {
+                self.http_response_body_limit_bytes = v.size()?
+            }
+            "tls.encryption-handling" | "tls.encrypt-handling" => {
+                self.tls_inspect_encrypted = full()?
+            }
+            "ssh.encryption-handling" => self.ssh_inspect_encrypted = full()?,
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// Whether any parser is on.
+    pub fn any_enabled(&self) -> bool {
+        self.http || self.dns || self.tls || self.ssh
+    }
+
+    /// The app layer's settings (its other bounds at their defaults).
+    pub fn build(&self) -> zonewatch_applayer::AppConfig {
+        zonewatch_applayer::AppConfig {
+            http: self.http,
+            dns: self.dns,
+            tls: self.tls,
+            ssh: self.ssh,
+            http_request_body_limit: self.http_request_body_limit_bytes as usize,
+            http_response_body_limit: self.http_response_body_limit_bytes as usize,
+            tls_inspect_encrypted: self.tls_inspect_encrypted,
+            ssh_inspect_encrypted: self.ssh_inspect_encrypted,
+            ..Default::default()
+        }
+    }
+}
+
+/// `stream:`: TCP session tracking and reassembly (Suricata's `stream` keys).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamConfig {
+    /// `stream.memcap`: bytes of TCP sessions, shared evenly by the workers.
+    pub memcap_bytes: u64,
+    /// `stream.midstream`: pick up sessions whose handshake was not seen.
+    pub midstream: bool,
+    /// `stream.async-oneside`: track sessions of which only one direction is seen.
+    pub async_oneside: bool,
+    /// `stream.reassembly.memcap`: bytes of buffered segments, shared evenly by the workers.
+    pub reassembly_memcap_bytes: u64,
+    /// `stream.reassembly.depth`: bytes reassembled per direction (0: no limit).
+    pub reassembly_depth_bytes: u64,
+    /// `stream.reassembly.policy`: how overlapping segments are resolved.
+    pub policy: OverlapPolicy,
+    /// `stream.reassembly.check-overlap-different-data`: keep unacknowledged bytes to
+    /// notice retransmissions with different data.
+    pub check_overlap_different_data: bool,
+}
+
+impl Default for StreamConfig {
+    fn default() -> Self {
+        StreamConfig {
+            memcap_bytes: 256 << 20,
+            midstream: false,
+            async_oneside: false,
+            reassembly_memcap_bytes: 1 << 30,
+            reassembly_depth_bytes: 1 << 20,
+            policy: OverlapPolicy::Bsd,
+            check_overlap_different_data: false,
+        }
+    }
+}
+
+impl StreamConfig {
+    /// Sets the field a `stream.*` key names; false for a key this section does not have
+    /// (`stream.checksum-validation` is read by the caller).
+    pub(crate) fn apply(&mut self, v: &KeyValue) -> Result<bool, String> {
+        match v.key {
+            "stream.memcap" => self.memcap_bytes = v.size()?,
+            "stream.midstream" => self.midstream = v.bool()?,
+            "stream.async-oneside" => self.async_oneside = v.bool()?,
+            "stream.reassembly.check-overlap-different-data" => {
+                self.check_overlap_different_data = v.bool()?
+            }
+            "stream.reassembly.memcap" => self.reassembly_memcap_bytes = v.size()?,
+            "stream.reassembly.depth" => self.reassembly_depth_bytes = v.size()?,
+            "stream.reassembly.policy" => {
+                let name = overlap_policy(v.scalar()?)?;
+                self.policy = OverlapPolicy::from_name(&name)
+                    .ok_or_else(|| format!("unknown overlap policy {name:?}"))?;
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// The reassembler's settings for one of `workers` workers (the reassembly memcap is
+    /// shared evenly, like the flow memcap).
+    pub fn build(&self, workers: usize) -> zonewatch_stream::StreamConfig {
+        zonewatch_stream::StreamConfig {
+            depth: self.reassembly_depth_bytes,
+            memcap_bytes: self.reassembly_memcap_bytes / workers.max(1) as u64,
+            midstream: self.midstream,
+            async_oneside: self.async_oneside,
+            policy: self.policy,
+            retain_unacked_bytes: if self.check_overlap_different_data {
+                zonewatch_stream::StreamConfig::default().retain_unacked_bytes
+            } else {
+                0
+            },
+            ..Default::default()
+        }
     }
 }

@@ -10,7 +10,7 @@ fn defaults_match_suricata() {
     assert_eq!(c.address_groups["EXTERNAL_NET"], "!$HOME_NET");
     assert_eq!(c.port_groups["HTTP_PORTS"], "80");
     assert_eq!(c.timeouts_tcp.established, 600);
-    assert!(!c.stream_midstream);
+    assert!(!c.stream.midstream);
 }
 
 #[test]
@@ -80,11 +80,11 @@ fn overrides_reach_any_key_including_suricata_names() {
     assert_eq!(c.address_groups["HOME_NET"], "[10.1.0.0/16]");
     c.apply_override("stream.reassembly.depth=2mb").unwrap();
     c.apply_override("stream.reassembly.policy=linux").unwrap();
-    assert_eq!(c.stream_policy, "linux");
+    assert_eq!(c.stream.policy, zonewatch_stream::OverlapPolicy::Linux);
     assert!(c.apply_override("defrag.policy=plan9").is_err());
-    assert_eq!(c.stream_reassembly_depth, 2 << 20);
+    assert_eq!(c.stream.reassembly_depth_bytes, 2 << 20);
     c.apply_override("output.types=alert,flow").unwrap();
-    assert!(c.type_enabled("flow") && !c.type_enabled("stats"));
+    assert_eq!(c.output_types, ["alert", "flow"]);
     assert!(c.apply_override("mpm-algo=hs").unwrap().is_some());
     assert!(c.apply_override("nope.key=1").is_err());
     assert!(c.apply_override("output.types=alert,bogus").is_err());
@@ -141,17 +141,41 @@ fn syslog_keys() {
 #[test]
 fn encryption_handling_as_suricata_names_it() {
     let mut c = Config::default();
-    assert_eq!(c.inspect_encrypted, [false, false]);
+    assert_eq!(
+        (
+            c.app_layer.tls_inspect_encrypted,
+            c.app_layer.ssh_inspect_encrypted
+        ),
+        (false, false)
+    );
     c.apply_override("app-layer.protocols.ssh.encryption-handling=full")
         .unwrap();
-    assert_eq!(c.inspect_encrypted, [false, true]);
+    assert_eq!(
+        (
+            c.app_layer.tls_inspect_encrypted,
+            c.app_layer.ssh_inspect_encrypted
+        ),
+        (false, true)
+    );
     // Suricata 6's spelling for TLS.
     c.apply_override("app-layer.protocols.tls.encrypt-handling=full")
         .unwrap();
-    assert_eq!(c.inspect_encrypted, [true, true]);
+    assert_eq!(
+        (
+            c.app_layer.tls_inspect_encrypted,
+            c.app_layer.ssh_inspect_encrypted
+        ),
+        (true, true)
+    );
     c.apply_override("app-layer.protocols.tls.encryption-handling=bypass")
         .unwrap();
-    assert_eq!(c.inspect_encrypted, [false, true]);
+    assert_eq!(
+        (
+            c.app_layer.tls_inspect_encrypted,
+            c.app_layer.ssh_inspect_encrypted
+        ),
+        (false, true)
+    );
     assert!(c
         .apply_override("app-layer.protocols.tls.encryption-handling=maybe")
         .is_err());

@@ -315,7 +315,7 @@ pub fn run_with(
         .then(|| QueueProbe(Arc::new(std::sync::Mutex::new(vec![None; n]))));
     let ordered = matches!(opts.inputs, Inputs::Files(_));
     let (out_tx, out_rx) = bounded::<output::OutMsg>(n * 64);
-    let (free_tx, free_rx) = bounded::<Batch>(n * cfg.queue_batches + 16);
+    let (free_tx, free_rx) = bounded::<Batch>(n * cfg.pipeline.queue_batches + 16);
     let mut work_txs = Vec::with_capacity(n);
     let mut handles = Vec::new();
     for w in 0..n {
@@ -333,7 +333,7 @@ pub fn run_with(
             );
             continue;
         }
-        let (tx, rx) = bounded::<WorkMsg>(cfg.queue_batches);
+        let (tx, rx) = bounded::<WorkMsg>(cfg.pipeline.queue_batches);
         let guard = probe.as_ref().map(|p| {
             p.0.lock().unwrap_or_else(|e| e.into_inner())[w] = Some(rx.clone());
             ProbeGuard(p.clone(), w)

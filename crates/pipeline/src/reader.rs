@@ -184,23 +184,15 @@ impl<'a> Dispatcher<'a> {
         live: bool,
         (id, stride): (usize, usize),
     ) -> Self {
-        let policy =
-            zonewatch_defrag::FragPolicy::from_name(&cfg.defrag_policy).unwrap_or_default();
         Dispatcher {
-            defrag: zonewatch_defrag::Defragmenter::new(zonewatch_defrag::DefragConfig {
-                memcap_bytes: cfg.defrag_memcap,
-                timeout_secs: cfg.defrag_timeout,
-                max_trackers: cfg.defrag_trackers as usize,
-                policy,
-                ..Default::default()
-            }),
+            defrag: zonewatch_defrag::Defragmenter::new(cfg.defrag.build()),
             frag_acct: std::collections::HashMap::new(),
-            max_frag_acct: cfg.defrag_trackers as usize,
+            max_frag_acct: cfg.defrag.trackers,
             defrag_events: Vec::new(),
             txs,
             free,
             pending: (0..txs.len()).map(|_| None).collect(),
-            batch_packets: cfg.batch_packets,
+            batch_packets: cfg.pipeline.batch_packets,
             seed: cfg.flow_hash_seed,
             live,
             stats: ReaderStats::new(),
@@ -492,7 +484,7 @@ pub(crate) fn run(
     let live = matches!(opts.inputs, Inputs::Interfaces(_));
     let mut d = Dispatcher::new(cfg, txs, free, out, live, (0, 1));
     let mut warnings = Vec::new();
-    let bpf = cfg.bpf.as_deref();
+    let bpf = cfg.capture.bpf.as_deref();
     let result = match &opts.inputs {
         Inputs::Files(files) => {
             crate::ready(opts).and_then(|()| read_files(&mut d, files, bpf, opts, &mut warnings))
@@ -630,9 +622,9 @@ fn read_live(
     for i in ifaces {
         let o = LiveOptions {
             interface: i.clone(),
-            snaplen: cfg.snaplen,
-            promisc: cfg.promisc,
-            buffer_bytes: cfg.capture_buffer_bytes.min(i32::MAX as u64) as i32,
+            snaplen: cfg.capture.snaplen,
+            promisc: cfg.capture.promisc,
+            buffer_bytes: cfg.capture.buffer_bytes.min(i32::MAX as u64) as i32,
             timeout_ms: 100,
         };
         let s = PacketSource::open_live(&o, bpf)?;

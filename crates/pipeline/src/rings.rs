@@ -72,9 +72,9 @@ pub(crate) fn open(
             block_bytes: settings.block_bytes,
             block_timeout_ms: settings.block_timeout_ms,
             cluster_id: settings.cluster_id.wrapping_add(i as u16),
-            promisc: cfg.promisc,
+            promisc: cfg.capture.promisc,
         };
-        let rings = afpacket::open_fanout(&opts, cfg.bpf.as_deref())?;
+        let rings = afpacket::open_fanout(&opts, cfg.capture.bpf.as_deref())?;
         let shared: Arc<str> = Arc::from(name.as_str());
         for (w, ring) in rings.into_iter().enumerate() {
             let link = LinkType::from_dlt(ring.datalink()).ok_or_else(|| CaptureError::Pcap {
@@ -113,8 +113,8 @@ pub(crate) fn run_worker(
 ) {
     // The dispatcher's queue to this same thread's worker: drained after
     // every round, so it holds a few batches at most.
-    let (tx, rx) = bounded::<WorkMsg>(cfg.queue_batches.max(16));
-    let (free_tx, free_rx) = bounded::<Batch>(cfg.queue_batches + 16);
+    let (tx, rx) = bounded::<WorkMsg>(cfg.pipeline.queue_batches.max(16));
+    let (free_tx, free_rx) = bounded::<Batch>(cfg.pipeline.queue_batches + 16);
     let txs = [tx];
     let mut d = Dispatcher::new(cfg, &txs, &free_rx, &out, true, (id, workers));
     let mut w = Worker::new(id, wcfg, out.clone());

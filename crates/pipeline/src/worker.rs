@@ -80,44 +80,21 @@ impl WorkerConfig {
             crate::Inputs::Files(_) => Vec::new(),
         };
         WorkerConfig {
-            max_sessions: (c.stream_memcap / workers.max(1) as u64 / stream::SESSION_COST_BYTES)
-                as usize,
-            stream: zonewatch_stream::StreamConfig {
-                depth: c.stream_reassembly_depth,
-                // The reassembly memcap is shared evenly, like the flow memcap.
-                memcap_bytes: c.stream_reassembly_memcap / workers.max(1) as u64,
-                midstream: c.stream_midstream,
-                async_oneside: c.stream_async_oneside,
-                policy: zonewatch_stream::OverlapPolicy::from_name(&c.stream_policy)
-                    .unwrap_or(zonewatch_stream::OverlapPolicy::Bsd),
-                retain_unacked_bytes: if c.stream_check_overlap_different_data {
-                    zonewatch_stream::StreamConfig::default().retain_unacked_bytes
-                } else {
-                    0
-                },
-                ..Default::default()
-            },
+            max_sessions: (c.stream.memcap_bytes
+                / workers.max(1) as u64
+                / stream::SESSION_COST_BYTES) as usize,
+            stream: c.stream.build(workers),
             ifaces: ifaces.clone(),
             stage,
             detect: None,
             observe: false,
-            app_layer: c.app_layer.iter().any(|&b| b),
+            app_layer: c.app_layer.any_enabled(),
             alert_bytes: zonewatch_detect::AlertBytesConfig {
                 payload: c.alert_payload,
                 printable: c.alert_payload_printable,
                 packet: c.alert_packet,
             },
-            app_cfg: zonewatch_applayer::AppConfig {
-                http: c.app_layer[0],
-                dns: c.app_layer[1],
-                tls: c.app_layer[2],
-                ssh: c.app_layer[3],
-                http_request_body_limit: c.http_request_body_limit as usize,
-                http_response_body_limit: c.http_response_body_limit as usize,
-                tls_inspect_encrypted: c.inspect_encrypted[0],
-                ssh_inspect_encrypted: c.inspect_encrypted[1],
-                ..Default::default()
-            },
+            app_cfg: c.app_layer.build(),
             flow: FlowConfig {
                 // The flow memcap is shared evenly: each worker owns its table.
                 memcap_bytes: c.flow_memcap / workers.max(1) as u64,
@@ -129,7 +106,7 @@ impl WorkerConfig {
                 },
                 hash_seed: c.flow_hash_seed,
                 community_id_seed: c.community_id.then_some(c.community_id_seed),
-                midstream: c.stream_midstream,
+                midstream: c.stream.midstream,
                 iface_names: ifaces.clone(),
             },
         }
