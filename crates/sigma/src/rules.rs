@@ -1080,30 +1080,22 @@ impl RuleSet {
     /// [`LoadReport::errors`] and skipped, and so are paths that cannot be read.
     pub fn load_paths(paths: &[PathBuf], cfg: &SigmaConfig) -> LoadReport {
         let mut errors = Vec::new();
-        let mut files = Vec::new();
-        for p in paths {
-            match zonewatch_rulefiles::collect(std::slice::from_ref(p)) {
-                Ok(w) => {
-                    for s in &w.skipped {
-                        tracing::warn!("sigma: {s}");
-                    }
-                    files.extend(w.of(zonewatch_rulefiles::Kind::Yaml));
-                }
-                Err(e) => {
-                    let e = RuleLoadError {
-                        file: e.path,
-                        line: 0,
-                        rule_id: None,
-                        message: format!("cannot read: {}", e.source),
-                    };
-                    tracing::warn!("{e}");
-                    errors.push(e);
-                }
-            }
+        // One walk of every path: each file once, however many paths lead to it.
+        let (walk, bad) = zonewatch_rulefiles::collect_each(paths);
+        for s in &walk.skipped {
+            tracing::warn!("sigma: {s}");
         }
-        // Each file once, even when the paths overlap.
-        let mut seen = std::collections::HashSet::new();
-        files.retain(|f| seen.insert(std::fs::canonicalize(f).unwrap_or_else(|_| f.clone())));
+        for e in bad {
+            let e = RuleLoadError {
+                file: e.path,
+                line: 0,
+                rule_id: None,
+                message: format!("cannot read: {}", e.source),
+            };
+            tracing::warn!("{e}");
+            errors.push(e);
+        }
+        let files = walk.of(zonewatch_rulefiles::Kind::Yaml);
         let mut srcs = Vec::new();
         for f in &files {
             let too_big = std::fs::metadata(f)
