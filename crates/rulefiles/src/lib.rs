@@ -115,14 +115,18 @@ impl From<WalkError> for io::Error {
 pub fn collect(paths: &[PathBuf]) -> Result<RuleFiles, WalkError> {
     let mut w = Walker::default();
     for p in paths {
-        let md = std::fs::metadata(p).map_err(|e| named(p, e))?;
-        if md.is_dir() {
-            w.dir(p, &md, 0)?;
-        } else {
-            w.entry(p, &md);
-        }
+        w.given(p)?;
     }
     Ok(w.out)
+}
+
+/// Walks `paths` as [`collect`] does, in one walk (each file once however many paths lead
+/// to it), but a given path that cannot be read does not end it: that path's error is
+/// returned with the files of the others. For a loader that reports a bad path and goes on.
+pub fn collect_each(paths: &[PathBuf]) -> (RuleFiles, Vec<WalkError>) {
+    let mut w = Walker::default();
+    let errors = paths.iter().filter_map(|p| w.given(p).err()).collect();
+    (w.out, errors)
 }
 
 fn named(p: &Path, source: io::Error) -> WalkError {
@@ -159,6 +163,17 @@ struct Walker {
 }
 
 impl Walker {
+    /// A path given to the walk.
+    fn given(&mut self, p: &Path) -> Result<(), WalkError> {
+        let md = std::fs::metadata(p).map_err(|e| named(p, e))?;
+        if md.is_dir() {
+            self.dir(p, &md, 0)
+        } else {
+            self.entry(p, &md);
+            Ok(())
+        }
+    }
+
     fn skip(&mut self, path: &Path, reason: impl Into<String>) {
         self.out.skipped.push(Skipped {
             path: path.to_owned(),

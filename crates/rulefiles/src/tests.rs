@@ -136,3 +136,23 @@ fn non_regular_broken_and_unknown_files() {
     let e = collect(&[r.join("nope")]).unwrap_err();
     assert!(e.to_string().contains("nope"), "{e}");
 }
+
+#[test]
+fn collect_each_goes_on_after_a_bad_path() {
+    let t = tempfile::tempdir().unwrap();
+    let r = t.path();
+    touch(&r.join("a/x.yml"));
+    touch(&r.join("b/y.yml"));
+    let paths = [
+        r.join("a"),
+        r.join("missing"),
+        r.join("b"),
+        r.join("a/x.yml"),
+    ];
+    assert!(collect(&paths).is_err());
+    let (w, errors) = collect_each(&paths);
+    assert_eq!(names(&w, r), ["a/x.yml", "b/y.yml"]);
+    assert_eq!(w.repeated, [r.join("a/x.yml")]);
+    assert_eq!(errors.len(), 1);
+    assert_eq!(errors[0].path, r.join("missing"));
+}

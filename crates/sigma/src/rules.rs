@@ -6,7 +6,11 @@ use crate::config::{FieldRef, SigmaConfig, SourceCond};
 use crate::matcher::{self, Anchor, NumOp, ValueTest};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use zonewatch_yamlread::Yaml;
+use zonewatch_yamlread::tree::{Kind, Scalar};
+
+/// A node of a rule document: zonewatch's one YAML model (`zonewatch_yamlread::tree`),
+/// scalars typed as YAML reads them, every node with its line.
+type Node = zonewatch_yamlread::tree::Node<Scalar>;
 
 /// Rule files larger than this are refused.
 pub const MAX_RULE_FILE_BYTES: u64 = 4 << 20;
@@ -19,7 +23,8 @@ const MAX_VALUES: usize = 4096;
 pub struct RuleLoadError {
     /// File.
     pub file: PathBuf,
-    /// 1-based line (of the offending key if known, else of the document).
+    /// 1-based line of the offending key or value (of the document for a document-wide
+    /// problem such as a missing `title`).
     pub line: usize,
     /// Rule id (or title) if it could be read.
     pub rule_id: Option<String>,
@@ -307,45 +312,43 @@ struct Builder<'c> {
 
 struct DocCtx<'a> {
     file: &'a Path,
-    lines: &'a [&'a str],
-    start: usize,
-    end: usize,
+    /// 1-based line of the document's start.
+    line: usize,
     id: Option<String>,
 }
 
 impl DocCtx<'_> {
-    fn err(&self, needle: Option<&str>, message: impl Into<String>) -> RuleLoadError {
-        let mut line = self.start + 1;
-        if let Some(n) = needle {
-            for (i, l) in self.lines[self.start..self.end].iter().enumerate() {
-                if l.contains(n) {
-                    line = self.start + i + 1;
-                    break;
-                }
-            }
-        }
+    /// An error at `line` (that of the offending key or value; 0: the document's).
+    fn err(&self, line: usize, message: impl Into<String>) -> RuleLoadError {
         RuleLoadError {
             file: self.file.to_owned(),
-            line,
+            line: if line == 0 { self.line } else { line },
             rule_id: self.id.clone(),
             message: message.into(),
         }
     }
 }
 
-fn ystr(y: &Yaml) -> Option<String> {
-    match y {
-        Yaml::String(s) | Yaml::Real(s) => Some(s.clone()),
-        Yaml::Integer(i) => Some(i.to_string()),
-        Yaml::Boolean(b) => Some(b.to_string()),
-        _ => None,
-    }
+/// A scalar as text (strings and reals as written, integers and booleans canonical);
+/// `None` for null and containers.
+fn ystr(y: &Node) -> Option<String> {
+    y.text()
 }
 
-fn get<'y>(y: &'y Yaml, k: &str) -> Option<&'y Yaml> {
-    match y {
-        Yaml::Hash(h) => h.get(&Yaml::String(k.to_owned())),
-        _ => None,
+fn get<'y>(y: &'y Node, k: &str) -> Option<&'y Node> {
+    y.get(k)
+}
+
+/// The line of key `k` in mapping `y` (0 if absent: the document's line).
+fn key_line(y: &Node, k: &str) -> usize {
+    y.entry(k).map_or(0, |(l, _)| l)
+}
+
+/// The items of a sequence, or the node itself.
+fn items(y: &Node) -> Vec<&Node> {
+    match &y.kind {
+        Kind::Seq(a) => a.iter().collect(),
+        _ => vec![y],
     }
 }
 
@@ -360,7 +363,7 @@ impl<'c> Builder<'c> {
         i
     }
 
-    fn gate(&mut self, ls: Option<&Yaml>) -> usize {
+    fn gate(&mut self, ls: Option<&Node>) -> usize {
         let g = if self.cfg.ignore_logsource {
             Gate::Always
         } else {
@@ -373,7 +376,7 @@ impl<'c> Builder<'c> {
         self.set.gates.len() - 1
     }
 
-    fn gate_of(&self, ls: Option<&Yaml>) -> Gate {
+    fn gate_of(&self, ls: Option<&Node>) -> Gate {
         let Some(ls) = ls else { return Gate::Always };
         let m = &self.cfg.logsources;
         let text = |k: &str| get(ls, k).and_then(ystr).map(|s| s.to_ascii_lowercase());
@@ -400,16 +403,9 @@ impl<'c> Builder<'c> {
     }
 
     fn load_text(&mut self, text: &str, file: &Path, errors: &mut Vec<RuleLoadError>) -> usize {
-        let lines: Vec<&str> = text.lines().collect();
-        let mut starts = vec![0usize];
-        for (i, l) in lines.iter().enumerate() {
-            if l.trim_end() == "---" && i > 0 {
-                starts.push(i);
-            }
-        }
         // zonewatch's bounded reader: an alias bomb is refused at its line instead of
         // growing to GBs.
-        let docs = match zonewatch_yamlread::load_docs(text, &zonewatch_yamlread::LIMITS) {
+        let docs = match zonewatch_yamlread::tree::documents(text, &zonewatch_yamlread::LIMITS) {
             Ok(d) => d,
             Err(e) => {
                 let e = RuleLoadError {
@@ -424,25 +420,23 @@ impl<'c> Builder<'c> {
             }
         };
         let mut non_rules = 0;
-        // A leading `---` produces no empty document; align documents with the last starts.
-        let skip = starts.len().saturating_sub(docs.len());
-        for (k, doc) in docs.iter().enumerate() {
-            let start = starts.get(k + skip).copied().unwrap_or(0);
-            let end = starts.get(k + skip + 1).copied().unwrap_or(lines.len());
+        for d in &docs {
+            let Some(doc) = d.root.as_ref() else {
+                non_rules += 1;
+                continue;
+            };
             let id = get(doc, "id")
                 .and_then(ystr)
                 .or_else(|| get(doc, "title").and_then(ystr));
-            let d = DocCtx {
+            let ctx = DocCtx {
                 file,
-                lines: &lines,
-                start,
-                end,
+                line: d.line,
                 id,
             };
             let r = if get(doc, "correlation").is_some() {
-                self.correlation(doc, &d)
+                self.correlation(doc, &ctx)
             } else if get(doc, "detection").is_some() {
-                self.detection(doc, &d)
+                self.detection(doc, &ctx)
             } else {
                 non_rules += 1;
                 continue;
@@ -455,23 +449,23 @@ impl<'c> Builder<'c> {
         non_rules
     }
 
-    fn meta(&self, doc: &Yaml, d: &DocCtx<'_>) -> Result<RuleMeta, RuleLoadError> {
+    fn meta(&self, doc: &Node, d: &DocCtx<'_>) -> Result<RuleMeta, RuleLoadError> {
         if get(doc, "action").is_some() {
             return Err(d.err(
-                Some("action:"),
+                key_line(doc, "action"),
                 "rule collections (`action:`) are not supported",
             ));
         }
         let title = get(doc, "title")
             .and_then(ystr)
-            .ok_or_else(|| d.err(None, "missing `title`"))?;
+            .ok_or_else(|| d.err(0, "missing `title`"))?;
         let level = match get(doc, "level").and_then(ystr) {
             None => Level::Medium,
             Some(l) => Level::parse(&l)
-                .ok_or_else(|| d.err(Some("level:"), format!("unknown level {l:?}")))?,
+                .ok_or_else(|| d.err(key_line(doc, "level"), format!("unknown level {l:?}")))?,
         };
-        let tags = match get(doc, "tags") {
-            Some(Yaml::Array(a)) => a.iter().filter_map(ystr).collect(),
+        let tags = match get(doc, "tags").map(|t| &t.kind) {
+            Some(Kind::Seq(a)) => a.iter().filter_map(ystr).collect(),
             _ => Vec::new(),
         };
         Ok(RuleMeta {
@@ -481,33 +475,38 @@ impl<'c> Builder<'c> {
             level,
             tags,
             file: d.file.to_owned(),
-            line: d.start + 1,
+            line: d.line,
         })
     }
 
-    fn detection(&mut self, doc: &Yaml, d: &DocCtx<'_>) -> Result<(), RuleLoadError> {
+    fn detection(&mut self, doc: &Node, d: &DocCtx<'_>) -> Result<(), RuleLoadError> {
         let meta = self.meta(doc, d)?;
-        let det = match get(doc, "detection") {
-            Some(Yaml::Hash(h)) => h,
-            _ => return Err(d.err(Some("detection:"), "`detection` must be a mapping")),
+        let det_line = key_line(doc, "detection");
+        let det = match get(doc, "detection").map(|n| &n.kind) {
+            Some(Kind::Map(h)) => h,
+            _ => return Err(d.err(det_line, "`detection` must be a mapping")),
         };
         let mut names = Vec::new();
         let mut searches = Vec::new();
-        let mut conds = Vec::new();
-        for (k, v) in det {
-            let Some(k) = ystr(k) else {
-                return Err(d.err(Some("detection:"), "non-string key in `detection`"));
+        // Each condition with its line.
+        let mut conds: Vec<(String, usize)> = Vec::new();
+        for (k, kline, v) in det {
+            let Some(k) = k.text() else {
+                return Err(d.err(*kline, "non-string key in `detection`"));
             };
             match k.as_str() {
-                "condition" => match v {
-                    Yaml::Array(a) => conds.extend(a.iter().filter_map(ystr)),
-                    other => conds.extend(ystr(other)),
-                },
+                "condition" => conds.extend(
+                    items(v)
+                        .into_iter()
+                        .filter_map(|c| Some((ystr(c)?, c.line))),
+                ),
                 "timeframe" => {}
                 _ => {
-                    let s = self.search(v).map_err(|(needle, m)| {
-                        let n = needle.unwrap_or_else(|| format!("{k}:"));
-                        d.err(Some(&n), format!("search `{k}`: {m}"))
+                    let s = self.search(v).map_err(|(line, m)| {
+                        d.err(
+                            if line == 0 { *kline } else { line },
+                            format!("search `{k}`: {m}"),
+                        )
                     })?;
                     names.push(k);
                     searches.push(s);
@@ -515,11 +514,11 @@ impl<'c> Builder<'c> {
             }
         }
         if conds.is_empty() {
-            return Err(d.err(Some("detection:"), "missing `condition`"));
+            return Err(d.err(det_line, "missing `condition`"));
         }
         let mut exprs = Vec::new();
-        for c in &conds {
-            exprs.push(cond::parse(c, &names).map_err(|m| d.err(Some("condition:"), m))?);
+        for (c, line) in &conds {
+            exprs.push(cond::parse(c, &names).map_err(|m| d.err(*line, m))?);
         }
         let cond = if exprs.len() == 1 {
             exprs.remove(0)
@@ -542,46 +541,52 @@ impl<'c> Builder<'c> {
         Ok(())
     }
 
-    fn search(&mut self, v: &Yaml) -> Result<Search, (Option<String>, String)> {
-        match v {
-            Yaml::Hash(_) => Ok(Search {
+    /// A search identifier's value. An error carries the line of the offending key or value
+    /// (0: the identifier's own).
+    fn search(&mut self, v: &Node) -> Result<Search, (usize, String)> {
+        match &v.kind {
+            Kind::Map(_) => Ok(Search {
                 alts: vec![self.map(v)?],
             }),
-            Yaml::Array(a) if !a.is_empty() && a.iter().all(|x| matches!(x, Yaml::Hash(_))) => {
+            Kind::Seq(a) if !a.is_empty() && a.iter().all(|x| matches!(x.kind, Kind::Map(_))) => {
                 let mut alts = Vec::new();
                 for m in a {
                     alts.push(self.map(m)?);
                 }
                 Ok(Search { alts })
             }
-            Yaml::Array(_) | Yaml::String(_) | Yaml::Integer(_) | Yaml::Real(_) => {
+            Kind::Seq(_) | Kind::Scalar(Scalar::Str(_) | Scalar::Int(_) | Scalar::Real(_)) => {
                 // Keywords: searched in the message only.
-                let t = self.field_test(None, &[], v).map_err(|m| (None, m))?;
+                let t = self.field_test(None, &[], v)?;
                 Ok(Search {
                     alts: vec![vec![t]],
                 })
             }
             _ => Err((
-                None,
+                0,
                 "must be a mapping, a list of mappings or a list of keywords".into(),
             )),
         }
     }
 
-    fn map(&mut self, m: &Yaml) -> Result<Vec<FieldTest>, (Option<String>, String)> {
-        let Yaml::Hash(h) = m else {
-            return Err((None, "expected a mapping".into()));
+    fn map(&mut self, m: &Node) -> Result<Vec<FieldTest>, (usize, String)> {
+        let Kind::Map(h) = &m.kind else {
+            return Err((m.line, "expected a mapping".into()));
         };
         let mut out = Vec::new();
-        for (k, v) in h {
-            let key = ystr(k).ok_or((None, "non-string field name".to_owned()))?;
+        for (k, kline, v) in h {
+            let key = k
+                .text()
+                .ok_or((*kline, "non-string field name".to_owned()))?;
             let mut parts = key.split('|');
             let field = parts.next().unwrap_or("");
             let mods: Vec<&str> = parts.collect();
             let field = (!field.is_empty()).then_some(field);
-            let t = self
-                .field_test(field, &mods, v)
-                .map_err(|m| (Some(key.clone()), format!("`{key}`: {m}")))?;
+            let t = self.field_test(field, &mods, v).map_err(|(line, m)| {
+                // A value's own line when it is not on the key's.
+                let line = if line == 0 { *kline } else { line };
+                (line, format!("`{key}`: {m}"))
+            })?;
             out.push(t);
         }
         Ok(out)
@@ -592,8 +597,8 @@ impl<'c> Builder<'c> {
         &mut self,
         field: Option<&str>,
         mods: &[&str],
-        v: &Yaml,
-    ) -> Result<FieldTest, String> {
+        v: &Node,
+    ) -> Result<FieldTest, (usize, String)> {
         let fref = match field {
             None => FieldRef::Message,
             Some(f) => self.cfg.fields.resolve(f),
@@ -630,32 +635,33 @@ impl<'c> Builder<'c> {
                 "lte" => num = Some(NumOp::Lte),
                 "gt" => num = Some(NumOp::Gt),
                 "gte" => num = Some(NumOp::Gte),
-                other => return Err(format!("unsupported modifier `{other}`")),
+                other => return Err((0, format!("unsupported modifier `{other}`"))),
             }
         }
-        let raw: Vec<&Yaml> = match v {
-            Yaml::Array(a) => a.iter().collect(),
-            other => vec![other],
-        };
+        let raw = items(v);
         if raw.is_empty() {
-            return Err("empty value list".into());
+            return Err((v.line, "empty value list".into()));
         }
         let mut values = Vec::new();
         for y in raw {
+            // A value's error names its line.
+            let at = |m: String| (y.line, m);
             if exists {
-                match y {
-                    Yaml::Boolean(b) => values.push(ValueTest::Exists(*b)),
-                    _ => return Err("`exists` needs true or false".into()),
+                match y.scalar() {
+                    Some(Scalar::Bool(b)) => values.push(ValueTest::Exists(*b)),
+                    _ => return Err(at("`exists` needs true or false".into())),
                 }
                 continue;
             }
-            if matches!(y, Yaml::Null) {
+            if y.scalar() == Some(&Scalar::Null) {
                 values.push(ValueTest::Null);
                 continue;
             }
-            let s = ystr(y).ok_or("values must be scalars")?;
+            let s = ystr(y).ok_or_else(|| at("values must be scalars".into()))?;
             if let Some(op) = num {
-                let n: f64 = s.parse().map_err(|_| format!("`{s}` is not a number"))?;
+                let n: f64 = s
+                    .parse()
+                    .map_err(|_| at(format!("`{s}` is not a number")))?;
                 values.push(ValueTest::Num(op, n));
                 continue;
             }
@@ -663,7 +669,7 @@ impl<'c> Builder<'c> {
                 let net: ipnet::IpNet = s
                     .parse()
                     .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
-                    .map_err(|_| format!("`{s}` is not a CIDR"))?;
+                    .map_err(|_| at(format!("`{s}` is not a CIDR")))?;
                 values.push(ValueTest::Cidr(net));
                 continue;
             }
@@ -680,7 +686,7 @@ impl<'c> Builder<'c> {
                 } else {
                     format!("(?{flags}){s}")
                 };
-                values.push(ValueTest::Re(matcher::build_regex(&pat, re_i)?));
+                values.push(ValueTest::Re(matcher::build_regex(&pat, re_i).map_err(at)?));
                 continue;
             }
             let variants = if wdash { matcher::windash(&s) } else { vec![s] };
@@ -702,17 +708,17 @@ impl<'c> Builder<'c> {
                 let c = cased || b64 || b64off;
                 for p in pats {
                     let p = if b64 || b64off { escape_wild(&p) } else { p };
-                    values.push(matcher::compile_str(&p, anchor, c)?);
+                    values.push(matcher::compile_str(&p, anchor, c).map_err(at)?);
                 }
             }
             if values.len() > MAX_VALUES {
-                return Err("too many values".into());
+                return Err(at("too many values".into()));
             }
         }
         let values = if all {
             values
         } else {
-            matcher::merge_any(values)?
+            matcher::merge_any(values).map_err(|m| (0, m))?
         };
         Ok(FieldTest {
             slot,
@@ -722,55 +728,61 @@ impl<'c> Builder<'c> {
         })
     }
 
-    fn correlation(&mut self, doc: &Yaml, d: &DocCtx<'_>) -> Result<(), RuleLoadError> {
+    fn correlation(&mut self, doc: &Node, d: &DocCtx<'_>) -> Result<(), RuleLoadError> {
         let meta = self.meta(doc, d)?;
-        let c = get(doc, "correlation").unwrap_or(&Yaml::Null);
+        let null = Node {
+            line: 0,
+            kind: Kind::Scalar(Scalar::Null),
+        };
+        let c = get(doc, "correlation").unwrap_or(&null);
+        let c_line = key_line(doc, "correlation");
+        // The line of a key of the correlation (else of `correlation:`).
+        let at = |k: &str| match key_line(c, k) {
+            0 => c_line,
+            l => l,
+        };
         let kind = match get(c, "type").and_then(ystr).as_deref() {
             Some("event_count") => CorrelationType::EventCount,
             Some("value_count") => CorrelationType::ValueCount,
             Some("temporal") => CorrelationType::Temporal,
             Some("temporal_ordered") => CorrelationType::TemporalOrdered,
-            other => {
-                return Err(d.err(Some("type:"), format!("unknown correlation type {other:?}")))
-            }
+            other => return Err(d.err(at("type"), format!("unknown correlation type {other:?}"))),
         };
-        let rule_refs: Vec<String> = match get(c, "rules") {
-            Some(Yaml::Array(a)) => a.iter().filter_map(ystr).collect(),
-            Some(y) => ystr(y).into_iter().collect(),
-            None => Vec::new(),
+        let list = |k: &str| -> Vec<String> {
+            get(c, k).map_or_else(Vec::new, |y| {
+                items(y).into_iter().filter_map(ystr).collect()
+            })
         };
+        let rule_refs = list("rules");
         if rule_refs.is_empty() {
-            return Err(d.err(Some("rules:"), "correlation needs `rules`"));
+            return Err(d.err(at("rules"), "correlation needs `rules`"));
         }
-        let group_by: Vec<String> = match get(c, "group-by") {
-            Some(Yaml::Array(a)) => a.iter().filter_map(ystr).collect(),
-            Some(y) => ystr(y).into_iter().collect(),
-            None => Vec::new(),
-        };
+        let group_by = list("group-by");
         if get(c, "aliases").is_some() {
-            return Err(d.err(Some("aliases:"), "correlation `aliases` are not supported"));
+            return Err(d.err(at("aliases"), "correlation `aliases` are not supported"));
         }
-        let ts = get(c, "timespan")
-            .or_else(|| get(c, "timeframe"))
+        let ts_key = if get(c, "timespan").is_some() {
+            "timespan"
+        } else {
+            "timeframe"
+        };
+        let ts = get(c, ts_key)
             .and_then(ystr)
-            .ok_or_else(|| d.err(Some("correlation:"), "correlation needs `timespan`"))?;
-        let timespan_secs = parse_timespan(&ts)
-            .ok_or_else(|| d.err(Some("timespan:"), format!("bad timespan {ts:?}")))?;
+            .ok_or_else(|| d.err(at(ts_key), "correlation needs `timespan`"))?;
+        let timespan_secs =
+            parse_timespan(&ts).ok_or_else(|| d.err(at(ts_key), format!("bad timespan {ts:?}")))?;
         let mut threshold = Threshold::default();
         let mut value_field = None;
-        if let Some(Yaml::Hash(h)) = get(c, "condition") {
-            for (k, v) in h {
-                let k = ystr(k).unwrap_or_default();
+        if let Some(Kind::Map(h)) = get(c, "condition").map(|n| &n.kind) {
+            for (k, kline, v) in h {
+                let k = k.text().unwrap_or_default();
                 if k == "field" {
                     value_field = ystr(v);
                     continue;
                 }
-                let n: u64 = ystr(v).and_then(|s| s.parse().ok()).ok_or_else(|| {
-                    d.err(
-                        Some("condition:"),
-                        format!("`{k}` needs a non-negative integer"),
-                    )
-                })?;
+                let n: u64 = ystr(v)
+                    .and_then(|s| s.parse().ok())
+                    .ok_or_else(|| d.err(*kline, format!("`{k}` needs a non-negative integer")))?;
                 match k.as_str() {
                     "gt" => threshold.gt = Some(n),
                     "gte" => threshold.gte = Some(n),
@@ -778,10 +790,7 @@ impl<'c> Builder<'c> {
                     "lte" => threshold.lte = Some(n),
                     "eq" => threshold.eq = Some(n),
                     other => {
-                        return Err(d.err(
-                            Some("condition:"),
-                            format!("unknown condition operator `{other}`"),
-                        ))
+                        return Err(d.err(*kline, format!("unknown condition operator `{other}`")))
                     }
                 }
             }
@@ -790,12 +799,12 @@ impl<'c> Builder<'c> {
             CorrelationType::EventCount | CorrelationType::ValueCount
         ) {
             return Err(d.err(
-                Some("correlation:"),
+                at("condition"),
                 "event_count/value_count need a `condition` mapping",
             ));
         }
         if kind == CorrelationType::ValueCount && value_field.is_none() {
-            return Err(d.err(Some("condition:"), "value_count needs `condition.field`"));
+            return Err(d.err(at("condition"), "value_count needs `condition.field`"));
         }
         let group_slots = group_by
             .iter()
@@ -808,7 +817,7 @@ impl<'c> Builder<'c> {
             let f = self.cfg.fields.resolve(v);
             (self.slot(f.clone()), f)
         });
-        let generate = matches!(get(c, "generate"), Some(Yaml::Boolean(true)));
+        let generate = get(c, "generate").and_then(Node::scalar) == Some(&Scalar::Bool(true));
         let rule = CorrelationRule {
             meta,
             kind,
@@ -1117,30 +1126,22 @@ impl RuleSet {
     /// [`LoadReport::errors`] and skipped, and so are paths that cannot be read.
     pub fn load_paths(paths: &[PathBuf], cfg: &SigmaConfig) -> LoadReport {
         let mut errors = Vec::new();
-        let mut files = Vec::new();
-        for p in paths {
-            match zonewatch_rulefiles::collect(std::slice::from_ref(p)) {
-                Ok(w) => {
-                    for s in &w.skipped {
-                        tracing::warn!("sigma: {s}");
-                    }
-                    files.extend(w.of(zonewatch_rulefiles::Kind::Yaml));
-                }
-                Err(e) => {
-                    let e = RuleLoadError {
-                        file: e.path,
-                        line: 0,
-                        rule_id: None,
-                        message: format!("cannot read: {}", e.source),
-                    };
-                    tracing::warn!("{e}");
-                    errors.push(e);
-                }
-            }
+        // One walk of every path: each file once, however many paths lead to it.
+        let (walk, bad) = zonewatch_rulefiles::collect_each(paths);
+        for s in &walk.skipped {
+            tracing::warn!("sigma: {s}");
         }
-        // Each file once, even when the paths overlap.
-        let mut seen = std::collections::HashSet::new();
-        files.retain(|f| seen.insert(std::fs::canonicalize(f).unwrap_or_else(|_| f.clone())));
+        for e in bad {
+            let e = RuleLoadError {
+                file: e.path,
+                line: 0,
+                rule_id: None,
+                message: format!("cannot read: {}", e.source),
+            };
+            tracing::warn!("{e}");
+            errors.push(e);
+        }
+        let files = walk.of(zonewatch_rulefiles::Kind::Yaml);
         let mut srcs = Vec::new();
         for f in &files {
             let too_big = std::fs::metadata(f)
@@ -1280,5 +1281,77 @@ mod tests {
             r.errors[0]
         );
         assert_eq!(r.errors[1].line, 20);
+    }
+
+    fn load(text: &str) -> LoadReport {
+        RuleSet::load_texts(&[(Path::new("r.yml"), text)], &SigmaConfig::default())
+    }
+
+    #[test]
+    fn error_lines_are_those_of_the_offending_key_or_value() {
+        // The words `condition:` and `level:` in the description, a `---` inside a block
+        // scalar, leading comments: a text search would name the wrong lines.
+        let text = "# header\n# more\ntitle: a\nid: a\ndescription: |\n  level: none\n  ---\n  condition: x\nlevel: severe\ndetection:\n  s: {f: x}\n  condition: s\n---\ntitle: b\nid: b\ndescription: 'condition: here'\ndetection:\n  s:\n    f|re:\n      - ok\n      - '(unclosed'\n  condition: s\n---\ntitle: c\nid: c\ndetection:\n  s: {f: x}\n  condition:\n    - s\n    - s and nope\n";
+        let r = load(text);
+        assert_eq!(r.rules.detections.len(), 0);
+        let got: Vec<(usize, Option<&str>)> = r
+            .errors
+            .iter()
+            .map(|e| (e.line, e.rule_id.as_deref()))
+            .collect();
+        assert_eq!(
+            got,
+            [(9, Some("a")), (21, Some("b")), (30, Some("c"))],
+            "{:?}",
+            r.errors
+        );
+        // A document-level error names the document's start.
+        let r = load("id: x\ndetection:\n  s: {f: x}\n  condition: s\n---\n# c\nid: y\ndetection:\n  s: {f: x}\n  condition: s\n");
+        let lines: Vec<usize> = r.errors.iter().map(|e| e.line).collect();
+        assert_eq!(lines, [1, 5]);
+        // Correlation keys.
+        let r = load("title: d\nid: d\ndetection:\n  s: {f: x}\n  condition: s\n---\ntitle: c\ncorrelation:\n  type: event_count\n  rules: d\n  timespan: 5m\n  condition:\n    gte: 1\n    most: 3\n");
+        assert_eq!(r.errors.len(), 1);
+        assert_eq!(r.errors[0].line, 14, "{}", r.errors[0]);
+    }
+
+    #[test]
+    fn values_are_typed_by_their_yaml_style() {
+        let rule =
+            |sel: &str| format!("title: t\nid: t\ndetection:\n  s:\n{sel}\n  condition: s\n");
+        // `exists` needs a boolean: `true` is one, `'true'` a string.
+        assert!(load(&rule("    f|exists: true")).errors.is_empty());
+        let r = load(&rule("    f|exists: 'true'"));
+        assert_eq!(r.errors.len(), 1);
+        assert_eq!(r.errors[0].line, 5);
+        // `null` (and `~`, empty) is the null test, `'null'` the text.
+        let null = |sel: &str| {
+            let r = load(&rule(sel));
+            assert!(r.errors.is_empty(), "{:?}", r.errors);
+            matches!(
+                r.rules.detections[0].searches[0].alts[0][0].values[..],
+                [ValueTest::Null]
+            )
+        };
+        assert!(null("    f: null"));
+        assert!(null("    f: ~"));
+        assert!(null("    f:"));
+        assert!(!null("    f: 'null'"));
+        // Numbers keep their YAML reading: `0x10` is 16, `'0x10'` the text.
+        let text = |sel: &str| {
+            let r = load(&rule(sel));
+            format!("{:?}", r.rules.detections[0].searches[0].alts[0][0].values)
+        };
+        assert!(text("    f: 0x10").contains("\"16\""));
+        assert!(text("    f: '0x10'").contains("\"0x10\""));
+        // A keyword search must be text or numbers, not a boolean.
+        assert_eq!(load(&rule("    true")).errors.len(), 1);
+        // `generate` needs the boolean.
+        let corr = |g: &str| {
+            let t = format!("title: d\nid: d\ndetection:\n  s: {{f: x}}\n  condition: s\n---\ntitle: c\ncorrelation:\n  type: event_count\n  rules: d\n  timespan: 5m\n  condition: {{gte: 1}}\n  generate: {g}\n");
+            load(&t).rules.correlations[0].generate
+        };
+        assert!(corr("true"));
+        assert!(!corr("'true'"));
     }
 }

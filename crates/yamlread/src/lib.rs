@@ -16,22 +16,20 @@
 //! read at the point where it went over. Two ways to consume a file: [`read`] hands the
 //! events (aliases already replaced by the events of their anchor, anchors stripped) to a
 //! [`Receiver`], each with its line; [`tree::parse`] builds a document as a tree that
-//! keeps every node's line (the configuration and detector files); [`load_docs`] builds the
-//! documents as `yaml_rust2::Yaml` values, exactly as `YamlLoader::load_from_str` does for
-//! files within the limits (Sigma rules).
+//! keeps every node's line, scalars as written (the configuration and detector files);
+//! [`tree::documents`] builds every document of a file as such a tree with its start line,
+//! scalars typed exactly as `yaml_rust2::YamlLoader` types them (Sigma rules).
 #![deny(missing_docs)]
 
 use std::collections::HashMap;
 
 pub mod tree;
 
-pub use yaml_rust2;
 pub use yaml_rust2::parser::Event;
 pub use yaml_rust2::scanner::TScalarStyle;
-pub use yaml_rust2::Yaml;
 
 use yaml_rust2::parser::{Parser, Tag};
-use yaml_rust2::yaml::Hash;
+use yaml_rust2::Yaml;
 
 /// Bounds on what one document may expand to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -295,14 +293,6 @@ pub fn read<R: Receiver>(text: &str, limits: &Limits, recv: &mut R) -> Result<()
     }
 }
 
-/// `yaml_rust2::YamlLoader`'s document building, fed by [`read`].
-#[derive(Default)]
-struct DocBuilder {
-    docs: Vec<Yaml>,
-    stack: Vec<Yaml>,
-    keys: Vec<Option<Yaml>>,
-}
-
 fn parse_f64(v: &str) -> Option<f64> {
     match v {
         ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => Some(f64::INFINITY),
@@ -314,8 +304,8 @@ fn parse_f64(v: &str) -> Option<f64> {
 }
 
 /// The value of a scalar as `YamlLoader` resolves it (style, core-schema tags, plain
-/// scalars by their text).
-pub fn scalar_value(v: String, style: TScalarStyle, tag: Option<&Tag>) -> Yaml {
+/// scalars by their text): what [`tree::Scalar`] is made from.
+pub(crate) fn scalar_value(v: String, style: TScalarStyle, tag: Option<&Tag>) -> Yaml {
     if style != TScalarStyle::Plain {
         return Yaml::String(v);
     }
@@ -342,65 +332,6 @@ pub fn scalar_value(v: String, style: TScalarStyle, tag: Option<&Tag>) -> Yaml {
     }
 }
 
-impl DocBuilder {
-    fn insert(&mut self, node: Yaml, line: usize) -> Result<(), Error> {
-        match self.stack.last_mut() {
-            None => self.stack.push(node),
-            Some(Yaml::Array(v)) => v.push(node),
-            Some(Yaml::Hash(h)) => {
-                let key = self.keys.last_mut().expect("a key slot per open mapping");
-                match key.take() {
-                    None => *key = Some(node),
-                    Some(k) => {
-                        let shown = format!("{k:?}");
-                        if h.insert(k, node).is_some() {
-                            return Err(Error {
-                                line,
-                                message: format!(
-                                    "YAML syntax error: {shown}: duplicated key in mapping"
-                                ),
-                            });
-                        }
-                    }
-                }
-            }
-            Some(_) => unreachable!("only containers are kept open"),
-        }
-        Ok(())
-    }
-}
-
-impl Receiver for DocBuilder {
-    fn event(&mut self, ev: Event, line: usize) -> Result<(), Error> {
-        match ev {
-            Event::DocumentEnd => {
-                let doc = self.stack.pop().unwrap_or(Yaml::BadValue);
-                self.docs.push(doc);
-                self.stack.clear();
-                self.keys.clear();
-            }
-            Event::SequenceStart(..) => self.stack.push(Yaml::Array(Vec::new())),
-            Event::MappingStart(..) => {
-                self.stack.push(Yaml::Hash(Hash::new()));
-                self.keys.push(None);
-            }
-            Event::SequenceEnd | Event::MappingEnd => {
-                if matches!(ev, Event::MappingEnd) {
-                    self.keys.pop();
-                }
-                let node = self.stack.pop().expect("an open container");
-                self.insert(node, line)?;
-            }
-            Event::Scalar(v, style, _, tag) => {
-                let node = scalar_value(v, style, tag.as_ref());
-                self.insert(node, line)?;
-            }
-            _ => {}
-        }
-        Ok(())
-    }
-}
-
 /// The largest YAML file a loader reads (configuration and detector files; Sigma rule files
 /// have their own, smaller limit).
 pub const MAX_FILE_BYTES: u64 = 16 << 20;
@@ -421,14 +352,6 @@ pub fn read_file(path: &std::path::Path) -> std::io::Result<Vec<u8>> {
         ));
     }
     Ok(buf)
-}
-
-/// Every document of `text` as `Yaml` values (as `YamlLoader::load_from_str` builds them),
-/// aliases expanded within `limits`.
-pub fn load_docs(text: &str, limits: &Limits) -> Result<Vec<Yaml>, Error> {
-    let mut b = DocBuilder::default();
-    read(text, limits, &mut b)?;
-    Ok(b.docs)
 }
 
 #[cfg(test)]

@@ -1,5 +1,38 @@
+use super::tree::{documents, Document, Kind, Node, Scalar};
 use super::*;
-use yaml_rust2::YamlLoader;
+use yaml_rust2::{yaml::Hash, Yaml, YamlLoader};
+
+fn to_yaml(n: &Node<Scalar>) -> Yaml {
+    fn scalar(s: &Scalar) -> Yaml {
+        match s {
+            Scalar::Null => Yaml::Null,
+            Scalar::Bool(b) => Yaml::Boolean(*b),
+            Scalar::Int(i) => Yaml::Integer(*i),
+            Scalar::Real(r) => Yaml::Real(r.clone()),
+            Scalar::Str(s) => Yaml::String(s.clone()),
+            Scalar::Bad => Yaml::BadValue,
+        }
+    }
+    match &n.kind {
+        Kind::Scalar(s) => scalar(s),
+        Kind::Seq(v) => Yaml::Array(v.iter().map(to_yaml).collect()),
+        Kind::Map(e) => {
+            let mut h = Hash::new();
+            for (k, _, v) in e {
+                h.insert(scalar(k), to_yaml(v));
+            }
+            Yaml::Hash(h)
+        }
+    }
+}
+
+/// The typed documents as `Yaml` values, to compare them with `YamlLoader`'s.
+fn load_docs(text: &str, limits: &Limits) -> Result<Vec<Yaml>, Error> {
+    Ok(documents(text, limits)?
+        .iter()
+        .map(|d| d.root.as_ref().map_or(Yaml::BadValue, to_yaml))
+        .collect())
+}
 
 fn events(text: &str) -> Result<Vec<(Event, usize)>, Error> {
     let mut out = Vec::new();
@@ -208,4 +241,100 @@ fn files_are_read_within_the_size_limit() {
     let e = read_file(std::path::Path::new("/dev/zero")).unwrap_err();
     assert!(e.to_string().contains("larger than 16 MiB"), "{e}");
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn every_document_with_its_start_line() {
+    let text = "# comment\n\ntitle: a\nid: 1\n---\ntitle: b\n--- # c\n---\n- x\n...\n";
+    let docs = documents(text, &LIMITS).unwrap();
+    let lines: Vec<usize> = docs.iter().map(|d| d.line).collect();
+    assert_eq!(lines, [3, 5, 7, 8]);
+    assert_eq!(docs[0].root.as_ref().unwrap().get("id").unwrap().line, 4);
+    assert_eq!(docs[1].root.as_ref().unwrap().entry("title").unwrap().0, 6);
+    // An empty document is a null scalar, as YamlLoader has it.
+    let empty = docs[2].root.as_ref().unwrap();
+    assert_eq!(empty.scalar(), Some(&Scalar::Null));
+    assert!(matches!(docs[3].root.as_ref().unwrap().kind, Kind::Seq(_)));
+    let lead = documents("---\na: 1\n", &LIMITS).unwrap();
+    assert_eq!(lead.len(), 1);
+    assert_eq!(lead[0].line, 1);
+    assert!(documents("", &LIMITS).unwrap().is_empty());
+    assert!(documents("# only\n", &LIMITS).unwrap().is_empty());
+}
+
+#[test]
+fn scalars_are_typed_by_style_and_tag() {
+    let text = "a: 1\nb: '1'\nc: \"1\"\nd: null\ne: 'null'\nf: ~\ng:\nh: true\ni: 'true'\nj: 1.5\nk: 0x10\nl: !!str 2\nm: !!int x\nn: |\n  7\no: TRUE\np: yes\n";
+    let doc = &documents(text, &LIMITS).unwrap()[0];
+    let root = doc.root.as_ref().unwrap();
+    let s = |k: &str| root.get(k).unwrap().scalar().unwrap().clone();
+    assert_eq!(s("a"), Scalar::Int(1));
+    assert_eq!(s("b"), Scalar::Str("1".into()));
+    assert_eq!(s("c"), Scalar::Str("1".into()));
+    assert_eq!(s("d"), Scalar::Null);
+    assert_eq!(s("e"), Scalar::Str("null".into()));
+    assert_eq!(s("f"), Scalar::Null);
+    assert_eq!(s("g"), Scalar::Null);
+    assert_eq!(s("h"), Scalar::Bool(true));
+    assert_eq!(s("i"), Scalar::Str("true".into()));
+    assert_eq!(s("j"), Scalar::Real("1.5".into()));
+    assert_eq!(s("k"), Scalar::Int(16));
+    assert_eq!(s("l"), Scalar::Str("2".into()));
+    assert_eq!(s("m"), Scalar::Bad);
+    assert_eq!(s("n"), Scalar::Str("7\n".into()));
+    assert_eq!(s("o"), Scalar::Bool(true));
+    assert_eq!(s("p"), Scalar::Str("yes".into()));
+    assert_eq!(root.get("k").unwrap().text().as_deref(), Some("16"));
+    assert_eq!(root.get("d").unwrap().text(), None);
+    // Keys are typed too: `1` and `'1'` are different keys, `1` twice is an error.
+    let two = documents("1: a\n'1': b\n", &LIMITS).unwrap();
+    assert!(two[0].root.as_ref().unwrap().get("1").is_some());
+    let e = documents("x: 1\n1: a\ny: 2\n1: b\n", &LIMITS).unwrap_err();
+    assert_eq!(e.line, 4, "{e}");
+    assert!(e.message.contains("duplicated key"), "{e}");
+}
+
+#[test]
+fn the_untyped_tree_is_unchanged() {
+    // Configuration and detector files: scalars as written, `~`/`null` empty, the first
+    // document only, repeated keys kept.
+    let t = tree::parse("a: 1\nb: 'x'\nc: ~\nd: null\na: 2\n---\nz: 1\n")
+        .unwrap()
+        .unwrap();
+    let Kind::Map(e) = &t.kind else { panic!() };
+    let flat: Vec<(&str, usize, Option<&str>)> = e
+        .iter()
+        .map(|(k, l, n)| (k.as_str(), *l, n.as_scalar()))
+        .collect();
+    assert_eq!(
+        flat,
+        [
+            ("a", 1, Some("1")),
+            ("b", 2, Some("x")),
+            ("c", 3, Some("")),
+            ("d", 4, Some("")),
+            ("a", 5, Some("2"))
+        ]
+    );
+    let _: Option<Document> = None;
+}
+
+#[test]
+fn arbitrary_bytes_never_panic() {
+    // A cheap stand-in for the fuzz target: mutations of a rule-like text.
+    let base = b"title: t\nid: &i x\ndetection:\n  s: {a: [1, *i, 'q', \"r\"]}\n  condition: s\n---\n- ? [k]\n  : v\n";
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    for _ in 0..3000 {
+        let mut b = base.to_vec();
+        for _ in 0..4 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let i = (seed % b.len() as u64) as usize;
+            b[i] = b"[]{}:-?*&!|>'\"#,\n x0"[(seed >> 32) as usize % 20];
+        }
+        let t = String::from_utf8_lossy(&b);
+        let _ = documents(&t, &LIMITS);
+        let _ = tree::parse(&t);
+    }
 }
