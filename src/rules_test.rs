@@ -7,7 +7,7 @@
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
-use zonewatch_yamlread::Yaml;
+use zonewatch_yamlread::tree::{Kind, Node, Scalar};
 
 #[derive(clap::Args)]
 pub(crate) struct RulesTestArgs {
@@ -131,43 +131,6 @@ fn run_file(file: &Path) -> Result_ {
     }
 }
 
-/// 1-based line of the first line of `text` that starts (after indentation)
-/// with `key:`, else 1.
-fn line_of(text: &str, key: &str) -> usize {
-    text.lines()
-        .position(|l| l.trim_start().starts_with(&format!("{key}:")))
-        .map_or(1, |i| i + 1)
-}
-
-/// Lines of the list items under `checks:` (the items at the first item's
-/// indentation).
-fn check_lines(text: &str) -> Vec<usize> {
-    let start = line_of(text, "checks");
-    let mut indent = None;
-    let mut out = Vec::new();
-    for (i, l) in text.lines().enumerate().skip(start) {
-        let t = l.trim_start();
-        if t.is_empty() || t.starts_with('#') {
-            continue;
-        }
-        let ind = l.len() - t.len();
-        if ind == 0 && !t.starts_with('-') {
-            break; // the next top-level key
-        }
-        if t.starts_with("- ") || t == "-" {
-            match indent {
-                None => {
-                    indent = Some(ind);
-                    out.push(i + 1);
-                }
-                Some(n) if n == ind => out.push(i + 1),
-                _ => {}
-            }
-        }
-    }
-    out
-}
-
 fn parse_case(file: &Path, name: String) -> Result<Case, String> {
     let bytes = std::fs::read(file).map_err(|e| format!("{}: {e}", file.display()))?;
     parse_text(file, &String::from_utf8_lossy(&bytes), name)
@@ -175,9 +138,14 @@ fn parse_case(file: &Path, name: String) -> Result<Case, String> {
 
 fn parse_text(file: &Path, text: &str, name: String) -> Result<Case, String> {
     let at = |line: usize, m: String| format!("{}:{line}: {m}", file.display());
-    let docs = zonewatch_yamlread::load_docs(text, &zonewatch_yamlread::LIMITS)
+    let docs = zonewatch_yamlread::tree::documents(text, &zonewatch_yamlread::LIMITS)
         .map_err(|e| format!("{}: {e}", file.display()))?;
-    let Some(Yaml::Hash(top)) = docs.into_iter().next() else {
+    let top = docs.into_iter().next().and_then(|d| d.root);
+    let Some(Node {
+        kind: Kind::Map(top),
+        ..
+    }) = top
+    else {
         return Err(at(
             1,
             "expected a mapping (pcap/log, rules, args, checks)".into(),
@@ -194,15 +162,22 @@ fn parse_text(file: &Path, text: &str, name: String) -> Result<Case, String> {
         args: Vec::new(),
         checks: Vec::new(),
     };
-    for (k, v) in &top {
-        let key = k.as_str().unwrap_or("");
-        let line = line_of(text, key);
+    let mut checks_line = 1;
+    for (k, line, v) in &top {
+        let key = match k {
+            Scalar::Str(s) => s.as_str(),
+            _ => "",
+        };
+        let line = *line;
         let strings = || -> Result<Vec<String>, String> {
-            match v {
-                Yaml::String(s) => Ok(vec![s.clone()]),
-                Yaml::Array(a) => a
+            match &v.kind {
+                Kind::Scalar(Scalar::Str(s)) => Ok(vec![s.clone()]),
+                Kind::Seq(a) => a
                     .iter()
-                    .map(|x| x.as_str().map(str::to_string))
+                    .map(|x| match &x.kind {
+                        Kind::Scalar(Scalar::Str(s)) => Some(s.clone()),
+                        _ => None,
+                    })
                     .collect::<Option<Vec<_>>>()
                     .ok_or_else(|| at(line, format!("`{key}`: a list of strings"))),
                 _ => Err(at(line, format!("`{key}`: a string or a list of strings"))),
@@ -220,7 +195,10 @@ fn parse_text(file: &Path, text: &str, name: String) -> Result<Case, String> {
                     .flat_map(|s| s.split_whitespace().map(str::to_string))
                     .collect()
             }
-            "checks" => case.checks = parse_checks(v, line, &check_lines(text), &at)?,
+            "checks" => {
+                checks_line = line;
+                case.checks = parse_checks(v, line, &at)?
+            }
             // Free text for the reader.
             "description" | "requires" => {}
             _ => {
@@ -238,29 +216,36 @@ fn parse_text(file: &Path, text: &str, name: String) -> Result<Case, String> {
     }
     if case.checks.is_empty() {
         return Err(at(
-            line_of(text, "checks"),
+            checks_line,
             "no `checks`: a test must expect something".into(),
         ));
     }
     Ok(case)
 }
 
+/// The string key of a mapping entry ("" for other keys).
+fn key_str(k: &Scalar) -> &str {
+    match k {
+        Scalar::Str(s) => s,
+        _ => "",
+    }
+}
+
 /// `checks:` entries: `sid: N`, `sigma: ID` (shorthands for alerts) or
 /// suricata-verify's `filter: {count, match: {field: value}}`; `count`
-/// beside `sid`/`sigma`.
+/// beside `sid`/`sigma`. Each check names the line of its list item.
 fn parse_checks(
-    v: &Yaml,
+    v: &Node<Scalar>,
     checks_line: usize,
-    lines: &[usize],
     at: &dyn Fn(usize, String) -> String,
 ) -> Result<Vec<Check>, String> {
-    let Yaml::Array(items) = v else {
+    let Kind::Seq(items) = &v.kind else {
         return Err(at(checks_line, "`checks`: a list".into()));
     };
     let mut out = Vec::new();
-    for (i, item) in items.iter().enumerate() {
-        let line = lines.get(i).copied().unwrap_or(1);
-        let Yaml::Hash(h) = item else {
+    for item in items {
+        let line = item.line;
+        let Kind::Map(h) = &item.kind else {
             return Err(at(
                 line,
                 "a check is a mapping (sid, sigma or filter)".into(),
@@ -271,8 +256,8 @@ fn parse_checks(
             matches: Vec::new(),
             count: None,
         };
-        for (k, v) in h {
-            match k.as_str().unwrap_or("") {
+        for (k, _, v) in h {
+            match key_str(k) {
                 "sid" => {
                     c.matches.push(("event_type".into(), Value::from("alert")));
                     c.matches.push(("alert.signature_id".into(), json_of(v)));
@@ -285,36 +270,7 @@ fn parse_checks(
                 "count" => {
                     c.count = Some(count_of(v).ok_or_else(|| at(line, "`count`: a number".into()))?)
                 }
-                "filter" => {
-                    let Yaml::Hash(f) = v else {
-                        return Err(at(line, "`filter`: a mapping (count, match)".into()));
-                    };
-                    for (fk, fv) in f {
-                        match (fk.as_str().unwrap_or(""), fv) {
-                            ("count", n) => {
-                                c.count = Some(
-                                    count_of(n)
-                                        .ok_or_else(|| at(line, "`count`: a number".into()))?,
-                                )
-                            }
-                            ("match", Yaml::Hash(m)) => {
-                                for (mk, mv) in m {
-                                    let field =
-                                        mk.as_str().map(str::to_string).ok_or_else(|| {
-                                            at(line, "`match` keys are field names".into())
-                                        })?;
-                                    c.matches.push((field, json_of(mv)));
-                                }
-                            }
-                            (other, _) => {
-                                return Err(at(
-                                    line,
-                                    format!("unknown filter key `{other}` (count, match)"),
-                                ))
-                            }
-                        }
-                    }
-                }
+                "filter" => parse_filter(v, line, &mut c, at)?,
                 other => {
                     return Err(at(
                         line,
@@ -331,24 +287,61 @@ fn parse_checks(
     Ok(out)
 }
 
-fn count_of(v: &Yaml) -> Option<u64> {
-    v.as_i64().and_then(|n| u64::try_from(n).ok())
+/// A check's `filter: {count, match: {field: value}}`.
+fn parse_filter(
+    v: &Node<Scalar>,
+    line: usize,
+    c: &mut Check,
+    at: &dyn Fn(usize, String) -> String,
+) -> Result<(), String> {
+    let Kind::Map(f) = &v.kind else {
+        return Err(at(line, "`filter`: a mapping (count, match)".into()));
+    };
+    for (fk, _, fv) in f {
+        match (key_str(fk), &fv.kind) {
+            ("count", _) => {
+                c.count = Some(count_of(fv).ok_or_else(|| at(line, "`count`: a number".into()))?)
+            }
+            ("match", Kind::Map(m)) => {
+                for (mk, _, mv) in m {
+                    let field = match mk {
+                        Scalar::Str(s) => s.clone(),
+                        _ => return Err(at(line, "`match` keys are field names".into())),
+                    };
+                    c.matches.push((field, json_of(mv)));
+                }
+            }
+            (other, _) => {
+                return Err(at(
+                    line,
+                    format!("unknown filter key `{other}` (count, match)"),
+                ))
+            }
+        }
+    }
+    Ok(())
 }
 
-fn json_of(v: &Yaml) -> Value {
-    match v {
-        Yaml::Integer(n) => Value::from(*n),
-        Yaml::Real(r) => r
+fn count_of(v: &Node<Scalar>) -> Option<u64> {
+    match v.scalar()? {
+        Scalar::Int(n) => u64::try_from(*n).ok(),
+        _ => None,
+    }
+}
+
+fn json_of(v: &Node<Scalar>) -> Value {
+    match &v.kind {
+        Kind::Scalar(Scalar::Int(n)) => Value::from(*n),
+        Kind::Scalar(Scalar::Real(r)) => r
             .parse::<f64>()
             .map_or(Value::from(r.as_str()), Value::from),
-        Yaml::Boolean(b) => Value::from(*b),
-        Yaml::String(s) => Value::from(s.as_str()),
-        Yaml::Null => Value::Null,
+        Kind::Scalar(Scalar::Bool(b)) => Value::from(*b),
+        Kind::Scalar(Scalar::Str(s)) => Value::from(s.as_str()),
+        Kind::Scalar(Scalar::Null) => Value::Null,
         other => Value::from(format!("{other:?}")),
     }
 }
 
-/// Runs the case with this binary; its EVE events.
 fn run_case(case: &Case) -> Result<Vec<Value>, String> {
     let exe = std::env::current_exe().map_err(|e| format!("own executable: {e}"))?;
     let out = std::env::temp_dir().join(format!(
@@ -563,13 +556,22 @@ mod tests {
             }
             let text = String::from_utf8_lossy(&s);
             let _ = parse_text(Path::new("t/test.yaml"), &text, "t".into());
-            let _ = check_lines(&text);
         }
     }
 
     #[test]
-    fn check_lines_are_the_items_of_checks() {
-        let text = "pcap: a\nchecks:\n  # c\n  - sid: 1\n    count: 2\n  - filter:\n      match:\n        - x\n  - sid: 3\nrules: []\n";
-        assert_eq!(check_lines(text), [4, 6, 9]);
+    fn checks_name_the_line_of_their_list_item() {
+        let text = "pcap: a\nchecks:\n  # c\n  - sid: 1\n    count: 2\n  - filter:\n      match:\n        x: 1\n  - sid: 3\nrules: []\n";
+        let case = parse_text(Path::new("t/test.yaml"), text, "t".into()).unwrap();
+        let lines: Vec<usize> = case.checks.iter().map(|c| c.line).collect();
+        assert_eq!(lines, [4, 6, 9]);
+        let bogus = "pcap: a\nchecks:\n  - bogus: 1\n";
+        let Err(err) = parse_text(Path::new("t/test.yaml"), bogus, "t".into()) else {
+            panic!("an unknown check key must be refused");
+        };
+        assert!(
+            err.starts_with("t/test.yaml:3: unknown check key `bogus`"),
+            "{err}"
+        );
     }
 }
