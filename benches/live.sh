@@ -78,7 +78,7 @@ file_alerts() {
     sids "$out" >"$OUT_DIR/file-zw-$w.sids"
     if [[ " $ENGINES " == *" suricata "* ]]; then
         "$SURICATA" --alert-only -r "$REPLAY" -S "$OUT_DIR/et.rules" -l "$OUT_DIR/file-suricata-$w" -k none \
-            --runmode workers --set "threading.set-cpu-affinity=no" --set unix-command.enabled=no >/dev/null 2>&1
+            --runmode autofp --set unix-command.enabled=no >/dev/null 2>&1
         sids "$OUT_DIR/file-suricata-$w" >"$OUT_DIR/file-suricata-$w.sids"
     fi
 }
