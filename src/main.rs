@@ -3,6 +3,7 @@
 
 mod kafka_sink;
 mod privileges;
+mod reload;
 mod rules_cmd;
 mod rules_test;
 
@@ -66,7 +67,7 @@ enum LogFormat {
     Json,
 }
 
-#[derive(Args)]
+#[derive(Args, Clone)]
 struct RunArgs {
     /// Configuration file (YAML); see zonewatch.example.yaml.
     #[arg(long, value_name = "FILE")]
@@ -199,28 +200,36 @@ fn main() {
 struct Findings {
     /// Collect instead of logging and stopping (`config check`).
     collect: bool,
+    /// A reload (with `collect`): what `unusable` finds goes to `skipped`
+    /// only, for the reload to compare with what the running rules skipped.
+    reload: bool,
     errors: Vec<String>,
+    /// Warnings (logged too when not collecting).
     warnings: Vec<String>,
+    /// What `unusable` found, in every mode.
+    skipped: Vec<String>,
 }
 
 impl Findings {
     fn warn(&mut self, w: impl std::fmt::Display) {
-        if self.collect {
-            self.warnings.push(w.to_string());
-        } else {
+        let w = w.to_string();
+        if !self.collect {
             tracing::warn!("{w}");
         }
+        self.warnings.push(w);
     }
 
     /// Something `run` goes on without (a warning), but that `config check`
     /// reports as an error: a rule that does not parse, a threshold file
     /// that cannot be read.
     fn unusable(&mut self, w: impl std::fmt::Display) {
-        if self.collect {
-            self.errors.push(w.to_string());
-        } else {
+        let w = w.to_string();
+        if !self.collect {
             tracing::warn!("{w}");
+        } else if !self.reload {
+            self.errors.push(w.clone());
         }
+        self.skipped.push(w);
     }
 
     /// An error: `run` stops with it, `config check` notes it and goes on.
@@ -518,9 +527,10 @@ fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         stop,
         reopen,
         stats_now,
+        reload,
     } = install_signal_handlers()?;
     let logs = if logs_given {
-        Some(start_logs(&a, &cfg)?)
+        Some(start_logs(&a, &cfg, &mut f)?)
     } else {
         None
     };
@@ -576,10 +586,29 @@ fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         }
         None => None,
     };
+    // SIGHUP reloads the rules on a thread of its own; rules that did not
+    // load now are known and do not fail a reload.
+    let slot = zonewatch_pipeline::RuleSlot::default();
+    reload::Reloader {
+        args: a.clone(),
+        cfg: cfg.clone(),
+        slot: slot.clone(),
+        metrics: metrics.clone(),
+        packets: packets_given,
+        logs: logs_given,
+        known_skips: f
+            .skipped
+            .iter()
+            .chain(&f.warnings)
+            .map(|s| reload::without_position(s))
+            .collect(),
+    }
+    .start(reload)?;
     let hooks = zonewatch_pipeline::Hooks {
         metrics,
         stats_now: Some(stats_now),
         reopen: Some(reopen),
+        rules: Some(slot),
     };
     let ready = ready_hook(privileges.hook(), &inputs);
     let opts = RunOptions {
@@ -724,10 +753,13 @@ fn load_rules(
 /// as detector files, are not rules; `.rules` files are the signature
 /// engine's) and starts the syslog listeners and file replay. Rules that
 /// cannot be compiled are skipped with a warning each.
-fn start_logs(a: &RunArgs, cfg: &Config) -> anyhow::Result<zonewatch_pipeline::logs::LogInputs> {
-    let mut f = Findings::default();
-    let tls = log_inputs(a, cfg, &mut f)?;
-    let (_, skipped, rules) = load_sigma(a, cfg, &mut f)?;
+fn start_logs(
+    a: &RunArgs,
+    cfg: &Config,
+    f: &mut Findings,
+) -> anyhow::Result<zonewatch_pipeline::logs::LogInputs> {
+    let tls = log_inputs(a, cfg, f)?;
+    let (_, skipped, rules) = load_sigma(a, cfg, f)?;
     let parse = zonewatch_syslog::ParseOptions {
         sensor_offset: cfg.timezone,
         extract_fields: true,
@@ -819,6 +851,9 @@ fn load_sigma(
         for e in &report.errors {
             f.unusable(e);
         }
+    } else {
+        f.skipped
+            .extend(report.errors.iter().map(|e| e.to_string()));
     }
     let rules = report.rules;
     let (det, corr) = (rules.detections.len(), rules.correlations.len());
@@ -985,6 +1020,8 @@ struct Signals {
     stop: Arc<AtomicBool>,
     /// SIGHUP: reopen the output file.
     reopen: Arc<AtomicBool>,
+    /// SIGHUP: reload the rules (one message per signal).
+    reload: std::sync::mpsc::Receiver<()>,
     /// SIGUSR1: write a stats event now.
     stats_now: Arc<AtomicBool>,
 }
@@ -995,9 +1032,10 @@ fn install_signal_handlers() -> anyhow::Result<Signals> {
     // SIGINT/SIGTERM: the first ends the run cleanly (flows flushed, sinks
     // settled); a second one, for an operator who cannot wait, exits at
     // once. SIGHUP: the output file is reopened (log rotation, as Suricata
-    // does), the run goes on. Handled on a thread of their own, so the
-    // handlers can log.
+    // does) and the rules are reloaded; the run goes on. Handled on a
+    // thread of their own, so the handlers can log.
     let reopen = Arc::new(AtomicBool::new(false));
+    let (reload_tx, reload) = std::sync::mpsc::channel::<()>();
     {
         use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
         let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])
@@ -1009,6 +1047,7 @@ fn install_signal_handlers() -> anyhow::Result<Signals> {
                 for sig in signals.forever() {
                     if sig == SIGHUP {
                         reopen.store(true, Ordering::Relaxed);
+                        let _ = reload_tx.send(());
                     } else if stop.swap(true, Ordering::Relaxed) {
                         say(
                             Say::Info,
@@ -1029,6 +1068,7 @@ fn install_signal_handlers() -> anyhow::Result<Signals> {
         stop,
         reopen,
         stats_now,
+        reload,
     })
 }
 

@@ -111,6 +111,9 @@ pub struct LoadError {
 struct Loaded {
     kind: usize,
     detector: Box<dyn Detector>,
+    /// The text of its file: a reload keeps the running detector, and its
+    /// state, when its file did not change.
+    source: String,
 }
 
 /// All enabled detectors, their pending alerts and counters.
@@ -247,7 +250,7 @@ impl DetectorSet {
         let enabled = common.enabled;
         let built = (t.build)(&s, common, policy);
         s.finish();
-        let dup = built.is_some_and(|d| self.replace(kind, d));
+        let dup = built.is_some_and(|d| self.replace(kind, d, text));
         if dup {
             errors.borrow_mut().push((
                 node.line,
@@ -266,13 +269,20 @@ impl DetectorSet {
     }
 
     /// Puts `detector` in the place of type `kind`; whether one was there already.
-    fn replace(&mut self, kind: usize, detector: Box<dyn Detector>) -> bool {
+    fn replace(&mut self, kind: usize, detector: Box<dyn Detector>, source: &str) -> bool {
         let had = self.remove(kind);
         let order = |k: usize| TYPES[k].run_order;
         let at = self
             .detectors
             .partition_point(|l| order(l.kind) < order(kind));
-        self.detectors.insert(at, Loaded { kind, detector });
+        self.detectors.insert(
+            at,
+            Loaded {
+                kind,
+                detector,
+                source: source.to_string(),
+            },
+        );
         self.index_inputs();
         had
     }
@@ -298,6 +308,30 @@ impl DetectorSet {
         let on_flow_end = positions(|i| i.flow_ends);
         let on_dns = positions(|i| i.dns);
         (self.on_packet, self.on_flow_end, self.on_dns) = (on_packet, on_flow_end, on_dns);
+    }
+
+    /// Takes over the state of `old`, the set this one replaces (a rule
+    /// reload): each detector whose file is unchanged goes on as it was,
+    /// with its tables, windows and counters, and so do the pending alerts
+    /// and the expiry clock; a detector whose file changed starts with
+    /// empty state. Returns the names of the detectors that kept their
+    /// state.
+    pub fn adopt_state(&mut self, mut old: DetectorSet) -> Vec<&'static str> {
+        let mut kept = Vec::new();
+        for l in &mut self.detectors {
+            let Some(i) = old
+                .detectors
+                .iter()
+                .position(|o| o.kind == l.kind && o.source == l.source)
+            else {
+                continue;
+            };
+            std::mem::swap(&mut l.detector, &mut old.detectors[i].detector);
+            kept.push(TYPES[l.kind].name);
+        }
+        self.alerts.append(&mut old.alerts);
+        self.last_expire = old.last_expire;
+        kept
     }
 
     /// Names of the detectors that run, in the order of the detector types.
@@ -432,5 +466,47 @@ mod tests {
         };
         assert!(e[0].file.ends_with("missing"), "{e:?}");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A reload keeps the state of detectors whose file did not change and
+    /// starts the others empty.
+    #[test]
+    fn adopt_state_keeps_unchanged_detectors() {
+        let load = |scan: &str, flood: &str| {
+            let mut set = DetectorSet::default();
+            let mut policy = None;
+            for (text, f) in [(scan, "scan.yaml"), (flood, "flood.yaml")] {
+                assert!(set.add_text(text, Path::new(f), &mut policy).unwrap());
+            }
+            set
+        };
+        let entries = |set: &DetectorSet, name: &str| {
+            let key = format!("anomaly.{name}.entries");
+            set.counters()
+                .into_iter()
+                .find(|(k, _)| *k == key)
+                .unwrap()
+                .1
+        };
+        let (scan, flood) = (
+            "detector:\n  type: portscan\n",
+            "detector:\n  type: flood\n",
+        );
+        let mut old = load(scan, flood);
+        let mut syn = PacketObs::new(
+            Timestamp::from_parts(1_700_000_000, 0),
+            "192.0.2.1".parse().unwrap(),
+            "198.51.100.1".parse().unwrap(),
+            6,
+        );
+        (syn.sport, syn.dport, syn.tcp_flags) = (40000, 22, 0x02);
+        old.observe_packet(&syn);
+        let (scan_n, flood_n) = (entries(&old, "portscan"), entries(&old, "flood"));
+        assert!(scan_n > 0 && flood_n > 0, "{:?}", old.counters());
+
+        let mut new = load(scan, "detector:\n  type: flood\n  severity: 1\n");
+        assert_eq!(new.adopt_state(old), ["portscan"]);
+        assert_eq!(entries(&new, "portscan"), scan_n);
+        assert_eq!(entries(&new, "flood"), 0, "a changed file starts empty");
     }
 }

@@ -63,6 +63,11 @@ impl FlowbitNames {
     pub(crate) fn len(&self) -> usize {
         self.names.len()
     }
+
+    /// The names, by id.
+    pub(crate) fn into_names(self) -> Vec<String> {
+        self.names
+    }
 }
 
 /// A compiled rule and its packet fast pattern (`None`: the rule has no

@@ -346,6 +346,57 @@ impl Detector {
         &self.engine
     }
 
+    /// Goes on with `engine` in place of the current one (a rule reload),
+    /// keeping what the flows carry: each flow's flowbits move to the new
+    /// engine's ids by name (bits the new rules no longer name are
+    /// dropped); pass and IP-only marks, stream tails and transactions
+    /// already inspected stay. The tails' remembered fast-pattern hits name
+    /// the old engine's patterns, so each tail's next window is scanned
+    /// whole. Counters go on.
+    pub fn replace_engine(&mut self, engine: Arc<Engine>) {
+        let old = std::mem::replace(&mut self.engine, engine);
+        let new = &self.engine;
+        let ids: hashbrown::HashMap<&str, u32> = new
+            .flowbit_names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.as_str(), i as u32))
+            .collect();
+        // Old id -> new id, once for all flows.
+        let remap: Vec<Option<u32>> = old
+            .flowbit_names
+            .iter()
+            .map(|n| ids.get(n.as_str()).copied())
+            .collect();
+        let words = new.flowbit_count.div_ceil(64);
+        for st in self.state.flows.map.values_mut() {
+            if !st.bits.is_empty() {
+                let mut bits = vec![0u64; words];
+                for (old_id, to) in remap.iter().enumerate() {
+                    let set = st
+                        .bits
+                        .get(old_id / 64)
+                        .is_some_and(|w| w & (1 << (old_id % 64)) != 0);
+                    if let (true, Some(b)) = (set, to) {
+                        bits[*b as usize / 64] |= 1 << (b % 64);
+                    }
+                }
+                st.bits = bits;
+            }
+            if let Some(tails) = &mut st.tails {
+                for t in tails.iter_mut() {
+                    t.hits.clear();
+                    t.hits_valid = false;
+                }
+            }
+        }
+        let s = &mut self.state.scratch;
+        s.cands = Candidates {
+            stamp: vec![0; new.rules.len()],
+            ..Default::default()
+        };
+    }
+
     /// Forgets a flow that ended.
     pub fn flow_end(&mut self, id: u64) {
         self.state.flows.map.remove(&id);
@@ -1275,6 +1326,87 @@ alert tcp any any -> any any (content:\"secret\"; flowbits:isset,a1; sid:5;)
             ),
             vec![none.clone(), vec![4]]
         );
+    }
+
+    /// A rule reload in the middle of a flow: flowbits set under the old
+    /// engine are seen under the new one, whose ids for the same names
+    /// differ, and a pattern split across the reload is still found in the
+    /// stream window (the tail's remembered hits named old patterns).
+    #[test]
+    fn replace_engine_carries_flowbits_and_stream_windows() {
+        let old = "\
+alert tcp any any -> any any (content:\"login\"; flowbits:set,logged_in; flowbits:noalert; sid:2;)
+alert tcp any any -> any any (content:\"secret\"; flowbits:isset,logged_in; sid:4;)
+";
+        // Other names first: `logged_in` gets another id here.
+        let new = format!(
+            "alert tcp any any -> any any (content:\"zz\"; flowbits:set,first; flowbits:set,second; flowbits:noalert; sid:9;)\n{old}"
+        );
+        let a = Arc::new(Engine::from_texts(
+            &[("a.rules", old)],
+            &DetectConfig::default(),
+        ));
+        let b = Arc::new(Engine::from_texts(
+            &[("b.rules", &new)],
+            &DetectConfig::default(),
+        ));
+        assert_ne!(
+            a.flowbit_names.iter().position(|n| n == "logged_in"),
+            b.flowbit_names.iter().position(|n| n == "logged_in")
+        );
+        let segments: [&[u8]; 3] = [b"login ok ", b"the sec", b"ret"];
+        let run = |swap_at: Option<usize>| {
+            let mut det = Detector::new(a.clone());
+            let mut offset = 0u64;
+            let mut out = Vec::new();
+            for (i, seg) in segments.iter().enumerate() {
+                if swap_at == Some(i) {
+                    det.replace_engine(b.clone());
+                }
+                let data = packet(seg);
+                let decoded =
+                    zonewatch_decode::decode(zonewatch_decode::LinkType::Raw, &data, data.len());
+                let chunk = [StreamChunk {
+                    to_server: true,
+                    offset,
+                    data: seg,
+                }];
+                offset += seg.len() as u64;
+                let view = PacketView {
+                    data: &data,
+                    decoded: &decoded,
+                    ts: Timestamp::default(),
+                    flow: Some(FlowView {
+                        id: 1,
+                        to_server: true,
+                        established: true,
+                        first_in_dir: i == 0,
+                        app_proto: None,
+                        app_proto_acked: false,
+                        payload_inspection: true,
+                    }),
+                    stream: &chunk,
+                    payload_in_stream: true,
+                    reassembled: false,
+                    stream_events: &[],
+                    stream_sizes: None,
+                };
+                let mut hits = Vec::new();
+                det.inspect(&view, &mut hits);
+                let e = det.engine().clone();
+                out.push(
+                    hits.iter()
+                        .map(|h| e.meta(h.rule).sid)
+                        .collect::<Vec<u64>>(),
+                );
+            }
+            out
+        };
+        let want = vec![vec![], vec![], vec![4]];
+        assert_eq!(run(None), want);
+        for at in 1..=2 {
+            assert_eq!(run(Some(at)), want, "reload before segment {at}");
+        }
     }
 
     /// IP-only rules (Suricata's: no payload, ports or flow keywords; only

@@ -121,6 +121,9 @@ pub struct Engine {
     pub(crate) tx_always: hashbrown::HashMap<AppProto, Vec<u32>>,
     /// Distinct flowbit names (bits per flow).
     pub(crate) flowbit_count: usize,
+    /// Flowbit names by id: a reload carries each flow's bits over to the
+    /// new engine's ids by name.
+    pub(crate) flowbit_names: Vec<String>,
     pub(crate) threshold_cfg: Arc<ThresholdConfig>,
     /// Stream bytes kept per direction (`DetectConfig::stream_window`).
     pub(crate) stream_window: usize,
@@ -494,6 +497,7 @@ impl Engine {
             tx_prefilter,
             tx_always: index.tx_always,
             flowbit_count: flowbits.len(),
+            flowbit_names: flowbits.into_names(),
             threshold_cfg: Arc::new(site.thresholds),
             stream_window: if cfg.stream_window == 0 {
                 DEFAULT_STREAM_WINDOW

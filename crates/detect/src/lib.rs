@@ -49,6 +49,12 @@ pub use zonewatch_ruleconf::{Decision, NewAction};
 /// so the result does not depend on how flows were spread over workers.
 pub struct AlertFilter {
     engine: std::sync::Arc<Engine>,
+    /// (gid, sid) -> engine index: alerts are decided by their signature,
+    /// not their engine index, so that an alert raised by a worker still on
+    /// the previous engine during a reload is decided by the rule of the
+    /// same sid in the current one (or by the threshold file alone when
+    /// the reload removed it).
+    by_sid: hashbrown::HashMap<(u32, u64), u32>,
     thresholds: zonewatch_ruleconf::ThresholdEngine,
 }
 
@@ -59,26 +65,45 @@ impl AlertFilter {
             engine.threshold_cfg.clone(),
             zonewatch_ruleconf::DEFAULT_MAX_ENTRIES,
         );
-        AlertFilter { engine, thresholds }
+        AlertFilter {
+            by_sid: Self::index(&engine),
+            engine,
+            thresholds,
+        }
     }
 
-    /// Decides about one alert of engine rule `rule` (see [`Hit`]).
+    fn index(engine: &Engine) -> hashbrown::HashMap<(u32, u64), u32> {
+        let mut m = hashbrown::HashMap::with_capacity(engine.rules.len());
+        for (i, r) in engine.rules.iter().enumerate() {
+            m.entry((r.meta.gid, r.meta.sid)).or_insert(i as u32);
+        }
+        m
+    }
+
+    /// Goes on with a reloaded engine's rules and threshold configuration;
+    /// the trackers (counts and windows of every gid, sid and address)
+    /// carry over, as Suricata keeps them across a rule reload.
+    pub fn replace_engine(&mut self, engine: std::sync::Arc<Engine>) {
+        self.thresholds.set_config(engine.threshold_cfg.clone());
+        self.by_sid = Self::index(&engine);
+        self.engine = engine;
+    }
+
+    /// Decides about one alert of rule (`gid`, `sid`).
     pub fn decide(
         &mut self,
-        rule: u32,
+        gid: u32,
+        sid: u64,
         src: std::net::IpAddr,
         dst: std::net::IpAddr,
         ts: zonewatch_types::Timestamp,
     ) -> zonewatch_ruleconf::Decision {
-        let r = &self.engine.rules[rule as usize];
-        self.thresholds.decide(
-            r.meta.gid,
-            r.meta.sid as u32,
-            src,
-            dst,
-            ts,
-            r.threshold.as_ref(),
-        )
+        let rule_threshold = self
+            .by_sid
+            .get(&(gid, sid))
+            .and_then(|&i| self.engine.rules[i as usize].threshold.as_ref());
+        self.thresholds
+            .decide(gid, sid as u32, src, dst, ts, rule_threshold)
     }
 
     /// Drops trackers whose windows ended (call on clock ticks).

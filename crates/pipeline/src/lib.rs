@@ -27,6 +27,7 @@
 pub mod logs;
 mod output;
 mod reader;
+mod reload;
 #[cfg(target_os = "linux")]
 mod rings;
 mod stats;
@@ -40,6 +41,7 @@ use zonewatch_config::Config;
 use zonewatch_output::EventWriter;
 use zonewatch_types::Timestamp;
 
+pub use reload::{NewRules, ReloadOutcome, RuleSlot};
 pub use rings::RingSettings;
 pub use stats::{ReaderStats, RingCounters, WorkerStats};
 
@@ -252,6 +254,9 @@ pub struct Hooks {
     /// Set (by SIGHUP) to have the outputs reopen their files (log
     /// rotation); the output thread looks at it four times a second.
     pub reopen: Option<Arc<AtomicBool>>,
+    /// Where reloaded rules (SIGHUP) are handed to the running threads;
+    /// also adds the `reload` section to the stats.
+    pub rules: Option<RuleSlot>,
 }
 
 /// The worker queues as the metrics endpoint sees them: a second receiver
@@ -314,6 +319,7 @@ pub fn run_with(
         .is_some()
         .then(|| QueueProbe(Arc::new(std::sync::Mutex::new(vec![None; n]))));
     let ordered = matches!(opts.inputs, Inputs::Files(_));
+    let rules_slot = hooks.rules.clone();
     let (out_tx, out_rx) = bounded::<output::OutMsg>(n * 64);
     let (free_tx, free_rx) = bounded::<Batch>(n * cfg.pipeline.queue_batches + 16);
     let mut work_txs = Vec::with_capacity(n);
@@ -322,6 +328,7 @@ pub fn run_with(
         let mut wcfg = worker::WorkerConfig::from_config(cfg, n, &opts.inputs, opts.stage);
         wcfg.detect = opts.detect.clone();
         wcfg.observe = opts.anomaly.is_some();
+        wcfg.rules = hooks.rules.clone();
         let out_tx = out_tx.clone();
         if let Some(mine) = rings.as_mut().and_then(|r| r.next()) {
             let (cfg, stop) = (cfg.clone(), opts.stop.clone());
@@ -375,9 +382,10 @@ pub fn run_with(
     let (out_handle, reader_out_tx) = out_handle;
     let logs_handle = opts.logs.take().map(|l| {
         let (out, stop) = (reader_out_tx.clone(), opts.stop.clone());
+        let rules = rules_slot.clone();
         std::thread::Builder::new()
             .name("zw-logs".into())
-            .spawn(move || logs::run(l, out, stop))
+            .spawn(move || logs::run(l, out, stop, rules))
             .expect("spawn log thread")
     });
     let reader_result = if rings.is_some() {

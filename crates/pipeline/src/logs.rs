@@ -263,7 +263,12 @@ fn input_parse(p: &ParseOptions) -> ParseOptions {
 /// `stop` is set (then the listeners are shut down and what they had
 /// received is still evaluated); then open correlation windows are flushed.
 /// Returns warnings (replay read errors).
-pub(crate) fn run(inputs: LogInputs, out: Sender<OutMsg>, stop: Arc<AtomicBool>) -> Vec<String> {
+pub(crate) fn run(
+    inputs: LogInputs,
+    out: Sender<OutMsg>,
+    stop: Arc<AtomicBool>,
+    rules: Option<crate::RuleSlot>,
+) -> Vec<String> {
     let LogInputs {
         cfg,
         rx,
@@ -272,6 +277,8 @@ pub(crate) fn run(inputs: LogInputs, out: Sender<OutMsg>, stop: Arc<AtomicBool>)
         replay,
     } = inputs;
     let mut engine = Engine::new(Arc::clone(&cfg.rules), cfg.limits);
+    let mut rules_skipped = cfg.rules_skipped;
+    let mut watch = rules.map(crate::reload::Watch::new);
     let conv = Convert {
         include_message: cfg.include_message,
         offset: cfg.offset,
@@ -292,16 +299,25 @@ pub(crate) fn run(inputs: LogInputs, out: Sender<OutMsg>, stop: Arc<AtomicBool>)
     let mut last_send = Instant::now();
     let mut last_stats = Instant::now();
     let mut stopping: Option<Instant> = None;
-    let stats = |engine: &Engine, latency: &Latency| {
+    let stats = |engine: &Engine, rules_skipped: u64, latency: &Latency| {
         build_stats(
-            &cfg,
             &listeners,
             replay.as_ref().map(|r| &r.counters[..]).unwrap_or(&[]),
             engine,
+            rules_skipped,
             latency,
         )
     };
     loop {
+        // Reloaded Sigma rules take over between records; unchanged
+        // correlations keep their windows.
+        if let Some((rules, skipped)) = watch.as_mut().and_then(|w| w.poll()?.sigma.clone()) {
+            let kept = engine.replace_rules(rules);
+            rules_skipped = skipped;
+            tracing::info!(
+                "reload: sigma rules replaced, {kept} correlation(s) kept their windows"
+            );
+        }
         match rx.recv_timeout(zonewatch_syslog::POLL) {
             Ok(mut rec) => {
                 seq += 1;
@@ -335,7 +351,7 @@ pub(crate) fn run(inputs: LogInputs, out: Sender<OutMsg>, stop: Arc<AtomicBool>)
                 || now.duration_since(last_send) >= Duration::from_millis(50))
             || stats_due
         {
-            let s = stats_due.then(|| Box::new(stats(&engine, &latency)));
+            let s = stats_due.then(|| Box::new(stats(&engine, rules_skipped, &latency)));
             if stats_due {
                 last_stats = now;
             }
@@ -363,7 +379,13 @@ pub(crate) fn run(inputs: LogInputs, out: Sender<OutMsg>, stop: Arc<AtomicBool>)
         }
         None => Vec::new(),
     };
-    let final_stats = build_stats(&cfg, &listeners, &replay_counters, &engine, &latency);
+    let final_stats = build_stats(
+        &listeners,
+        &replay_counters,
+        &engine,
+        rules_skipped,
+        &latency,
+    );
     for (_, l) in listeners {
         l.join();
     }
@@ -412,10 +434,10 @@ impl Latency {
 
 /// `syslog` and `sigma` sections of the stats event.
 fn build_stats(
-    cfg: &LogConfig,
     listeners: &[(String, Listener)],
     replay: &[(String, Arc<Counters>)],
     engine: &Engine,
+    rules_skipped: u64,
     latency: &Latency,
 ) -> Value {
     let mut per = Map::new();
@@ -468,7 +490,7 @@ fn build_stats(
         );
     }
     let e = engine.stats();
-    let rules = &cfg.rules;
+    let rules = engine.rules();
     json!({
         "syslog": {
             "received": totals[0],
@@ -488,7 +510,7 @@ fn build_stats(
         "sigma": {
             "rules_loaded": (rules.detections.len() + rules.correlations.len()) as u64,
             "rules_inactive": rules.inactive as u64,
-            "rules_skipped": cfg.rules_skipped,
+            "rules_skipped": rules_skipped,
             "records": e.records,
             "matches": e.detection_matches,
             "correlation_alerts": e.correlation_alerts,

@@ -49,6 +49,10 @@ struct Filtered {
     anomaly_seq: (u64, u64),
     /// Packet time at which threshold trackers are next expired.
     next_expire: Timestamp,
+    /// Reloaded rules (SIGHUP), taken between messages.
+    rules: Option<crate::reload::Watch>,
+    /// The reload counters, for the stats.
+    reload: Option<crate::RuleSlot>,
 }
 
 /// How often live output is flushed.
@@ -59,6 +63,31 @@ const LIVE_FLUSH: Duration = Duration::from_secs(1);
 const EXPIRE_EVERY_SECS: u64 = 10;
 
 impl Filtered {
+    /// Takes reloaded rules, if there are new ones: the threshold filter
+    /// goes on with the new engine (trackers kept), the detector set with
+    /// the state of every detector whose file did not change.
+    fn reload(&mut self) {
+        let Some(u) = self.rules.as_mut().and_then(|w| w.poll()) else {
+            return;
+        };
+        self.filter = match (self.filter.take(), u.detect.clone()) {
+            (Some(mut f), Some(e)) => {
+                f.replace_engine(e);
+                Some(f)
+            }
+            (_, e) => e.map(zonewatch_detect::AlertFilter::new),
+        };
+        let mut set = u.take_anomaly();
+        if let (Some(new), Some(old)) = (&mut set, self.anomaly.take()) {
+            let kept = new.adopt_state(old);
+            tracing::info!(
+                "reload: detectors {:?} running, state kept by {kept:?}",
+                new.active()
+            );
+        }
+        self.anomaly = set;
+    }
+
     fn observe(
         &mut self,
         w: &mut EventWriter,
@@ -135,7 +164,7 @@ impl Filtered {
                 return w.write(&e);
             }
             use zonewatch_detect::{Decision, NewAction};
-            match f.decide(a.rule, addr.src_ip, addr.dest_ip, e.ts) {
+            match f.decide(a.gid, a.signature_id, addr.src_ip, addr.dest_ip, e.ts) {
                 Decision::Alert => {}
                 Decision::AlertWithAction(n) => {
                     a.rule_action = match n {
@@ -453,6 +482,7 @@ impl OutputThread {
     }
 
     fn on_message(&mut self, msg: OutMsg) {
+        self.filtered.reload();
         match msg {
             OutMsg::Events {
                 worker,
@@ -640,6 +670,8 @@ pub(crate) fn run(
             anomaly,
             anomaly_seq: (0, 0),
             next_expire: Timestamp::default(),
+            rules: hooks.rules.clone().map(crate::reload::Watch::new),
+            reload: hooks.rules.clone(),
         },
         merge: Merge {
             queues: (0..workers).map(|_| VecDeque::new()).collect(),
@@ -786,6 +818,9 @@ fn with_held(
     logs: Option<&serde_json::Value>,
 ) -> Vec<(&'static str, serde_json::Value)> {
     sinks.push(("detect.thresholded", serde_json::Value::from(f.held)));
+    if let Some(r) = &f.reload {
+        sinks.push(("reload", r.stats()));
+    }
     if let Some(filter) = &f.filter {
         let t = filter.stats();
         sinks.push((

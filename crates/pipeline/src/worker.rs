@@ -47,6 +47,8 @@ pub(crate) struct WorkerConfig {
     pub(crate) detect: Option<std::sync::Arc<zonewatch_detect::Engine>>,
     /// Anomaly detectors run (on the output thread): send observations.
     pub(crate) observe: bool,
+    /// Reloaded signatures arrive here (SIGHUP).
+    pub(crate) rules: Option<crate::RuleSlot>,
     /// Parse app-layer protocols.
     pub(crate) app_layer: bool,
     /// Which packet bytes alerts carry.
@@ -88,6 +90,7 @@ impl WorkerConfig {
             stage,
             detect: None,
             observe: false,
+            rules: None,
             app_layer: c.app_layer.any_enabled(),
             alert_bytes: zonewatch_detect::AlertBytesConfig {
                 payload: c.alert_payload,
@@ -139,6 +142,8 @@ pub(crate) struct Worker {
     events: Vec<Event>,
     out: Sender<OutMsg>,
     last_publish: Instant,
+    /// Reloaded rules, taken between batches.
+    rules: Option<crate::reload::Watch>,
 }
 
 /// The addresses of a packet, as its events carry them.
@@ -238,6 +243,7 @@ impl Worker {
             events: Vec::new(),
             out,
             last_publish: Instant::now(),
+            rules: cfg.rules.map(crate::reload::Watch::new),
         }
     }
 
@@ -474,6 +480,12 @@ impl Worker {
     pub(crate) fn handle(&mut self, msg: WorkMsg, free: &Sender<Batch>) -> bool {
         match msg {
             WorkMsg::Batch(b) => {
+                // Reloaded signatures take over between batches: every
+                // packet is inspected by one whole engine.
+                if let Some(u) = self.rules.as_mut().and_then(|w| w.poll()) {
+                    self.detect.replace_engine(u.detect.clone());
+                    self.observe.set_enabled(u.observe);
+                }
                 self.batch(&b);
                 // Hand the buffers back for reuse; if the pool is full, drop.
                 let _ = free.try_send(b);

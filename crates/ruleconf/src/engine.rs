@@ -151,6 +151,12 @@ impl ThresholdEngine {
         &self.config
     }
 
+    /// Goes on with another configuration (a rule reload), keeping every
+    /// tracker: a window counting towards a threshold keeps counting.
+    pub fn set_config(&mut self, config: Arc<ThresholdConfig>) {
+        self.config = config;
+    }
+
     /// Counters.
     pub fn stats(&self) -> ThresholdStats {
         ThresholdStats {

@@ -151,6 +151,51 @@ impl Engine {
         &self.rules
     }
 
+    /// Goes on with `rules` (a reload). A correlation of the new set whose
+    /// id, type, referenced rules, group-by fields, window, threshold and
+    /// value field are those of a correlation of the old set keeps that
+    /// correlation's open groups (its windows go on counting); any other
+    /// starts empty. Counters go on. Returns how many correlations kept
+    /// their state.
+    pub fn replace_rules(&mut self, rules: Arc<RuleSet>) -> usize {
+        let same = |a: &crate::CorrelationRule, b: &crate::CorrelationRule| {
+            a.meta.id == b.meta.id
+                && a.kind == b.kind
+                && a.rule_refs == b.rule_refs
+                && a.group_by == b.group_by
+                && a.timespan_secs == b.timespan_secs
+                && a.threshold == b.threshold
+                && a.value_field == b.value_field
+        };
+        let mut old: Vec<Option<CorrState>> = std::mem::take(&mut self.state)
+            .into_iter()
+            .map(Some)
+            .collect();
+        let seed = self.limits.hash_seed;
+        let mut kept = 0;
+        self.state = rules
+            .correlations
+            .iter()
+            .map(|c| {
+                let prev = self.rules.correlations.iter().position(|o| same(o, c));
+                match prev.and_then(|i| old[i].take()) {
+                    Some(st) => {
+                        kept += 1;
+                        st
+                    }
+                    None => CorrState {
+                        groups: HashMap::with_hasher(SeededHash(seed)),
+                        last_sweep: Timestamp::default(),
+                    },
+                }
+            })
+            .collect();
+        self.rules = rules;
+        self.matched.clear();
+        self.scratch = Scratch::default();
+        kept
+    }
+
     /// Counters.
     pub fn stats(&self) -> EngineStats {
         let mut s = self.stats;

@@ -379,3 +379,39 @@ fn deferred_extraction_matches_eager_extraction() {
     // auditd lines were (the auditd rule reads `type`).
     assert_eq!(extracted, [true, false, true, true, true]);
 }
+
+/// A reload (`Engine::replace_rules`) keeps an unchanged correlation's open
+/// windows: two failures before it and one after make the third of a
+/// `gte: 3` window. A correlation whose threshold changed starts empty.
+#[test]
+fn reload_keeps_unchanged_correlation_windows() {
+    let body = "  type: event_count\n  rules: [fail]\n  group-by: [src_ip]\n  timespan: 60s\n  condition: {gte: 3}\n";
+    let before = corr(body);
+    let corr_alerts = |out: &[SigmaMatch]| out.iter().filter(|a| a.correlation.is_some()).count();
+    let feed = |e: &mut Engine, recs: &[LogRecord]| {
+        let mut out = Vec::new();
+        for r in recs {
+            e.process(r, &mut out);
+        }
+        out
+    };
+    let first = [fail("203.0.113.9", "a", 0), fail("203.0.113.9", "b", 5)];
+    let third = [fail("203.0.113.9", "c", 10)];
+
+    let mut e = Engine::new(Arc::clone(&before), CorrelationLimits::default());
+    assert_eq!(corr_alerts(&feed(&mut e, &first)), 0);
+    // The same rules loaded anew, as a reload reads them.
+    assert_eq!(e.replace_rules(corr(body)), 1);
+    assert_eq!(corr_alerts(&feed(&mut e, &third)), 1);
+
+    let mut e = Engine::new(before, CorrelationLimits::default());
+    feed(&mut e, &first);
+    let changed = body.replace("gte: 3", "gte: 2");
+    assert_eq!(e.replace_rules(corr(&changed)), 0);
+    assert_eq!(
+        corr_alerts(&feed(&mut e, &third)),
+        0,
+        "a changed correlation starts empty"
+    );
+    assert_eq!(e.stats().records, 3, "counters go on");
+}

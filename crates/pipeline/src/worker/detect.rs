@@ -32,6 +32,16 @@ impl DetectStage {
         }
     }
 
+    /// Goes on with reloaded signatures (none: the reload has none), the
+    /// flows' signature state carried over
+    /// ([`Detector::replace_engine`]).
+    pub fn replace_engine(&mut self, engine: Option<std::sync::Arc<zonewatch_detect::Engine>>) {
+        match (&mut self.detector, engine) {
+            (Some(d), Some(e)) => d.replace_engine(e),
+            (d, e) => *d = e.map(Detector::new),
+        }
+    }
+
     /// Rules are loaded.
     pub fn enabled(&self) -> bool {
         self.detector.is_some()

@@ -28,6 +28,12 @@ impl ObserveStage {
         }
     }
 
+    /// Observe from now on or not (a reload added or removed every
+    /// detector).
+    pub fn set_enabled(&mut self, enabled: bool) {
+        self.enabled = enabled;
+    }
+
     /// One packet of a flow.
     pub fn packet(&mut self, ctx: &PacketCtx<'_>, flow: &FlowHit) {
         if self.enabled {
