@@ -492,6 +492,14 @@ fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     if !a.pcap.is_empty() && !a.interface.is_empty() {
         bail!("give either --pcap or --interface, not both");
     }
+    // Before anything is loaded: a signal from then on ends the run
+    // cleanly (SIGINT, SIGTERM) or waits for the reload thread (SIGHUP).
+    let Signals {
+        stop,
+        reopen,
+        stats_now,
+        reload,
+    } = install_signal_handlers()?;
     let rule_files = walk_rules(&a, &mut f)?;
     // Least privilege (`run-as`): decided and checked before anything is
     // opened or any thread started; dropped by the pipeline's ready hook.
@@ -522,13 +530,6 @@ fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         ChecksumMode::All => "all".into(),
         ChecksumMode::None => "none".into(),
     };
-    // Before the listeners start: a signal from then on ends the run cleanly.
-    let Signals {
-        stop,
-        reopen,
-        stats_now,
-        reload,
-    } = install_signal_handlers()?;
     let logs = if logs_given {
         Some(start_logs(&a, &cfg, &mut f)?)
     } else {

@@ -4,56 +4,19 @@
 
 mod common;
 
+use common::netns::Veth;
 use common::process::{is_root, sh, KillOnDrop};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-struct Netns {
-    ns: String,
-    host_if: String,
-}
-
-impl Netns {
-    fn create() -> Option<Netns> {
-        let id = std::process::id() % 100_000;
-        let ns = format!("zwtest{id}");
-        let host_if = format!("zwh{id}");
-        let peer_if = format!("zwp{id}");
-        let ok = sh(&["ip", "netns", "add", &ns])
-            && sh(&[
-                "ip", "link", "add", &host_if, "type", "veth", "peer", "name", &peer_if,
-            ])
-            && sh(&["ip", "link", "set", &peer_if, "netns", &ns])
-            && sh(&["ip", "addr", "add", "10.250.77.1/30", "dev", &host_if])
-            && sh(&["ip", "link", "set", &host_if, "up"])
-            && sh(&[
-                "ip",
-                "-n",
-                &ns,
-                "addr",
-                "add",
-                "10.250.77.2/30",
-                "dev",
-                &peer_if,
-            ])
-            && sh(&["ip", "-n", &ns, "link", "set", &peer_if, "up"])
-            && sh(&["ip", "-n", &ns, "link", "set", "lo", "up"]);
-        let n = Netns { ns, host_if };
-        ok.then_some(n)
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        sh(&["ip", "link", "del", &self.host_if]);
-        sh(&["ip", "netns", "del", &self.ns]);
-    }
-}
-
 #[test]
 fn live_interface_sees_flows_and_reports_libpcap_counters() {
     let ci = std::env::var("CI").is_ok_and(|v| v == "true");
-    let Some(net) = (if is_root() { Netns::create() } else { None }) else {
+    let Some(net) = (if is_root() {
+        Veth::create("live", 77)
+    } else {
+        None
+    }) else {
         assert!(!ci, "live test needs root and iproute2 in CI");
         eprintln!("skipped: needs root and iproute2 (ip netns)");
         return;

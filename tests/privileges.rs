@@ -20,13 +20,13 @@
 
 mod common;
 
-use common::process::{is_root, sh};
-use std::io::{BufRead, BufReader};
+use common::netns::Veth;
+use common::process::{is_root, sh, Sensor};
+
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// useradd/userdel lock /etc/passwd: one test at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -126,86 +126,6 @@ fn user_dir(u: &TestUser) -> tempfile::TempDir {
     dir
 }
 
-/// The running sensor: its stderr, line by line, and a kill on drop.
-struct Zw {
-    child: std::process::Child,
-    lines: mpsc::Receiver<String>,
-    seen: String,
-}
-
-impl Zw {
-    fn start(args: &[&str]) -> Zw {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_zonewatch"))
-            .arg("run")
-            .args(args)
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start zonewatch");
-        let (tx, lines) = mpsc::channel();
-        let err = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for l in BufReader::new(err).lines().map_while(Result::ok) {
-                let _ = tx.send(l);
-            }
-        });
-        Zw {
-            child,
-            lines,
-            seen: String::new(),
-        }
-    }
-
-    /// Waits for a stderr line starting with `prefix`.
-    fn wait_for(&mut self, prefix: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(l) => {
-                    self.seen.push_str(&l);
-                    self.seen.push('\n');
-                    if l.starts_with(prefix) {
-                        return l;
-                    }
-                }
-                Err(_) => panic!("no line {prefix:?} from zonewatch; stderr:\n{}", self.seen),
-            }
-        }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// SIGTERM, then the exit status and the rest of stderr.
-    fn stop(&mut self) -> (std::process::ExitStatus, String) {
-        assert!(sh(&["kill", "-TERM", &self.pid().to_string()]));
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let status = loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                break s;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "zonewatch did not stop on SIGTERM"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        while let Ok(l) = self.lines.recv_timeout(Duration::from_secs(2)) {
-            self.seen.push_str(&l);
-            self.seen.push('\n');
-        }
-        (status, self.seen.clone())
-    }
-}
-
-impl Drop for Zw {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// The fields of `name` in a `/proc/.../status` text.
 fn field<'a>(status: &'a str, name: &str) -> Vec<&'a str> {
     status
@@ -272,7 +192,7 @@ fn drops_to_run_as_user_and_keeps_writing() {
     let dir = user_dir(&u);
     let out = dir.path().join("eve.json");
     let rule = dir.path().join("marker.yml");
-    let mut zw = Zw::start(&[
+    let mut zw = Sensor::start(&[
         "--syslog-listen",
         "udp://127.0.0.1:0",
         "--rules",
@@ -371,7 +291,7 @@ fn privileged_port_bound_before_drop_still_receives() {
     let rule = dir.path().join("marker.yml");
     let port = free_low_port();
     let url = format!("udp://127.0.0.1:{port}");
-    let mut zw = Zw::start(&[
+    let mut zw = Sensor::start(&[
         "--syslog-listen",
         &url,
         "--rules",
@@ -399,52 +319,6 @@ fn privileged_port_bound_before_drop_still_receives() {
     assert_eq!(marker_alerts(&out), 3, "{err}");
 }
 
-/// A veth pair whose far end sits in a namespace made here (no default
-/// route; traffic never leaves the pair).
-struct Netns {
-    ns: String,
-    host_if: String,
-}
-
-impl Netns {
-    fn create() -> Option<Netns> {
-        let id = std::process::id() % 100_000;
-        let ns = format!("zwpriv{id}");
-        let host_if = format!("zwph{id}");
-        let peer_if = format!("zwpp{id}");
-        let n = Netns {
-            ns: ns.clone(),
-            host_if: host_if.clone(),
-        };
-        let ok = sh(&["ip", "netns", "add", &ns])
-            && sh(&[
-                "ip", "link", "add", &host_if, "type", "veth", "peer", "name", &peer_if,
-            ])
-            && sh(&["ip", "link", "set", &peer_if, "netns", &ns])
-            && sh(&["ip", "addr", "add", "10.250.78.1/30", "dev", &host_if])
-            && sh(&["ip", "link", "set", &host_if, "up"])
-            && sh(&[
-                "ip",
-                "-n",
-                &ns,
-                "addr",
-                "add",
-                "10.250.78.2/30",
-                "dev",
-                &peer_if,
-            ])
-            && sh(&["ip", "-n", &ns, "link", "set", &peer_if, "up"]);
-        ok.then_some(n)
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        sh(&["ip", "link", "del", &self.host_if]);
-        sh(&["ip", "netns", "del", &self.ns]);
-    }
-}
-
 /// Live capture: the libpcap handle is opened as root, then the process
 /// drops to the user and keeps capturing on it.
 #[test]
@@ -454,7 +328,7 @@ fn interface_opened_before_drop_keeps_capturing() {
         return;
     }
     let ci = std::env::var("CI").is_ok_and(|v| v == "true");
-    let Some(net) = Netns::create() else {
+    let Some(net) = Veth::create("priv", 78) else {
         assert!(!ci, "interface test needs iproute2 in CI");
         eprintln!("skipped: needs iproute2 (ip netns)");
         return;
@@ -462,7 +336,7 @@ fn interface_opened_before_drop_keeps_capturing() {
     let u = TestUser::create();
     let dir = user_dir(&u);
     let out = dir.path().join("live.json");
-    let mut zw = Zw::start(&[
+    let mut zw = Sensor::start(&[
         "--interface",
         &net.host_if,
         "--workers",

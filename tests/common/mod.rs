@@ -1,6 +1,7 @@
 //! Helpers shared by the end-to-end tests.
 #![allow(dead_code)]
 
+pub mod netns;
 pub mod process;
 
 use std::path::{Path, PathBuf};
