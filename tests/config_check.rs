@@ -456,11 +456,8 @@ fn systemd_unit_has_the_hardening() {
     ] {
         assert_eq!(get(k), vec![v], "{k}");
     }
-    // No reload until rules reload: `systemctl reload` must not pretend to.
-    assert!(
-        get("ExecReload").is_empty(),
-        "ExecReload before reload exists"
-    );
+    // `systemctl reload` is SIGHUP: the rules reload (tests/reload.rs).
+    assert_eq!(get("ExecReload"), vec!["/bin/kill -HUP $MAINPID"]);
     // Sections in order.
     let sections: Vec<&str> = text.lines().filter(|l| l.starts_with('[')).collect();
     assert_eq!(sections, ["[Unit]", "[Service]", "[Install]"]);
