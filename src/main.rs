@@ -563,30 +563,7 @@ fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     };
     let live = inputs.is_live();
     // The Prometheus endpoint, bound before privileges are dropped.
-    let metrics = match cfg.metrics_listen {
-        Some(addr) => {
-            let m = zonewatch_metrics::Metrics::new(env!("CARGO_PKG_VERSION"));
-            if let Some(e) = &detect {
-                m.set_rules(
-                    "signatures",
-                    e.report.loaded as u64,
-                    e.report.skipped as u64,
-                );
-            }
-            if let Some(d) = &anomaly {
-                m.set_rules("detectors", d.active().len() as u64, 0);
-            }
-            let bound = m
-                .serve(addr)
-                .with_context(|| format!("metrics endpoint {addr}"))?;
-            say(
-                Say::Info,
-                format_args!("metrics: serving http://{bound}/metrics"),
-            );
-            Some(m)
-        }
-        None => None,
-    };
+    let metrics = start_metrics(&cfg, detect.as_deref(), anomaly.as_ref())?;
     // SIGHUP reloads the rules on a thread of its own; rules that did not
     // load now are known and do not fail a reload.
     let slot = zonewatch_pipeline::RuleSlot::default();
@@ -645,6 +622,37 @@ fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::EventsLost);
     }
     Ok(ExitCode::Ok)
+}
+
+/// The Prometheus endpoint (`--metrics-listen`), when configured, with the
+/// rules loaded at the start.
+fn start_metrics(
+    cfg: &Config,
+    detect: Option<&zonewatch_detect::Engine>,
+    anomaly: Option<&zonewatch_anomaly::DetectorSet>,
+) -> anyhow::Result<Option<zonewatch_metrics::Metrics>> {
+    let Some(addr) = cfg.metrics_listen else {
+        return Ok(None);
+    };
+    let m = zonewatch_metrics::Metrics::new(env!("CARGO_PKG_VERSION"));
+    if let Some(e) = detect {
+        m.set_rules(
+            "signatures",
+            e.report.loaded as u64,
+            e.report.skipped as u64,
+        );
+    }
+    if let Some(d) = anomaly {
+        m.set_rules("detectors", d.active().len() as u64, 0);
+    }
+    let bound = m
+        .serve(addr)
+        .with_context(|| format!("metrics endpoint {addr}"))?;
+    say(
+        Say::Info,
+        format_args!("metrics: serving http://{bound}/metrics"),
+    );
+    Ok(Some(m))
 }
 
 /// The exit status (documented in `docs/operations.md`). Failures to start
