@@ -124,6 +124,9 @@ pub struct Flow {
     pub tcp_flags: [u8; 2],
     /// TCP connection state.
     pub tcp_state: TcpState,
+    /// Sequence number of the client's SYN (its initial sequence number),
+    /// to tell a retransmitted SYN from a new connection on the same tuple.
+    pub client_isn: Option<u32>,
     /// An alert was raised on this flow.
     pub alerted: bool,
     /// Index of the interface the first packet came in on.
@@ -192,6 +195,9 @@ pub struct FlowCounters {
     pub end_shutdown: u64,
     /// Times the table entered emergency mode (at its memory cap).
     pub emerg_mode_entered: u64,
+    /// TCP flows ended because a new connection reused their tuple (a SYN
+    /// on a finished session; Suricata's `flow.tcp_reuse`).
+    pub tcp_reuse: u64,
     /// Flows open now.
     pub active: u64,
     /// Most flows open at once.
@@ -211,6 +217,7 @@ impl FlowCounters {
         self.end_forced += o.end_forced;
         self.end_shutdown += o.end_shutdown;
         self.emerg_mode_entered += o.emerg_mode_entered;
+        self.tcp_reuse += o.tcp_reuse;
         self.active += o.active;
         self.active_max += o.active_max;
     }
@@ -315,8 +322,21 @@ impl FlowTable {
         out: &mut Vec<Event>,
     ) -> FlowRef {
         let (key, _) = tuple.canonical();
-        let (slot, created) = match self.index.get(&key) {
-            Some(&s) => (s, false),
+        let mut existing = self.index.get(&key).copied();
+        if let (Some(s), Some(t)) = (existing, tcp) {
+            if self.reuses(s, tuple, t) {
+                // The old connection is over: it ends here (as Suricata's
+                // reused flow times out on its own) and the SYN starts a new
+                // flow, with its own id, stream and app-layer state.
+                self.counters.tcp_reuse += 1;
+                self.counters.end_timeout += 1;
+                let f = self.remove(s);
+                out.push(self.flow_event(&f, pos, ts, "timeout"));
+                existing = None;
+            }
+        }
+        let (slot, created) = match existing {
+            Some(s) => (s, false),
             None => {
                 if self.index.len() >= self.max_flows {
                     self.make_room(pos, ts, out);
@@ -331,6 +351,7 @@ impl FlowTable {
                     bytes: [0; 2],
                     tcp_flags: [0; 2],
                     tcp_state: TcpState::None,
+                    client_isn: None,
                     alerted: false,
                     iface,
                 };
@@ -383,10 +404,41 @@ impl FlowTable {
             f.last = ts;
         }
         if let Some(t) = tcp {
+            if f.tcp_state == TcpState::None && dir == Direction::ToServer && tcp::is_syn(t.flags) {
+                f.client_isn = Some(t.seq);
+            }
             f.tcp_flags[d] |= t.flags;
             f.tcp_state = f.tcp_state.next(dir, t.flags);
         }
         FlowRef { slot, dir, created }
+    }
+
+    /// Whether a TCP packet starts a new connection on the tuple of the flow
+    /// in `slot`, as Suricata decides TCP session reuse: a SYN (without
+    /// ACK, RST or FIN) on a session that is finished enough (last ACK,
+    /// close wait, closing or closed) or never started (no handshake seen),
+    /// unless it is the client's first SYN again (same sequence number: a
+    /// retransmission). A SYN/ACK does not start one (midstream pickup is
+    /// off by default).
+    fn reuses(&self, slot: u32, tuple: &FlowTuple, t: &TcpInfo) -> bool {
+        if !tcp::is_syn(t.flags) {
+            return false;
+        }
+        let Some(f) = self.slots[slot as usize].as_ref() else {
+            return false;
+        };
+        let to_server = f.tuple.src == tuple.src && f.tuple.sport == tuple.sport;
+        if to_server && f.client_isn == Some(t.seq) {
+            return false;
+        }
+        matches!(
+            f.tcp_state,
+            TcpState::None
+                | TcpState::CloseWait
+                | TcpState::Closing
+                | TcpState::LastAck
+                | TcpState::Closed
+        )
     }
 
     /// At the memory cap: time flows out with the emergency timeouts; if that

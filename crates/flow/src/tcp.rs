@@ -5,6 +5,11 @@
 use zonewatch_decode::tcp_flags::{ACK, FIN, RST, SYN};
 use zonewatch_types::Direction;
 
+/// A connection's first packet: SYN without ACK, RST or FIN.
+pub fn is_syn(flags: u8) -> bool {
+    flags & (SYN | ACK | RST | FIN) == SYN
+}
+
 /// Connection state, ordered by progress through the connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
 pub enum TcpState {

@@ -193,3 +193,56 @@ fn flow_ids_are_deterministic_and_distinct() {
     );
     assert_ne!(a.get_mut(rc.slot).unwrap().flow_id, ida);
 }
+
+/// A new connection on the tuple of a finished one (the client's port came
+/// round again) is a new flow, as Suricata's TCP session reuse; a
+/// retransmitted first SYN, or a SYN on a session still open, is not.
+#[test]
+fn a_syn_on_a_finished_session_starts_a_new_flow() {
+    let mut t = FlowTable::new(FlowConfig::default());
+    let c2s = tuple("10.0.0.1", 40000, "93.184.216.34", 80, 6);
+    let s2c = c2s.reversed();
+    let mut out = Vec::new();
+    let syn = |seq| TcpInfo {
+        flags: SYN,
+        seq,
+        ..TcpInfo::default()
+    };
+    let mut pos = 0;
+    let mut step = |t: &mut FlowTable, tp: &FlowTuple, info: TcpInfo, out: &mut Vec<Event>| {
+        pos += 1;
+        t.packet(pos, secs(0), 0, tp, 60, 1, Some(&info), out)
+    };
+    // A SYN retransmitted before the answer is the same connection.
+    assert!(step(&mut t, &c2s, syn(1000), &mut out).created);
+    assert!(!step(&mut t, &c2s, syn(1000), &mut out).created);
+    for (tp, fl) in [
+        (s2c, SYN | ACK),
+        (c2s, ACK),
+        (c2s, FIN | ACK),
+        (s2c, FIN | ACK),
+    ] {
+        assert!(!step(&mut t, &tp, tcp(fl), &mut out).created);
+    }
+    // In TIME_WAIT (waiting for the last ACK) Suricata does not reuse.
+    assert!(!step(&mut t, &c2s, syn(5000), &mut out).created);
+    assert!(out.is_empty());
+    assert!(!step(&mut t, &c2s, tcp(ACK), &mut out).created);
+    // Closed: the next SYN, with another sequence number, is a new flow;
+    // the old one is written.
+    let r = step(&mut t, &c2s, syn(9000), &mut out);
+    assert!(r.created);
+    assert_eq!(out.len(), 1, "the old flow ends");
+    let old = flow_of(&out[0]);
+    assert_eq!(old.reason, "timeout");
+    assert_eq!(old.state, "closed");
+    assert_eq!(t.len(), 1);
+    assert_eq!(t.counters().tcp_reuse, 1);
+    // The new connection is open: its own SYN retransmitted stays in it.
+    assert!(!step(&mut t, &c2s, syn(9000), &mut out).created);
+    // An established connection is not cut by a stray SYN.
+    step(&mut t, &s2c, tcp(SYN | ACK), &mut out);
+    step(&mut t, &c2s, tcp(ACK), &mut out);
+    assert!(!step(&mut t, &c2s, syn(12345), &mut out).created);
+    assert_eq!(t.counters().tcp_reuse, 1);
+}

@@ -48,6 +48,7 @@ const KNOWN: &[Known] = &[
     Known("flow.active", G, "zonewatch_flow_active", "Flows open now (all workers)."),
     Known("flow.active_max", G, "zonewatch_flow_active_max", "Most flows open at once (summed over the workers' tables)."),
     Known("flow.emerg_mode_entered", C, "", "Times a flow table reached its memory cap."),
+    Known("flow.tcp_reuse", C, "", "TCP flows ended because a new connection reused their tuple (a SYN on a finished session)."),
     Known("flow.pkts", C, "", "Packets that joined a flow."),
     Known("defrag.fragments", C, "", "IP fragments offered to defragmentation."),
     Known("defrag.reassembled", C, "", "IP datagrams reassembled."),

@@ -484,6 +484,7 @@ fn flow_section(m: &mut Map<String, Value>, w: &WorkerTotals) {
             ("active", f.active),
             ("active_max", f.active_max),
             ("emerg_mode_entered", f.emerg_mode_entered),
+            ("tcp_reuse", f.tcp_reuse),
             ("end.timeout", f.end_timeout),
             ("end.forced", f.end_forced),
             ("end.shutdown", f.end_shutdown),
