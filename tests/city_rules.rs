@@ -186,6 +186,7 @@ fn city_attacks_want() -> BTreeMap<u64, usize> {
         (9200021, 1), // Net.WebClient DownloadString in a URI
         (9200022, 1), // CertUtil URL Agent
         (9200023, 1), // sqlmap user agent
+        (9200025, 1), // 12 SSH sessions in 33 s: `type both` alerts once
     ]
     .into_iter()
     .collect()
@@ -266,13 +267,15 @@ fn each_city_signature_fires_as_often_as_the_capture_calls_for() {
             // The near misses: a citizen (198.51.100.78), a mailer sending a
             // PDF (198.51.100.80), a user mistyping their SMTP password twice
             // (198.51.100.79) and a city PC fetching a PDF and a text file
-            // starting "MZ" (10.20.40.33).
+            // starting "MZ" (10.20.40.33) and an administrator's three SSH
+            // sessions (198.51.100.81).
             for quiet in [
                 "198.51.100.78",
                 "198.51.100.79",
                 "198.51.100.80",
                 "10.20.40.33",
                 "198.51.100.43",
+                "198.51.100.81",
             ] {
                 assert_ne!(a["src_ip"], quiet, "{a}");
                 assert_ne!(a["dest_ip"], quiet, "{a}");
@@ -296,6 +299,10 @@ fn each_city_signature_fires_as_often_as_the_capture_calls_for() {
                     assert_eq!(a["dest_ip"], "203.0.113.51", "{a}");
                 }
                 9200018 => assert_eq!(a["dest_port"], 25, "{a}"),
+                9200025 => {
+                    assert_eq!(a["src_ip"], "203.0.113.44", "{a}");
+                    assert_eq!(a["dest_port"], 22, "{a}");
+                }
                 _ => {
                     assert!(
                         a["src_ip"].as_str().unwrap().starts_with("203.0.113."),
@@ -629,4 +636,32 @@ fn whole_ruleset_stays_quiet_on_benign_captures_and_logs() {
             "a pinned file left the benign categories"
         );
     }
+}
+
+/// The SSH brute-force rule (9200025) on the shared corpus' password-guessing
+/// capture (pcap:bruteforce, 11 SSH sessions from one client in 66 s): one
+/// alert, for that client.
+#[test]
+fn ssh_bruteforce_rule_catches_the_shared_guessing_capture() {
+    let Some(data) = shared_or_skip("the shared SSH guessing capture") else {
+        return;
+    };
+    let caps = manifest_captures(&data, |category, file| {
+        category == "pcap:bruteforce" && file.ends_with("sshguess.pcap")
+    });
+    assert_eq!(caps.len(), 1, "{caps:?}");
+    let got = city_alerts(
+        &caps[0],
+        &[
+            "--checksum-checks",
+            "none",
+            "--set",
+            "vars.address-groups.HOME_NET=any",
+            "--set",
+            "vars.address-groups.EXTERNAL_NET=any",
+        ],
+    );
+    let sids: Vec<u64> = got.iter().map(sid).collect();
+    assert_eq!(sids, [9200025], "{got:#?}");
+    assert_eq!(got[0]["src_ip"], "192.168.56.1");
 }
