@@ -459,15 +459,19 @@ const BENIGN_LOG_CATEGORIES: &[&str] = &[
     "log:syslog-parse-pairs",
 ];
 
+/// A file pinned to its alerts: (path under `../shared/data`, rule → count
+/// (`None`: at least one), why it is no benign sample).
+type Pinned = (
+    &'static str,
+    Vec<(&'static str, Option<usize>)>,
+    &'static str,
+);
+
 /// Files of the benign categories that record the very events the rules are
 /// written for, with the alerts they must raise (rule → count; `None`: at
 /// least one) and nothing else. Pinned so that the exception is checked, not
 /// just skipped.
-fn not_benign() -> Vec<(
-    &'static str,
-    Vec<(&'static str, Option<usize>)>,
-    &'static str,
-)> {
+fn not_benign() -> Vec<Pinned> {
     vec![
         (
             "pcaps/zeek/tcp/payload-syn.pcap",
