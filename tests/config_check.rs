@@ -51,8 +51,8 @@ fn repo_rules_and_example_config_pass() {
     let s = summary(&err);
     assert!(s.contains(": ok: 0 error(s), 0 warning(s)"), "{s}");
     // The city's signatures, Sigma rules and detectors, per kind.
-    assert!(s.contains("signatures: 10 loaded, 0 skipped"), "{s}");
-    assert!(s.contains("sigma: 15 loaded, 0 skipped"), "{s}");
+    assert!(s.contains("signatures: 25 loaded, 0 skipped"), "{s}");
+    assert!(s.contains("sigma: 24 loaded, 0 skipped"), "{s}");
     assert!(s.contains("detectors: 7 loaded from 7 file(s)"), "{s}");
     // Nothing else: no capture, no listener, no load lines of `run`.
     assert_eq!(err.lines().count(), 1, "{err}");

@@ -170,7 +170,7 @@ fn fixture_auth_log_replay_raises_the_brute_force_alerts_deterministically() {
     assert_eq!(st["syslog"]["received"], 13);
     assert_eq!(st["syslog"]["parsed"], 13);
     assert_eq!(st["syslog"]["dropped"], 0);
-    assert_eq!(st["sigma"]["rules_loaded"], 15);
+    assert_eq!(st["sigma"]["rules_loaded"], 24);
     assert_eq!(st["sigma"]["rules_skipped"], 0);
     assert_eq!(st["sigma"]["correlation_alerts"], 5);
     assert_eq!(st["output"]["events"]["alert"], 5);

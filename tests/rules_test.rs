@@ -77,7 +77,7 @@ fn every_city_rule_has_a_case() {
         .skip(1)
         .map(|s| s.split(';').next().unwrap().trim())
         .collect();
-    assert!(sids.len() >= 10);
+    assert!(sids.len() >= 24);
     for sid in sids {
         assert!(
             checked(&format!("sid: {sid}\n")),
@@ -119,7 +119,8 @@ fn every_city_rule_has_a_case() {
             "no case checks Sigma rule {id} ({name:?})"
         );
     }
-    // Detector files: volume and zone-policy have no attack capture yet.
+    // Detector files: every one has a case (volume and zone-policy since
+    // fixtures/attacks/volume-exfil.pcap and zone-policy.pcap).
     let mut uncovered = Vec::new();
     for e in std::fs::read_dir(r.join("rules/detectors"))
         .unwrap()
@@ -131,7 +132,10 @@ fn every_city_rule_has_a_case() {
         }
     }
     uncovered.sort();
-    assert_eq!(uncovered, ["volume.yaml", "zone-policy.yaml"]);
+    assert!(
+        uncovered.is_empty(),
+        "detector files without a case: {uncovered:?}"
+    );
 }
 
 fn case(dir: &Path, name: &str, yaml: &str) -> PathBuf {

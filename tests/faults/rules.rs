@@ -362,7 +362,7 @@ fn rules_directory_loads_signatures_sigma_and_detectors() {
         signatures.contains("from 2 file(s)") && signatures.contains(", 0 skipped"),
         "{signatures}"
     );
-    assert!(r.stderr.contains("sigma: 15 rules loaded"), "{}", r.stderr);
+    assert!(r.stderr.contains("sigma: 24 rules loaded"), "{}", r.stderr);
     assert!(
         r.stderr.contains(
             "detectors: 6 loaded from 7 file(s) (portscan, flood, dns-tunnel, beaconing, volume, protocol-anomaly)"
@@ -372,7 +372,7 @@ fn rules_directory_loads_signatures_sigma_and_detectors() {
     );
     let stats = r.stats();
     assert!(stats["detect"]["matches"].as_u64().unwrap() > 0, "{stats}");
-    assert_eq!(stats["sigma"]["rules_loaded"], 15);
+    assert_eq!(stats["sigma"]["rules_loaded"], 24);
     assert!(
         stats["anomaly"]["portscan"]["inserts"].as_u64().unwrap() > 0,
         "{stats}"
