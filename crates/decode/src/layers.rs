@@ -52,6 +52,7 @@ pub fn decode(link: LinkType, data: &[u8], wire_len: usize) -> Decoded {
     let mut cx = Cx {
         data,
         snapped: wire_len > data.len(),
+        cut: false,
         depth: 0,
         d: &mut d,
     };
@@ -118,16 +119,34 @@ struct Cx<'a, 'd> {
     data: &'a [u8],
     /// The capture kept less than the wire carried (snap length).
     snapped: bool,
+    /// An IP header said more than the capture kept ([`Cx::capture_cut`]).
+    cut: bool,
     depth: u8,
     d: &'d mut Decoded,
 }
 
 impl<'a> Cx<'a, '_> {
     fn event(&mut self, e: E) {
+        if self.cut && e.capture_cut_explains() {
+            // Not raised, but the packet is as unusable as with it.
+            self.d.invalid |= e.invalidates();
+            return;
+        }
         self.d.events.push(e);
         if e.invalidates() {
             self.d.invalid = true;
         }
+    }
+
+    /// The IP packet is longer than what was captured because the capture
+    /// cut it (snap length). Suricata raises the truncation event and stops
+    /// there (the packet joins no flow); zonewatch raises it too, so event
+    /// rules agree, but goes on decoding what was captured, so that flows
+    /// of a capture taken with a short snap length are still seen. Events
+    /// that only say the captured bytes end early are not raised after it.
+    fn capture_cut(&mut self, e: E) {
+        self.d.events.push(e);
+        self.cut = true;
     }
 
     fn rest(&self, off: usize) -> &'a [u8] {
@@ -354,8 +373,11 @@ impl<'a> Cx<'a, '_> {
         if total < hlen {
             return self.event(E::Ipv4IplenSmallerThanHlen);
         }
-        if avail.len() < total && !self.snapped {
-            return self.event(E::Ipv4TruncPkt);
+        if avail.len() < total {
+            if !self.snapped {
+                return self.event(E::Ipv4TruncPkt);
+            }
+            self.capture_cut(E::Ipv4TruncPkt);
         }
         self.ipv4_options(h.options());
         let frag_off = u32::from(h.fragments_offset().value()) * 8;
@@ -461,8 +483,11 @@ impl<'a> Cx<'a, '_> {
             // take what was captured.
             plen = avail.len() - 40;
         }
-        if avail.len() < 40 + plen && !self.snapped {
-            return self.event(E::Ipv6TruncPkt);
+        if avail.len() < 40 + plen {
+            if !self.snapped {
+                return self.event(E::Ipv6TruncPkt);
+            }
+            self.capture_cut(E::Ipv6TruncPkt);
         }
         let end = (off + 40 + plen).min(self.data.len());
         let mut next = h.next_header().0;

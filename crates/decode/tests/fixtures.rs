@@ -717,13 +717,17 @@ fn prefix_events_of_plain_ethernet_ip() {
                 assert_eq!(events(&short), [too_small], "{at}");
                 assert!(snapped.ip.is_none() && short.ip.is_none(), "{at}");
             } else {
-                // The IP header is whole: a snapped packet is no truncated IP
-                // packet, a short one is (until the padding starts).
-                assert!(
-                    !snapped.events.contains(trunc) && !snapped.events.contains(too_small),
-                    "{at}: {:?}",
-                    events(&snapped)
-                );
+                // The IP header is whole. Cut by the snap length, the packet
+                // raises the truncation event as in Suricata when it ends
+                // before its IP length says, but is decoded on (it keeps its
+                // IP layer); cut short on the wire, it is a truncated packet
+                // and unusable (until the padding starts).
+                if k < total {
+                    assert_eq!(events(&snapped)[0], trunc, "{at}");
+                } else {
+                    assert!(!snapped.events.contains(trunc), "{at}");
+                }
+                assert!(!snapped.events.contains(too_small), "{at}");
                 assert!(snapped.ip.is_some(), "{at}");
                 if k < total {
                     assert_eq!(events(&short), [trunc], "{at}");
@@ -737,8 +741,11 @@ fn prefix_events_of_plain_ethernet_ip() {
     assert!(tested > 50, "{tested}");
 }
 
-/// Snapped TCP: a cut inside the TCP header is `tcp.pkt_too_small`; a cut in
-/// the payload is no event, and the payload length is what was captured.
+/// Snapped TCP: the IP packet is longer than what was captured, so
+/// `ipv4.trunc_pkt` (as Suricata raises it); a cut inside the TCP header
+/// leaves the packet without a flow (the snap length explains the short
+/// header: no `tcp.pkt_too_small`); a cut in the payload keeps the flow, and
+/// the payload length is what was captured.
 #[test]
 fn snapped_tcp_payload() {
     let c = capture("demo.pcap");
@@ -750,11 +757,17 @@ fn snapped_tcp_payload() {
     let start = t.payload_offset as usize;
     for k in 34..start {
         let d = decode(LinkType::Ethernet, &pkt[..k], pkt.len());
-        assert_eq!(events(&d), [E::TcpPktTooSmall], "[..{k}]");
+        assert_eq!(events(&d), [E::Ipv4TruncPkt], "[..{k}]");
+        assert!(d.flow_tuple().is_none(), "[..{k}]");
     }
     for k in start..=pkt.len() {
         let d = decode(LinkType::Ethernet, &pkt[..k], pkt.len());
-        assert!(events(&d).is_empty(), "[..{k}]: {:?}", events(&d));
+        let want: &[E] = if k < pkt.len() {
+            &[E::Ipv4TruncPkt]
+        } else {
+            &[]
+        };
+        assert_eq!(events(&d), want, "[..{k}]");
         match d.transport {
             Transport::Tcp(s) => assert_eq!(s.payload_len as usize, k - start),
             other => panic!("[..{k}]: {other:?}"),
