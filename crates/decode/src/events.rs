@@ -30,22 +30,6 @@ macro_rules! decoder_events {
                 match self { $(DecodeEvent::$variant => $invalid,)* }
             }
 
-            /// Whether the event only says that a layer's bytes end early,
-            /// which a capture cut by its snap length explains (see the
-            /// decoder's `capture_cut`).
-            pub fn capture_cut_explains(self) -> bool {
-                matches!(
-                    self,
-                    DecodeEvent::TcpPktTooSmall
-                        | DecodeEvent::UdpPktTooSmall
-                        | DecodeEvent::UdpHlenTooSmall
-                        | DecodeEvent::Icmpv4PktTooSmall
-                        | DecodeEvent::Icmpv6PktTooSmall
-                        | DecodeEvent::SctpPktTooSmall
-                        | DecodeEvent::GrePktTooSmall
-                )
-            }
-
             /// Looks an event up by its rule name (`ipv4.trunc_pkt`).
             pub fn from_rule_name(s: &str) -> Option<DecodeEvent> {
                 Self::ALL.iter().copied().find(|e| e.rule_name() == s)

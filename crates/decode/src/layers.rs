@@ -127,8 +127,9 @@ struct Cx<'a, 'd> {
 
 impl<'a> Cx<'a, '_> {
     fn event(&mut self, e: E) {
-        if self.cut && e.capture_cut_explains() {
-            // Not raised, but the packet is as unusable as with it.
+        if self.cut {
+            // Suricata stops at the truncation; the events of what follows
+            // are not raised, but the packet is as unusable as with them.
             self.d.invalid |= e.invalidates();
             return;
         }
@@ -142,8 +143,8 @@ impl<'a> Cx<'a, '_> {
     /// cut it (snap length). Suricata raises the truncation event and stops
     /// there (the packet joins no flow); zonewatch raises it too, so event
     /// rules agree, but goes on decoding what was captured, so that flows
-    /// of a capture taken with a short snap length are still seen. Events
-    /// that only say the captured bytes end early are not raised after it.
+    /// of a capture taken with a short snap length are still seen. No event
+    /// is raised after it (Suricata raises none).
     fn capture_cut(&mut self, e: E) {
         self.d.events.push(e);
         self.cut = true;
