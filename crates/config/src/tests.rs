@@ -436,3 +436,43 @@ fn flow_timeouts_by_protocol_and_state() {
     assert!(c.apply_override("flow-timeouts.sctp.new=10").is_err());
     assert!(c.apply_override("flow-timeouts.tcp=10").is_err());
 }
+
+#[test]
+fn every_key_of_the_new_sections_can_be_set_from_the_command_line() {
+    // Each override must land somewhere: the configuration differs from the defaults.
+    for kv in [
+        "sensor.name=s2",
+        "sensor-name=s2",
+        "sensor.tenant=0042",
+        "sensor.timezone=+09:00",
+        "workers=3",
+        "threading.workers=3",
+        "flow.memcap=1mb",
+        "flow.hash-seed=7",
+        "flow-timeouts.default.closed=9",
+        "community-id.enabled=no",
+        "community-id=no",
+        "community-id.seed=5",
+        "community-id-seed=5",
+        "alert.payload=yes",
+        "alert.payload-printable=yes",
+        "alert.packet=yes",
+        "output.path=/tmp/e.json",
+        "output.types=alert",
+        "stats.interval=10",
+        "metrics.listen=127.0.0.1:9187",
+        "detect.stream-window=4kb",
+        "classification-file=/etc/c.config",
+        "threshold-file=/etc/t.config",
+        "stream.checksum-validation=no",
+    ] {
+        let mut c = Config::default();
+        assert_eq!(c.apply_override(kv), Ok(None), "{kv}");
+        assert_ne!(c, Config::default(), "{kv} changed nothing");
+    }
+    let mut c = Config::default();
+    c.apply_override("community-id.seed=5").unwrap();
+    assert_eq!(c.community_id.seed_if_enabled(), Some(5));
+    c.apply_override("community-id=no").unwrap();
+    assert_eq!(c.community_id.seed_if_enabled(), None);
+}
