@@ -1,5 +1,5 @@
 //! The one table of numeric settings' allowed ranges: the section readers consult it as
-//! they read a value ([`crate::KeyValue`]'s `num`, `size` and `secs`), so every
+//! they read a value (`KeyValue::num`, `size` and `secs`), so every
 //! out-of-range value is refused with the same message, naming the key, its range with
 //! the unit and why (never clamped, a panic or a huge allocation at start).
 
