@@ -13,7 +13,7 @@ use std::time::Instant;
 use zonewatch_capture::{Next, PacketSource};
 use zonewatch_config::Config;
 use zonewatch_decode::{decode, LinkType};
-use zonewatch_output::{EveContext, EventIdSource, EventWriter, LineSink, Zones};
+use zonewatch_output::{EveContext, EventIdSource, EventWriter, LineSink};
 use zonewatch_pipeline::{Inputs, RunOptions, Stage};
 
 struct Figure {
@@ -73,10 +73,10 @@ fn pipeline(path: &Path, stage: Stage, workers: usize) -> (Figure, serde_json::V
     let ctx = EveContext::new(
         "bench",
         None,
-        cfg.timezone,
-        Zones::default(),
+        cfg.sensor.timezone,
+        zonewatch_config::ZoneMap::default(),
         EventIdSource::Run(1),
-        &cfg.output_types,
+        &cfg.output.types,
     );
     let writer = EventWriter::new(ctx, vec![Box::new(LineSink::open("/dev/null").unwrap())]);
     let opts = RunOptions {

@@ -11,7 +11,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Instant;
 use zonewatch_config::Config;
-use zonewatch_output::{EveContext, EventIdSource, EventWriter, LineSink, Zones};
+use zonewatch_output::{EveContext, EventIdSource, EventWriter, LineSink};
 use zonewatch_pipeline::{Inputs, RunOptions, Stage};
 
 fn run(path: &std::path::Path, on: bool, out: &str) -> (f64, u64, serde_json::Value) {
@@ -20,10 +20,10 @@ fn run(path: &std::path::Path, on: bool, out: &str) -> (f64, u64, serde_json::Va
     let ctx = EveContext::new(
         "bench",
         None,
-        cfg.timezone,
-        Zones::default(),
+        cfg.sensor.timezone,
+        zonewatch_config::ZoneMap::default(),
         EventIdSource::Run(1),
-        &cfg.output_types,
+        &cfg.output.types,
     );
     let writer = EventWriter::new(ctx, vec![Box::new(LineSink::open(out).unwrap())]);
     let anomaly = on.then(|| {

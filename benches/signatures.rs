@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Instant;
 use zonewatch_config::Config;
 use zonewatch_detect::{DetectConfig, Engine};
-use zonewatch_output::{EveContext, EventIdSource, EventWriter, LineSink, Zones};
+use zonewatch_output::{EveContext, EventIdSource, EventWriter, LineSink};
 use zonewatch_pipeline::{Inputs, RunOptions, Stage};
 
 struct Run {
@@ -30,10 +30,10 @@ fn run(path: &Path, engine: Option<Arc<Engine>>, workers: usize) -> Run {
     let ctx = EveContext::new(
         "bench",
         None,
-        cfg.timezone,
-        Zones::default(),
+        cfg.sensor.timezone,
+        zonewatch_config::ZoneMap::default(),
         EventIdSource::Run(1),
-        &cfg.output_types,
+        &cfg.output.types,
     );
     let writer = EventWriter::new(ctx, vec![Box::new(LineSink::open("/dev/null").unwrap())]);
     let opts = RunOptions {

@@ -127,8 +127,8 @@ pub fn config(
     if let Some(d) = spool {
         k.spool.dir = d;
     }
-    k.sensor = cfg.sensor_name.clone();
-    if let Some(t) = &cfg.tenant {
+    k.sensor = cfg.sensor.name.clone();
+    if let Some(t) = &cfg.sensor.tenant {
         k.tenant = t.clone();
     }
     Ok(k)

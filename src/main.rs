@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use zonewatch_config::Config;
-use zonewatch_output::{EveContext, EventIdSource, EventWriter, LineSink, Zones};
+use zonewatch_output::{EveContext, EventIdSource, EventWriter, LineSink};
 
 use zonewatch_pipeline::{Inputs, RunOptions};
 
@@ -350,9 +350,9 @@ fn load_config(a: &RunArgs, f: &mut Findings) -> anyhow::Result<Config> {
         }
     }
     if let Some(o) = &a.output {
-        cfg.output_path = Some(o.clone());
+        cfg.output.path = Some(o.clone());
     }
-    let workers = match cfg.workers {
+    let workers = match cfg.pipeline.workers {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,
     };
@@ -428,7 +428,7 @@ fn check(c: CheckArgs) -> anyhow::Result<ExitCode> {
             Err(e) => f.error(e.context("kafka"))?,
         }
     }
-    if let Some(o) = cfg.output_path.as_deref().filter(|o| *o != "-") {
+    if let Some(o) = cfg.output.path.as_deref().filter(|o| *o != "-") {
         let parent = std::path::Path::new(o)
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
@@ -525,10 +525,10 @@ fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     } else {
         None
     };
-    cfg.checksum_checks = match a.checksum_checks {
-        ChecksumMode::Auto => cfg.checksum_checks.clone(),
-        ChecksumMode::All => "all".into(),
-        ChecksumMode::None => "none".into(),
+    cfg.stream.checksum_validation = match a.checksum_checks {
+        ChecksumMode::Auto => cfg.stream.checksum_validation,
+        ChecksumMode::All => zonewatch_config::ChecksumMode::All,
+        ChecksumMode::None => zonewatch_config::ChecksumMode::None,
     };
     let logs = if logs_given {
         Some(start_logs(&a, &cfg, &mut f)?)
@@ -536,16 +536,16 @@ fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         None
     };
     let (inputs, ids) = inputs_and_event_ids(&a, &cfg)?;
-    let out_path = cfg.output_path.clone().unwrap_or_else(|| "-".into());
+    let out_path = cfg.output.path.clone().unwrap_or_else(|| "-".into());
     let sink =
         LineSink::open(&out_path).with_context(|| format!("cannot open output {out_path}"))?;
     let ctx = EveContext::new(
-        &cfg.sensor_name,
-        cfg.tenant.as_deref(),
-        cfg.timezone,
-        Zones::new(&cfg.zones),
+        &cfg.sensor.name,
+        cfg.sensor.tenant.as_deref(),
+        cfg.sensor.timezone,
+        cfg.zone_map(),
         ids,
-        &cfg.output_types,
+        &cfg.output.types,
     );
     let mut sinks: Vec<Box<dyn zonewatch_output::EventSink>> = vec![Box::new(sink)];
     if a.kafka.is_some() || cfg.kafka.is_some() {
@@ -554,7 +554,7 @@ fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         sinks.push(Box::new(kafka_sink::KafkaEventSink { sink: Some(k) }));
     }
     let writer = EventWriter::new(ctx, sinks);
-    let workers = match cfg.workers {
+    let workers = match cfg.pipeline.workers {
         _ if a.pcap.is_empty() && a.interface.is_empty() => 1,
         0 => std::thread::available_parallelism()
             .map(|n| n.get())
@@ -593,7 +593,7 @@ fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         stage: zonewatch_pipeline::Stage::Full,
         inputs,
         workers,
-        stats_interval: cfg.stats_interval,
+        stats_interval: cfg.output.stats_interval_secs,
         progress: !live
             && !a.pcap.is_empty()
             && std::io::stderr().is_terminal()
@@ -631,7 +631,7 @@ fn start_metrics(
     detect: Option<&zonewatch_detect::Engine>,
     anomaly: Option<&zonewatch_anomaly::DetectorSet>,
 ) -> anyhow::Result<Option<zonewatch_metrics::Metrics>> {
-    let Some(addr) = cfg.metrics_listen else {
+    let Some(addr) = cfg.output.metrics_listen else {
         return Ok(None);
     };
     let m = zonewatch_metrics::Metrics::new(env!("CARGO_PKG_VERSION"));
@@ -694,9 +694,9 @@ fn load_rules(
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect(),
-        classification_file: config.classification_file.clone(),
-        threshold_file: config.threshold_file.clone(),
-        stream_window: config.detect_stream_window as usize,
+        classification_file: config.detect.classification_file.clone(),
+        threshold_file: config.detect.threshold_file.clone(),
+        stream_window: config.detect.stream_window_bytes as usize,
     };
     let engine = match zonewatch_detect::Engine::load(paths, &cfg).context("loading rules") {
         Ok(e) => e,
@@ -770,7 +770,7 @@ fn start_logs(
     let tls = log_inputs(a, cfg, f)?;
     let (_, skipped, rules) = load_sigma(a, cfg, f)?;
     let parse = zonewatch_syslog::ParseOptions {
-        sensor_offset: cfg.timezone,
+        sensor_offset: cfg.sensor.timezone,
         extract_fields: true,
     };
     let lcfg = zonewatch_pipeline::logs::LogConfig {
@@ -791,11 +791,11 @@ fn start_logs(
         rules: Arc::new(rules),
         rules_skipped: skipped as u64,
         limits: zonewatch_sigma::CorrelationLimits {
-            hash_seed: cfg.flow_hash_seed,
+            hash_seed: cfg.flow.hash_seed,
             ..Default::default()
         },
         include_message: cfg.syslog.include_message,
-        offset: cfg.timezone,
+        offset: cfg.sensor.timezone,
     };
     let inputs = zonewatch_pipeline::logs::LogInputs::start(lcfg)?;
     for (url, addr) in inputs.local_addrs() {

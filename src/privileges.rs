@@ -75,7 +75,7 @@ impl Plan {
             return Ok(Plan { mode: narrow(a)? });
         };
         let mut give = Vec::new();
-        let out = cfg.output_path.clone().unwrap_or_else(|| "-".into());
+        let out = cfg.output.path.clone().unwrap_or_else(|| "-".into());
         if out != "-" {
             check_output(&target, Path::new(&out))?;
             give.push(PathBuf::from(&out));
@@ -90,8 +90,8 @@ impl Plan {
         reads.extend(rules.files.iter().map(|(p, _)| ("rule file", p.clone())));
         reads.extend(a.config.iter().map(|p| ("configuration", p.clone())));
         for (what, p) in [
-            ("classification-file", &cfg.classification_file),
-            ("threshold-file", &cfg.threshold_file),
+            ("classification-file", &cfg.detect.classification_file),
+            ("threshold-file", &cfg.detect.threshold_file),
         ] {
             reads.extend(p.iter().map(|p| (what, p.clone())));
         }

@@ -108,7 +108,7 @@ fn engine(cfg: &Config, rules: &[PathBuf]) -> Arc<zonewatch_detect::Engine> {
         port_groups: cfg.port_groups.clone().into_iter().collect(),
         classification_file: None,
         threshold_file: None,
-        stream_window: cfg.detect_stream_window as usize,
+        stream_window: cfg.detect.stream_window_bytes as usize,
     };
     Arc::new(zonewatch_detect::Engine::load(rules, &dcfg).expect("rules load"))
 }
@@ -119,10 +119,10 @@ fn run_one(cfg: &Config, engine: &Arc<zonewatch_detect::Engine>, cap: &Path) -> 
     let ctx = zonewatch_output::EveContext::new(
         "differential",
         None,
-        cfg.timezone,
-        zonewatch_output::Zones::new(&cfg.zones),
+        cfg.sensor.timezone,
+        cfg.zone_map(),
         zonewatch_output::EventIdSource::Run(0),
-        &cfg.output_types,
+        &cfg.output.types,
     );
     let writer = EventWriter::new(ctx, vec![Box::new(SidCounter(counts.clone()))]);
     let opts = zonewatch_pipeline::RunOptions {

@@ -40,7 +40,7 @@ fn syn_flood_of_two_million_flows_stays_within_memcap() {
     let rss = peak_rss_of_children_bytes();
     let cfg = zonewatch_config::Config::default();
     // Flows and their TCP sessions: the flow and stream memcaps.
-    let memcap = cfg.flow_memcap + cfg.stream.memcap_bytes;
+    let memcap = cfg.flow.memcap_bytes + cfg.stream.memcap_bytes;
     let text = std::fs::read_to_string(&out).unwrap();
     let stats: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
     let flow = &stats["stats"]["flow"];

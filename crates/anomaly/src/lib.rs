@@ -23,7 +23,7 @@
 //! holds its file ([`DetectorSet::load`]). The zone policy (zones and the table of which zone
 //! may reach which) is site configuration: [`ZonePolicy::read`] reads the `zone-policy:`
 //! section the config crate hands over, over the zones the config crate read (one reading,
-//! one "most specific prefix wins": `zonewatch_config::ZoneMap`).
+//! one "most specific prefix wins": `zonewatch_types::ZoneMap`).
 //!
 //! Each detector implements [`common::Detector`] (the observations it takes, its ticks,
 //! expiry and counters); the set knows the detector types by one table (name, default

@@ -4,14 +4,18 @@
 //! one YAML reader (`zonewatch_yamlread`), with the line of every key.
 //!
 //! What each component gets: typed sections that read their own keys
-//! ([`CaptureConfig`], [`PipelineConfig`], [`DefragConfig`], [`StreamConfig`],
-//! [`AppLayerConfig`], [`SyslogConfig`], [`RunAs`]; those with a component
-//! config type make it with `build()`), the zones with their one lookup
-//! ([`ZoneMap`]), and the sections other crates type themselves handed over
-//! as trees with their lines ([`Config::kafka`], with `--set kafka.*` laid
-//! over it; [`Config::zone_policy`]), so their errors still name file:line.
-//! Still flat fields: sensor, flow and flow timeouts, detection, alert and
-//! output settings.
+//! ([`SensorConfig`], [`FlowConfig`] with its [`FlowTimeouts`], [`CommunityIdConfig`],
+//! [`AlertConfig`], [`OutputConfig`], [`DetectConfig`], [`CaptureConfig`],
+//! [`PipelineConfig`], [`DefragConfig`], [`StreamConfig`] with its [`ChecksumMode`],
+//! [`AppLayerConfig`], [`SyslogConfig`], [`RunAs`]; those with a component config type
+//! make it with `build()`), the rule variables, the zones with their one lookup
+//! ([`ZoneMap`], from `zonewatch_types` so that the EVE renderer shares it), and the
+//! sections other crates type themselves handed over as trees with their lines
+//! ([`Config::kafka`], with `--set kafka.*` laid over it; [`Config::zone_policy`]), so
+//! their errors still name file:line. [`Config`] itself only dispatches a key to the
+//! section that has it. Numeric settings' allowed ranges are one table (key, unit, min,
+//! max, why) the sections consult as they read a number, so every range error reads
+//! alike.
 //!
 //! Where zonewatch has a setting Suricata also has, the key is Suricata's
 //! (`vars.address-groups.HOME_NET`, `flow.memcap`, `stream.reassembly.depth`,
@@ -20,34 +24,22 @@
 //! warning; keys neither knows are errors naming the key and its line.
 #![deny(missing_docs)]
 
+mod ranges;
 mod sections;
 mod yaml;
-mod zones;
 
 use ipnet::IpNet;
 pub use sections::{
-    AfPacketConfig, AppLayerConfig, CaptureConfig, CaptureMethod, DefragConfig, PipelineConfig,
-    RunAs, StreamConfig, SyslogConfig,
+    AfPacketConfig, AlertConfig, AppLayerConfig, CaptureConfig, CaptureMethod, ChecksumMode,
+    CommunityIdConfig, DefragConfig, DetectConfig, FlowConfig, FlowTimeouts, OutputConfig,
+    PipelineConfig, ProtoTimeouts, RunAs, SensorConfig, StreamConfig, SyslogConfig,
 };
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::Path;
 pub use yaml::{flatten, Setting, Value};
-pub use zones::ZoneMap;
-use zonewatch_types::UtcOffset;
+pub use zonewatch_types::ZoneMap;
 pub use zonewatch_yamlread::tree::{Kind, Node};
-
-/// Timeouts of one protocol, in seconds (see Suricata's `flow-timeouts`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[allow(missing_docs)]
-pub struct ProtoTimeouts {
-    pub new: u64,
-    pub established: u64,
-    pub closed: u64,
-    pub emergency_new: u64,
-    pub emergency_established: u64,
-    pub emergency_closed: u64,
-}
 
 /// Event types that can be switched on or off.
 pub const EVENT_TYPES: &[&str] = &[
@@ -57,66 +49,28 @@ pub const EVENT_TYPES: &[&str] = &[
 /// The whole configuration, with Suricata-compatible defaults.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
-    /// Sensor name written as `host` in every event.
-    pub sensor_name: String,
-    /// Tenant (e.g. the municipality code) written in every event.
-    pub tenant: Option<String>,
-    /// UTC offset used to render timestamps.
-    pub timezone: UtcOffset,
+    /// `sensor:`: the sensor's name, tenant and time zone.
+    pub sensor: SensorConfig,
     /// Address variables (`HOME_NET`, ...), as rule strings.
     pub address_groups: BTreeMap<String, String>,
     /// Port variables (`HTTP_PORTS`, ...), as rule strings.
     pub port_groups: BTreeMap<String, String>,
-    /// Zones: name and CIDRs, in file order.
-    pub zones: Vec<(String, Vec<IpNet>)>,
-    /// Worker threads; 0 = one per core.
-    pub workers: usize,
-    /// Total flow memory cap, bytes (split evenly over workers).
-    pub flow_memcap: u64,
-    /// Seed of the worker-assignment and flow-id hashes.
-    pub flow_hash_seed: u64,
-    /// TCP timeouts.
-    pub timeouts_tcp: ProtoTimeouts,
-    /// UDP timeouts.
-    pub timeouts_udp: ProtoTimeouts,
-    /// ICMP timeouts.
-    pub timeouts_icmp: ProtoTimeouts,
-    /// Timeouts of other protocols.
-    pub timeouts_default: ProtoTimeouts,
-    /// Write `community_id` in events.
-    pub community_id: bool,
-    /// Checksum validation, Suricata's `-k`: `auto`, `all` or `none`
-    /// (`stream.checksum-validation: yes|no` sets all/none).
-    pub checksum_checks: String,
-    /// Alerts carry the packet's payload (`payload`, base64); off by
-    /// default: a city network's packets carry personal data.
-    pub alert_payload: bool,
-    /// Alerts carry `payload_printable`.
-    pub alert_payload_printable: bool,
-    /// Alerts carry the whole packet (`packet`, base64).
-    pub alert_packet: bool,
-    /// Community ID seed.
-    pub community_id_seed: u16,
-    /// Output path (`-` = stdout); `--output` overrides.
-    pub output_path: Option<String>,
-    /// Event types written.
-    pub output_types: Vec<String>,
-    /// Seconds between periodic stats events; 0 = only at the end.
-    pub stats_interval: u64,
-    /// `metrics.listen`: address of the Prometheus endpoint (`GET
-    /// /metrics`); none (the default, `off`) = no endpoint.
-    pub metrics_listen: Option<std::net::SocketAddr>,
+    /// `zones:`: name and CIDRs, in file order, with the lookup of an address's zone.
+    pub zones: ZoneMap,
+    /// `flow:` and `flow-timeouts:`: the flow tables.
+    pub flow: FlowConfig,
+    /// `community-id:`.
+    pub community_id: CommunityIdConfig,
+    /// `alert:`: what of the packet an alert carries.
+    pub alert: AlertConfig,
+    /// `output:`, `stats.interval`, `metrics.listen`.
+    pub output: OutputConfig,
     /// The `kafka:` section as a tree with its lines (the file's keys with the
     /// `--set kafka.*` overrides laid over them), or None when no Kafka setting is
     /// given. Typed and checked by the Kafka sink's own configuration when it starts.
     pub kafka: Option<Node>,
-    /// `detect.stream-window`: bytes of already inspected stream kept per
-    /// direction, so patterns and relative matches spanning segments match.
-    pub detect_stream_window: u64,
-    /// `classification-file`: replaces the built-in classification.config.
-    pub classification_file: Option<std::path::PathBuf>,
-    /// `threshold-file`: Suricata's threshold.config.
-    pub threshold_file: Option<std::path::PathBuf>,
+    /// `detect:` and the detection files.
+    pub detect: DetectConfig,
     /// `syslog:`: the log inputs.
     pub syslog: SyslogConfig,
     /// `capture:`: live capture.
@@ -142,14 +96,6 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        let st = |new, established, closed, en, ee, ec| ProtoTimeouts {
-            new,
-            established,
-            closed,
-            emergency_new: en,
-            emergency_established: ee,
-            emergency_closed: ec,
-        };
         let mut ag = BTreeMap::new();
         // Suricata's shipped defaults.
         for (k, v) in [
@@ -188,33 +134,16 @@ impl Default for Config {
             pg.insert(k.to_string(), v.to_string());
         }
         Config {
-            sensor_name: "zonewatch".into(),
-            tenant: None,
-            timezone: UtcOffset(0),
+            sensor: SensorConfig::default(),
             address_groups: ag,
             port_groups: pg,
-            zones: Vec::new(),
-            workers: 0,
-            flow_memcap: 256 << 20,
-            flow_hash_seed: 0x5eed,
-            timeouts_tcp: st(60, 600, 60, 5, 100, 10),
-            timeouts_udp: st(30, 300, 0, 10, 100, 0),
-            timeouts_icmp: st(30, 300, 0, 10, 100, 0),
-            timeouts_default: st(30, 300, 0, 10, 100, 0),
-            community_id: true,
-            checksum_checks: "auto".into(),
-            alert_payload: false,
-            alert_payload_printable: false,
-            alert_packet: false,
-            community_id_seed: 0,
-            output_path: None,
-            output_types: EVENT_TYPES.iter().map(|s| s.to_string()).collect(),
-            stats_interval: 0,
-            metrics_listen: None,
+            zones: ZoneMap::default(),
+            flow: FlowConfig::default(),
+            community_id: CommunityIdConfig::default(),
+            alert: AlertConfig::default(),
+            output: OutputConfig::default(),
             kafka: None,
-            classification_file: None,
-            detect_stream_window: 1024,
-            threshold_file: None,
+            detect: DetectConfig::default(),
             syslog: SyslogConfig::default(),
             capture: CaptureConfig::default(),
             pipeline: PipelineConfig::default(),
@@ -337,7 +266,6 @@ const SURICATA_IGNORED_KEYS: &[&str] = &[
     "stats.decoder-events-prefix",
     "stats.stream-events",
     "stats.exception-policy",
-    "stream.checksum-validation",
     "stream.inline",
     "stream.bypass",
     "stream.drop-invalid",
@@ -359,6 +287,7 @@ const SURICATA_IGNORED_KEYS: &[&str] = &[
     "defrag.prealloc",
     "defrag.host-config",
     "defrag.memcap-policy",
+    // Not read by FlowConfig: zonewatch does not bypass flows.
     "flow-timeouts.tcp.bypassed",
     "flow-timeouts.udp.bypassed",
     "flow-timeouts.icmp.bypassed",
@@ -486,261 +415,9 @@ fn key_matches(pattern: &str, key: &str) -> bool {
     k.next().is_none()
 }
 
-/// How a bounded number is read and shown.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Unit {
-    Count,
-    Bytes,
-    Seconds,
-}
-
-/// The allowed range of a numeric key (keys as in [`SURICATA_IGNORED_PATTERNS`])
-/// and why: values outside are errors naming the key, never clamped, panics,
-/// aborts or huge allocations at start.
-struct Range {
-    keys: &'static [&'static str],
-    unit: Unit,
-    min: u64,
-    max: u64,
-    why: &'static str,
-}
-
-const KIB: u64 = 1 << 10;
-const MIB: u64 = 1 << 20;
-const GIB: u64 = 1 << 30;
-const TIB: u64 = 1 << 40;
-const DAY: u64 = 86_400;
-
-const RANGES: &[Range] = &[
-    Range {
-        keys: &["workers", "threading.workers"],
-        unit: Unit::Count,
-        min: 0,
-        max: 1024,
-        why: "worker threads; 0 = one per core",
-    },
-    Range {
-        keys: &["capture.snaplen"],
-        unit: Unit::Count,
-        min: 0,
-        max: 262_144,
-        why: "libpcap's largest snap length; 0 = libpcap's default",
-    },
-    Range {
-        keys: &["capture.af-packet.ring-size"],
-        unit: Unit::Bytes,
-        min: 64 * KIB,
-        max: 16 * GIB,
-        why: "one ring per worker and interface, at least one block",
-    },
-    Range {
-        keys: &["capture.af-packet.block-size"],
-        unit: Unit::Bytes,
-        min: 4 * KIB,
-        max: 256 * MIB,
-        why: "a block holds whole packets; a multiple of the 4 KiB page",
-    },
-    Range {
-        keys: &["capture.af-packet.block-timeout"],
-        unit: Unit::Count,
-        min: 1,
-        max: 10_000,
-        why: "milliseconds before the kernel hands over a block that is not full",
-    },
-    Range {
-        keys: &["capture.af-packet.cluster-id"],
-        unit: Unit::Count,
-        min: 0,
-        max: 65_535,
-        why: "PACKET_FANOUT group ids are 16 bits",
-    },
-    Range {
-        keys: &["capture.buffer-size"],
-        unit: Unit::Bytes,
-        min: 0,
-        max: 2 * GIB - 1,
-        why: "libpcap takes the kernel buffer size as a 32-bit int",
-    },
-    Range {
-        keys: &[
-            "flow.memcap",
-            "stream.memcap",
-            "stream.reassembly.memcap",
-            "defrag.memcap",
-            "syslog.buffer-memcap",
-        ],
-        unit: Unit::Bytes,
-        min: 64 * KIB,
-        max: TIB,
-        why: "a memory cap",
-    },
-    Range {
-        keys: &["stream.reassembly.depth"],
-        unit: Unit::Bytes,
-        min: 0,
-        max: TIB,
-        why: "bytes per direction; 0 = no limit",
-    },
-    Range {
-        keys: &[
-            "app-layer.protocols.http.libhtp.default-config.request-body-limit",
-            "app-layer.protocols.http.libhtp.default-config.response-body-limit",
-        ],
-        unit: Unit::Bytes,
-        min: 0,
-        max: GIB,
-        why: "bytes of one HTTP body kept per transaction",
-    },
-    Range {
-        keys: &["detect.stream-window"],
-        unit: Unit::Bytes,
-        min: 0,
-        max: MIB,
-        why: "bytes of inspected stream kept per direction",
-    },
-    Range {
-        keys: &["defrag.timeout"],
-        unit: Unit::Seconds,
-        min: 1,
-        max: DAY,
-        why: "seconds a fragment waits for the rest",
-    },
-    Range {
-        keys: &["defrag.trackers"],
-        unit: Unit::Count,
-        min: 1,
-        max: 1 << 24,
-        why: "fragment trackers at once",
-    },
-    Range {
-        keys: &[
-            "flow-timeouts.*.new",
-            "flow-timeouts.*.established",
-            "flow-timeouts.*.closed",
-            "flow-timeouts.*.emergency-new",
-            "flow-timeouts.*.emergency-established",
-            "flow-timeouts.*.emergency-closed",
-        ],
-        unit: Unit::Seconds,
-        min: 0,
-        max: 7 * DAY,
-        why: "a flow timeout of at most a week",
-    },
-    Range {
-        keys: &["stats.interval"],
-        unit: Unit::Seconds,
-        min: 0,
-        max: DAY,
-        why: "seconds between stats events, at most a day; 0 = only at the end",
-    },
-    Range {
-        keys: &["community-id.seed", "community-id-seed"],
-        unit: Unit::Count,
-        min: 0,
-        max: 65_535,
-        why: "Community ID seeds are 16-bit",
-    },
-    Range {
-        keys: &["pipeline.batch-packets"],
-        unit: Unit::Count,
-        min: 1,
-        max: 4096,
-        why: "packets per batch",
-    },
-    Range {
-        keys: &["pipeline.queue-batches"],
-        unit: Unit::Count,
-        min: 1,
-        max: 65_536,
-        why: "batches queued per worker",
-    },
-    Range {
-        keys: &["syslog.max-frame-size"],
-        unit: Unit::Bytes,
-        min: 256,
-        max: 16 * MIB,
-        why: "bytes of one syslog frame",
-    },
-    Range {
-        keys: &["syslog.channel-size"],
-        unit: Unit::Count,
-        min: 16,
-        max: 1 << 20,
-        why: "records queued for the Sigma thread, allocated at start (about 240 bytes each)",
-    },
-    Range {
-        keys: &["syslog.idle-timeout"],
-        unit: Unit::Seconds,
-        min: 1,
-        max: DAY,
-        why: "seconds a silent connection stays open",
-    },
-    Range {
-        keys: &["syslog.frame-timeout"],
-        unit: Unit::Seconds,
-        min: 1,
-        max: 3600,
-        why: "seconds one frame may take",
-    },
-    Range {
-        keys: &["syslog.max-connections"],
-        unit: Unit::Count,
-        min: 1,
-        max: 1 << 20,
-        why: "connections at once per listener",
-    },
-    Range {
-        keys: &["syslog.max-connections-per-source"],
-        unit: Unit::Count,
-        min: 0,
-        max: 1 << 20,
-        why: "connections at once from one address; 0 = no limit",
-    },
-];
-
 /// Queued batch slots (`workers` x `pipeline.queue-batches`) allocated at start:
 /// about 100 bytes each.
 const MAX_QUEUE_SLOTS: u64 = 1 << 20;
-
-fn show(v: u64, unit: Unit) -> String {
-    match unit {
-        Unit::Bytes if v >= GIB && v % GIB == 0 => format!("{}gb", v / GIB),
-        Unit::Bytes if v >= MIB && v % MIB == 0 => format!("{}mb", v / MIB),
-        Unit::Bytes if v >= KIB && v % KIB == 0 => format!("{}kb", v / KIB),
-        _ => v.to_string(),
-    }
-}
-
-/// Checks a numeric key's value against [`RANGES`] (other keys pass).
-fn check_range(key: &str, value: &Value) -> Result<(), String> {
-    let Some(r) = RANGES
-        .iter()
-        .find(|r| r.keys.iter().any(|p| key_matches(p, key)))
-    else {
-        return Ok(());
-    };
-    let Value::Scalar(s) = value else {
-        return Ok(()); // reported by `apply_key`
-    };
-    let v = match r.unit {
-        Unit::Bytes => parse_size(s)?,
-        _ => parse_num::<u64>(s)?,
-    };
-    if v < r.min || v > r.max {
-        let max = if r.unit == Unit::Bytes && r.max == 2 * GIB - 1 {
-            "2gb - 1".to_string()
-        } else {
-            show(r.max, r.unit)
-        };
-        return Err(format!(
-            "{:?} is out of range {}..={max} ({})",
-            s.trim(),
-            show(r.min, r.unit),
-            r.why
-        ));
-    }
-    Ok(())
-}
 
 /// Parses a size: a number of bytes with an optional `kb`/`mb`/`gb` suffix
 /// (case-insensitive, powers of 1024, as Suricata reads them).
@@ -835,14 +512,23 @@ impl KeyValue<'_> {
             Value::ListOfMaps => Err(format!("`{}` takes a list of values", self.key)),
         }
     }
+    /// A size in bytes, within the key's range (if the table has one).
     fn size(&self) -> Result<u64, String> {
-        self.scalar().and_then(parse_size)
+        self.ranged().and_then(parse_size)
     }
+    /// Seconds, within the key's range (if the table has one).
     fn secs(&self) -> Result<u64, String> {
         self.num()
     }
+    /// A number, within the key's range (if the table has one).
     fn num<T: std::str::FromStr>(&self) -> Result<T, String> {
-        self.scalar().and_then(parse_num)
+        self.ranged().and_then(parse_num)
+    }
+    /// The scalar, once the range table accepts it for this key.
+    fn ranged(&self) -> Result<&str, String> {
+        let s = self.scalar()?;
+        ranges::check_range(self.key, s)?;
+        Ok(s)
     }
     fn bool(&self) -> Result<bool, String> {
         self.scalar().and_then(parse_bool)
@@ -1061,27 +747,29 @@ impl Config {
         Ok(())
     }
 
-    /// Applies one setting: range checks first, then the value; every error
-    /// names the key.
+    /// Applies one setting (numbers are checked against the range table as the section
+    /// reads them); every error names the key.
     fn apply(&mut self, key: &str, value: &Value) -> Result<Applied, String> {
-        check_range(key, value)
-            .and_then(|()| self.apply_key(key, value))
-            .map_err(|m| {
-                if m.contains(&format!("`{key}`")) {
-                    m
-                } else {
-                    format!("`{key}`: {m}")
-                }
-            })
+        self.apply_key(key, value).map_err(|m| {
+            if m.contains(&format!("`{key}`")) {
+                m
+            } else {
+                format!("`{key}`: {m}")
+            }
+        })
     }
 
     /// Sets the field `key` names, trying each section's keys in turn; a key no section
     /// has is an ignored Suricata key (a warning) or an error.
     fn apply_key(&mut self, key: &str, value: &Value) -> Result<Applied, String> {
         let v = KeyValue { key, value };
-        let known = self.apply_general(&v)?
+        let known = self.sensor.apply(&v)?
+            || self.flow.apply(&v)?
+            || self.community_id.apply(&v)?
+            || self.alert.apply(&v)?
+            || self.output.apply(&v)?
+            || self.detect.apply(&v)?
             || self.stream.apply(&v)?
-            || self.apply_checksum_validation(&v)?
             || self.app_layer.apply(&v)?
             || self.capture.apply(&v)?
             || self.pipeline.apply(&v)?
@@ -1091,9 +779,6 @@ impl Config {
             || self.apply_vars_zones(&v)?;
         if known {
             return Ok(Applied::Ok);
-        }
-        if key.starts_with("flow-timeouts.") {
-            return self.apply_flow_timeout(&v);
         }
         let top = key.split('.').next().unwrap_or(key);
         if SURICATA_IGNORED_KEYS.contains(&key)
@@ -1105,62 +790,6 @@ impl Config {
             return Ok(Applied::Ignored);
         }
         Err(format!("unknown key `{key}`"))
-    }
-
-    /// Sensor, capture, flow, output, metrics, detection files and pipeline keys;
-    /// false when `v.key` is none of them.
-    fn apply_general(&mut self, v: &KeyValue) -> Result<bool, String> {
-        match v.key {
-            "sensor.name" | "sensor-name" => self.sensor_name = v.scalar()?.to_string(),
-            "sensor.tenant" => {
-                self.tenant = Some(v.scalar()?.to_string()).filter(|s| !s.is_empty())
-            }
-            "sensor.timezone" => self.timezone = UtcOffset::parse(v.scalar()?)?,
-            "workers" | "threading.workers" => self.workers = v.num()?,
-            "flow.memcap" => self.flow_memcap = v.size()?,
-            "flow.hash-seed" => self.flow_hash_seed = v.num()?,
-            "community-id.enabled" | "community-id" => self.community_id = v.bool()?,
-            "community-id.seed" | "community-id-seed" => self.community_id_seed = v.num()?,
-            "alert.payload" => self.alert_payload = v.bool()?,
-            "alert.payload-printable" => self.alert_payload_printable = v.bool()?,
-            "alert.packet" => self.alert_packet = v.bool()?,
-            "output.path" => self.output_path = Some(v.scalar()?.to_string()),
-            "output.types" => {
-                let types = v.list()?;
-                for t in &types {
-                    if !EVENT_TYPES.contains(&t.as_str()) {
-                        return Err(format!(
-                            "unknown event type {t:?} in `{}` (known: {})",
-                            v.key,
-                            EVENT_TYPES.join(", ")
-                        ));
-                    }
-                }
-                self.output_types = types;
-            }
-            "stats.interval" => self.stats_interval = v.secs()?,
-            "metrics.listen" => self.metrics_listen = parse_listen(v.scalar()?)?,
-            "detect.stream-window" => self.detect_stream_window = v.size()?.min(1 << 20),
-            "classification-file" => self.classification_file = Some(v.scalar()?.into()),
-            "threshold-file" => self.threshold_file = Some(v.scalar()?.into()),
-            _ => return Ok(false),
-        }
-        Ok(true)
-    }
-
-    /// `stream.checksum-validation`; false when `v.key` is none of them.
-    fn apply_checksum_validation(&mut self, v: &KeyValue) -> Result<bool, String> {
-        match v.key {
-            "stream.checksum-validation" => {
-                self.checksum_checks = match v.scalar()? {
-                    "auto" => "auto".into(),
-                    s if parse_bool(s)? => "all".into(),
-                    _ => "none".into(),
-                }
-            }
-            _ => return Ok(false),
-        }
-        Ok(true)
     }
 
     /// Address and port variables and zones; false when `v.key` is none of them.
@@ -1175,49 +804,16 @@ impl Config {
         } else if let Some(name) = v.key.strip_prefix("vars.port-groups.") {
             self.port_groups.insert(name.to_string(), group_value()?);
         } else if let Some(name) = v.key.strip_prefix("zones.").filter(|n| !n.contains('.')) {
-            let nets = parse_cidrs(&v.list()?)?;
-            match self.zones.iter_mut().find(|(n, _)| n == name) {
-                Some(z) => z.1 = nets,
-                None => self.zones.push((name.to_string(), nets)),
-            }
+            self.zones.set(name, parse_cidrs(&v.list()?)?);
         } else {
             return Ok(false);
         }
         Ok(true)
     }
 
-    /// `flow-timeouts.<protocol>.<state>`.
-    fn apply_flow_timeout(&mut self, v: &KeyValue) -> Result<Applied, String> {
-        let key = v.key;
-        let unknown = || Err(format!("unknown key `{key}`"));
-        let parts: Vec<&str> = key.split('.').collect();
-        if parts.len() != 3 {
-            return unknown();
-        }
-        let t = match parts[1] {
-            "tcp" => &mut self.timeouts_tcp,
-            "udp" => &mut self.timeouts_udp,
-            "icmp" => &mut self.timeouts_icmp,
-            "default" => &mut self.timeouts_default,
-            _ => return unknown(),
-        };
-        let slot = match parts[2] {
-            "new" => &mut t.new,
-            "established" => &mut t.established,
-            "closed" => &mut t.closed,
-            "emergency-new" => &mut t.emergency_new,
-            "emergency-established" => &mut t.emergency_established,
-            "emergency-closed" => &mut t.emergency_closed,
-            _ if SURICATA_IGNORED_KEYS.contains(&key) => return Ok(Applied::Ignored),
-            _ => return unknown(),
-        };
-        *slot = v.secs()?;
-        Ok(Applied::Ok)
-    }
-
     /// The zones, with the lookup of an address's zone.
     pub fn zone_map(&self) -> ZoneMap {
-        ZoneMap::new(&self.zones)
+        self.zones.clone()
     }
 }
 

@@ -2,12 +2,14 @@
 //! read their own keys (below the section's name; errors name the whole key, and the
 //! caller adds the file and line).
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use zonewatch_defrag::FragPolicy;
 use zonewatch_stream::OverlapPolicy;
+use zonewatch_types::UtcOffset;
 
-use crate::{account_name, overlap_policy, KeyValue};
+use crate::{account_name, overlap_policy, parse_bool, parse_listen, KeyValue, EVENT_TYPES};
 
 /// `syslog:`: the log inputs (listeners and replay) and the Sigma thread's queue.
 #[derive(Debug, Clone, PartialEq)]
@@ -62,6 +64,7 @@ impl Default for SyslogConfig {
 
 impl SyslogConfig {
     /// Sets the field a `syslog.*` key names; false for a key this section does not have.
+    /// (The ranges are checked as the values are read, by the key table.)
     pub(crate) fn apply(&mut self, v: &KeyValue) -> Result<bool, String> {
         let Some(key) = v.key.strip_prefix("syslog.") else {
             return Ok(false);
@@ -74,15 +77,13 @@ impl SyslogConfig {
                 self.tls_client_ca =
                     Some(PathBuf::from(v.scalar()?)).filter(|p| !p.as_os_str().is_empty())
             }
-            "max-frame-size" => self.max_frame_bytes = (v.size()? as usize).clamp(256, 16 << 20),
-            "channel-size" => self.channel_records = v.num::<usize>()?.clamp(16, 1 << 24),
-            "idle-timeout" => self.idle_timeout_secs = v.secs()?.max(1),
-            "max-connections" => self.max_connections = v.num::<usize>()?.max(1),
+            "max-frame-size" => self.max_frame_bytes = v.size()? as usize,
+            "channel-size" => self.channel_records = v.num()?,
+            "idle-timeout" => self.idle_timeout_secs = v.secs()?,
+            "max-connections" => self.max_connections = v.num()?,
             "max-connections-per-source" => self.max_connections_per_source = v.num()?,
-            "frame-timeout" => self.frame_timeout_secs = v.secs()?.clamp(1, 3600),
-            "buffer-memcap" => {
-                self.buffer_memcap_bytes = (v.size()? as usize).clamp(64 << 10, 1 << 40)
-            }
+            "frame-timeout" => self.frame_timeout_secs = v.secs()?,
+            "buffer-memcap" => self.buffer_memcap_bytes = v.size()? as usize,
             "include-message" => self.include_message = v.bool()?,
             _ => return Ok(false),
         }
@@ -112,7 +113,7 @@ impl RunAs {
     }
 }
 
-/// `pipeline:`: the batches between the reader and the workers.
+/// `pipeline:` and `workers`: the worker threads and the batches the reader sends them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PipelineConfig {
     /// `pipeline.batch-packets`: packets per batch sent to a worker (1..=4096).
@@ -120,6 +121,8 @@ pub struct PipelineConfig {
     /// `pipeline.queue-batches`: batches queued per worker (1..=65536); a full queue makes
     /// the file reader wait and live capture drop (counted).
     pub queue_batches: usize,
+    /// `workers` (or `threading.workers`): worker threads; 0 = one per core.
+    pub workers: usize,
 }
 
 impl Default for PipelineConfig {
@@ -127,16 +130,19 @@ impl Default for PipelineConfig {
         PipelineConfig {
             batch_packets: 128,
             queue_batches: 256,
+            workers: 0,
         }
     }
 }
 
 impl PipelineConfig {
-    /// Sets the field a `pipeline.*` key names; false for a key this section does not have.
+    /// Sets the field a `pipeline.*` or `workers` key names; false for a key this section
+    /// does not have. (The ranges are checked as the values are read, by the key table.)
     pub(crate) fn apply(&mut self, v: &KeyValue) -> Result<bool, String> {
         match v.key {
-            "pipeline.batch-packets" => self.batch_packets = v.num::<usize>()?.clamp(1, 4096),
-            "pipeline.queue-batches" => self.queue_batches = v.num::<usize>()?.clamp(1, 1 << 16),
+            "pipeline.batch-packets" => self.batch_packets = v.num()?,
+            "pipeline.queue-batches" => self.queue_batches = v.num()?,
+            "workers" | "threading.workers" => self.workers = v.num()?,
             _ => return Ok(false),
         }
         Ok(true)
@@ -210,7 +216,7 @@ impl Default for CaptureConfig {
 
 impl CaptureConfig {
     /// Sets the field a `capture.*` key names; false for a key this section does not have.
-    /// (The ranges are checked before, by the key table.)
+    /// (The ranges are checked as the values are read, by the key table.)
     pub(crate) fn apply(&mut self, v: &KeyValue) -> Result<bool, String> {
         let Some(key) = v.key.strip_prefix("capture.") else {
             return Ok(false);
@@ -268,7 +274,7 @@ impl Default for DefragConfig {
 
 impl DefragConfig {
     /// Sets the field a `defrag.*` key names; false for a key this section does not have.
-    /// (The ranges are checked before, by the key table.)
+    /// (The ranges are checked as the values are read, by the key table.)
     pub(crate) fn apply(&mut self, v: &KeyValue) -> Result<bool, String> {
         match v.key {
             "defrag.memcap" => self.memcap_bytes = v.size()?,
@@ -409,6 +415,9 @@ pub struct StreamConfig {
     /// `stream.reassembly.check-overlap-different-data`: keep unacknowledged bytes to
     /// notice retransmissions with different data.
     pub check_overlap_different_data: bool,
+    /// `stream.checksum-validation` (`yes`, `no` or `auto`; `-k` overrides): which
+    /// checksums the reader checks (a segment with a bad one is kept out of its stream).
+    pub checksum_validation: ChecksumMode,
 }
 
 impl Default for StreamConfig {
@@ -421,15 +430,22 @@ impl Default for StreamConfig {
             reassembly_depth_bytes: 1 << 20,
             policy: OverlapPolicy::Bsd,
             check_overlap_different_data: false,
+            checksum_validation: ChecksumMode::Auto,
         }
     }
 }
 
 impl StreamConfig {
-    /// Sets the field a `stream.*` key names; false for a key this section does not have
-    /// (`stream.checksum-validation` is read by the caller).
+    /// Sets the field a `stream.*` key names; false for a key this section does not have.
     pub(crate) fn apply(&mut self, v: &KeyValue) -> Result<bool, String> {
         match v.key {
+            "stream.checksum-validation" => {
+                self.checksum_validation = match v.scalar()? {
+                    "auto" => ChecksumMode::Auto,
+                    s if parse_bool(s)? => ChecksumMode::All,
+                    _ => ChecksumMode::None,
+                }
+            }
             "stream.memcap" => self.memcap_bytes = v.size()?,
             "stream.midstream" => self.midstream = v.bool()?,
             "stream.async-oneside" => self.async_oneside = v.bool()?,
@@ -464,5 +480,311 @@ impl StreamConfig {
             },
             ..Default::default()
         }
+    }
+}
+
+/// `sensor:`: who writes the events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SensorConfig {
+    /// `sensor.name` (or Suricata's `sensor-name`): written as `host` in every event.
+    pub name: String,
+    /// `sensor.tenant`: the tenant (e.g. the municipality code) written in every event;
+    /// empty = none.
+    pub tenant: Option<String>,
+    /// `sensor.timezone`: the UTC offset timestamps are rendered in.
+    pub timezone: UtcOffset,
+}
+
+impl Default for SensorConfig {
+    fn default() -> Self {
+        SensorConfig {
+            name: "zonewatch".into(),
+            tenant: None,
+            timezone: UtcOffset(0),
+        }
+    }
+}
+
+impl SensorConfig {
+    /// Sets the field a `sensor.*` key names; false for a key this section does not have.
+    pub(crate) fn apply(&mut self, v: &KeyValue) -> Result<bool, String> {
+        match v.key {
+            "sensor.name" | "sensor-name" => self.name = v.scalar()?.to_string(),
+            "sensor.tenant" => {
+                self.tenant = Some(v.scalar()?.to_string()).filter(|s| !s.is_empty())
+            }
+            "sensor.timezone" => self.timezone = UtcOffset::parse(v.scalar()?)?,
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+}
+
+/// Timeouts of one protocol, in seconds (see Suricata's `flow-timeouts`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(missing_docs)]
+pub struct ProtoTimeouts {
+    pub new: u64,
+    pub established: u64,
+    pub closed: u64,
+    pub emergency_new: u64,
+    pub emergency_established: u64,
+    pub emergency_closed: u64,
+}
+
+impl ProtoTimeouts {
+    /// The slot `flow-timeouts.<protocol>.<state>` names by its state.
+    fn slot(&mut self, state: &str) -> Option<&mut u64> {
+        Some(match state {
+            "new" => &mut self.new,
+            "established" => &mut self.established,
+            "closed" => &mut self.closed,
+            "emergency-new" => &mut self.emergency_new,
+            "emergency-established" => &mut self.emergency_established,
+            "emergency-closed" => &mut self.emergency_closed,
+            _ => return None,
+        })
+    }
+}
+
+/// `flow-timeouts:`: per protocol, Suricata's `tcp`, `udp`, `icmp` and `default`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(missing_docs)]
+pub struct FlowTimeouts {
+    pub tcp: ProtoTimeouts,
+    pub udp: ProtoTimeouts,
+    pub icmp: ProtoTimeouts,
+    pub default: ProtoTimeouts,
+}
+
+impl Default for FlowTimeouts {
+    fn default() -> Self {
+        let st = |new, established, closed, en, ee, ec| ProtoTimeouts {
+            new,
+            established,
+            closed,
+            emergency_new: en,
+            emergency_established: ee,
+            emergency_closed: ec,
+        };
+        // Suricata's shipped defaults.
+        FlowTimeouts {
+            tcp: st(60, 600, 60, 5, 100, 10),
+            udp: st(30, 300, 0, 10, 100, 0),
+            icmp: st(30, 300, 0, 10, 100, 0),
+            default: st(30, 300, 0, 10, 100, 0),
+        }
+    }
+}
+
+/// `flow:` and `flow-timeouts:`: the flow tables of the workers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlowConfig {
+    /// `flow.memcap`: bytes of flows, shared evenly by the workers.
+    pub memcap_bytes: u64,
+    /// `flow.hash-seed`: seed of the worker-assignment and flow-id hashes.
+    pub hash_seed: u64,
+    /// `flow-timeouts.*`.
+    pub timeouts: FlowTimeouts,
+}
+
+impl Default for FlowConfig {
+    fn default() -> Self {
+        FlowConfig {
+            memcap_bytes: 256 << 20,
+            hash_seed: 0x5eed,
+            timeouts: FlowTimeouts::default(),
+        }
+    }
+}
+
+impl FlowConfig {
+    /// Sets the field a `flow.*` or `flow-timeouts.<protocol>.<state>` key names; false
+    /// for a key this section does not have (Suricata's `bypassed` timeouts among them).
+    pub(crate) fn apply(&mut self, v: &KeyValue) -> Result<bool, String> {
+        match v.key {
+            "flow.memcap" => self.memcap_bytes = v.size()?,
+            "flow.hash-seed" => self.hash_seed = v.num()?,
+            key => {
+                let Some(rest) = key.strip_prefix("flow-timeouts.") else {
+                    return Ok(false);
+                };
+                let Some((proto, state)) = rest.split_once('.') else {
+                    return Ok(false);
+                };
+                let t = match proto {
+                    "tcp" => &mut self.timeouts.tcp,
+                    "udp" => &mut self.timeouts.udp,
+                    "icmp" => &mut self.timeouts.icmp,
+                    "default" => &mut self.timeouts.default,
+                    _ => return Ok(false),
+                };
+                let Some(slot) = t.slot(state) else {
+                    return Ok(false);
+                };
+                *slot = v.secs()?;
+            }
+        }
+        Ok(true)
+    }
+}
+
+/// `community-id:`: the Community ID flow hash written in events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CommunityIdConfig {
+    /// `community-id.enabled` (or `community-id`): write `community_id` in events.
+    pub enabled: bool,
+    /// `community-id.seed` (or `community-id-seed`).
+    pub seed: u16,
+}
+
+impl Default for CommunityIdConfig {
+    fn default() -> Self {
+        CommunityIdConfig {
+            enabled: true,
+            seed: 0,
+        }
+    }
+}
+
+impl CommunityIdConfig {
+    /// Sets the field a `community-id.*` key names; false for a key this section does
+    /// not have.
+    pub(crate) fn apply(&mut self, v: &KeyValue) -> Result<bool, String> {
+        match v.key {
+            "community-id.enabled" | "community-id" => self.enabled = v.bool()?,
+            "community-id.seed" | "community-id-seed" => self.seed = v.num()?,
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// The seed when Community IDs are written, None when they are not.
+    pub fn seed_if_enabled(&self) -> Option<u16> {
+        self.enabled.then_some(self.seed)
+    }
+}
+
+/// `stream.checksum-validation` (Suricata's `-k`): which TCP/UDP checksums are checked.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ChecksumMode {
+    /// `auto`: validate until a sample of the first packets shows offloading.
+    #[default]
+    Auto,
+    /// `yes` (`all`): always validate.
+    All,
+    /// `no` (`none`): never validate.
+    None,
+}
+
+/// `alert:`: what of the packet an alert carries.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AlertConfig {
+    /// `alert.payload`: the packet's payload (`payload`, base64); off by default: a
+    /// city network's packets carry personal data.
+    pub payload: bool,
+    /// `alert.payload-printable`: `payload_printable`.
+    pub payload_printable: bool,
+    /// `alert.packet`: the whole packet (`packet`, base64).
+    pub packet: bool,
+}
+
+impl AlertConfig {
+    /// Sets the field an `alert.*` key names; false for a key this section does not have.
+    pub(crate) fn apply(&mut self, v: &KeyValue) -> Result<bool, String> {
+        match v.key {
+            "alert.payload" => self.payload = v.bool()?,
+            "alert.payload-printable" => self.payload_printable = v.bool()?,
+            "alert.packet" => self.packet = v.bool()?,
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+}
+
+/// `output:`, `stats:` and `metrics:`: where events, periodic stats and metrics go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutputConfig {
+    /// `output.path` (`-` = stdout; `--output` overrides).
+    pub path: Option<String>,
+    /// `output.types`: the event types written.
+    pub types: Vec<String>,
+    /// `stats.interval`: seconds between periodic stats events; 0 = only at the end.
+    pub stats_interval_secs: u64,
+    /// `metrics.listen`: address of the Prometheus endpoint (`GET /metrics`); none
+    /// (the default, `off`) = no endpoint.
+    pub metrics_listen: Option<SocketAddr>,
+}
+
+impl Default for OutputConfig {
+    fn default() -> Self {
+        OutputConfig {
+            path: None,
+            types: EVENT_TYPES.iter().map(|s| s.to_string()).collect(),
+            stats_interval_secs: 0,
+            metrics_listen: None,
+        }
+    }
+}
+
+impl OutputConfig {
+    /// Sets the field an `output.*`, `stats.interval` or `metrics.listen` key names;
+    /// false for a key this section does not have.
+    pub(crate) fn apply(&mut self, v: &KeyValue) -> Result<bool, String> {
+        match v.key {
+            "output.path" => self.path = Some(v.scalar()?.to_string()),
+            "output.types" => {
+                let types = v.list()?;
+                if let Some(t) = types.iter().find(|t| !EVENT_TYPES.contains(&t.as_str())) {
+                    return Err(format!(
+                        "unknown event type {t:?} in `{}` (known: {})",
+                        v.key,
+                        EVENT_TYPES.join(", ")
+                    ));
+                }
+                self.types = types;
+            }
+            "stats.interval" => self.stats_interval_secs = v.secs()?,
+            "metrics.listen" => self.metrics_listen = parse_listen(v.scalar()?)?,
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+}
+
+/// `detect:` and the detection files: settings of the signature engine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DetectConfig {
+    /// `detect.stream-window`: bytes of already inspected stream kept per direction,
+    /// so patterns and relative matches spanning segments match.
+    pub stream_window_bytes: u64,
+    /// `classification-file`: replaces the built-in classification.config.
+    pub classification_file: Option<PathBuf>,
+    /// `threshold-file`: Suricata's threshold.config.
+    pub threshold_file: Option<PathBuf>,
+}
+
+impl Default for DetectConfig {
+    fn default() -> Self {
+        DetectConfig {
+            stream_window_bytes: 1024,
+            classification_file: None,
+            threshold_file: None,
+        }
+    }
+}
+
+impl DetectConfig {
+    /// Sets the field a `detect.*`, `classification-file` or `threshold-file` key names;
+    /// false for a key this section does not have (Suricata's other `detect` keys are
+    /// handled by the caller).
+    pub(crate) fn apply(&mut self, v: &KeyValue) -> Result<bool, String> {
+        match v.key {
+            "detect.stream-window" => self.stream_window_bytes = v.size()?,
+            "classification-file" => self.classification_file = Some(v.scalar()?.into()),
+            "threshold-file" => self.threshold_file = Some(v.scalar()?.into()),
+            _ => return Ok(false),
+        }
+        Ok(true)
     }
 }

@@ -9,7 +9,7 @@ fn defaults_match_suricata() {
     );
     assert_eq!(c.address_groups["EXTERNAL_NET"], "!$HOME_NET");
     assert_eq!(c.port_groups["HTTP_PORTS"], "80");
-    assert_eq!(c.timeouts_tcp.established, 600);
+    assert_eq!(c.flow.timeouts.tcp.established, 600);
     assert!(!c.stream.midstream);
 }
 
@@ -23,13 +23,14 @@ fn yaml_sets_values_and_zones() {
         )
         .unwrap();
     assert!(w.is_empty());
-    assert_eq!(c.sensor_name, "city-a");
-    assert_eq!(c.tenant.as_deref(), Some("131016"));
-    assert_eq!(c.timezone.0, 9 * 3600);
-    assert_eq!(c.flow_memcap, 64 << 20);
-    assert_eq!(c.timeouts_tcp.established, 120);
+    assert_eq!(c.sensor.name, "city-a");
+    assert_eq!(c.sensor.tenant.as_deref(), Some("131016"));
+    assert_eq!(c.sensor.timezone.0, 9 * 3600);
+    assert_eq!(c.flow.memcap_bytes, 64 << 20);
+    assert_eq!(c.flow.timeouts.tcp.established, 120);
     let zone = |name: &str| {
         c.zones
+            .zones()
             .iter()
             .find(|(n, _)| n == name)
             .map(|(_, nets)| nets)
@@ -84,7 +85,7 @@ fn overrides_reach_any_key_including_suricata_names() {
     assert!(c.apply_override("defrag.policy=plan9").is_err());
     assert_eq!(c.stream.reassembly_depth_bytes, 2 << 20);
     c.apply_override("output.types=alert,flow").unwrap();
-    assert_eq!(c.output_types, ["alert", "flow"]);
+    assert_eq!(c.output.types, ["alert", "flow"]);
     assert!(c.apply_override("mpm-algo=hs").unwrap().is_some());
     assert!(c.apply_override("nope.key=1").is_err());
     assert!(c.apply_override("output.types=alert,bogus").is_err());
@@ -106,7 +107,7 @@ fn example_config_in_repo_loads() {
     let (c, warnings) = Config::from_file(&p).unwrap_or_else(|e| panic!("{e}"));
     assert!(warnings.is_empty(), "{warnings:?}");
     for z in ["mynumber", "lgwan", "internet", "dmz"] {
-        assert!(c.zones.iter().any(|(n, _)| n == z), "zone {z} missing");
+        assert!(c.zones.names().any(|n| n == z), "zone {z} missing");
     }
 }
 
@@ -209,7 +210,7 @@ fn numbers_out_of_range_are_errors_naming_the_key_and_line() {
     // "2tb" is not a size zonewatch reads; the message still names the key.
     assert!(got[3].starts_with("r.yaml:7: `flow.memcap`"), "{got:?}");
     // Nothing was clamped into place.
-    assert_eq!(c.workers, Config::default().workers);
+    assert_eq!(c.pipeline.workers, Config::default().pipeline.workers);
     assert_eq!(c.syslog.channel_records, 65_536);
 
     let e = c.apply_override("workers=100000").unwrap_err();
@@ -234,8 +235,14 @@ fn numbers_out_of_range_are_errors_naming_the_key_and_line() {
     c.apply_override("syslog.channel-size=1048576").unwrap();
     c.apply_override("stats.interval=86400").unwrap();
     c.apply_override("flow-timeouts.udp.new=604800").unwrap();
-    assert_eq!((c.workers, c.syslog.channel_records), (1024, 1 << 20));
-    assert_eq!((c.stats_interval, c.timeouts_udp.new), (86_400, 604_800));
+    assert_eq!(
+        (c.pipeline.workers, c.syslog.channel_records),
+        (1024, 1 << 20)
+    );
+    assert_eq!(
+        (c.output.stats_interval_secs, c.flow.timeouts.udp.new),
+        (86_400, 604_800)
+    );
     // Bad numbers of any key name it.
     let e = c.apply_override("flow.hash-seed=-1").unwrap_err();
     assert!(e.to_string().contains("`flow.hash-seed`"), "{e}");
@@ -271,7 +278,10 @@ fn detect_capture_and_app_layer_typos_are_errors_suricata_keys_warn() {
     let w = c.apply_yaml(ok, "s.yaml").unwrap();
     let keys: Vec<usize> = w.iter().map(|p| p.line).collect();
     assert_eq!(keys, [3, 5, 7, 9, 12, 14, 16, 18, 22, 23, 27], "{w:?}");
-    assert_eq!((c.detect_stream_window, c.workers), (2048, 2));
+    assert_eq!(
+        (c.detect.stream_window_bytes, c.pipeline.workers),
+        (2048, 2)
+    );
 }
 
 #[test]
@@ -279,18 +289,18 @@ fn all_digit_tenant_stays_a_string_and_aliases_work() {
     let mut c = Config::default();
     c.apply_yaml("sensor:\n  tenant: 013100\n", "t.yaml")
         .unwrap();
-    assert_eq!(c.tenant.as_deref(), Some("013100"));
+    assert_eq!(c.sensor.tenant.as_deref(), Some("013100"));
     let mut c = Config::default();
     c.apply_yaml(
         "sensor:\n  name: &code 13100\n  tenant: *code\n  timezone: \"+09:00\"\n",
         "t.yaml",
     )
     .unwrap();
-    assert_eq!(c.tenant.as_deref(), Some("13100"));
-    assert_eq!(c.sensor_name, "13100");
-    assert_eq!(c.timezone.0, 9 * 3600);
+    assert_eq!(c.sensor.tenant.as_deref(), Some("13100"));
+    assert_eq!(c.sensor.name, "13100");
+    assert_eq!(c.sensor.timezone.0, 9 * 3600);
     c.apply_override("sensor.tenant=13100").unwrap();
-    assert_eq!(c.tenant.as_deref(), Some("13100"));
+    assert_eq!(c.sensor.tenant.as_deref(), Some("13100"));
 }
 
 #[test]
@@ -357,16 +367,19 @@ fn run_as_keys() {
 #[test]
 fn metrics_listen_key() {
     let mut c = Config::default();
-    assert_eq!(c.metrics_listen, None);
+    assert_eq!(c.output.metrics_listen, None);
     let problems = c
         .apply_yaml("metrics:\n  listen: 127.0.0.1:9187\n", "t.yaml")
         .unwrap();
     assert!(problems.is_empty(), "{problems:?}");
-    assert_eq!(c.metrics_listen, Some("127.0.0.1:9187".parse().unwrap()));
+    assert_eq!(
+        c.output.metrics_listen,
+        Some("127.0.0.1:9187".parse().unwrap())
+    );
     c.apply_override("metrics.listen=[::1]:0").unwrap();
-    assert_eq!(c.metrics_listen, Some("[::1]:0".parse().unwrap()));
+    assert_eq!(c.output.metrics_listen, Some("[::1]:0".parse().unwrap()));
     c.apply_override("metrics.listen=off").unwrap();
-    assert_eq!(c.metrics_listen, None);
+    assert_eq!(c.output.metrics_listen, None);
     let e = c
         .apply_override("metrics.listen=localhost:9187")
         .unwrap_err();
@@ -374,4 +387,92 @@ fn metrics_listen_key() {
     assert!(e.to_string().contains("ADDR:PORT"), "{e}");
     let e = c.apply_override("metrics.listen=127.0.0.1").unwrap_err();
     assert!(e.to_string().contains("ADDR:PORT"), "{e}");
+}
+
+#[test]
+fn every_key_of_the_range_table_is_read_by_a_section() {
+    // A range whose key no section reads would never be consulted.
+    for r in ranges::RANGES {
+        for k in r.keys {
+            let key = k.replace('*', "tcp");
+            let kv = format!("{key}={}", r.min);
+            let mut c = Config::default();
+            assert_eq!(c.apply_override(&kv), Ok(None), "{kv}");
+        }
+    }
+}
+
+#[test]
+fn checksum_validation_is_a_mode() {
+    let mut c = Config::default();
+    assert_eq!(c.stream.checksum_validation, ChecksumMode::Auto);
+    c.apply_yaml("stream:\n  checksum-validation: no\n", "c.yaml")
+        .unwrap();
+    assert_eq!(c.stream.checksum_validation, ChecksumMode::None);
+    c.apply_override("stream.checksum-validation=yes").unwrap();
+    assert_eq!(c.stream.checksum_validation, ChecksumMode::All);
+    c.apply_override("stream.checksum-validation=auto").unwrap();
+    assert_eq!(c.stream.checksum_validation, ChecksumMode::Auto);
+    assert!(c
+        .apply_override("stream.checksum-validation=maybe")
+        .is_err());
+}
+
+#[test]
+fn flow_timeouts_by_protocol_and_state() {
+    let mut c = Config::default();
+    c.apply_override("flow-timeouts.icmp.emergency-closed=7")
+        .unwrap();
+    assert_eq!(c.flow.timeouts.icmp.emergency_closed, 7);
+    // Suricata's bypass timeouts mean nothing here: a warning, not an error.
+    assert!(c
+        .apply_override("flow-timeouts.udp.bypassed=10")
+        .unwrap()
+        .is_some());
+    let e = c
+        .apply_override("flow-timeouts.tcp.half-open=10")
+        .unwrap_err();
+    assert!(e.to_string().contains("unknown key"), "{e}");
+    assert!(c.apply_override("flow-timeouts.sctp.new=10").is_err());
+    assert!(c.apply_override("flow-timeouts.tcp=10").is_err());
+}
+
+#[test]
+fn every_key_of_the_new_sections_can_be_set_from_the_command_line() {
+    // Each override must land somewhere: the configuration differs from the defaults.
+    for kv in [
+        "sensor.name=s2",
+        "sensor-name=s2",
+        "sensor.tenant=0042",
+        "sensor.timezone=+09:00",
+        "workers=3",
+        "threading.workers=3",
+        "flow.memcap=1mb",
+        "flow.hash-seed=7",
+        "flow-timeouts.default.closed=9",
+        "community-id.enabled=no",
+        "community-id=no",
+        "community-id.seed=5",
+        "community-id-seed=5",
+        "alert.payload=yes",
+        "alert.payload-printable=yes",
+        "alert.packet=yes",
+        "output.path=/tmp/e.json",
+        "output.types=alert",
+        "stats.interval=10",
+        "metrics.listen=127.0.0.1:9187",
+        "detect.stream-window=4kb",
+        "classification-file=/etc/c.config",
+        "threshold-file=/etc/t.config",
+        "stream.checksum-validation=no",
+    ] {
+        let mut c = Config::default();
+        assert_eq!(c.apply_override(kv), Ok(None), "{kv}");
+        assert_ne!(c, Config::default(), "{kv} changed nothing");
+    }
+    let mut c = Config::default();
+    c.apply_override("community-id.seed=5").unwrap();
+    assert_eq!(c.community_id.seed_if_enabled(), Some(5));
+    c.apply_override("community-id=no").unwrap();
+    assert_eq!(c.community_id.seed_if_enabled(), None);
 }

@@ -1,40 +1,12 @@
 //! EVE JSON rendering.
 
-use ipnet::IpNet;
 use siphasher::sip128::{Hasher128, SipHasher13};
 use std::hash::Hasher;
 use std::net::IpAddr;
 use zonewatch_types::{
     proto_name, AddrInfo, AlertBytes, AlertRecord, Event, EventBody, FlowRecord, TcpRecord,
-    UtcOffset,
+    UtcOffset, ZoneMap,
 };
-
-/// Zones by CIDR; the most specific prefix wins.
-#[derive(Debug, Clone, Default)]
-pub struct Zones {
-    /// (prefix, zone name), most specific first.
-    nets: Vec<(IpNet, String)>,
-}
-
-impl Zones {
-    /// From (name, CIDRs) pairs.
-    pub fn new(zones: &[(String, Vec<IpNet>)]) -> Self {
-        let mut nets: Vec<(IpNet, String)> = zones
-            .iter()
-            .flat_map(|(n, nets)| nets.iter().map(move |net| (*net, n.clone())))
-            .collect();
-        nets.sort_by_key(|n| std::cmp::Reverse(n.0.prefix_len()));
-        Zones { nets }
-    }
-
-    /// The zone of an address.
-    pub fn zone_of(&self, ip: IpAddr) -> Option<&str> {
-        self.nets
-            .iter()
-            .find(|(n, _)| n.contains(&ip))
-            .map(|(_, z)| z.as_str())
-    }
-}
 
 /// What event ids are derived from.
 #[derive(Debug, Clone)]
@@ -52,7 +24,7 @@ pub struct EveContext {
     host: String,
     tenant: Option<String>,
     offset: UtcOffset,
-    zones: Zones,
+    zones: ZoneMap,
     id_keys: (u64, u64),
     types: Vec<String>,
 }
@@ -63,7 +35,7 @@ impl EveContext {
         host: &str,
         tenant: Option<&str>,
         offset: UtcOffset,
-        zones: Zones,
+        zones: ZoneMap,
         ids: EventIdSource,
         types: &[String],
     ) -> Self {
@@ -492,7 +464,7 @@ mod tests {
     use zonewatch_types::*;
 
     fn ctx() -> EveContext {
-        let zones = Zones::new(&[
+        let zones = ZoneMap::new(&[
             ("internet".into(), vec!["0.0.0.0/0".parse().unwrap()]),
             ("lgwan".into(), vec!["10.20.0.0/16".parse().unwrap()]),
         ]);

@@ -11,7 +11,7 @@
 
 mod eve;
 
-pub use eve::{EveContext, EventIdSource, Zones};
+pub use eve::{EveContext, EventIdSource};
 
 use std::io::{self, Write};
 use zonewatch_types::Event;

@@ -9,7 +9,7 @@ use std::hash::Hasher;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 use zonewatch_capture::{LiveOptions, Next, PacketSource};
-use zonewatch_config::Config;
+use zonewatch_config::{ChecksumMode, Config};
 use zonewatch_decode::{decode, LinkType};
 use zonewatch_types::Timestamp;
 
@@ -61,27 +61,12 @@ pub(crate) struct CsumAuto {
     decided: Option<bool>,
 }
 
-/// `checksum-checks` (Suricata's `checksum-validation`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum ChecksumMode {
-    /// Validate until the sample shows offloading (the default).
-    Auto,
-    /// Always validate (`all`).
-    All,
-    /// Never validate (`none`).
-    Off,
-}
-
 impl CsumAuto {
     const SAMPLE: u32 = 1000;
 
-    pub(crate) fn new(mode: &str) -> CsumAuto {
+    pub(crate) fn new(mode: ChecksumMode) -> CsumAuto {
         CsumAuto {
-            mode: match mode {
-                "all" => ChecksumMode::All,
-                "none" => ChecksumMode::Off,
-                _ => ChecksumMode::Auto,
-            },
+            mode,
             seen: 0,
             bad: 0,
             decided: None,
@@ -91,7 +76,7 @@ impl CsumAuto {
     fn verify(&mut self, data: &[u8], d: &zonewatch_decode::Decoded) -> bool {
         match self.mode {
             ChecksumMode::All => true,
-            ChecksumMode::Off => false,
+            ChecksumMode::None => false,
             ChecksumMode::Auto => {
                 if let Some(on) = self.decided {
                     return on;
@@ -193,14 +178,14 @@ impl<'a> Dispatcher<'a> {
             free,
             pending: (0..txs.len()).map(|_| None).collect(),
             batch_packets: cfg.pipeline.batch_packets,
-            seed: cfg.flow_hash_seed,
+            seed: cfg.flow.hash_seed,
             live,
             stats: ReaderStats::new(),
             id,
             pos: id as u64,
             stride: stride as u64,
             cnt: 0,
-            csum: CsumAuto::new(&cfg.checksum_checks),
+            csum: CsumAuto::new(cfg.stream.checksum_validation),
             clock: None,
             out,
             last_publish: Instant::now(),

@@ -1,7 +1,9 @@
 //! Plain types shared by every zonewatch crate: packet time, the flow tuple,
 //! the ordering key that makes file-mode output deterministic (with the one
-//! table of its `sub` ranges, [`EventKey`]), and the events that detection
-//! stages hand to the output stage.
+//! table of its `sub` ranges, [`EventKey`]), the events that detection
+//! stages hand to the output stage, and the zones with the one lookup of an
+//! address's zone ([`ZoneMap`]: the configuration builds it, the zone-policy
+//! detector and the EVE renderer use it).
 //!
 //! Nothing here does I/O or allocates on the packet path; the crate only
 //! names things so that the stages above it agree on them.
@@ -9,12 +11,14 @@
 
 pub mod event;
 pub mod time;
+mod zones;
 
 pub use event::{
     AddrInfo, AlertBytes, AlertRecord, AnomalyRecord, AppRecord, Event, EventBody, EventKey,
     FlowRecord, TcpRecord,
 };
 pub use time::{Timestamp, UtcOffset};
+pub use zones::ZoneMap;
 
 #[cfg(test)]
 mod tests {

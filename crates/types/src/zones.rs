@@ -29,6 +29,17 @@ impl ZoneMap {
         }
     }
 
+    /// Gives zone `name` these CIDRs: a zone already listed keeps its place (so ties
+    /// still go to the zone listed first), a new one is listed last.
+    pub fn set(&mut self, name: &str, nets: Vec<IpNet>) {
+        let mut zones = std::mem::take(&mut self.zones);
+        match zones.iter_mut().find(|(n, _)| n == name) {
+            Some(z) => z.1 = nets,
+            None => zones.push((name.to_string(), nets)),
+        }
+        *self = ZoneMap::new(&zones);
+    }
+
     /// The zone of an address, None when it is in no zone.
     pub fn zone_of(&self, ip: IpAddr) -> Option<&str> {
         self.by_prefix
@@ -66,5 +77,21 @@ mod tests {
         assert_eq!(zone("8.8.8.8"), Some("internet"));
         assert_eq!(zone("192.0.2.9"), Some("a"));
         assert_eq!(zone("2001:db8::1"), None);
+    }
+
+    #[test]
+    fn set_replaces_a_zone_in_place_and_appends_a_new_one() {
+        let net = |s: &str| s.parse::<IpNet>().unwrap();
+        let mut m = ZoneMap::new(&[
+            ("a".into(), vec![net("10.0.0.0/8")]),
+            ("b".into(), vec![net("192.0.2.0/24")]),
+        ]);
+        // Same prefix as b, but a stays listed first: a wins the tie.
+        m.set("a", vec![net("192.0.2.0/24")]);
+        m.set("c", vec![net("198.51.100.0/24")]);
+        assert_eq!(m.names().collect::<Vec<_>>(), ["a", "b", "c"]);
+        assert_eq!(m.zone_of("192.0.2.1".parse().unwrap()), Some("a"));
+        assert_eq!(m.zone_of("10.1.1.1".parse().unwrap()), None);
+        assert_eq!(m.zone_of("198.51.100.7".parse().unwrap()), Some("c"));
     }
 }
