@@ -210,7 +210,7 @@ mod tests {
         );
         assert_eq!(
             without_position("sigma/b.yml:4: r1: unknown modifier"),
-            "sigma/b.yml r1: unknown modifier"
+            "sigma/b.yml: r1: unknown modifier"
         );
         assert_eq!(without_position("no position: 12x"), "no position: 12x");
     }

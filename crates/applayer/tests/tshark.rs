@@ -28,6 +28,43 @@ struct Flow {
     sess: Option<TcpSession>,
     app: AppState,
     next: [u64; 2],
+    /// A FIN or RST was seen: a new SYN on the tuple is a new connection
+    /// (the sensor's TCP session reuse, simplified).
+    ended: bool,
+}
+
+/// Ends a flow: what its session still holds goes to the app layer, then
+/// the app layer's close; the outputs are collected.
+fn close_flow(
+    r: &mut Reassembler,
+    key: Key,
+    mut fl: Flow,
+    outs: &mut Vec<AppOutput>,
+    seen_tls: &mut std::collections::HashSet<(Key, u64)>,
+    found: &mut Found,
+) {
+    outs.clear();
+    if let Some(sess) = fl.sess.take() {
+        let mut ev = Vec::new();
+        let app = &mut fl.app;
+        let next = &mut fl.next;
+        r.close(sess, &mut ev, &mut |dd, off, bytes| {
+            let i = usize::from(dd == Direction::ToClient);
+            if off > next[i] {
+                app.on_gap(dd, off - next[i], outs);
+            }
+            next[i] = off + bytes.len() as u64;
+            app.on_stream(dd, bytes, outs);
+        });
+    }
+    fl.app.on_close(outs);
+    outs.retain(|o| match o {
+        AppOutput::Tx(tx) if tx.proto == zonewatch_applayer::AppProto::Tls => {
+            seen_tls.insert((key, tx.id))
+        }
+        _ => true,
+    });
+    collect(outs, found);
 }
 
 #[derive(Default, Debug)]
@@ -174,12 +211,19 @@ fn ours(path: &Path) -> Option<Found> {
         } else {
             (b.0, b.1, a.0, a.1, proto, d.vlan)
         };
+        let syn = tcp.is_some_and(|t| t.flags & 0x17 == 0x02);
+        if syn && flows.get(&key).is_some_and(|f| f.ended) {
+            let old = flows.remove(&key).expect("checked");
+            close_flow(&mut r, key, old, &mut outs, &mut seen_tls, &mut found);
+        }
         let fl = flows.entry(key).or_insert_with(|| Flow {
             first_src: a,
             sess: (proto == 6).then(|| r.new_session()),
             app: AppState::new(acfg, proto, dport).with_src_port(sport),
             next: [0; 2],
+            ended: false,
         });
+        fl.ended |= tcp.is_some_and(|t| t.flags & 0x05 != 0);
         let dir = if fl.first_src == a {
             Direction::ToServer
         } else {
@@ -218,32 +262,9 @@ fn ours(path: &Path) -> Option<Found> {
     }
     let keys: Vec<Key> = flows.keys().copied().collect();
     for key in keys {
-        let Some(mut fl) = flows.remove(&key) else {
-            continue;
-        };
-        outs.clear();
-        if let Some(sess) = fl.sess.take() {
-            let mut ev = Vec::new();
-            let app = &mut fl.app;
-            let next = &mut fl.next;
-            let o = &mut outs;
-            r.close(sess, &mut ev, &mut |dd, off, bytes| {
-                let i = usize::from(dd == Direction::ToClient);
-                if off > next[i] {
-                    app.on_gap(dd, off - next[i], o);
-                }
-                next[i] = off + bytes.len() as u64;
-                app.on_stream(dd, bytes, o);
-            });
+        if let Some(fl) = flows.remove(&key) {
+            close_flow(&mut r, key, fl, &mut outs, &mut seen_tls, &mut found);
         }
-        fl.app.on_close(&mut outs);
-        outs.retain(|o| match o {
-            AppOutput::Tx(tx) if tx.proto == zonewatch_applayer::AppProto::Tls => {
-                seen_tls.insert((key, tx.id))
-            }
-            _ => true,
-        });
-        collect(&outs, &mut found);
     }
     Some(found)
 }
