@@ -4,6 +4,7 @@
 mod kafka_sink;
 mod privileges;
 mod rules_cmd;
+mod rules_profile;
 mod rules_test;
 
 use anyhow::{bail, Context};
@@ -473,6 +474,24 @@ fn check(c: CheckArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
+    run_pipeline(a, None)
+}
+
+/// What `rules profile` changes in a run: the signature engine profiles
+/// its rules, and events go to `sink` instead of `--output`.
+pub(crate) struct ProfiledRun {
+    /// Where the run's events go (taken by the run).
+    pub(crate) sink: Option<Box<dyn zonewatch_output::EventSink>>,
+    /// The profiled engine, once the run loaded it.
+    pub(crate) engine: Option<Arc<zonewatch_detect::Engine>>,
+}
+
+/// `run`, or with `profile`, the run `rules profile` makes: the same
+/// loaders and pipeline, so what it profiles is what `run` does.
+pub(crate) fn run_pipeline(
+    a: RunArgs,
+    mut profile: Option<&mut ProfiledRun>,
+) -> anyhow::Result<ExitCode> {
     // `run` logs warnings and stops at the first error.
     let mut f = Findings::default();
     let mut cfg = load_config(&a, &mut f)?;
@@ -489,7 +508,7 @@ fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     let privileges = privileges::Plan::new(&a, &cfg, &rule_files)?;
     // Signatures and detectors look at packets: not loaded for logs-only runs.
     let packets_given = !a.pcap.is_empty() || !a.interface.is_empty();
-    let detect = if packets_given {
+    let mut detect = if packets_given {
         load_rules(
             &rule_files.of(zonewatch_rulefiles::Kind::Signatures),
             &cfg,
@@ -498,6 +517,12 @@ fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     } else {
         None
     };
+    if let (Some(p), Some(e)) = (profile.as_deref_mut(), detect.as_mut()) {
+        Arc::get_mut(e)
+            .expect("the engine is not shared before the run")
+            .enable_profiling();
+        p.engine = Some(e.clone());
+    }
     let anomaly = if packets_given {
         load_detectors(
             &a,
@@ -526,8 +551,14 @@ fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     };
     let (inputs, ids) = inputs_and_event_ids(&a, &cfg)?;
     let out_path = cfg.output_path.clone().unwrap_or_else(|| "-".into());
-    let sink =
-        LineSink::open(&out_path).with_context(|| format!("cannot open output {out_path}"))?;
+    let sink: Box<dyn zonewatch_output::EventSink> =
+        match profile.as_deref_mut().and_then(|p| p.sink.take()) {
+            Some(s) => s,
+            None => Box::new(
+                LineSink::open(&out_path)
+                    .with_context(|| format!("cannot open output {out_path}"))?,
+            ),
+        };
     let ctx = EveContext::new(
         &cfg.sensor_name,
         cfg.tenant.as_deref(),
@@ -536,7 +567,7 @@ fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         ids,
         &cfg.output_types,
     );
-    let mut sinks: Vec<Box<dyn zonewatch_output::EventSink>> = vec![Box::new(sink)];
+    let mut sinks: Vec<Box<dyn zonewatch_output::EventSink>> = vec![sink];
     if a.kafka.is_some() || cfg.kafka.is_some() {
         let kcfg = kafka_sink::config(&cfg, a.kafka.as_deref(), a.spool_dir.clone())?;
         let k = zonewatch_kafka::KafkaSink::start(kcfg).context("starting the Kafka sink")?;
@@ -551,31 +582,7 @@ fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         n => n,
     };
     let live = inputs.is_live();
-    // The Prometheus endpoint, bound before privileges are dropped.
-    let metrics = match cfg.metrics_listen {
-        Some(addr) => {
-            let m = zonewatch_metrics::Metrics::new(env!("CARGO_PKG_VERSION"));
-            if let Some(e) = &detect {
-                m.set_rules(
-                    "signatures",
-                    e.report.loaded as u64,
-                    e.report.skipped as u64,
-                );
-            }
-            if let Some(d) = &anomaly {
-                m.set_rules("detectors", d.active().len() as u64, 0);
-            }
-            let bound = m
-                .serve(addr)
-                .with_context(|| format!("metrics endpoint {addr}"))?;
-            say(
-                Say::Info,
-                format_args!("metrics: serving http://{bound}/metrics"),
-            );
-            Some(m)
-        }
-        None => None,
-    };
+    let metrics = start_metrics(&cfg, detect.as_deref(), anomaly.as_ref())?;
     let hooks = zonewatch_pipeline::Hooks {
         metrics,
         stats_now: Some(stats_now),
@@ -615,6 +622,37 @@ fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::EventsLost);
     }
     Ok(ExitCode::Ok)
+}
+
+/// The Prometheus endpoint, when configured; bound before privileges are
+/// dropped.
+fn start_metrics(
+    cfg: &Config,
+    detect: Option<&zonewatch_detect::Engine>,
+    anomaly: Option<&zonewatch_anomaly::DetectorSet>,
+) -> anyhow::Result<Option<zonewatch_metrics::Metrics>> {
+    let Some(addr) = cfg.metrics_listen else {
+        return Ok(None);
+    };
+    let m = zonewatch_metrics::Metrics::new(env!("CARGO_PKG_VERSION"));
+    if let Some(e) = detect {
+        m.set_rules(
+            "signatures",
+            e.report.loaded as u64,
+            e.report.skipped as u64,
+        );
+    }
+    if let Some(d) = anomaly {
+        m.set_rules("detectors", d.active().len() as u64, 0);
+    }
+    let bound = m
+        .serve(addr)
+        .with_context(|| format!("metrics endpoint {addr}"))?;
+    say(
+        Say::Info,
+        format_args!("metrics: serving http://{bound}/metrics"),
+    );
+    Ok(Some(m))
 }
 
 /// The exit status (documented in `docs/operations.md`). Failures to start
