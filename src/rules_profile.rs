@@ -108,7 +108,10 @@ fn run_args(a: &RulesProfileArgs) -> anyhow::Result<RunArgs> {
 pub(crate) fn profile(a: RulesProfileArgs) -> anyhow::Result<i32> {
     for p in a.pcap.iter().chain(&a.rules).chain(&a.config) {
         if !p.exists() {
-            eprintln!("zonewatch: error: {}: no such file or directory", p.display());
+            eprintln!(
+                "zonewatch: error: {}: no such file or directory",
+                p.display()
+            );
             return Ok(2);
         }
     }
@@ -254,7 +257,16 @@ impl<'e> Report<'e> {
         println!();
         println!(
             "{:>10} {:>4} {:>12} {:>9} {:>6} {:>10} {:>10} {:>8} {:>8} {:>9}  msg",
-            "sid", "rev", "ticks", "time_ms", "%", "prefilter", "evals", "matches", "alerts", "avg_ticks"
+            "sid",
+            "rev",
+            "ticks",
+            "time_ms",
+            "%",
+            "prefilter",
+            "evals",
+            "matches",
+            "alerts",
+            "avg_ticks"
         );
         for r in self.rules.iter().take(top) {
             let c = &r.counts;
@@ -274,18 +286,20 @@ impl<'e> Report<'e> {
             );
         }
         if self.rules.len() > top {
-            println!("({} more rules; --top N or --format json)", self.rules.len() - top);
+            println!(
+                "({} more rules; --top N or --format json)",
+                self.rules.len() - top
+            );
         }
         println!();
         println!(
-            "{:<44} {:>10} {:>11} {:>12} {:>9}",
-            "signature group", "packets", "candidates", "ticks", "time_ms"
+            "{:>10} {:>11} {:>12} {:>9}  signature group",
+            "packets", "candidates", "ticks", "time_ms"
         );
         let used: Vec<_> = self.groups.iter().filter(|(_, g)| g.packets > 0).collect();
         for (name, g) in used.iter().take(top) {
             println!(
-                "{:<44} {:>10} {:>11} {:>12} {:>9.3}",
-                name,
+                "{:>10} {:>11} {:>12} {:>9.3}  {name}",
                 g.packets,
                 g.candidates,
                 g.ticks,
