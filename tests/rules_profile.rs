@@ -35,11 +35,7 @@ fn profile_json(cap: &Path, rules: &Path, extra: &[&str]) -> Value {
     ];
     args.extend_from_slice(extra);
     let o = zonewatch(&args);
-    assert!(
-        o.status.success(),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let doc: Value = serde_json::from_slice(&o.stdout).expect("JSON on stdout");
     let schema: Value = serde_json::from_str(
         &std::fs::read_to_string(root().join("docs/schema/rules-profile.schema.json")).unwrap(),
@@ -211,7 +207,14 @@ fn bad_arguments_exit_2() {
             "--top",
         ),
         (
-            vec!["--pcap", path(&cap), "--rules", path(&rules), "--format", "xml"],
+            vec![
+                "--pcap",
+                path(&cap),
+                "--rules",
+                path(&rules),
+                "--format",
+                "xml",
+            ],
             "--format",
         ),
         (

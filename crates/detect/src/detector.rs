@@ -1338,13 +1338,17 @@ alert tcp any any -> any any (msg:\"never\"; content:\"GETx\"; content:\"nothere
         }
         // sid 4 has no fast pattern: a candidate on every packet; sid 5
         // is in no group of port 80's packets.
-        let by_sid = |sid: u64| prof.rules[(0..6).find(|&i| profiled.meta(i).sid == sid).unwrap() as usize];
+        let by_sid =
+            |sid: u64| prof.rules[(0..6).find(|&i| profiled.meta(i).sid == sid).unwrap() as usize];
         assert_eq!(by_sid(4).prefilter_hits, segs.len() as u64);
         assert_eq!(by_sid(5).prefilter_hits, 0);
         let packets: u64 = prof.groups.iter().map(|(_, g)| g.packets).sum();
         let cands: u64 = prof.groups.iter().map(|(_, g)| g.candidates).sum();
         assert_eq!(packets, segs.len() as u64);
-        assert_eq!(cands, prof.rules.iter().map(|c| c.prefilter_hits).sum::<u64>());
+        assert_eq!(
+            cands,
+            prof.rules.iter().map(|c| c.prefilter_hits).sum::<u64>()
+        );
         assert!(prof.ticks_per_us > 0.0);
         let (label, _) = prof.groups.iter().find(|(_, g)| g.packets > 0).unwrap();
         assert_eq!(label, "tcp to_server port 80");
