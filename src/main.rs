@@ -551,14 +551,12 @@ pub(crate) fn run_pipeline(
     };
     let (inputs, ids) = inputs_and_event_ids(&a, &cfg)?;
     let out_path = cfg.output_path.clone().unwrap_or_else(|| "-".into());
-    let sink: Box<dyn zonewatch_output::EventSink> =
-        match profile.and_then(|p| p.sink.take()) {
-            Some(s) => s,
-            None => Box::new(
-                LineSink::open(&out_path)
-                    .with_context(|| format!("cannot open output {out_path}"))?,
-            ),
-        };
+    let sink: Box<dyn zonewatch_output::EventSink> = match profile.and_then(|p| p.sink.take()) {
+        Some(s) => s,
+        None => Box::new(
+            LineSink::open(&out_path).with_context(|| format!("cannot open output {out_path}"))?,
+        ),
+    };
     let ctx = EveContext::new(
         &cfg.sensor_name,
         cfg.tenant.as_deref(),
