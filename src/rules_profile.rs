@@ -260,7 +260,7 @@ impl<'e> Report<'e> {
             "sid",
             "rev",
             "ticks",
-            "time_ms",
+            "time_us",
             "%",
             "prefilter",
             "evals",
@@ -271,11 +271,11 @@ impl<'e> Report<'e> {
         for r in self.rules.iter().take(top) {
             let c = &r.counts;
             println!(
-                "{:>10} {:>4} {:>12} {:>9.3} {:>6.2} {:>10} {:>10} {:>8} {:>8} {:>9}  {}",
+                "{:>10} {:>4} {:>12} {:>9.1} {:>6.2} {:>10} {:>10} {:>8} {:>8} {:>9}  {}",
                 r.meta.sid,
                 r.meta.rev,
                 c.ticks,
-                self.us(c.ticks) / 1000.0,
+                self.us(c.ticks),
                 100.0 * c.ticks as f64 / total.max(1) as f64,
                 c.prefilter_hits,
                 c.evaluations,
@@ -294,16 +294,16 @@ impl<'e> Report<'e> {
         println!();
         println!(
             "{:>10} {:>11} {:>12} {:>9}  signature group",
-            "packets", "candidates", "ticks", "time_ms"
+            "packets", "candidates", "ticks", "time_us"
         );
         let used: Vec<_> = self.groups.iter().filter(|(_, g)| g.packets > 0).collect();
         for (name, g) in used.iter().take(top) {
             println!(
-                "{:>10} {:>11} {:>12} {:>9.3}  {name}",
+                "{:>10} {:>11} {:>12} {:>9.1}  {name}",
                 g.packets,
                 g.candidates,
                 g.ticks,
-                self.us(g.ticks) / 1000.0
+                self.us(g.ticks)
             );
         }
         if used.len() > top {
