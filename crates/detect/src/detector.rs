@@ -401,6 +401,13 @@ impl Drop for Detector {
 }
 
 impl WorkerState {
+    // The no-op instantiation must compile as this function did before
+    // profiling existed: as a generic it is code-generated apart from its
+    // callees, and LLVM then kept `scan_stream`, `eval` and
+    // `note_packet_seen` out of line (+1.1% instructions in detection under
+    // callgrind). With those `inline(always)` and this function out of
+    // line, the count is main's again (-0.07%).
+    #[inline(never)]
     fn inspect<P: Probe>(
         &mut self,
         engine: &Engine,
@@ -462,6 +469,7 @@ impl WorkerState {
     /// Extends the flow's stream windows by the bytes this packet made
     /// contiguous, lays the windows of the packet's direction out in the
     /// scratch, and marks the rules whose fast patterns occur in them.
+    #[inline(always)]
     fn scan_stream(&mut self, engine: &Engine, group: &Group, p: &PacketView<'_>, f: FlowView) {
         let (pf, cat) = (&group.filter, &engine.groups.catalogue);
         let Scratch {
@@ -572,6 +580,7 @@ impl WorkerState {
     /// its flowbits; a pass rule drops the packet's alerts and ends
     /// inspection of the flow; other rules alert, up to the per-packet cap.
     /// Returns whether evaluation goes on.
+    #[inline]
     fn record_match(
         &mut self,
         engine: &Engine,
@@ -605,6 +614,7 @@ impl WorkerState {
 
     /// What the flow remembers of an inspected packet: data on a SYN, and
     /// that IP-only rules ran in its direction.
+    #[inline(always)]
     fn note_packet_seen(&mut self, engine: &Engine, p: &PacketView<'_>, payload: &[u8]) {
         let Some(f) = p.flow else { return };
         // Data on a SYN is inspected here as a packet; when the handshake
@@ -633,7 +643,7 @@ impl WorkerState {
         hits: &mut Vec<Hit>,
         probe: &mut P,
     ) {
-        let (Some(f), Some(_)) = (p.flow, p.decoded.ip) else {
+        let (Some(f), Some(ip)) = (p.flow, p.decoded.ip) else {
             return;
         };
         let st = self.flows.entry(f.id);
@@ -655,6 +665,7 @@ impl WorkerState {
         let cands = std::mem::take(&mut self.scratch.cands.list);
         probe.candidates(&cands);
         let payload = payload_of(p);
+        let ports = ports(p.decoded);
         let mut alerts = PacketAlerts::new(hits);
         for &ri in &cands {
             let r = &engine.rules[ri as usize];
@@ -666,7 +677,7 @@ impl WorkerState {
             }
             counters.candidates += 1;
             let since = P::mark();
-            if !self.tx_eval(r, f, p, tx, payload) {
+            if !self.tx_eval(r, f, &ip, ports, tx, payload) {
                 probe.evaluated(ri, since, false);
                 continue;
             }
@@ -686,19 +697,16 @@ impl WorkerState {
 
     /// Full verification of transaction rule `r` (of the transaction's
     /// protocol and a side that is due) on the transaction and the packet
-    /// that completed it.
+    /// that completed it (its IP header and ports).
     fn tx_eval(
         &self,
         r: &Rule,
         f: FlowView,
-        p: &PacketView<'_>,
+        ip: &zonewatch_decode::IpInfo,
+        (sp, dp): (Option<u16>, Option<u16>),
         tx: &zonewatch_applayer::Transaction,
         payload: &[u8],
     ) -> bool {
-        let Some(ip) = p.decoded.ip else {
-            return false;
-        };
-        let (sp, dp) = ports(p.decoded);
         // The rule's side decides which way the packet's addresses read.
         let rule_to_server = !r.tx_to_client;
         let (src, s_port, dst, d_port) = if rule_to_server == f.to_server {
@@ -776,6 +784,7 @@ impl WorkerState {
     }
 
     /// Full verification of one candidate. `Some(stream)` on a match.
+    #[inline(always)]
     fn eval(&self, r: &Rule, p: &PacketView<'_>, payload: &[u8]) -> Option<bool> {
         if !self.packet_matches(r, p, payload) {
             return None;
