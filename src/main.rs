@@ -5,6 +5,7 @@ mod kafka_sink;
 mod privileges;
 mod reload;
 mod rules_cmd;
+mod rules_profile;
 mod rules_test;
 
 use anyhow::{bail, Context};
@@ -482,6 +483,24 @@ fn check(c: CheckArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
+    run_pipeline(a, None)
+}
+
+/// What `rules profile` changes in a run: the signature engine profiles
+/// its rules, and events go to `sink` instead of `--output`.
+pub(crate) struct ProfiledRun {
+    /// Where the run's events go (taken by the run).
+    pub(crate) sink: Option<Box<dyn zonewatch_output::EventSink>>,
+    /// The profiled engine, once the run loaded it.
+    pub(crate) engine: Option<Arc<zonewatch_detect::Engine>>,
+}
+
+/// `run`, or with `profile`, the run `rules profile` makes: the same
+/// loaders and pipeline, so what it profiles is what `run` does.
+pub(crate) fn run_pipeline(
+    a: RunArgs,
+    mut profile: Option<&mut ProfiledRun>,
+) -> anyhow::Result<ExitCode> {
     // `run` logs warnings and stops at the first error.
     let mut f = Findings::default();
     let mut cfg = load_config(&a, &mut f)?;
@@ -506,7 +525,7 @@ fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     let privileges = privileges::Plan::new(&a, &cfg, &rule_files)?;
     // Signatures and detectors look at packets: not loaded for logs-only runs.
     let packets_given = !a.pcap.is_empty() || !a.interface.is_empty();
-    let detect = if packets_given {
+    let mut detect = if packets_given {
         load_rules(
             &rule_files.of(zonewatch_rulefiles::Kind::Signatures),
             &cfg,
@@ -515,6 +534,12 @@ fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     } else {
         None
     };
+    if let (Some(p), Some(e)) = (profile.as_deref_mut(), detect.as_mut()) {
+        Arc::get_mut(e)
+            .expect("the engine is not shared before the run")
+            .enable_profiling();
+        p.engine = Some(e.clone());
+    }
     let anomaly = if packets_given {
         load_detectors(
             &a,
@@ -537,8 +562,12 @@ fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     };
     let (inputs, ids) = inputs_and_event_ids(&a, &cfg)?;
     let out_path = cfg.output.path.clone().unwrap_or_else(|| "-".into());
-    let sink =
-        LineSink::open(&out_path).with_context(|| format!("cannot open output {out_path}"))?;
+    let sink: Box<dyn zonewatch_output::EventSink> = match profile.and_then(|p| p.sink.take()) {
+        Some(s) => s,
+        None => Box::new(
+            LineSink::open(&out_path).with_context(|| format!("cannot open output {out_path}"))?,
+        ),
+    };
     let ctx = EveContext::new(
         &cfg.sensor.name,
         cfg.sensor.tenant.as_deref(),
@@ -547,7 +576,7 @@ fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         ids,
         &cfg.output.types,
     );
-    let mut sinks: Vec<Box<dyn zonewatch_output::EventSink>> = vec![Box::new(sink)];
+    let mut sinks: Vec<Box<dyn zonewatch_output::EventSink>> = vec![sink];
     if a.kafka.is_some() || cfg.kafka.is_some() {
         let kcfg = kafka_sink::config(&cfg, a.kafka.as_deref(), a.spool_dir.clone())?;
         let k = zonewatch_kafka::KafkaSink::start(kcfg).context("starting the Kafka sink")?;
@@ -564,24 +593,9 @@ fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     let live = inputs.is_live();
     // The Prometheus endpoint, bound before privileges are dropped.
     let metrics = start_metrics(&cfg, detect.as_deref(), anomaly.as_ref())?;
-    // SIGHUP reloads the rules on a thread of its own; rules that did not
-    // load now are known and do not fail a reload.
+    // SIGHUP reloads the rules on a thread of its own.
     let slot = zonewatch_pipeline::RuleSlot::default();
-    reload::Reloader {
-        args: a.clone(),
-        cfg: cfg.clone(),
-        slot: slot.clone(),
-        metrics: metrics.clone(),
-        packets: packets_given,
-        logs: logs_given,
-        known_skips: f
-            .skipped
-            .iter()
-            .chain(&f.warnings)
-            .map(|s| reload::without_position(s))
-            .collect(),
-    }
-    .start(reload)?;
+    reload::Reloader::new(&a, &cfg, &slot, metrics.clone(), &f).start(reload)?;
     let hooks = zonewatch_pipeline::Hooks {
         metrics,
         stats_now: Some(stats_now),
@@ -624,8 +638,8 @@ fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::Ok)
 }
 
-/// The Prometheus endpoint (`--metrics-listen`), when configured, with the
-/// rules loaded at the start.
+/// The Prometheus endpoint, when configured; bound before privileges are
+/// dropped.
 fn start_metrics(
     cfg: &Config,
     detect: Option<&zonewatch_detect::Engine>,

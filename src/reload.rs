@@ -27,17 +27,17 @@ use zonewatch_pipeline::{NewRules, ReloadOutcome, RuleSlot};
 
 /// What a reload reads again and where it sends the result.
 pub(crate) struct Reloader {
-    pub args: RunArgs,
-    pub cfg: Config,
-    pub slot: RuleSlot,
-    pub metrics: Option<zonewatch_metrics::Metrics>,
+    args: RunArgs,
+    cfg: Config,
+    slot: RuleSlot,
+    metrics: Option<zonewatch_metrics::Metrics>,
     /// Packets are read: signatures and detectors are loaded.
-    pub packets: bool,
+    packets: bool,
     /// Logs are read: Sigma rules are loaded.
-    pub logs: bool,
+    logs: bool,
     /// Rules that did not load last time, without their line numbers (an
     /// edit above them moves them).
-    pub known_skips: BTreeSet<String>,
+    known_skips: BTreeSet<String>,
 }
 
 /// A loader's message without the `:line` or `:line:column` after its file
@@ -67,6 +67,31 @@ pub(crate) fn without_position(msg: &str) -> String {
 }
 
 impl Reloader {
+    /// A reloader for the run of `args`, whose start found `f`: the rules
+    /// that did not load then are known and do not fail a reload.
+    pub(crate) fn new(
+        args: &RunArgs,
+        cfg: &Config,
+        slot: &RuleSlot,
+        metrics: Option<zonewatch_metrics::Metrics>,
+        f: &Findings,
+    ) -> Reloader {
+        Reloader {
+            args: args.clone(),
+            cfg: cfg.clone(),
+            slot: slot.clone(),
+            metrics,
+            packets: !args.pcap.is_empty() || !args.interface.is_empty(),
+            logs: !args.syslog_listen.is_empty() || !args.syslog_file.is_empty(),
+            known_skips: f
+                .skipped
+                .iter()
+                .chain(&f.warnings)
+                .map(|s| without_position(s))
+                .collect(),
+        }
+    }
+
     /// Starts the reload thread; each message on `rx` asks for one reload
     /// (several waiting make one).
     pub(crate) fn start(mut self, rx: std::sync::mpsc::Receiver<()>) -> anyhow::Result<()> {

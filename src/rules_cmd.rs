@@ -28,6 +28,11 @@ pub(crate) enum RulesCommand {
     /// file, rules, options, expected events) and print pass/fail with
     /// expected vs actual. Exit 0 when all pass, 1 otherwise.
     Test(crate::rules_test::RulesTestArgs),
+    /// Replay a capture through the full pipeline with the given signature
+    /// rules and report, per rule, prefilter hits, evaluations, matches and
+    /// CPU time, and per signature group packets, candidates and CPU time,
+    /// costliest first. Exit 0 when done, 2 on bad arguments.
+    Profile(crate::rules_profile::RulesProfileArgs),
 }
 
 #[derive(Args)]
@@ -146,6 +151,7 @@ pub(crate) fn rules(c: RulesCommand) -> anyhow::Result<i32> {
     match c {
         RulesCommand::Check(a) => check(a),
         RulesCommand::Test(a) => crate::rules_test::test(a),
+        RulesCommand::Profile(a) => crate::rules_profile::profile(a),
     }
 }
 

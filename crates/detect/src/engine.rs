@@ -129,6 +129,8 @@ pub struct Engine {
     pub(crate) stream_window: usize,
     /// The load report.
     pub report: LoadReport,
+    /// Set by [`Engine::enable_profiling`]: detectors then profile the rules.
+    pub(crate) profiler: Option<crate::profile::Collector>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -505,7 +507,23 @@ impl Engine {
                 cfg.stream_window
             },
             report,
+            profiler: None,
         }
+    }
+
+    /// Makes the detectors made from now on count, per rule and signature
+    /// group, candidates, evaluations, matches and CPU ticks (see
+    /// [`Engine::profile`]). Without it detection pays nothing for this.
+    pub fn enable_profiling(&mut self) {
+        self.profiler = Some(crate::profile::Collector::new());
+    }
+
+    /// The profile of the detectors that were dropped so far (a run's
+    /// workers drop theirs when they end), when profiling is enabled.
+    pub fn profile(&self) -> Option<crate::RuleProfile> {
+        self.profiler
+            .as_ref()
+            .map(|c| c.report(self.rules.len(), self.groups.labels()))
     }
 
     /// Number of rules loaded.

@@ -37,6 +37,8 @@ fn rule_in_class(r: &Rule, class: usize) -> bool {
 /// The rules one packet is checked against.
 #[derive(Debug, Default)]
 pub(crate) struct Group {
+    /// Its index in [`Groups`] (the key of its rule profile).
+    pub(crate) id: u32,
     /// Scanning tables of the fast patterns of the group's rules (patterns
     /// in [`Groups::catalogue`]).
     pub(crate) filter: Filter,
@@ -142,6 +144,7 @@ impl Groups {
             }
         }
         self.groups.push(Group {
+            id: self.groups.len() as u32,
             filter: Filter::build(&self.catalogue, patterns),
             rules,
             always,
@@ -258,7 +261,58 @@ impl Groups {
     pub(crate) fn len(&self) -> usize {
         self.groups.len()
     }
+
+    /// What selects each group, by group index, for a person reading a
+    /// rule profile: `tcp to_server port 80,8080-8088` (at most a few port
+    /// ranges, then a count), or `tcp (no flow or ports)` for a class's
+    /// fallback group.
+    pub(crate) fn labels(&self) -> Vec<String> {
+        const SHOWN: usize = 4;
+        let mut ranges: Vec<Vec<(usize, usize, u32, u32)>> = vec![Vec::new(); self.groups.len()];
+        for (ci, class) in [CLASS_TCP, CLASS_UDP].into_iter().enumerate() {
+            for di in 0..2 {
+                let map = &self.by_port[ci][di];
+                let mut lo = 0;
+                for port in 1..=map.len() {
+                    if port == map.len() || map[port] != map[lo] {
+                        let g = map[lo] as usize;
+                        ranges[g].push((class, di, lo as u32, port as u32 - 1));
+                        lo = port;
+                    }
+                }
+            }
+        }
+        (0..self.groups.len())
+            .map(|g| {
+                if let Some(class) = self.fallback.iter().position(|&f| f as usize == g) {
+                    return format!("{} (no flow or ports)", CLASS_NAMES[class]);
+                }
+                let Some(&(class, di, _, _)) = ranges[g].first() else {
+                    return format!("group {g}");
+                };
+                let dir = if di == 0 { "to_server" } else { "to_client" };
+                let mut shown: Vec<String> = ranges[g]
+                    .iter()
+                    .take(SHOWN)
+                    .map(|&(_, _, lo, hi)| {
+                        if lo == hi {
+                            lo.to_string()
+                        } else {
+                            format!("{lo}-{hi}")
+                        }
+                    })
+                    .collect();
+                if ranges[g].len() > SHOWN {
+                    shown.push(format!("+{} ranges", ranges[g].len() - SHOWN));
+                }
+                format!("{} {dir} port {}", CLASS_NAMES[class], shown.join(","))
+            })
+            .collect()
+    }
 }
+
+/// Names of the protocol classes, by class index.
+const CLASS_NAMES: [&str; CLASSES] = ["tcp", "udp", "icmp", "other"];
 
 /// Number of TCP/UDP ports.
 const PORTS: u32 = 65536;

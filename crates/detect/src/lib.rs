@@ -20,6 +20,9 @@
 //!   before checkers, priority, then load order), so alerts do not depend on
 //!   timing or worker count.
 //! - Time comes only from packet timestamps.
+//! - Rule profiling ([`Engine::enable_profiling`]) costs a run without it
+//!   nothing: the evaluation loops are generic over a probe that is a
+//!   no-op unless profiling is on (`profile.rs`).
 //!
 //! Layout: `rule.rs` is the compiled rule model, `compile.rs` makes it from
 //! a parsed signature, `engine.rs` loads files and builds the indexes
@@ -35,12 +38,14 @@ mod detector;
 mod engine;
 mod groups;
 mod prefilter;
+mod profile;
 mod program;
 mod rule;
 
 pub use alert::{AlertBytesConfig, AlertPacket};
 pub use detector::{DetectCounters, Detector, FlowView, Hit, PacketView, StreamChunk};
 pub use engine::{needs_app_layer, DetectConfig, Engine, LoadReport};
+pub use profile::{GroupCounts, RuleCounts, RuleProfile};
 pub use rule::RuleMeta;
 pub use zonewatch_ruleconf::{Decision, NewAction};
 
