@@ -520,61 +520,24 @@ impl SensorConfig {
     }
 }
 
-/// Timeouts of one protocol, in seconds (see Suricata's `flow-timeouts`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[allow(missing_docs)]
-pub struct ProtoTimeouts {
-    pub new: u64,
-    pub established: u64,
-    pub closed: u64,
-    pub emergency_new: u64,
-    pub emergency_established: u64,
-    pub emergency_closed: u64,
-}
+/// Timeouts of one protocol, in seconds (Suricata's `flow-timeouts`): the
+/// flow table's own type, with its defaults (Suricata's shipped values).
+pub use zonewatch_flow::StateTimeouts as ProtoTimeouts;
+/// `flow-timeouts:`: per protocol, Suricata's `tcp`, `udp`, `icmp` and
+/// `default` (the flow table's type and defaults).
+pub use zonewatch_flow::Timeouts as FlowTimeouts;
 
-impl ProtoTimeouts {
-    /// The slot `flow-timeouts.<protocol>.<state>` names by its state.
-    fn slot(&mut self, state: &str) -> Option<&mut u64> {
-        Some(match state {
-            "new" => &mut self.new,
-            "established" => &mut self.established,
-            "closed" => &mut self.closed,
-            "emergency-new" => &mut self.emergency_new,
-            "emergency-established" => &mut self.emergency_established,
-            "emergency-closed" => &mut self.emergency_closed,
-            _ => return None,
-        })
-    }
-}
-
-/// `flow-timeouts:`: per protocol, Suricata's `tcp`, `udp`, `icmp` and `default`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[allow(missing_docs)]
-pub struct FlowTimeouts {
-    pub tcp: ProtoTimeouts,
-    pub udp: ProtoTimeouts,
-    pub icmp: ProtoTimeouts,
-    pub default: ProtoTimeouts,
-}
-
-impl Default for FlowTimeouts {
-    fn default() -> Self {
-        let st = |new, established, closed, en, ee, ec| ProtoTimeouts {
-            new,
-            established,
-            closed,
-            emergency_new: en,
-            emergency_established: ee,
-            emergency_closed: ec,
-        };
-        // Suricata's shipped defaults.
-        FlowTimeouts {
-            tcp: st(60, 600, 60, 5, 100, 10),
-            udp: st(30, 300, 0, 10, 100, 0),
-            icmp: st(30, 300, 0, 10, 100, 0),
-            default: st(30, 300, 0, 10, 100, 0),
-        }
-    }
+/// The slot `flow-timeouts.<protocol>.<state>` names by its state.
+fn timeout_slot<'a>(t: &'a mut ProtoTimeouts, state: &str) -> Option<&'a mut u64> {
+    Some(match state {
+        "new" => &mut t.new,
+        "established" => &mut t.established,
+        "closed" => &mut t.closed,
+        "emergency-new" => &mut t.emergency_new,
+        "emergency-established" => &mut t.emergency_established,
+        "emergency-closed" => &mut t.emergency_closed,
+        _ => return None,
+    })
 }
 
 /// `flow:` and `flow-timeouts:`: the flow tables of the workers.
@@ -619,7 +582,7 @@ impl FlowConfig {
                     "default" => &mut self.timeouts.default,
                     _ => return Ok(false),
                 };
-                let Some(slot) = t.slot(state) else {
+                let Some(slot) = timeout_slot(t, state) else {
                     return Ok(false);
                 };
                 *slot = v.secs()?;

@@ -1300,10 +1300,26 @@ mod tests {
         app_proto: Option<zonewatch_applayer::AppProto>,
         app_proto_acked: bool,
     ) -> Vec<Vec<u64>> {
+        run_stream_reloading(engine, None, start, segments, app_proto, app_proto_acked)
+    }
+
+    /// [`run_stream_on`], the detector going on with the engine of `reload`
+    /// from segment `.0` on (a rule reload mid-flow).
+    fn run_stream_reloading(
+        engine: &Arc<Engine>,
+        reload: Option<(usize, &Arc<Engine>)>,
+        start: u64,
+        segments: &[&[u8]],
+        app_proto: Option<zonewatch_applayer::AppProto>,
+        app_proto_acked: bool,
+    ) -> Vec<Vec<u64>> {
         let mut det = Detector::new(engine.clone());
         let mut offset = start;
         let mut out = Vec::new();
-        for seg in segments {
+        for (i, seg) in segments.iter().enumerate() {
+            if let Some((_, e)) = reload.filter(|r| r.0 == i) {
+                det.replace_engine(e.clone());
+            }
             let data = packet(seg);
             let decoded =
                 zonewatch_decode::decode(zonewatch_decode::LinkType::Raw, &data, data.len());
@@ -1334,7 +1350,8 @@ mod tests {
             };
             let mut hits = Vec::new();
             det.inspect(&view, &mut hits);
-            out.push(hits.iter().map(|h| engine.meta(h.rule).sid).collect());
+            let e = det.engine();
+            out.push(hits.iter().map(|h| e.meta(h.rule).sid).collect());
         }
         out
     }
@@ -1517,52 +1534,8 @@ alert tcp any any -> any any (content:\"secret\"; flowbits:isset,logged_in; sid:
             b.flowbit_names.iter().position(|n| n == "logged_in")
         );
         let segments: [&[u8]; 3] = [b"login ok ", b"the sec", b"ret"];
-        let run = |swap_at: Option<usize>| {
-            let mut det = Detector::new(a.clone());
-            let mut offset = 0u64;
-            let mut out = Vec::new();
-            for (i, seg) in segments.iter().enumerate() {
-                if swap_at == Some(i) {
-                    det.replace_engine(b.clone());
-                }
-                let data = packet(seg);
-                let decoded =
-                    zonewatch_decode::decode(zonewatch_decode::LinkType::Raw, &data, data.len());
-                let chunk = [StreamChunk {
-                    to_server: true,
-                    offset,
-                    data: seg,
-                }];
-                offset += seg.len() as u64;
-                let view = PacketView {
-                    data: &data,
-                    decoded: &decoded,
-                    ts: Timestamp::default(),
-                    flow: Some(FlowView {
-                        id: 1,
-                        to_server: true,
-                        established: true,
-                        first_in_dir: i == 0,
-                        app_proto: None,
-                        app_proto_acked: false,
-                        payload_inspection: true,
-                    }),
-                    stream: &chunk,
-                    payload_in_stream: true,
-                    reassembled: false,
-                    stream_events: &[],
-                    stream_sizes: None,
-                };
-                let mut hits = Vec::new();
-                det.inspect(&view, &mut hits);
-                let e = det.engine().clone();
-                out.push(
-                    hits.iter()
-                        .map(|h| e.meta(h.rule).sid)
-                        .collect::<Vec<u64>>(),
-                );
-            }
-            out
+        let run = |reload: Option<usize>| {
+            run_stream_reloading(&a, reload.map(|i| (i, &b)), 0, &segments, None, false)
         };
         let want = vec![vec![], vec![], vec![4]];
         assert_eq!(run(None), want);

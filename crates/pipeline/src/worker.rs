@@ -26,10 +26,10 @@ use observe::ObserveStage;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use stream::StreamStage;
-use zonewatch_config::{Config, ProtoTimeouts};
+use zonewatch_config::Config;
 use zonewatch_decode::{Decoded, Transport};
 use zonewatch_detect::FlowView;
-use zonewatch_flow::{FlowConfig, StateTimeouts, Timeouts};
+use zonewatch_flow::FlowConfig;
 use zonewatch_types::{AddrInfo, AnomalyRecord, Event, EventBody, EventKey, FlowTuple, Timestamp};
 
 /// How often the worker's counters go to the output thread.
@@ -55,17 +55,6 @@ pub(crate) struct WorkerConfig {
     alert_bytes: zonewatch_detect::AlertBytesConfig,
     /// App-layer parser settings.
     app_cfg: zonewatch_applayer::AppConfig,
-}
-
-fn st(t: &ProtoTimeouts) -> StateTimeouts {
-    StateTimeouts {
-        new: t.new,
-        established: t.established,
-        closed: t.closed,
-        emergency_new: t.emergency_new,
-        emergency_established: t.emergency_established,
-        emergency_closed: t.emergency_closed,
-    }
 }
 
 impl WorkerConfig {
@@ -101,12 +90,8 @@ impl WorkerConfig {
             flow: FlowConfig {
                 // The flow memcap is shared evenly: each worker owns its table.
                 memcap_bytes: c.flow.memcap_bytes / workers.max(1) as u64,
-                timeouts: Timeouts {
-                    tcp: st(&c.flow.timeouts.tcp),
-                    udp: st(&c.flow.timeouts.udp),
-                    icmp: st(&c.flow.timeouts.icmp),
-                    default: st(&c.flow.timeouts.default),
-                },
+                // The config reads the flow table's own timeout type.
+                timeouts: c.flow.timeouts,
                 hash_seed: c.flow.hash_seed,
                 community_id_seed: c.community_id.seed_if_enabled(),
                 midstream: c.stream.midstream,
