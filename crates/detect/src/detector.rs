@@ -927,10 +927,12 @@ impl WorkerState {
     ) -> bool {
         let window = &self.scratch.window;
         for w in &self.scratch.windows {
-            if prog.anchored && w.base != 0 {
-                // offset/depth count from the start of the data: past
-                // the stream's first byte, the start is this packet's
-                // new bytes (Suricata inspects them as one chunk).
+            if prog.anchored && w.base + w.new_from as u64 != 0 {
+                // offset/depth/startswith count from the start of the
+                // data: past the stream's first byte, the start is this
+                // packet's new bytes, as Suricata's raw stream inspection
+                // starts each chunk where the last one ended (its progress),
+                // also while the window still holds the stream's start.
                 if prog
                     .run(&window[w.start + w.new_from..w.end], vars)
                     .is_some()
