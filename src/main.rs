@@ -758,6 +758,16 @@ fn load_rules(
             format!(" (top reasons: {})", top.join(", "))
         }
     ));
+    if !r.waiting.is_empty() {
+        let mut w: Vec<(&String, &usize)> = r.waiting.iter().collect();
+        w.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+        let w: Vec<String> = w.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        f.said(format_args!(
+            "rules: {} wait for an app-layer parser zonewatch does not have: {}",
+            r.skipped_app_layer,
+            w.join(", ")
+        ));
+    }
     if r.loaded > 0 {
         f.said(format_args!(
             "rules: {} per packet/stream ({} IP-only) in {} signature groups (largest: {} fast patterns), {} per transaction",

@@ -46,6 +46,9 @@ pub struct LoadReport {
     /// Of those, rules that need the app-layer parsers (an app-layer
     /// protocol, buffer, transform or keyword).
     pub skipped_app_layer: usize,
+    /// Those by what they wait for: the app-layer protocol zonewatch does
+    /// not parse (`smtp`, `smb`, ...) or the app-layer keyword family.
+    pub waiting: BTreeMap<String, usize>,
     /// Skip reasons with their counts.
     pub reasons: BTreeMap<String, usize>,
     /// Every skipped rule.
@@ -72,10 +75,29 @@ impl LoadReport {
         self.skipped += 1;
         if needs_app_layer(&e) {
             self.skipped_app_layer += 1;
+            *self.waiting.entry(waiting_for(&e)).or_default() += 1;
         }
         *self.reasons.entry(e.reason()).or_default() += 1;
         self.errors.push(e);
     }
+}
+
+/// What a rule that [`needs_app_layer`] waits for: the protocol of an
+/// `alert <protocol>` header zonewatch does not parse, or the family of
+/// the app-layer keyword (`http`, `dns`, ..., or the keyword itself).
+pub fn waiting_for(e: &RuleError) -> String {
+    let ErrorKind::Unsupported { keyword, detail } = &e.kind else {
+        return "other".into();
+    };
+    if keyword == "protocol" {
+        let p = detail.split_whitespace().next().unwrap_or("other");
+        return p.to_string();
+    }
+    let family = keyword
+        .split(['.', '_'])
+        .next()
+        .filter(|f| ["http", "dns", "tls", "ssh", "ja3", "ja4", "file"].contains(f));
+    family.unwrap_or(keyword).to_string()
 }
 
 /// Whether a skipped rule needs the app-layer parsers (for the share of

@@ -44,7 +44,7 @@ mod rule;
 
 pub use alert::{AlertBytesConfig, AlertPacket};
 pub use detector::{DetectCounters, Detector, FlowView, Hit, PacketView, StreamChunk};
-pub use engine::{needs_app_layer, DetectConfig, Engine, LoadReport};
+pub use engine::{needs_app_layer, waiting_for, DetectConfig, Engine, LoadReport};
 pub use profile::{GroupCounts, RuleCounts, RuleProfile};
 pub use rule::RuleMeta;
 pub use zonewatch_ruleconf::{Decision, NewAction};
@@ -138,6 +138,28 @@ pub(crate) fn test_rng(mut seed: u64) -> impl FnMut(u64) -> u64 {
 mod load_tests {
     use super::*;
     use std::path::PathBuf;
+
+    /// Rules skipped for want of a parser are counted by what they wait
+    /// for: the header's protocol, or the keyword's family.
+    #[test]
+    fn waiting_rules_are_counted_by_protocol() {
+        let text = "\
+alert smtp any any -> any any (msg:\"a\"; content:\"x\"; sid:1;)
+alert smtp any any -> any any (msg:\"b\"; content:\"y\"; sid:2;)
+alert smb any any -> any any (msg:\"c\"; content:\"z\"; sid:3;)
+alert tcp any any -> any any (msg:\"d\"; content:\"w\"; sid:4;)
+";
+        let e = Engine::from_texts(&[("w.rules", text)], &DetectConfig::default());
+        assert_eq!(e.report.loaded, 1);
+        assert_eq!(e.report.skipped_app_layer, 3);
+        let w: Vec<(&str, usize)> = e
+            .report
+            .waiting
+            .iter()
+            .map(|(k, v)| (k.as_str(), *v))
+            .collect();
+        assert_eq!(w, [("smb", 1), ("smtp", 2)]);
+    }
 
     /// The walk: subdirectories, a symbolic link loop, YAML beside the
     /// signatures, a Latin-1 byte in a `msg`, a file given twice.
