@@ -794,6 +794,8 @@ impl<'a> Cx<'a, '_> {
                         2 => t.mss = Some(u16::from_be_bytes([body[0], body[1]])),
                         3 => t.wscale = Some(body[0]),
                         4 => t.sack_permitted = true,
+                        // Only counted (bit 32) with its experimental magic.
+                        34 | 253 | 254 => t.tfo = true,
                         8 => {
                             t.timestamp =
                                 Some((be32(body, 0).unwrap_or(0), be32(body, 4).unwrap_or(0)))

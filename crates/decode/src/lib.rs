@@ -168,6 +168,9 @@ pub struct TcpInfo {
     pub wscale: Option<u8>,
     /// SACK permitted option.
     pub sack_permitted: bool,
+    /// A TCP Fast Open option (kind 34, or the experimental 253/254 with
+    /// magic 0xF989): data on this SYN is meant for the application.
+    pub tfo: bool,
     /// Timestamp option (value, echo reply).
     pub timestamp: Option<(u32, u32)>,
     /// Offset of the payload in the packet buffer.

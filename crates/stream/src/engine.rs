@@ -136,7 +136,12 @@ impl Reassembler {
             h.syn_seen = true;
             h.wscale = tcp.wscale.map(|w| w.min(MAX_WSCALE));
             s.state = SessionState::SynSent;
-            self.syn_payload(s, d, payload, ev, sink);
+            // Data on a SYN is kept only with a Fast Open option, as in
+            // Suricata: without it the data is not the application's (a
+            // SYN/ACK acknowledging it then has the wrong ACK).
+            if tcp.tfo {
+                self.syn_payload(s, d, payload, ev, sink);
+            }
             return Step::Done;
         }
         if !ack {
@@ -250,7 +255,9 @@ impl Reassembler {
                     h.syn_seen = true;
                     h.wscale = tcp.wscale.map(|w| w.min(MAX_WSCALE));
                 }
-                self.syn_payload(s, c, payload, ev, sink);
+                if tcp.tfo {
+                    self.syn_payload(s, c, payload, ev, sink);
+                }
                 return Step::Done;
             }
             if ack && self.cfg.async_oneside {

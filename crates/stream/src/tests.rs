@@ -381,11 +381,32 @@ fn data_on_rst_is_not_delivered() {
     assert_eq!(t.out(S), b"late reply");
 }
 
+/// A SYN with a Fast Open option.
+fn tfo_syn(seq: u32) -> TcpInfo {
+    TcpInfo {
+        tfo: true,
+        ..tcp(seq, 0, SYN, 65535)
+    }
+}
+
+/// Data on a SYN without a Fast Open option is not the application's, as in
+/// Suricata: it is not delivered, and a SYN/ACK acknowledging it has the
+/// wrong ACK (zeek's payload-syn.pcap, where Suricata raises no HTTP alert).
+#[test]
+fn data_on_a_syn_without_fast_open_is_not_delivered() {
+    let mut t = T::new(StreamConfig::default());
+    t.isn = [100, 900];
+    t.pkt(C, tcp(100, 0, SYN, 65535), b"GET / HTTP/1.0\r\n\r\n");
+    let ev = t.pkt(S, tcp(900, 101 + 18, SYN | ACK, 65535), b"");
+    assert_eq!(ev, vec![StreamEvent::ThreeWhsSynackWithWrongAck]);
+    assert!(t.calls.is_empty());
+}
+
 #[test]
 fn tfo_data_on_syn_is_delivered_after_the_handshake() {
     let mut t = T::new(StreamConfig::default());
     t.isn = [100, 900];
-    t.pkt(C, tcp(100, 0, SYN, 65535), b"hello");
+    t.pkt(C, tfo_syn(100), b"hello");
     t.pkt(S, tcp(900, 101 + 5, SYN | ACK, 65535), b"");
     assert!(t.calls.is_empty(), "not before the handshake completes");
     assert_eq!(t.s().state(), SessionState::SynRecv);
@@ -399,7 +420,7 @@ fn tfo_data_on_syn_is_delivered_after_the_handshake() {
 fn tfo_data_not_acknowledged_by_the_synack_is_dropped() {
     let mut t = T::new(StreamConfig::default());
     t.isn = [100, 900];
-    t.pkt(C, tcp(100, 0, SYN, 65535), b"hello");
+    t.pkt(C, tfo_syn(100), b"hello");
     let ev = t.pkt(S, tcp(900, 101, SYN | ACK, 65535), b"");
     assert_eq!(ev, vec![StreamEvent::ThreeWhsSynackTfoDataIgnored]);
     t.ack(C, 0, 65535);
