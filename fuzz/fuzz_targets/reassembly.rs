@@ -74,6 +74,8 @@ fuzz_target!(|data: &[u8]| {
             flags: h[1],
             window: (h[6] as u16) << (h[0] >> 5),
             wscale: (h[6] & 0x80 != 0).then_some(h[6] & 0x0f),
+            // A Fast Open option, so that data on SYNs is exercised too.
+            tfo: h[6] & 0x40 != 0,
             ..Default::default()
         };
         ev.clear();
