@@ -471,13 +471,11 @@ type Pinned = (
 /// written for, with the alerts they must raise (rule → count; `None`: at
 /// least one) and nothing else. Pinned so that the exception is checked, not
 /// just skipped.
+// (`pcaps/zeek/tcp/payload-syn.pcap` carries an LFI request as data on a
+// SYN without a Fast Open option: not the application's, as Suricata reads
+// it, so it raises nothing and stays among the benign files.)
 fn not_benign() -> Vec<Pinned> {
     vec![
-        (
-            "pcaps/zeek/tcp/payload-syn.pcap",
-            vec![("sid:9200003", Some(1)), ("sid:9200004", Some(1))],
-            "the SYN's payload is GET //index.php?page=../../../etc/passwd: a real LFI attempt",
-        ),
         (
             "pcaps/zeek/mpls-in-vlan.pcap",
             vec![("sid:9000610", Some(2))],
