@@ -1,19 +1,14 @@
 //! `zonewatch config check`, `--log-format json` and the files in `dist/` (the systemd unit
 //! and the production configuration), end to end through the binary.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::process::{path, zonewatch};
+use std::path::PathBuf;
 use std::process::{Command, Output};
 
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_zonewatch"))
-}
-
-fn zonewatch(args: &[&str]) -> Output {
-    bin()
-        .args(args)
-        .env_remove("ZONEWATCH_LOG")
-        .output()
-        .expect("run zonewatch")
 }
 
 fn stderr(o: &Output) -> String {
@@ -22,10 +17,6 @@ fn stderr(o: &Output) -> String {
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn path(p: &Path) -> &str {
-    p.to_str().expect("UTF-8 path")
 }
 
 /// The one summary line of `config check`.

@@ -6,23 +6,11 @@
 //! must be).
 
 mod common;
+use common::process::{path, zonewatch};
 use common::{root, shared_data};
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn zonewatch(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_zonewatch"))
-        .args(args)
-        .env_remove("ZONEWATCH_LOG")
-        .output()
-        .expect("run zonewatch")
-}
-
-fn path(p: &Path) -> &str {
-    p.to_str().expect("UTF-8 path")
-}
 
 /// Runs `rules check --format json` and validates the document against the
 /// schema; returns (exit status, document).

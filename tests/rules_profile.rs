@@ -4,22 +4,11 @@
 
 mod common;
 
+use common::process::{path, zonewatch};
 use common::{root, run_zonewatch, shared_data};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::path::Path;
-use std::process::Output;
-
-fn zonewatch(args: &[&str]) -> Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_zonewatch"))
-        .args(args)
-        .output()
-        .expect("run zonewatch")
-}
-
-fn path(p: &Path) -> &str {
-    p.to_str().expect("UTF-8 path")
-}
 
 /// The JSON profile, checked against docs/schema/rules-profile.schema.json.
 fn profile_json(cap: &Path, rules: &Path, extra: &[&str]) -> Value {

@@ -3,26 +3,15 @@
 //! case fails with expected vs actual (text and JUnit).
 
 mod common;
+use common::process::{path, zonewatch};
 use common::root;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn zonewatch(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_zonewatch"))
-        .args(args)
-        .env_remove("ZONEWATCH_LOG")
-        .output()
-        .expect("run zonewatch")
-}
+use std::process::Output;
 
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn path(p: &Path) -> &str {
-    p.to_str().expect("UTF-8 path")
 }
 
 fn cases() -> Vec<PathBuf> {

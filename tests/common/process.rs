@@ -6,6 +6,21 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+/// Runs the zonewatch binary with `args` to the end (`ZONEWATCH_LOG` unset,
+/// so its stderr is what an operator sees by default).
+pub fn zonewatch(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_zonewatch"))
+        .args(args)
+        .env_remove("ZONEWATCH_LOG")
+        .output()
+        .expect("run zonewatch")
+}
+
+/// A path as a command-line argument.
+pub fn path(p: &std::path::Path) -> &str {
+    p.to_str().expect("UTF-8 path")
+}
+
 /// Runs a command quietly; whether it succeeded.
 pub fn sh(args: &[&str]) -> bool {
     Command::new(args[0])
