@@ -56,8 +56,10 @@ pub(crate) struct RulesCheckArgs {
     set: Vec<String>,
 }
 
+/// Output of `rules check` and `rules profile`: text for people, one JSON
+/// document for editors and CI.
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum Format {
+pub(crate) enum Format {
     Text,
     Json,
 }

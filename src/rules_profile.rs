@@ -41,7 +41,7 @@ pub(crate) struct RulesProfileArgs {
     /// Output: text (tables) or json (one document; schema in
     /// docs/schema/rules-profile.schema.json).
     #[arg(long, value_enum, default_value = "text")]
-    format: Format,
+    format: crate::rules_cmd::Format,
     /// Configuration (variables, classification and threshold files,
     /// workers) as for `run`.
     #[arg(long, value_name = "FILE")]
@@ -49,12 +49,6 @@ pub(crate) struct RulesProfileArgs {
     /// Override a configuration key, e.g. --set workers=2.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     set: Vec<String>,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum Format {
-    Text,
-    Json,
 }
 
 /// Counts the run's alerts per (gid, sid) and drops every event: the
@@ -140,8 +134,8 @@ pub(crate) fn profile(a: RulesProfileArgs) -> anyhow::Result<i32> {
     let alerts = alerts.lock().unwrap_or_else(|e| e.into_inner()).clone();
     let report = Report::new(&engine, &prof, &alerts, secs);
     match a.format {
-        Format::Json => println!("{:#}", report.json()),
-        Format::Text => report.print_text(a.top as usize),
+        crate::rules_cmd::Format::Json => println!("{:#}", report.json()),
+        crate::rules_cmd::Format::Text => report.print_text(a.top as usize),
     }
     Ok(status as i32)
 }
