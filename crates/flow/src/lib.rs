@@ -134,6 +134,16 @@ pub struct Flow {
 }
 
 impl Flow {
+    /// The direction of a packet with `tuple` in this flow: from the client
+    /// (who sent the first packet) or to it.
+    fn direction_of(&self, tuple: &FlowTuple) -> Direction {
+        if self.tuple.src == tuple.src && self.tuple.sport == tuple.sport {
+            Direction::ToServer
+        } else {
+            Direction::ToClient
+        }
+    }
+
     fn seen_both_ways(&self) -> bool {
         self.pkts[0] > 0 && self.pkts[1] > 0
     }
@@ -392,11 +402,7 @@ impl FlowTable {
         let f = self.slots[slot as usize]
             .as_mut()
             .expect("indexed slot holds a flow");
-        let dir = if f.tuple.src == tuple.src && f.tuple.sport == tuple.sport {
-            Direction::ToServer
-        } else {
-            Direction::ToClient
-        };
+        let dir = f.direction_of(tuple);
         let d = (dir == Direction::ToClient) as usize;
         f.pkts[d] += pkts as u64;
         f.bytes[d] += wire_len as u64;
@@ -427,8 +433,7 @@ impl FlowTable {
         let Some(f) = self.slots[slot as usize].as_ref() else {
             return false;
         };
-        let to_server = f.tuple.src == tuple.src && f.tuple.sport == tuple.sport;
-        if to_server && f.client_isn == Some(t.seq) {
+        if f.direction_of(tuple) == Direction::ToServer && f.client_isn == Some(t.seq) {
             return false;
         }
         matches!(
