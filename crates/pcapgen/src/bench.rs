@@ -59,6 +59,8 @@ pub struct BenchSummary {
     pub by_proto: [u64; 4],
     pub ipv6_flows: u64,
     pub rst_flows: u64,
+    /// TCP flows that reused the 4-tuple of an earlier, closed flow.
+    pub reused_tuples: u64,
     pub first_ts_us: u64,
     pub last_ts_us: u64,
 }
@@ -77,7 +79,7 @@ impl fmt::Display for BenchSummary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "packets={} bytes={} avg_frame={:.1} flows={} (http={} tls={} dns={} ssh={}; ipv6={} rst={}) capture_span={:.3}s",
+            "packets={} bytes={} avg_frame={:.1} flows={} (http={} tls={} dns={} ssh={}; ipv6={} rst={} reused={}) capture_span={:.3}s",
             self.packets,
             self.file_bytes,
             self.avg_frame(),
@@ -88,6 +90,7 @@ impl fmt::Display for BenchSummary {
             self.by_proto[3],
             self.ipv6_flows,
             self.rst_flows,
+            self.reused_tuples,
             self.last_ts_us.saturating_sub(self.first_ts_us) as f64 / 1e6
         )
     }
@@ -109,7 +112,26 @@ struct Client {
     next_port: u16,
 }
 
+/// A NAT gateway or proxy in front of many users: it opens short
+/// `Connection: close` HTTP flows to one upstream server from a small pool
+/// of source ports, so closed 4-tuples come back (as on a real span port,
+/// where port reuse is what a sensor's TCP session handling must get right).
+struct NatClient {
+    ip: IpAddr,
+    mac: [u8; 6],
+    upstream: usize,
+    /// Ports whose last flow has ended, oldest first.
+    free: VecDeque<u16>,
+    /// Ports ever used (a port is reused once it is in `free` again).
+    used: HashSet<u16>,
+    next_fresh: u16,
+}
+
+/// Source ports per NAT client: small, so ports come back often.
+const NAT_PORTS: u16 = 4;
+
 struct World {
+    nat: Vec<NatClient>,
     servers: Vec<Server>,
     ssh_servers: Vec<usize>,
     resolvers: Vec<Server>,
@@ -251,7 +273,21 @@ impl World {
             });
         }
         let corpus = content::build_corpus(rng, 96 * 1024);
+        let nat = (0..4u8)
+            .map(|i| {
+                let ip = IpAddr::V4(Ipv4Addr::new(10, 255, 0, i + 1));
+                NatClient {
+                    ip,
+                    mac: client_mac(&ip),
+                    upstream: usize::from(i % 4),
+                    free: VecDeque::new(),
+                    used: HashSet::new(),
+                    next_fresh: 40_000 + 100 * u16::from(i),
+                }
+            })
+            .collect();
         World {
+            nat,
             servers,
             ssh_servers,
             resolvers,
@@ -289,6 +325,22 @@ impl World {
             port,
             ttl: c.ttl,
         }
+    }
+}
+
+impl NatClient {
+    /// The least recently freed port once the pool is used up, else a fresh
+    /// one; `true` when the port (and so the 4-tuple) is reused.
+    fn take_port(&mut self) -> (u16, bool) {
+        if self.used.len() >= usize::from(NAT_PORTS) {
+            if let Some(p) = self.free.pop_front() {
+                return (p, true);
+            }
+        }
+        let p = self.next_fresh;
+        self.next_fresh += 1;
+        self.used.insert(p);
+        (p, false)
     }
 }
 
@@ -370,6 +422,8 @@ enum FlowKind {
 
 struct Flow {
     kind: FlowKind,
+    /// The NAT client and port to give back when this flow ends.
+    nat_port: Option<(usize, u16)>,
     /// Estimated pcap bytes this flow will still produce.
     outstanding: i64,
 }
@@ -674,7 +728,7 @@ impl Planner {
         for _ in 0..exchanges {
             let post = rng.chance(0.15);
             let mut req = MsgBuilder::new();
-            req.bytes(content::http_request(rng, host, post));
+            req.bytes(content::http_request(rng, host, post, false));
             f.msgs.push_back(req.build(true));
             let body = scaled(rng, self.scale, 2.0 * 1024.0, 100.0 * 1024.0);
             let kind = match rng.below(10) {
@@ -688,10 +742,48 @@ impl Planner {
                 body,
                 kind,
                 self.world.corpus.len(),
+                false,
             );
             f.msgs.push_back(resp.build(false));
         }
         f
+    }
+
+    /// One `Connection: close` request from a NAT client to its upstream;
+    /// the server closes first, as servers do after `Connection: close`.
+    /// Returns the flow, the client and port to free at its end, and whether
+    /// the 4-tuple is a reused one.
+    fn plan_http_nat(&mut self, now_us: u64) -> (TcpFlow, (usize, u16), bool) {
+        let k = self.rng.index(self.world.nat.len());
+        let server = self.world.nat[k].upstream;
+        let mut f = self.new_tcp(false, server, 80);
+        let (port, reused) = self.world.nat[k].take_port();
+        let n = &self.world.nat[k];
+        f.c = Endpoint {
+            mac: n.mac,
+            ip: n.ip,
+            port,
+            ttl: 64,
+        };
+        f.close = Close::Fin {
+            client_first: false,
+        };
+        let rng = &mut self.rng;
+        let host = &self.world.servers[server].name;
+        let mut req = MsgBuilder::new();
+        req.bytes(content::http_request(rng, host, false, true));
+        f.msgs.push_back(req.build(true));
+        let body = scaled(rng, self.scale, 512.0, 16.0 * 1024.0);
+        let resp = content::http_response(
+            rng,
+            now_us / 1_000_000,
+            body,
+            BodyKind::Html,
+            self.world.corpus.len(),
+            true,
+        );
+        f.msgs.push_back(resp.build(false));
+        (f, (k, port), reused)
     }
 
     fn plan_tls(&mut self, v6: bool) -> TcpFlow {
@@ -878,12 +970,20 @@ impl Planner {
         }
     }
 
-    /// Picks a protocol (by flow count: 30% DNS, 31% HTTP, 32% TLS, 7% SSH) and plans a flow.
-    fn plan(&mut self, now_us: u64) -> (Proto, bool, Flow) {
+    /// Picks a protocol (by flow count: 30% DNS, 31% HTTP (a fifth of it
+    /// through NAT clients), 32% TLS, 7% SSH) and plans a flow; the flag
+    /// says whether it reuses a closed flow's 4-tuple.
+    fn plan(&mut self, now_us: u64) -> (Proto, bool, Flow, bool) {
         let r = self.rng.below(100);
         let v6 = self.rng.chance(0.05);
+        let (mut nat_port, mut reused) = (None, false);
         let (proto, kind) = match r {
             0..DNS_PERCENT => (Proto::Dns, FlowKind::Dns(Box::new(self.plan_dns(v6)))),
+            30..=60 if self.rng.chance(0.2) => {
+                let (f, port, again) = self.plan_http_nat(now_us);
+                (nat_port, reused) = (Some(port), again);
+                (Proto::Http, FlowKind::Tcp(Box::new(f)))
+            }
             30..=60 => (
                 Proto::Http,
                 FlowKind::Tcp(Box::new(self.plan_http(v6, now_us))),
@@ -895,7 +995,12 @@ impl Planner {
             FlowKind::Tcp(t) => t.estimate(),
             FlowKind::Dns(d) => d.estimate(),
         };
-        (proto, v6, Flow { kind, outstanding })
+        let flow = Flow {
+            kind,
+            outstanding,
+            nat_port,
+        };
+        (proto, v6 && nat_port.is_none(), flow, reused)
     }
 }
 
@@ -943,7 +1048,8 @@ pub fn generate<W: Write>(w: W, cfg: &BenchConfig) -> io::Result<BenchSummary> {
                 let tcp_need = (need - DNS_SHARE * ema_dns) / (1.0 - DNS_SHARE);
                 planner.scale = (tcp_need / ema_tcp_unit).clamp(0.05, 8.0);
             }
-            let (proto, v6, flow) = planner.plan(ts);
+            let (proto, v6, flow, reused) = planner.plan(ts);
+            sum.reused_tuples += u64::from(reused);
             if proto == Proto::Dns {
                 ema_dns = 0.99 * ema_dns + 0.01 * flow.outstanding as f64;
             } else {
@@ -981,6 +1087,9 @@ pub fn generate<W: Write>(w: W, cfg: &BenchConfig) -> io::Result<BenchSummary> {
         outstanding -= cost;
         if done {
             outstanding -= f.outstanding;
+            if let Some((k, port)) = f.nat_port {
+                planner.world.nat[k].free.push_back(port);
+            }
             active.swap_remove(i);
         }
     }

@@ -255,7 +255,10 @@ pub enum BodyKind {
 }
 
 /// Builds an HTTP/1.1 request (GET, or POST with a form body).
-pub fn http_request(rng: &mut Rng, host: &str, post: bool) -> Vec<u8> {
+/// `close`: `Connection: close` (one request per connection) instead of
+/// keep-alive.
+pub fn http_request(rng: &mut Rng, host: &str, post: bool, close: bool) -> Vec<u8> {
+    let connection = if close { "close" } else { "keep-alive" };
     let path = match rng.below(8) {
         0 => "/".to_string(),
         1 => "/index.html".to_string(),
@@ -295,7 +298,7 @@ pub fn http_request(rng: &mut Rng, host: &str, post: bool) -> Vec<u8> {
         s.push_str("Accept: */*\r\nAccept-Language: en-US,en;q=0.9\r\n");
         s.push_str("Content-Type: application/x-www-form-urlencoded\r\n");
         s.push_str(&format!(
-            "Content-Length: {}\r\nConnection: keep-alive\r\n\r\n",
+            "Content-Length: {}\r\nConnection: {connection}\r\n\r\n",
             form.len()
         ));
         s.push_str(&form);
@@ -312,7 +315,7 @@ pub fn http_request(rng: &mut Rng, host: &str, post: bool) -> Vec<u8> {
                 rng.next_u64()
             ));
         }
-        s.push_str("Connection: keep-alive\r\n\r\n");
+        s.push_str(&format!("Connection: {connection}\r\n\r\n"));
     }
     s.into_bytes()
 }
@@ -324,7 +327,9 @@ pub fn http_response(
     body_len: usize,
     kind: BodyKind,
     corpus_len: usize,
+    close: bool,
 ) -> MsgBuilder {
+    let connection = if close { "close" } else { "keep-alive" };
     let ctype = match kind {
         BodyKind::Html => "text/html; charset=utf-8",
         BodyKind::Script => "application/javascript",
@@ -341,7 +346,7 @@ pub fn http_response(
         http_date(unix)
     );
     h.push_str(&format!(
-        "Cache-Control: max-age={}\r\nETag: \"{:x}\"\r\nConnection: keep-alive\r\n\r\n",
+        "Cache-Control: max-age={}\r\nETag: \"{:x}\"\r\nConnection: {connection}\r\n\r\n",
         rng.range(0, 86_400),
         rng.next_u64()
     ));

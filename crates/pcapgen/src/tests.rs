@@ -62,6 +62,7 @@ fn bench_tcp_sequence_numbers_are_consistent() {
     let mut conns: HashMap<(IpAddr, u16, IpAddr, u16), Conn> = HashMap::new();
     let mut n = 0;
     let mut completed = 0u64;
+    let mut reused = 0u64;
     while rd.next_record(&mut buf).unwrap().is_some() {
         n += 1;
         let p = parse_frame(&buf).unwrap();
@@ -78,6 +79,11 @@ fn bench_tcp_sequence_numbers_are_consistent() {
         };
         let (me, peer) = if from_client { (0, 1) } else { (1, 0) };
         let c = conns.entry(key).or_default();
+        if c.closed && from_client && t.flags == SYN {
+            // A new connection on a closed 4-tuple (a NAT client's port).
+            *c = Conn::default();
+            reused += 1;
+        }
         assert!(!c.closed, "packet {n}: traffic after close");
         if t.flags & SYN != 0 {
             if from_client {
@@ -123,7 +129,9 @@ fn bench_tcp_sequence_numbers_are_consistent() {
         }
     }
     let tcp_flows = sum.by_proto[0] + sum.by_proto[1] + sum.by_proto[3];
-    assert_eq!(conns.len() as u64, tcp_flows);
+    assert_eq!(conns.len() as u64 + reused, tcp_flows);
+    assert_eq!(reused, sum.reused_tuples, "{sum}");
+    assert!(reused > 0, "the mix must reuse closed 4-tuples: {sum}");
     assert_eq!(
         completed, tcp_flows,
         "every TCP flow must end with FIN/ACK or RST"
