@@ -353,7 +353,7 @@ pub(crate) fn parse_message(m: &[u8], dir: Direction, cfg: &AppConfig, out: &mut
                 if first_q.is_none() {
                     first_q = Some((name_str(&n), t));
                 }
-                tx.push(Buffer::DnsQuery, dir, n);
+                tx.push(Buffer::DnsQuery, dir, &n);
             }
             Err(e) => {
                 out.event(name_event(e), dir, Some(txid));

@@ -1037,7 +1037,7 @@ impl HttpState {
 
 fn set_hdr(tx: &mut Transaction, m: &Msg, dir: Direction, name: &str, b: Buffer) {
     if let Some(v) = m.header(name) {
-        tx.set(b, dir, v.to_vec());
+        tx.set(b, dir, v);
     }
 }
 
@@ -1045,42 +1045,55 @@ fn fill_common(tx: &mut Transaction, m: &Msg, dir: Direction) {
     // Suricata: `http.header` is `Name: value\r\n` per header without the
     // Cookie (request) / Set-Cookie (response) header; `http.start` is the
     // start line, CRLF, every header (cookies included) and a final CRLF.
+    // Each buffer is written straight into the transaction's arena.
     let cookie = if dir == CS { "cookie" } else { "set-cookie" };
-    let mut h = Vec::new();
-    let mut start = m.line.clone();
-    start.extend_from_slice(b"\r\n");
-    let mut names = b"\r\n".to_vec();
+    let each = if dir == CS {
+        Buffer::HttpRequestHeader
+    } else {
+        Buffer::HttpResponseHeader
+    };
     for (n, v) in &m.headers {
-        let mut one = n.clone();
-        one.extend_from_slice(b": ");
-        one.extend_from_slice(v);
-        one.extend_from_slice(b"\r\n");
-        start.extend_from_slice(&one);
-        let each = if dir == CS {
-            Buffer::HttpRequestHeader
-        } else {
-            Buffer::HttpResponseHeader
-        };
-        tx.push(each, dir, one[..one.len() - 2].to_vec());
-        if !eq_ci(n, cookie) {
-            h.extend_from_slice(&one);
-        }
-        names.extend_from_slice(n);
-        names.extend_from_slice(b"\r\n");
+        tx.push_with(each, dir, |o| {
+            o.extend_from_slice(n);
+            o.extend_from_slice(b": ");
+            o.extend_from_slice(v);
+        });
     }
-    names.extend_from_slice(b"\r\n");
-    start.extend_from_slice(b"\r\n");
-    if !h.is_empty() {
-        tx.set(Buffer::HttpHeader, dir, h);
+    let header = |o: &mut Vec<u8>, n: &[u8], v: &[u8]| {
+        o.extend_from_slice(n);
+        o.extend_from_slice(b": ");
+        o.extend_from_slice(v);
+        o.extend_from_slice(b"\r\n");
+    };
+    if m.headers.iter().any(|(n, _)| !eq_ci(n, cookie)) {
+        tx.set_with(Buffer::HttpHeader, dir, |o| {
+            for (n, v) in m.headers.iter().filter(|(n, _)| !eq_ci(n, cookie)) {
+                header(o, n, v);
+            }
+        });
     }
     if !m.headers.is_empty() {
-        tx.set(Buffer::HttpHeaderNames, dir, names);
+        tx.set_with(Buffer::HttpHeaderNames, dir, |o| {
+            o.extend_from_slice(b"\r\n");
+            for (n, _) in &m.headers {
+                o.extend_from_slice(n);
+                o.extend_from_slice(b"\r\n");
+            }
+            o.extend_from_slice(b"\r\n");
+        });
     }
     if !m.raw_headers.is_empty() {
-        tx.set(Buffer::HttpHeaderRaw, dir, m.raw_headers.clone());
+        tx.set(Buffer::HttpHeaderRaw, dir, &m.raw_headers);
     }
     if !m.line.is_empty() {
-        tx.set(Buffer::HttpStart, dir, start);
+        tx.set_with(Buffer::HttpStart, dir, |o| {
+            o.extend_from_slice(&m.line);
+            o.extend_from_slice(b"\r\n");
+            for (n, v) in &m.headers {
+                header(o, n, v);
+            }
+            o.extend_from_slice(b"\r\n");
+        });
     }
     set_hdr(tx, m, dir, cookie, Buffer::HttpCookie);
     set_hdr(tx, m, dir, "content-type", Buffer::HttpContentType);
@@ -1099,10 +1112,10 @@ fn build_final(mut t: HttpTx) -> Transaction {
     let mut tx = build(&t, true);
     let [req, resp] = bodies;
     if let Some(b) = req.filter(|b| !b.is_empty()) {
-        tx.set(Buffer::HttpRequestBody, CS, b);
+        tx.set_owned(Buffer::HttpRequestBody, CS, b);
     }
     if let Some(b) = resp.filter(|b| !b.is_empty()) {
-        tx.set(Buffer::HttpResponseBody, SC, b);
+        tx.set_owned(Buffer::HttpResponseBody, SC, b);
     }
     tx
 }
@@ -1120,11 +1133,11 @@ fn build(t: &HttpTx, complete: bool) -> Transaction {
             },
         };
         if let Some(h) = m.header("host") {
-            tx.set(Buffer::HttpHostRaw, CS, h.to_vec());
+            tx.set(Buffer::HttpHostRaw, CS, h);
         }
         if !host.is_empty() || m.header("host").is_some() {
             e.insert("hostname".into(), js(&host).into());
-            tx.set(Buffer::HttpHost, CS, host);
+            tx.set(Buffer::HttpHost, CS, &host);
         }
         if let Some(p) = port {
             e.insert("http_port".into(), p.into());
@@ -1134,22 +1147,22 @@ fn build(t: &HttpTx, complete: bool) -> Transaction {
             tx.nums.urilen = Some(norm.len());
             tx.nums.urilen_raw = Some(m.b.len());
             e.insert("url".into(), js(&m.b).into());
-            tx.set(Buffer::HttpUri, CS, norm);
-            tx.set(Buffer::HttpUriRaw, CS, m.b.clone());
+            tx.set(Buffer::HttpUri, CS, &norm);
+            tx.set(Buffer::HttpUriRaw, CS, &m.b);
         }
         if let Some(ua) = m.header("user-agent") {
             e.insert("http_user_agent".into(), js(ua).into());
-            tx.set(Buffer::HttpUserAgent, CS, ua.to_vec());
+            tx.set(Buffer::HttpUserAgent, CS, ua);
         }
         if !m.a.is_empty() {
-            tx.set(Buffer::HttpMethod, CS, m.a.clone());
+            tx.set(Buffer::HttpMethod, CS, &m.a);
         }
-        tx.set(Buffer::HttpRequestLine, CS, m.line.clone());
+        tx.set(Buffer::HttpRequestLine, CS, &m.line);
         if !m.c.is_empty() {
-            tx.set(Buffer::HttpProtocol, CS, m.c.clone());
+            tx.set(Buffer::HttpProtocol, CS, &m.c);
         }
         if !m.body.is_empty() {
-            tx.set(Buffer::HttpRequestBody, CS, m.body.clone());
+            tx.set(Buffer::HttpRequestBody, CS, &m.body);
         }
         set_hdr(&mut tx, m, CS, "accept", Buffer::HttpAccept);
         set_hdr(&mut tx, m, CS, "accept-encoding", Buffer::HttpAcceptEnc);
@@ -1180,16 +1193,16 @@ fn build(t: &HttpTx, complete: bool) -> Transaction {
     }
     if let Some(m) = resp {
         if !m.line.is_empty() {
-            tx.set(Buffer::HttpResponseLine, SC, m.line.clone());
+            tx.set(Buffer::HttpResponseLine, SC, &m.line);
         }
         if !m.a.is_empty() {
-            tx.set(Buffer::HttpProtocol, SC, m.a.clone());
+            tx.set(Buffer::HttpProtocol, SC, &m.a);
             if t.req.is_none() {
                 e.insert("protocol".into(), js(&m.a).into());
             }
         }
         if !m.b.is_empty() {
-            tx.set(Buffer::HttpStatCode, SC, m.b.clone());
+            tx.set(Buffer::HttpStatCode, SC, &m.b);
             if let Some(s) = std::str::from_utf8(&m.b)
                 .ok()
                 .and_then(|s| s.parse::<u16>().ok())
@@ -1199,15 +1212,15 @@ fn build(t: &HttpTx, complete: bool) -> Transaction {
             }
         }
         if !m.c.is_empty() {
-            tx.set(Buffer::HttpStatMsg, SC, m.c.clone());
+            tx.set(Buffer::HttpStatMsg, SC, &m.c);
         }
         if let Some(l) = m.header("location") {
             e.insert("redirect".into(), js(l).into());
-            tx.set(Buffer::HttpLocation, SC, l.to_vec());
+            tx.set(Buffer::HttpLocation, SC, l);
         }
         set_hdr(&mut tx, m, SC, "server", Buffer::HttpServer);
         if !m.body.is_empty() {
-            tx.set(Buffer::HttpResponseBody, SC, m.body.clone());
+            tx.set(Buffer::HttpResponseBody, SC, &m.body);
         }
         fill_common(&mut tx, m, SC);
         e.insert("length".into(), m.body_len.into());

@@ -308,10 +308,10 @@ impl SshState {
             };
             let mut o = Map::new();
             o.insert("proto_version".into(), js(p).into());
-            tx.set(Buffer::SshProto, d, p.clone());
+            tx.set(Buffer::SshProto, d, p);
             if let Some(s) = &h.software {
                 o.insert("software_version".into(), js(s).into());
-                tx.set(Buffer::SshSoftware, d, s.clone());
+                tx.set(Buffer::SshSoftware, d, s);
             }
             if let Some(hs) = &h.hassh {
                 let hash = md5_hex(hs.as_bytes());
@@ -321,8 +321,8 @@ impl SshState {
                 } else {
                     (Buffer::SshHasshServer, Buffer::SshHasshServerString)
                 };
-                tx.set(bh, d, hash.into_bytes());
-                tx.set(bs, d, hs.clone().into_bytes());
+                tx.set(bh, d, hash.as_bytes());
+                tx.set(bs, d, hs.as_bytes());
             }
             e.insert(key.into(), Value::Object(o));
         }

@@ -210,6 +210,8 @@ pub(crate) struct TlsState {
     cfg: AppConfig,
     h: [Half; 2],
     ch: Option<ClientHello>,
+    /// JA3 string, JA3 hash and JA4 of `ch`, once worked out.
+    ch_prints: Option<(String, String, String)>,
     sh: Option<ServerHello>,
     certs: Vec<Vec<u8>>,
     cert: Option<Cert>,
@@ -399,6 +401,7 @@ impl TlsState {
             cfg,
             h: [Half::new(), Half::new()],
             ch: None,
+            ch_prints: None,
             sh: None,
             certs: Vec::new(),
             cert: None,
@@ -600,6 +603,7 @@ impl TlsState {
                 match parse_client_hello(m) {
                     Ok(ch) => {
                         self.ch = Some(ch);
+                        self.ch_prints = None;
                         if !self.sent_req {
                             self.sent_req = true;
                             let tx = self.build(out, false);
@@ -696,29 +700,25 @@ impl TlsState {
             e.insert("issuerdn".into(), c.issuer.clone().into());
             e.insert("serial".into(), c.serial.clone().into());
             e.insert("fingerprint".into(), c.fingerprint.clone().into());
-            tx.set(Buffer::TlsCertSubject, SC, c.subject.clone().into_bytes());
-            tx.set(Buffer::TlsCertIssuer, SC, c.issuer.clone().into_bytes());
-            tx.set(Buffer::TlsCertSerial, SC, c.serial.clone().into_bytes());
-            tx.set(
-                Buffer::TlsCertFingerprint,
-                SC,
-                c.fingerprint.clone().into_bytes(),
-            );
+            tx.set(Buffer::TlsCertSubject, SC, c.subject.as_bytes());
+            tx.set(Buffer::TlsCertIssuer, SC, c.issuer.as_bytes());
+            tx.set(Buffer::TlsCertSerial, SC, c.serial.as_bytes());
+            tx.set(Buffer::TlsCertFingerprint, SC, c.fingerprint.as_bytes());
             tx.nums.tls_not_before = c.not_before;
             tx.nums.tls_not_after = c.not_after;
         }
         if complete {
             for c in &self.certs {
-                tx.push(Buffer::TlsCerts, SC, c.clone());
+                tx.push(Buffer::TlsCerts, SC, c);
             }
         }
         if let Some(ch) = &self.ch {
             if let Some(sni) = &ch.sni {
                 e.insert("sni".into(), js(sni).into());
-                tx.set(Buffer::TlsSni, CS, sni.clone());
+                tx.set(Buffer::TlsSni, CS, sni);
             }
             for a in &ch.alpn {
-                tx.push(Buffer::TlsAlpn, CS, a.clone());
+                tx.push(Buffer::TlsAlpn, CS, a);
             }
             tx.nums.tls_version = Some(ch.version);
         }
@@ -738,14 +738,19 @@ impl TlsState {
             }
         }
         if let Some(ch) = &self.ch {
-            let s = ch.ja3_string();
-            let h = md5_hex(s.as_bytes());
+            // A session is built twice (client side done, then complete):
+            // the fingerprints are worked out once per ClientHello.
+            let f = self.ch_prints.get_or_insert_with(|| {
+                let s = ch.ja3_string();
+                let h = md5_hex(s.as_bytes());
+                (s, h, ch.ja4())
+            });
+            let (s, h, j4) = (&f.0, &f.1, &f.2);
+            tx.set(Buffer::Ja3Hash, CS, h.as_bytes());
+            tx.set(Buffer::Ja3String, CS, s.as_bytes());
+            tx.set(Buffer::Ja4Hash, CS, j4.as_bytes());
             e.insert("ja3".into(), json!({"hash": h, "string": s}));
-            tx.set(Buffer::Ja3Hash, CS, h.into_bytes());
-            tx.set(Buffer::Ja3String, CS, s.into_bytes());
-            let j4 = ch.ja4();
             e.insert("ja4".into(), j4.clone().into());
-            tx.set(Buffer::Ja4Hash, CS, j4.into_bytes());
         }
         if let Some(sh) = sh {
             let ex: Vec<String> = sh
@@ -757,8 +762,8 @@ impl TlsState {
             let s = format!("{},{},{}", sh.version, sh.cipher, ex.join("-"));
             let h = md5_hex(s.as_bytes());
             e.insert("ja3s".into(), json!({"hash": h, "string": s}));
-            tx.set(Buffer::Ja3sHash, SC, h.into_bytes());
-            tx.set(Buffer::Ja3sString, SC, s.into_bytes());
+            tx.set(Buffer::Ja3sHash, SC, h.as_bytes());
+            tx.set(Buffer::Ja3sString, SC, s.as_bytes());
         }
         tx.eve = Value::Object(e);
         tx
