@@ -347,3 +347,35 @@ alert tcp any any <> any 22 (msg:\"byte after NEWKEYS\"; content:\"|00|\"; sid:5
     );
     assert!(full[5] > default[5], "{default:?} {full:?}");
 }
+
+/// With app-layer record types switched off, workers make no such records
+/// (see `RecordTypes` in the pipeline): the alerts, with their app-layer
+/// metadata, stay exactly the same, and no record of an off type appears.
+#[test]
+fn alerts_do_not_depend_on_which_records_are_written() {
+    let (all, all_text) = run_demo(&["--workers", "1"]);
+    let (only, only_text) = run_demo(&["--workers", "1", "--set", "output.types=[alert,dns]"]);
+    assert!(!all.is_empty());
+    let strip = |v: &[Value]| -> Vec<String> {
+        v.iter()
+            .map(|a| {
+                let mut a = a.clone();
+                a.as_object_mut().unwrap().remove("event_id");
+                a.to_string()
+            })
+            .collect()
+    };
+    assert_eq!(strip(&all), strip(&only));
+    let types = |s: &str| -> BTreeSet<String> {
+        s.lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .map(|e| e["event_type"].as_str().unwrap_or("").to_string())
+            .collect()
+    };
+    assert!(types(&all_text).contains("http"), "{:?}", types(&all_text));
+    assert!(types(&all_text).contains("dns"));
+    assert_eq!(
+        types(&only_text),
+        BTreeSet::from(["alert".to_string(), "dns".to_string()])
+    );
+}

@@ -55,6 +55,8 @@ pub(crate) struct WorkerConfig {
     alert_bytes: zonewatch_detect::AlertBytesConfig,
     /// App-layer parser settings.
     app_cfg: zonewatch_applayer::AppConfig,
+    /// The app-layer record types the output writes.
+    app_records: app::RecordTypes,
 }
 
 impl WorkerConfig {
@@ -87,6 +89,7 @@ impl WorkerConfig {
                 packet: c.alert.packet,
             },
             app_cfg: c.app_layer.build(),
+            app_records: app::RecordTypes::from_types(&c.output.types),
             flow: FlowConfig {
                 // The flow memcap is shared evenly: each worker owns its table.
                 memcap_bytes: c.flow.memcap_bytes / workers.max(1) as u64,
@@ -221,7 +224,7 @@ impl Worker {
             ifaces: cfg.ifaces,
             flow: FlowStage::new(cfg.flow),
             stream: StreamStage::new(cfg.stream, cfg.max_sessions, keep_bytes),
-            app: AppStage::new(app_enabled, cfg.app_cfg),
+            app: AppStage::new(app_enabled, cfg.app_cfg, cfg.app_records),
             detect: DetectStage::new(detector, cfg.alert_bytes),
             observe: ObserveStage::new(cfg.observe, id == 0),
             stats: WorkerStats::new(),
