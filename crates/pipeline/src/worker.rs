@@ -132,7 +132,19 @@ pub(crate) struct Worker {
     last_publish: Instant,
     /// Reloaded rules, taken between batches.
     rules: Option<crate::reload::Watch>,
+    /// More work is queued behind the current message (set by the loop
+    /// that feeds the worker; the AF_PACKET loop leaves it false).
+    more_queued: bool,
+    /// Batches whose events wait to be sent, and the key below which the
+    /// worker is done once they are.
+    held: (u32, Option<EventKey>),
 }
+
+/// A message to the output thread wakes it: under load, one message per
+/// this many batches (or this many events) instead of one per batch. An
+/// empty queue always flushes, so live output is never held back.
+const EMIT_EVERY_BATCHES: u32 = 8;
+const EMIT_EVERY_EVENTS: usize = 512;
 
 /// The addresses of a packet, as its events carry them.
 fn packet_addr(d: &Decoded) -> Option<AddrInfo> {
@@ -232,6 +244,8 @@ impl Worker {
             out,
             last_publish: Instant::now(),
             rules: cfg.rules.map(crate::reload::Watch::new),
+            more_queued: false,
+            held: (0, None),
         }
     }
 
@@ -240,6 +254,13 @@ impl Worker {
     fn batch(&mut self, b: &Batch) {
         self.packets(b);
         let done = b.packets.last().map(|p| p.pos + 1).unwrap_or(0);
+        self.held = (self.held.0 + 1, Some(EventKey::at(done)));
+        if self.more_queued
+            && self.held.0 < EMIT_EVERY_BATCHES
+            && self.events.len() < EMIT_EVERY_EVENTS
+        {
+            return;
+        }
         self.emit(EventKey::at(done));
     }
 
@@ -416,6 +437,7 @@ impl Worker {
     /// Sends this message's events (sorted by key) and the watermark: every
     /// event this worker sends later sorts at or above `done_below`.
     fn emit(&mut self, done_below: EventKey) {
+        self.held = (0, None);
         let mut events = std::mem::take(&mut self.events);
         events.sort_by_key(|e| e.key);
         let obs = std::mem::take(&mut self.observe.obs);
@@ -495,6 +517,9 @@ impl Worker {
 
     /// Sends the final counters and says the worker is done.
     pub(crate) fn finish(mut self) {
+        if let (_, Some(done)) = self.held {
+            self.emit(done);
+        }
         self.publish();
         let _ = self.out.send(OutMsg::WorkerDone(self.id));
     }
@@ -509,6 +534,7 @@ pub(crate) fn run(
 ) {
     let mut w = Worker::new(id, cfg, out);
     for msg in rx.iter() {
+        w.more_queued = !rx.is_empty();
         if !w.handle(msg, &free) {
             break;
         }
