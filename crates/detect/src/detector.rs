@@ -823,7 +823,7 @@ impl WorkerState {
                 if !due || buffer_side(b, !to_client) != dir {
                     continue;
                 }
-                if let Some(pf) = engine.tx_prefilter.get(&(b, to_client)) {
+                if let Some(pf) = engine.tx_prefilter.get(b, to_client) {
                     pf.scan(bytes, &mut mark);
                 }
             }

@@ -139,7 +139,7 @@ pub struct Engine {
     /// inspected twice (its to_server rules when the request is complete,
     /// its to_client rules when the response is): the second time only
     /// the few to_client rules' patterns are scanned for.
-    pub(crate) tx_prefilter: hashbrown::HashMap<(Buffer, bool), Prefilter>,
+    pub(crate) tx_prefilter: TxPrefilters,
     pub(crate) tx_always: hashbrown::HashMap<AppProto, Vec<u32>>,
     /// Distinct flowbit names (bits per flow).
     pub(crate) flowbit_count: usize,
@@ -506,11 +506,10 @@ impl Engine {
                 })
                 .collect::<Vec<_>>(),
         );
-        let tx_prefilter = index
-            .tx_patterns
-            .into_iter()
-            .map(|(b, items)| (b, Prefilter::build(&items)))
-            .collect();
+        let mut tx_prefilter = TxPrefilters::default();
+        for ((b, to_client), items) in index.tx_patterns {
+            tx_prefilter.insert(b, to_client, Prefilter::build(&items));
+        }
         report.load_time = t0.elapsed();
         Engine {
             has_iponly: rules.iter().any(|r| r.iponly),
@@ -592,5 +591,31 @@ mod tests {
         );
         assert_eq!(e.report.skipped, 0, "{:?}", e.report.errors.first());
         assert_eq!(e.flowbit_count, 5000);
+    }
+}
+
+/// The transaction prefilters by (buffer, side): a flat table, because a
+/// transaction looks one up for each of its tens of buffers and hashing
+/// the key cost more than the lookup.
+#[derive(Default)]
+pub(crate) struct TxPrefilters(Vec<Option<Prefilter>>);
+
+impl TxPrefilters {
+    fn slot(b: Buffer, to_client: bool) -> usize {
+        b as usize * 2 + usize::from(to_client)
+    }
+
+    fn insert(&mut self, b: Buffer, to_client: bool, p: Prefilter) {
+        let i = Self::slot(b, to_client);
+        if self.0.len() <= i {
+            self.0.resize_with(i + 1, || None);
+        }
+        self.0[i] = Some(p);
+    }
+
+    /// The prefilter of the rules of side `to_client` that read buffer `b`.
+    #[inline]
+    pub(crate) fn get(&self, b: Buffer, to_client: bool) -> Option<&Prefilter> {
+        self.0.get(Self::slot(b, to_client))?.as_ref()
     }
 }
