@@ -47,6 +47,7 @@ decoder_events! {
     IprawInvalidIpVersion => "ipraw.invalid_ip_version", true;
     VlanHeaderTooSmall => "vlan.header_too_small", true;
     VlanTooManyLayers => "vlan.too_many_layers", true;
+    VlanUnknownType => "vlan.unknown_type", true;
     MplsHeaderTooSmall => "mpls.header_too_small", true;
     MplsPktTooSmall => "mpls.pkt_too_small", true;
     MplsBadLabelRouterAlert => "mpls.bad_label_router_alert", false;

@@ -236,11 +236,24 @@ impl<'a> Cx<'a, '_> {
                 }
                 ETH_TEB => return self.ethernet(off),
                 // 802.3 length field (LLC/SNAP: STP, CDP, ...) or well-known
-                // non-IP protocols: nothing to decode, nothing wrong.
-                t if t < 0x0600 => return,
-                0x88cc | 0x8809 | 0x888e | 0x88f7 | 0x8035 | 0x9000 | 0x0842 | 0x88e5 => return,
-                _ => return self.event(E::EthernetUnknownEthertype),
+                // non-IP protocols: nothing to decode, nothing wrong on bare
+                // Ethernet. Inside a VLAN tag Suricata flags every type its
+                // network layer does not decode (`vlan.unknown_type`).
+                t if t < 0x0600 => return self.unknown_after_vlan(vlans),
+                0x88cc | 0x8809 | 0x888e | 0x88f7 | 0x8035 | 0x9000 | 0x0842 | 0x88e5 => {
+                    return self.unknown_after_vlan(vlans)
+                }
+                _ => {
+                    self.unknown_after_vlan(vlans);
+                    return self.event(E::EthernetUnknownEthertype);
+                }
             }
+        }
+    }
+
+    fn unknown_after_vlan(&mut self, vlans: usize) {
+        if vlans > 0 {
+            self.event(E::VlanUnknownType);
         }
     }
 
@@ -1097,8 +1110,12 @@ impl<'a> Cx<'a, '_> {
             Err(_) => return self.event(E::Icmpv4PktTooSmall),
         };
         let (t, c) = (s.type_u8(), s.code_u8());
+        // The types and codes Suricata 7's ICMPv4 decoder knows: router
+        // solicitation (10) is not among them, and a router advertisement
+        // (9) may carry any code (16: does not route common traffic).
         let max_code = match t {
-            0 | 8 | 4 | 9 | 10 | 13 | 14 | 15 | 16 | 17 | 18 => Some(0),
+            9 => Some(u8::MAX),
+            0 | 8 | 4 | 13 | 14 | 15 | 16 | 17 | 18 => Some(0),
             3 => Some(15),
             5 => Some(3),
             11 => Some(1),
