@@ -1290,3 +1290,42 @@ fn udp_non_dns_gives_up_after_four_datagrams() {
     assert_eq!(st.app_proto(), None);
     assert!(out.is_empty());
 }
+
+/// Heartbeats in the clear, as Suricata checks them: Heartbleed's request
+/// (a payload length that fills the record, no padding) is invalid from
+/// its first bytes, before the announced record arrives; a payload longer
+/// than the record overflows it; a well-formed one raises nothing.
+#[test]
+fn tls_heartbeats_are_checked() {
+    let ch = records(22, &client_hello(), 16384);
+    // Record of 16,368 bytes announced, payload length 16,365: no padding.
+    let mut bleed = ch.clone();
+    bleed.extend_from_slice(b"\x18\x03\x02\x3f\xf0\x01\x3f\xed");
+    let (_, out) = tcp(443, &[(CS, &bleed)]);
+    assert!(
+        events(&out).contains(&"tls.invalid_heartbeat_message"),
+        "{:?}",
+        events(&out)
+    );
+    // Payload length 100 in a 20-byte record.
+    let mut over = ch.clone();
+    over.extend_from_slice(b"\x18\x03\x03\x00\x14\x01\x00\x64");
+    over.extend_from_slice(&[0u8; 17]);
+    let (_, out) = tcp(443, &[(CS, &over)]);
+    assert!(
+        events(&out).contains(&"tls.overflow_heartbeat_message"),
+        "{:?}",
+        events(&out)
+    );
+    // Payload 4 bytes, padding 16: fine; then the server's answer.
+    let mut ok = ch;
+    ok.extend_from_slice(b"\x18\x03\x03\x00\x17\x01\x00\x04");
+    ok.extend_from_slice(&[0u8; 20]);
+    let answer = b"\x18\x03\x03\x00\x17\x02\x00\x04\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0";
+    let (_, out) = tcp(443, &[(CS, &ok), (SC, answer)]);
+    assert!(
+        !events(&out).iter().any(|e| e.contains("heartbeat")),
+        "{:?}",
+        events(&out)
+    );
+}

@@ -221,6 +221,12 @@ pub(crate) struct TlsState {
     /// An application data record was seen (after the server's hello, or
     /// from the server): Suricata's cue to stop payload inspection.
     app_data: bool,
+    /// A ChangeCipherSpec was seen (either side): heartbeats are
+    /// encrypted from then on.
+    ccs: bool,
+    /// A heartbeat in flight: who sent it and, once encrypted, its record
+    /// length (a longer answer is Heartbleed's data leak).
+    heartbeat: Option<(Direction, usize)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -402,6 +408,8 @@ impl TlsState {
             h: [Half::new(), Half::new()],
             ch: None,
             ch_prints: None,
+            ccs: false,
+            heartbeat: None,
             sh: None,
             certs: Vec::new(),
             cert: None,
@@ -531,8 +539,17 @@ impl TlsState {
             let len = u16::from_be_bytes([h.rec[3], h.rec[4]]) as usize;
             let need = 5 + len - h.rec.len();
             let n = need.min(data.len());
+            let had = h.rec.len();
             h.rec.extend_from_slice(&data[..n]);
             data = &data[n..];
+            if h.rec[0] == 24 && had < 8 && h.rec.len() >= 8 {
+                let head = [h.rec[5], h.rec[6], h.rec[7]];
+                self.heartbeat(dir, len, head, out);
+                if self.h[d].dead {
+                    return;
+                }
+            }
+            let h = &mut self.h[d];
             if h.rec.len() < 5 + len {
                 return;
             }
@@ -552,6 +569,8 @@ impl TlsState {
             20 | 23 => {
                 if t == 23 {
                     self.note_app_data(d);
+                } else {
+                    self.ccs = true;
                 }
                 self.h[d].encrypted = true;
                 self.h[d].hs = Vec::new();
@@ -590,7 +609,41 @@ impl TlsState {
                 }
                 self.h[d].hs.drain(..pos);
             }
+            // Heartbeats are checked from their first bytes (`input`): the
+            // record an attacker announces need never arrive whole.
             _ => {}
+        }
+    }
+
+    /// A heartbeat record (RFC 6520), checked as Suricata does: in the
+    /// clear, a known type and a payload length that fits the record with
+    /// at least 16 bytes of padding (CVE-2014-0160 asks for more than it
+    /// sends); one heartbeat in flight per side; encrypted, an answer no
+    /// longer than the request.
+    fn heartbeat(&mut self, dir: Direction, record_len: usize, head: [u8; 3], out: &mut Out<'_>) {
+        let [hb_type, hi, lo] = head;
+        if !self.ccs && !matches!(hb_type, 1 | 2) {
+            return self.kill(dir, "tls.invalid_heartbeat_message", out);
+        }
+        match self.heartbeat {
+            None if self.ccs => self.heartbeat = Some((dir, record_len)),
+            None => {
+                self.heartbeat = Some((dir, 0));
+                let payload = usize::from(u16::from_be_bytes([hi, lo]));
+                if payload + 3 > record_len {
+                    return self.kill(dir, "tls.overflow_heartbeat_message", out);
+                }
+                if record_len - payload - 3 < 16 {
+                    return self.kill(dir, "tls.invalid_heartbeat_message", out);
+                }
+            }
+            Some((from, _)) if from == dir => self.kill(dir, "tls.invalid_heartbeat_message", out),
+            Some((_, request)) => {
+                self.heartbeat = None;
+                if self.ccs && request > 0 && request < record_len {
+                    self.kill(dir, "tls.dataleak_heartbeat_mismatch", out);
+                }
+            }
         }
     }
 
