@@ -631,10 +631,9 @@ impl TlsState {
                 self.heartbeat = Some((dir, 0));
                 let payload = usize::from(u16::from_be_bytes([hi, lo]));
                 if payload + 3 > record_len {
-                    return self.kill(dir, "tls.overflow_heartbeat_message", out);
-                }
-                if record_len - payload - 3 < 16 {
-                    return self.kill(dir, "tls.invalid_heartbeat_message", out);
+                    self.kill(dir, "tls.overflow_heartbeat_message", out);
+                } else if record_len - payload - 3 < 16 {
+                    self.kill(dir, "tls.invalid_heartbeat_message", out);
                 }
             }
             Some((from, _)) if from == dir => self.kill(dir, "tls.invalid_heartbeat_message", out),
