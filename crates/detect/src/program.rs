@@ -172,9 +172,84 @@ impl ByteOp {
     }
 }
 
+/// A compiled pcre. The `regex` crate (linear time, on bytes) runs every
+/// expression it can; the rest (backreferences, look-around: a few hundred
+/// ET Open rules) run on a backtracking engine with a bound on its work, as
+/// Suricata bounds PCRE with `pcre.match-limit`.
+#[derive(Debug)]
+pub(crate) enum PcreMatcher {
+    Linear(regex::bytes::Regex),
+    Backtracking(fancy_regex::Regex),
+}
+
+/// Backtracking steps one pcre may take on one buffer before it is taken as
+/// not matching (and counted): hostile input must not stall a worker.
+const PCRE_BACKTRACK_LIMIT: usize = 100_000;
+
+impl PcreMatcher {
+    /// The first match at or after `start`: (start, end) in `hay`.
+    pub(crate) fn find_at(&self, hay: &[u8], start: usize) -> Option<(usize, usize)> {
+        match self {
+            PcreMatcher::Linear(r) => r.find_at(hay, start).map(|m| (m.start(), m.end())),
+            PcreMatcher::Backtracking(r) => {
+                // The backtracking engine reads text: each byte becomes the
+                // character of the same number (Latin-1), so `\xNN` in the
+                // expression still means byte NN. Offsets are mapped back.
+                let text: String = hay.iter().map(|&b| char::from(b)).collect();
+                let pos = start
+                    + hay[..start.min(hay.len())]
+                        .iter()
+                        .filter(|&&b| b >= 0x80)
+                        .count();
+                let m = r.find_from_pos(&text, pos).ok()??;
+                Some((byte_index(hay, m.start()), byte_index(hay, m.end())))
+            }
+        }
+    }
+}
+
+/// `\w`, `\d`, `\s` and their negations spelled as ASCII classes (an
+/// escaped backslash is left alone).
+fn ascii_classes(pat: &str) -> String {
+    let mut out = String::with_capacity(pat.len() + 32);
+    let mut chars = pat.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('w') => out.push_str("[0-9A-Za-z_]"),
+            Some('W') => out.push_str("[^0-9A-Za-z_]"),
+            Some('d') => out.push_str("[0-9]"),
+            Some('D') => out.push_str("[^0-9]"),
+            Some('s') => out.push_str("[\\t\\n\\x0b\\x0c\\r ]"),
+            Some('S') => out.push_str("[^\\t\\n\\x0b\\x0c\\r ]"),
+            Some(other) => {
+                out.push('\\');
+                out.push(other);
+            }
+            None => out.push('\\'),
+        }
+    }
+    out
+}
+
+/// The index in `hay` of the byte at `utf8` in its Latin-1 text.
+fn byte_index(hay: &[u8], utf8: usize) -> usize {
+    let mut at = 0;
+    for (i, &b) in hay.iter().enumerate() {
+        if at >= utf8 {
+            return i;
+        }
+        at += if b >= 0x80 { 2 } else { 1 };
+    }
+    hay.len()
+}
+
 #[derive(Debug)]
 struct PcreStep {
-    re: regex::bytes::Regex,
+    re: PcreMatcher,
     relative: bool,
     negated: bool,
 }
@@ -605,9 +680,9 @@ fn numc(n: &Num, vars: &[String]) -> Result<NumC, CompileError> {
     }
 }
 
-/// Translates a PCRE expression and flags into the `regex` crate's syntax.
-/// Look-around, backreferences and the like are reported as unsupported.
-pub(crate) fn compile_pcre(p: &zonewatch_rules::Pcre) -> Result<regex::bytes::Regex, CompileError> {
+/// Translates a PCRE expression and flags into the `regex` crate's syntax,
+/// or, for backreferences and look-around, the backtracking engine's.
+pub(crate) fn compile_pcre(p: &zonewatch_rules::Pcre) -> Result<PcreMatcher, CompileError> {
     let mut flags = String::new();
     if p.caseless {
         flags.push('i');
@@ -628,16 +703,7 @@ pub(crate) fn compile_pcre(p: &zonewatch_rules::Pcre) -> Result<regex::bytes::Re
     let pat = p
         .pattern
         .replace("\\Z", "(?:\\n?\\z)")
-        .replace("\\h", "[\\t ]")
-        .replace("(?<=", "\u{1}lookbehind")
-        .replace("(?<!", "\u{1}lookbehind");
-    if pat.contains('\u{1}') {
-        return Err(CompileError {
-            keyword: "pcre",
-            detail: "look-behind".into(),
-            unsupported: true,
-        });
-    }
+        .replace("\\h", "[\\t ]");
     let mut full = String::new();
     if !flags.is_empty() {
         full.push_str(&format!("(?{flags})"));
@@ -649,7 +715,7 @@ pub(crate) fn compile_pcre(p: &zonewatch_rules::Pcre) -> Result<regex::bytes::Re
     } else {
         full.push_str(&pat);
     }
-    regex::bytes::RegexBuilder::new(&full)
+    let linear = regex::bytes::RegexBuilder::new(&full)
         .unicode(false)
         .size_limit(4 << 20)
         .dfa_size_limit(2 << 20)
@@ -660,25 +726,40 @@ pub(crate) fn compile_pcre(p: &zonewatch_rules::Pcre) -> Result<regex::bytes::Re
                 .size_limit(4 << 20)
                 .dfa_size_limit(2 << 20)
                 .build()
-        })
-        .map_err(|e| {
-            let msg = e.to_string();
-            let detail = if msg.contains("look-around") {
-                "look-around".to_string()
-            } else if msg.contains("backreference") {
-                "backreference".to_string()
-            } else if msg.contains("size limit") {
-                "expression too large".to_string()
-            } else {
-                let last = msg.lines().last().unwrap_or("").trim().to_string();
-                format!("regex: {last}")
-            };
-            CompileError {
-                keyword: "pcre",
-                detail,
-                unsupported: true,
-            }
-        })
+        });
+    let e = match linear {
+        Ok(r) => return Ok(PcreMatcher::Linear(r)),
+        Err(e) => e,
+    };
+    // PCRE's classes are ASCII (no UTF mode in rules): the Latin-1 text
+    // must not let `\w`, `\d` or `\s` match the bytes above 0x7f.
+    let ascii = ascii_classes(&full);
+    let backtracking = fancy_regex::RegexBuilder::new(&ascii)
+        .backtrack_limit(PCRE_BACKTRACK_LIMIT)
+        .delegate_size_limit(4 << 20)
+        .delegate_dfa_size_limit(2 << 20)
+        .build();
+    if let Ok(r) = backtracking {
+        return Ok(PcreMatcher::Backtracking(r));
+    }
+    Err(e).map_err(|e| {
+        let msg = e.to_string();
+        let detail = if msg.contains("look-around") {
+            "look-around".to_string()
+        } else if msg.contains("backreference") {
+            "backreference".to_string()
+        } else if msg.contains("size limit") {
+            "expression too large".to_string()
+        } else {
+            let last = msg.lines().last().unwrap_or("").trim().to_string();
+            format!("regex: {last}")
+        };
+        CompileError {
+            keyword: "pcre",
+            detail,
+            unsupported: true,
+        }
+    })
 }
 
 impl Program {
@@ -845,7 +926,7 @@ impl Program {
                 };
             }
             let m = m?;
-            let (ms, me) = (base + m.start(), base + m.end());
+            let (ms, me) = (base + m.0, base + m.1);
             if let Some(rest) = self.step(i + 1, me, run) {
                 return Some(rest.max(me));
             }
@@ -983,5 +1064,40 @@ mod tests {
         let p = prog(r#"content:"user="; pcre:"/^[a-z]+\d/R";"#);
         assert!(hit(&p, b"x user=bob1"));
         assert!(!hit(&p, b"x user= bob1"));
+    }
+
+    /// Backreferences and look-around run on the backtracking engine, over
+    /// raw bytes (high bytes included), with PCRE's ASCII classes.
+    #[test]
+    fn pcre_backreferences_and_look_around() {
+        let p = prog(r#"pcre:"/(?P<q>[\x22\x27])[a-z]+(?P=q)/";"#);
+        assert!(hit(&p, b"x='abc' y"));
+        assert!(!hit(&p, b"x='abc\" y"));
+        let p = prog(r#"pcre:"/(?<=user=)\xff[a-z]+/";"#);
+        assert!(hit(&p, b"\x80\x90user=\xffbob"));
+        assert!(!hit(&p, b"name=\xffbob"));
+        // \w is ASCII: the Latin-1 letter 0xe9 is not a word byte.
+        let p = prog(r#"pcre:"/^\w+(?=:)/";"#);
+        assert!(hit(&p, b"abc:"));
+        assert!(!hit(&p, b"ab\xe9:"));
+        // Relative matching after a content lands on byte offsets even
+        // after high bytes.
+        let p = prog(r#"content:"|fe fe|"; pcre:"/^(a)\1/R"; content:"z"; distance:0;"#);
+        assert!(hit(&p, b"\xfe\xfeaaz"));
+        assert!(!hit(&p, b"\xfe\xfeabz"));
+    }
+
+    /// Catastrophic backtracking stops at the limit: no match, quickly.
+    #[test]
+    fn pcre_backtracking_is_bounded() {
+        let p = prog(r#"pcre:"/^(a|aa)+(?=b)\1c/";"#);
+        let hostile = vec![b'a'; 5000];
+        let t = std::time::Instant::now();
+        assert!(!hit(&p, &hostile));
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(2),
+            "{:?}",
+            t.elapsed()
+        );
     }
 }
