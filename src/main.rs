@@ -1,6 +1,7 @@
 //! `zonewatch`: command line, configuration and exit codes. Everything else
 //! lives in the library crates; this file only wires them together.
 
+mod aggregate_cmd;
 mod kafka_sink;
 mod privileges;
 mod reload;
@@ -41,6 +42,9 @@ enum Command {
     /// Tools for rule writers: check rule files of every kind, run rule tests.
     #[command(subcommand)]
     Rules(rules_cmd::RulesCommand),
+    /// The security cloud's aggregator: consume the sensors' alerts and stats from Kafka
+    /// in a consumer group, correlate them, publish incidents (docs/aggregate.md).
+    Aggregate(aggregate_cmd::AggregateArgs),
 }
 
 #[derive(Subcommand)]
@@ -174,6 +178,7 @@ fn main() {
         Command::Run(a) => run(a).map(|c| c as i32),
         Command::Config(ConfigCommand::Check(a)) => check(a).map(|c| c as i32),
         Command::Rules(c) => rules_cmd::rules(c),
+        Command::Aggregate(a) => aggregate_cmd::aggregate(a),
     };
     match r {
         Ok(code) => std::process::exit(code),

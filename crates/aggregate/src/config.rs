@@ -27,6 +27,9 @@ pub struct AggregateConfig {
     pub replay_messages: u64,
     /// How often consumed offsets are committed (after the incidents are acknowledged).
     pub commit_interval_ms: u64,
+    /// Consumer group session timeout: how soon the partitions of a dead instance go to
+    /// the others (librdkafka `session.timeout.ms`).
+    pub session_timeout_ms: u64,
     /// `host` of the incident events (default: the machine's host name).
     pub name: String,
     /// `multi_tenant_source`.
@@ -49,6 +52,7 @@ impl Default for AggregateConfig {
             sensors: BTreeMap::new(),
             replay_messages: 100_000,
             commit_interval_ms: 1_000,
+            session_timeout_ms: 10_000,
             name: String::new(),
             multi_tenant: MultiTenantConfig::default(),
             storm: StormConfig::default(),
