@@ -568,7 +568,15 @@ pub fn aggregate(a: AggregateArgs) -> anyhow::Result<i32> {
         .and_then(|t| t.topic.clone())
         .unwrap_or_else(|| agg.incidents_topic.clone());
     if kafka.create_topics {
-        ensure_topics(&kafka, &[&incidents_topic, &agg.dead_letter_topic]);
+        // The input topics too: a group subscribed to a missing topic gets no partitions
+        // until its next metadata refresh, although sensors create them on first use.
+        let wanted = [
+            &inputs[0],
+            &inputs[1],
+            &incidents_topic,
+            &agg.dead_letter_topic,
+        ];
+        ensure_topics(&kafka, &wanted.map(String::as_str));
     }
     let deliveries = Arc::new(Deliveries::default());
     let mut pc = kafka.client_config();
@@ -591,6 +599,8 @@ pub fn aggregate(a: AggregateArgs) -> anyhow::Result<i32> {
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
+        // Partitions added to the input topics are picked up within this time.
+        .set("topic.metadata.refresh.interval.ms", "10000")
         .set("session.timeout.ms", agg.session_timeout_ms.to_string())
         .set(
             "fetch.message.max.bytes",

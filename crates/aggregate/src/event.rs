@@ -191,12 +191,16 @@ pub fn parse_event(value: &[u8], headers: &Headers<'_>) -> Result<Event, Reject>
     match raw.event_type.as_deref() {
         Some("alert") => {
             let alert = raw.alert.ok_or(Reject::Malformed)?;
+            let src_ip = raw.src_ip.as_deref().unwrap_or("");
+            if !src_ip.is_empty() && src_ip.parse::<std::net::IpAddr>().is_err() {
+                return Err(Reject::Malformed);
+            }
             Ok(Event::Alert(AlertEvent {
                 event_id: cut(event_id),
                 time_us,
                 tenant: cut(tenant),
                 sensor: cut(host),
-                src_ip: cut(raw.src_ip.as_deref().unwrap_or("")),
+                src_ip: src_ip.to_string(),
                 signature: cut(alert.signature.as_deref().unwrap_or("")),
                 severity: alert.severity.unwrap_or(3).clamp(1, 255) as u8,
             }))

@@ -135,6 +135,9 @@ impl Incident {
             "top_signatures": self.top_signatures,
             "severity": self.severity,
         });
+        if !self.src_ip.is_empty() {
+            inc["src_ip"] = self.src_ip.clone().into();
+        }
         if !self.details.is_empty() {
             inc["details"] = serde_json::Value::Object(self.details.clone());
         }
@@ -144,9 +147,6 @@ impl Incident {
             "event_id": self.event_id(),
             "host": host,
         });
-        if !self.src_ip.is_empty() {
-            ev["src_ip"] = self.src_ip.clone().into();
-        }
         if self.tenants.len() == 1 {
             // A single-tenant incident carries the tenant like any event, so a
             // per-tenant consumer (or report) can filter on it.
