@@ -410,6 +410,51 @@ fn alert_json(id: u64, secs: u64, src: &str, sensor: &str, tenant: &str) -> Stri
     .to_string()
 }
 
+const PER_SOURCE: u64 = 300;
+
+/// (key, sensor, tenant, value) of each alert: alert k of a source is at second k, from
+/// tenant k % 3; ids unique across sources; sources interleaved.
+fn synthetic_stream(sources: &[String]) -> Vec<(String, String, String, String)> {
+    (0..PER_SOURCE)
+        .flat_map(|k| {
+            sources.iter().enumerate().map(move |(si, src)| {
+                let (sensor, tenant) = TENANTS[(k % 3) as usize];
+                let id = si as u64 * 100_000 + k;
+                (
+                    src.clone(),
+                    sensor.to_string(),
+                    tenant.to_string(),
+                    alert_json(id, k, src, sensor, tenant),
+                )
+            })
+        })
+        .collect()
+}
+
+/// The sources whose multi_tenant_source incident is closed.
+fn closed_sources(evs: &[Value]) -> BTreeSet<String> {
+    multi_tenant(evs)
+        .iter()
+        .filter(|e| e["incident"]["state"] == "closed")
+        .map(|e| e["incident"]["src_ip"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// An alert an hour and more after the stream, from elsewhere: time moves past every
+/// source's quiet period, and their incidents close with their final counts.
+fn send_late_alert(p: &BaseProducer) {
+    let late = alert_json(
+        9_999_999,
+        PER_SOURCE + 3_700,
+        "192.0.2.200",
+        "city-a",
+        "131016",
+    );
+    let h = [("sensor", "city-a"), ("tenant", "131016")];
+    produce(p, "zonewatch-alerts", "192.0.2.200", &h, &late);
+    p.flush(Duration::from_secs(10)).unwrap();
+}
+
 #[test]
 fn sigkill_mid_stream_loses_no_alert_and_counts_none_twice() {
     let Some(broker) = Broker::new(false) else {
@@ -430,23 +475,7 @@ fn sigkill_mid_stream_loses_no_alert_and_counts_none_twice() {
         "3",
     ]);
     let sources: Vec<String> = (1..=6).map(|i| format!("198.51.100.{i}")).collect();
-    const PER_SOURCE: u64 = 300;
-    // Alert k of a source: second k, tenant k % 3; ids unique across sources.
-    let all: Vec<(String, String, String, String)> = (0..PER_SOURCE)
-        .flat_map(|k| {
-            let sources = &sources;
-            sources.iter().enumerate().map(move |(si, src)| {
-                let (sensor, tenant) = TENANTS[(k % 3) as usize];
-                let id = si as u64 * 100_000 + k;
-                (
-                    src.clone(),
-                    sensor.to_string(),
-                    tenant.to_string(),
-                    alert_json(id, k, src, sensor, tenant),
-                )
-            })
-        })
-        .collect();
+    let all = synthetic_stream(&sources);
     let p = producer(&brokers);
     let send = |batch: &[(String, String, String, String)]| {
         for (src, sensor, tenant, v) in batch {
@@ -482,30 +511,9 @@ fn sigkill_mid_stream_loses_no_alert_and_counts_none_twice() {
     send(&all[half + 300..half + 400]);
     let second = Aggregator::start(&brokers, "crash", &[]);
     second.wait_for("assigned", Duration::from_secs(90));
-    // An alert an hour and more later, from elsewhere: time moves past every source's
-    // quiet period, and their incidents close with their final counts.
-    let late = alert_json(
-        9_999_999,
-        PER_SOURCE + 3_700,
-        "192.0.2.200",
-        "city-a",
-        "131016",
-    );
-    produce(
-        &p,
-        "zonewatch-alerts",
-        "192.0.2.200",
-        &[("sensor", "city-a"), ("tenant", "131016")],
-        &late,
-    );
-    p.flush(Duration::from_secs(10)).unwrap();
+    send_late_alert(&p);
     let evs = incidents.read_until(Duration::from_secs(120), |evs| {
-        let closed: BTreeSet<&str> = multi_tenant(evs)
-            .iter()
-            .filter(|e| e["incident"]["state"] == "closed")
-            .map(|e| e["incident"]["src_ip"].as_str().unwrap())
-            .collect();
-        closed.len() == sources.len()
+        closed_sources(evs).len() == sources.len()
     });
     let (status, log) = second.stop();
     assert!(status.success(), "{log}");
@@ -517,6 +525,74 @@ fn sigkill_mid_stream_loses_no_alert_and_counts_none_twice() {
         .and_then(|n| n.parse().ok())
         .unwrap_or(0);
     assert!(replayed >= half as u64, "{log}");
+    check_counts(&evs, &sources, PER_SOURCE);
+}
+
+#[test]
+fn two_instances_share_the_partitions_and_the_survivor_takes_over() {
+    let Some(broker) = Broker::new(false) else {
+        return;
+    };
+    broker.start();
+    let brokers = broker.brokers();
+    let port = broker.port.to_string();
+    broker.run(&["create-topic", "zonewatch-alerts", &port, "4"]);
+    broker.run(&["create-topic", "zonewatch-stats", &port, "2"]);
+    let sources: Vec<String> = (1..=8).map(|i| format!("198.51.100.{i}")).collect();
+    let all = synthetic_stream(&sources);
+    let p = producer(&brokers);
+    let send = |batch: &[(String, String, String, String)]| {
+        for (src, sensor, tenant, v) in batch {
+            let h = [("sensor", sensor.as_str()), ("tenant", tenant.as_str())];
+            produce(&p, "zonewatch-alerts", src, &h, v);
+        }
+        p.flush(Duration::from_secs(30)).unwrap();
+    };
+    let half = all.len() / 2;
+    send(&all[..half]);
+    let a = Aggregator::start(&brokers, "pair", &[]);
+    let b = Aggregator::start(&brokers, "pair", &[]);
+    // Both hold a share: the group has rebalanced to two members.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let share = |x: &Aggregator| {
+        x.log()
+            .lines()
+            .filter(|l| l.contains("assigned"))
+            .last()
+            .map(str::to_string)
+    };
+    while !(share(&a).is_some_and(|l| !l.contains(" 6 "))
+        && share(&b).is_some_and(|l| !l.contains(" 6 ")))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no two-way split:\n{}\n{}",
+            a.log(),
+            b.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let mut incidents = TopicReader::new(&brokers, "zonewatch-incidents");
+    incidents.read_until(Duration::from_secs(120), |evs| {
+        multi_tenant(evs).len() >= sources.len()
+    });
+    b.signal("-KILL");
+    drop(b);
+    send(&all[half..]);
+    // The survivor gets every partition once the dead member's session times out.
+    a.wait_for("assigned 6 partitions", Duration::from_secs(120));
+    send_late_alert(&p);
+    let evs = incidents.read_until(Duration::from_secs(120), |evs| {
+        closed_sources(evs).len() == sources.len()
+    });
+    let (status, log) = a.stop();
+    assert!(status.success(), "{log}");
+    check_counts(&evs, &sources, PER_SOURCE);
+}
+
+/// Every source has one incident, closed with every distinct alert counted once, and an
+/// incident event published more than once is the same event each time.
+fn check_counts(evs: &[Value], sources: &[String], per_source: u64) {
     let validator = incident_validator();
     let mut by_source: BTreeMap<String, Vec<&Value>> = BTreeMap::new();
     for e in multi_tenant(&evs) {
@@ -538,7 +614,7 @@ fn sigkill_mid_stream_loses_no_alert_and_counts_none_twice() {
             .map(|e| e["incident"]["alert_count"].as_u64().unwrap())
             .collect();
         assert!(
-            counts.iter().all(|c| *c <= PER_SOURCE),
+            counts.iter().all(|c| *c <= per_source),
             "{src}: counted twice: {counts:?}"
         );
         let closed: Vec<&&Value> = evs
@@ -547,7 +623,7 @@ fn sigkill_mid_stream_loses_no_alert_and_counts_none_twice() {
             .collect();
         assert!(!closed.is_empty(), "{src}: not closed");
         for c in &closed {
-            assert_eq!(c["incident"]["alert_count"], PER_SOURCE, "{src}: {c}");
+            assert_eq!(c["incident"]["alert_count"], per_source, "{src}: {c}");
             assert_eq!(tenants_of(c), ["131016", "132012", "133001"]);
         }
         // Published again after the restart, an incident event is the same event.
