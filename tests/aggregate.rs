@@ -557,8 +557,7 @@ fn two_instances_share_the_partitions_and_the_survivor_takes_over() {
     let share = |x: &Aggregator| {
         x.log()
             .lines()
-            .filter(|l| l.contains("assigned"))
-            .last()
+            .rfind(|l| l.contains("assigned"))
             .map(str::to_string)
     };
     while !(share(&a).is_some_and(|l| !l.contains(" 6 "))
@@ -595,7 +594,7 @@ fn two_instances_share_the_partitions_and_the_survivor_takes_over() {
 fn check_counts(evs: &[Value], sources: &[String], per_source: u64) {
     let validator = incident_validator();
     let mut by_source: BTreeMap<String, Vec<&Value>> = BTreeMap::new();
-    for e in multi_tenant(&evs) {
+    for e in multi_tenant(evs) {
         assert_valid(&validator, e);
         by_source
             .entry(e["incident"]["src_ip"].as_str().unwrap().to_string())
