@@ -5,6 +5,9 @@ mod aggregate_cmd;
 mod kafka_sink;
 mod privileges;
 mod reload;
+mod report_cmd;
+mod report_html;
+mod report_kafka;
 mod rules_cmd;
 mod rules_profile;
 mod rules_test;
@@ -45,6 +48,9 @@ enum Command {
     /// The security cloud's aggregator: consume the sensors' alerts and stats from Kafka
     /// in a consumer group, correlate them, publish incidents (docs/aggregate.md).
     Aggregate(aggregate_cmd::AggregateArgs),
+    /// A self-contained HTML report (inline SVG charts) and report.json, for one tenant or
+    /// all, from EVE files or the Kafka topics.
+    Report(report_cmd::ReportArgs),
 }
 
 #[derive(Subcommand)]
@@ -179,6 +185,7 @@ fn main() {
         Command::Config(ConfigCommand::Check(a)) => check(a).map(|c| c as i32),
         Command::Rules(c) => rules_cmd::rules(c),
         Command::Aggregate(a) => aggregate_cmd::aggregate(a),
+        Command::Report(a) => report_cmd::report(a),
     };
     match r {
         Ok(code) => std::process::exit(code),

@@ -30,7 +30,7 @@ mod storm;
 
 pub use config::{AggregateConfig, DedupConfig, HealthConfig, MultiTenantConfig, StormConfig};
 pub use event::{parse_event, parse_timestamp, AlertEvent, Event, Headers, Reject, StatsEvent};
-pub use incident::{Incident, IncidentKind, IncidentState, SignatureCount};
+pub use incident::{eve_time, Incident, IncidentKind, IncidentState, SignatureCount};
 
 use dedup::Dedup;
 use health::Health;
