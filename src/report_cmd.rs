@@ -152,10 +152,12 @@ impl Report {
         self.alerts += 1;
         let sev = v["alert"]["severity"].as_u64().unwrap_or(3).clamp(1, 4) as usize;
         self.per_minute.entry(t.div_euclid(60_000_000)).or_default()[sev - 1] += 1;
-        self.signatures
-            .add(v["alert"]["signature"].as_str().unwrap_or("(none)"));
-        self.categories
-            .add(v["alert"]["category"].as_str().unwrap_or("(none)"));
+        let named = |k: &str| match v["alert"][k].as_str() {
+            Some(s) if !s.is_empty() => s.to_string(),
+            _ => "(none)".to_string(),
+        };
+        self.signatures.add(&named("signature"));
+        self.categories.add(&named("category"));
         if let Some(s) = v["src_ip"].as_str() {
             self.sources.add(s);
         }

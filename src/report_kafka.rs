@@ -78,22 +78,25 @@ pub fn read(
     let total: i64 = end.values().sum();
     let (mut n, mut last_say) = (0i64, Instant::now());
     // A quiet broker for this long with partitions still unread: give up with what came.
+    // Once every partition reached its end at start, a second without messages ends the
+    // read (what arrives meanwhile is taken too: the end offsets a broker reports may
+    // count batches rather than records).
     let mut idle_since = Instant::now();
-    while !end.is_empty() && idle_since.elapsed() < Duration::from_secs(30) {
+    loop {
+        let idle = idle_since.elapsed();
+        if idle > Duration::from_secs(30) || (end.is_empty() && idle > Duration::from_secs(1)) {
+            break;
+        }
         let Some(m) = c.poll(Duration::from_millis(200)) else {
             continue;
         };
         let m = m.context("consume")?;
         idle_since = Instant::now();
+        r.message(m.payload().unwrap_or_default());
+        n += 1;
         let key = (m.topic().to_string(), m.partition());
-        if let Some(high) = end.get(&key) {
-            if m.offset() < *high {
-                r.message(m.payload().unwrap_or_default());
-                n += 1;
-            }
-            if m.offset() + 1 >= *high {
-                end.remove(&key);
-            }
+        if end.get(&key).is_some_and(|high| m.offset() + 1 >= *high) {
+            end.remove(&key);
         }
         if last_say.elapsed() > Duration::from_secs(2) {
             crate::say(

@@ -391,6 +391,36 @@ fn three_sensors_of_three_tenants_make_one_multi_tenant_incident() {
         reasons,
         BTreeSet::from(["malformed".to_string(), "tenant_not_allowed".to_string()])
     );
+    // city-b's report from the broker: its sensor, its alert, the incident with the other
+    // tenants as a count only.
+    let out = dir.path().join("report-132012");
+    let o = Command::new(env!("CARGO_BIN_EXE_zonewatch"))
+        .args([
+            "report",
+            "--kafka",
+            &brokers,
+            "--tenant",
+            "132012",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let rep: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    assert_eq!(rep["sensors"].as_array().unwrap().len(), 1, "{rep}");
+    assert_eq!(rep["sensors"][0]["sensor"], "city-b");
+    assert_eq!(rep["totals"]["alerts"], 1, "{rep}");
+    assert_eq!(rep["top_sources"][0]["ip"], ATTACKER);
+    let incidents = rep["incidents"].as_array().unwrap();
+    assert_eq!(incidents.len(), 1, "{rep}");
+    assert_eq!(incidents[0]["tenants"], json!(["132012"]));
+    assert_eq!(incidents[0]["other_tenants"], 2, "{rep}");
+    let text = rep.to_string() + &std::fs::read_to_string(out.join("index.html")).unwrap();
+    for other in ["131016", "133001", "139999", "city-a", "city-c"] {
+        assert!(!text.contains(other), "city-b's report names {other}");
+    }
 }
 
 /// A synthetic alert as a sensor of `tenant` would publish it.
