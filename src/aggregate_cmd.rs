@@ -599,6 +599,9 @@ pub fn aggregate(a: AggregateArgs) -> anyhow::Result<i32> {
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
+        // An incident waits at most this long for a fetch that has nothing more to bring
+        // (librdkafka's default is 500 ms); idle, it costs ten small requests a second.
+        .set("fetch.wait.max.ms", "100")
         // Partitions added to the input topics are picked up within this time.
         .set("topic.metadata.refresh.interval.ms", "10000")
         .set("session.timeout.ms", agg.session_timeout_ms.to_string())
