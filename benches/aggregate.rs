@@ -156,7 +156,7 @@ fn run(instances: usize) {
     let mut lag = hdrhistogram::Histogram::<u64>::new(3).unwrap();
     let start_live = Instant::now();
     let mut s = SOURCES;
-    while (lag.len() as u64) < LIVE_SOURCES && start_live.elapsed() < Duration::from_secs(120) {
+    while lag.len() < LIVE_SOURCES && start_live.elapsed() < Duration::from_secs(120) {
         let due = (start_live.elapsed().as_secs_f64() * 500.0) as u64 + SOURCES;
         while s < due.min(SOURCES + LIVE_SOURCES) {
             let ip = src_ip(s);

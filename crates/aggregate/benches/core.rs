@@ -19,7 +19,11 @@ fn stream(n: u64) -> Vec<String> {
         // Every 100th alert comes from one of 300 wide-spread sources (any tenant); the
         // others from a source of one tenant.
         let wide = x % 100 == 0;
-        let src = if wide { (x >> 24) % 300 } else { 1000 + (x >> 8) % 50_000 };
+        let src = if wide {
+            (x >> 24) % 300
+        } else {
+            1000 + (x >> 8) % 50_000
+        };
         let tenant = 131_000 + if wide { (x >> 20) % 20 } else { src % 20 };
         let id = if i % 20 == 19 { i - 7 } else { i };
         let t = 1_700_000_000_000 + i;
