@@ -737,3 +737,64 @@ fn every_incident_kind_matches_the_schema() {
     bad["incident"]["extra"] = json!(1);
     assert!(!validator.is_valid(&bad));
 }
+
+/// Configuration errors stop the aggregator before it connects, naming the key.
+#[test]
+fn aggregate_configuration_errors_name_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("zw.yaml");
+    std::fs::write(
+        &file,
+        "aggregate:\n  multi-tenant:\n    min-tenants: 3\n  sensors:\n    city.a: \"131016\"\n",
+    )
+    .unwrap();
+    let run = |extra: &[&str]| {
+        let o = Command::new(env!("CARGO_BIN_EXE_zonewatch"))
+            .args([
+                "aggregate",
+                "--kafka",
+                "127.0.0.1:9",
+                "--config",
+                file.to_str().unwrap(),
+            ])
+            .args(extra)
+            .output()
+            .unwrap();
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    let (code, err) = run(&["--set", "aggregate.multi-tenant.min-tenant=3"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("min_tenant"), "{err}");
+    let (code, err) = run(&["--set", "aggregate.storm.alpha=2"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("`aggregate.storm.alpha` is 2, outside"),
+        "{err}"
+    );
+    let (code, err) = run(&["--set", "aggregate.multi-tenant.window-secs=soon"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("aggregate.multi-tenant.window-secs") && err.contains("not a number"),
+        "{err}"
+    );
+    // The file's section is read (a bad value there is found), and --set goes over it.
+    std::fs::write(&file, "aggregate:\n  storm:\n    factor: 0.5\n").unwrap();
+    let (code, err) = run(&[]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("`aggregate.storm.factor` is 0.5, outside"),
+        "{err}"
+    );
+    let fixed = [
+        "--set",
+        "aggregate.storm.factor=6",
+        "--set",
+        "aggregate.dedup.horizon-secs=0",
+    ];
+    let (code, err) = run(&fixed);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("`aggregate.dedup.horizon-secs` is 0"), "{err}");
+}
