@@ -14,6 +14,7 @@ use zonewatch_aggregate::parse_timestamp;
 
 /// `zonewatch report` options.
 #[derive(Args, Clone)]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["kafka", "input"])))]
 pub struct ReportArgs {
     /// Read the alert, stats and incident topics (from their beginning to their end at
     /// start) from these brokers; TLS/SASL and topic names from the `kafka:` section.
