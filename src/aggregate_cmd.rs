@@ -111,7 +111,21 @@ fn section_json(
 
 /// The configuration file with the overrides, then the two sections typed.
 fn load(a: &AggregateArgs) -> anyhow::Result<(AggregateConfig, KafkaConfig)> {
-    let mut cfg = match &a.config {
+    let (mut agg, kafka) = load_sections(&a.config, &a.set, &a.kafka)?;
+    if let Some(g) = &a.group {
+        agg.group = g.clone();
+    }
+    Ok((agg, kafka))
+}
+
+/// The `aggregate:` and `kafka:` sections of a configuration file with `--set` overrides
+/// (also used by `zonewatch report --kafka`).
+pub fn load_sections(
+    config: &Option<PathBuf>,
+    set: &[String],
+    brokers: &str,
+) -> anyhow::Result<(AggregateConfig, KafkaConfig)> {
+    let mut cfg = match config {
         Some(p) => {
             let (c, warnings) = Config::from_file(p).map_err(|e| anyhow::anyhow!("{e}"))?;
             for w in warnings {
@@ -121,7 +135,7 @@ fn load(a: &AggregateArgs) -> anyhow::Result<(AggregateConfig, KafkaConfig)> {
         }
         None => Config::default(),
     };
-    for kv in &a.set {
+    for kv in set {
         if let Some(w) = cfg.apply_override(kv).map_err(|e| anyhow::anyhow!("{e}"))? {
             crate::say(crate::Say::Warning, format_args!("{w}"));
         }
@@ -134,14 +148,11 @@ fn load(a: &AggregateArgs) -> anyhow::Result<(AggregateConfig, KafkaConfig)> {
     };
     let mut agg: AggregateConfig =
         serde_json::from_value(root).context("aggregate section of the configuration")?;
-    if let Some(g) = &a.group {
-        agg.group = g.clone();
-    }
     if agg.name.is_empty() {
         agg.name = format!("{}-aggregate", cfg.sensor.name);
     }
     agg.validate().map_err(|e| anyhow::anyhow!(e))?;
-    let kafka = crate::kafka_sink::config(&cfg, Some(&a.kafka), None)?;
+    let kafka = crate::kafka_sink::config(&cfg, Some(brokers), None)?;
     Ok((agg, kafka))
 }
 

@@ -96,6 +96,8 @@ pub(crate) struct Report {
     until_us: Option<i64>,
     events: u64,
     skipped: u64,
+    /// Kafka messages refused as the aggregator refuses them (forged tenant or sensor).
+    pub(crate) refused: u64,
     alerts: u64,
     /// Alerts per minute (index: minute since the epoch), by severity 1..=4 (4: 4 and up).
     per_minute: BTreeMap<i64, [u64; 4]>,
@@ -303,7 +305,7 @@ impl Report {
                 "since": self.since_us.map(eve),
                 "until": self.until_us.map(eve),
             },
-            "totals": {"events": self.events, "alerts": self.alerts, "incidents": self.incidents.len(), "skipped_lines": self.skipped},
+            "totals": {"events": self.events, "alerts": self.alerts, "incidents": self.incidents.len(), "skipped_lines": self.skipped, "refused_messages": self.refused},
             "alerts_over_time": {"bucket_minutes": width, "buckets": over_time},
             "top_signatures": ranking_json(&self.signatures, "signature"),
             "top_categories": ranking_json(&self.categories, "category"),

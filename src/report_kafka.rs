@@ -5,12 +5,40 @@
 use anyhow::Context as _;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
-use zonewatch_config::Config;
 
 use crate::report_cmd::Report;
+
+/// Whether a sensor's message may be reported under its tenant, as the aggregator decides
+/// (`sensor`/`tenant` headers agree with `host`/`tenant`, and with `aggregate.sensors` when
+/// given). Incidents (no such headers' counterparts) pass.
+fn trusted(m: &rdkafka::message::BorrowedMessage<'_>, sensors: &BTreeMap<String, String>) -> bool {
+    use rdkafka::message::Headers as _;
+    let header = |name: &str| {
+        m.headers()
+            .and_then(|h| h.iter().find(|x| x.key == name))
+            .and_then(|x| std::str::from_utf8(x.value?).ok())
+    };
+    if header("event_type") == Some("incident") {
+        return true;
+    }
+    let headers = zonewatch_aggregate::Headers {
+        sensor: header("sensor"),
+        tenant: header("tenant"),
+    };
+    match zonewatch_aggregate::parse_event(m.payload().unwrap_or_default(), &headers) {
+        Ok(ev) => {
+            sensors.is_empty() || sensors.get(ev.sensor()).map(String::as_str) == Some(ev.tenant())
+        }
+        // Not an alert or stats event (or not one the aggregator would take): the report
+        // reads only what it knows, and an unparsable line is counted as skipped there.
+        Err(zonewatch_aggregate::Reject::WrongType) => true,
+        Err(zonewatch_aggregate::Reject::HeaderMismatch) => false,
+        Err(_) => true,
+    }
+}
 
 /// Reads every message present at start into `r`.
 pub fn read(
@@ -19,14 +47,7 @@ pub fn read(
     config: &Option<PathBuf>,
     set: &[String],
 ) -> anyhow::Result<()> {
-    let mut cfg = match config {
-        Some(p) => Config::from_file(p).map_err(|e| anyhow::anyhow!("{e}"))?.0,
-        None => Config::default(),
-    };
-    for kv in set {
-        cfg.apply_override(kv).map_err(|e| anyhow::anyhow!("{e}"))?;
-    }
-    let k = crate::kafka_sink::config(&cfg, Some(brokers), None)?;
+    let (agg, k) = crate::aggregate_cmd::load_sections(config, set, brokers)?;
     let sink = k.client_config();
     let mut cc = ClientConfig::new();
     for key in [
@@ -92,7 +113,11 @@ pub fn read(
         };
         let m = m.context("consume")?;
         idle_since = Instant::now();
-        r.message(m.payload().unwrap_or_default());
+        if trusted(&m, &agg.sensors) {
+            r.message(m.payload().unwrap_or_default());
+        } else {
+            r.refused += 1;
+        }
         n += 1;
         let key = (m.topic().to_string(), m.partition());
         if end.get(&key).is_some_and(|high| m.offset() + 1 >= *high) {

@@ -421,6 +421,27 @@ fn three_sensors_of_three_tenants_make_one_multi_tenant_incident() {
     for other in ["131016", "133001", "139999", "city-a", "city-c"] {
         assert!(!text.contains(other), "city-b's report names {other}");
     }
+    // The prefecture's report, with the sensor -> tenant mapping: the forged event is
+    // refused as the aggregator refused it; the malformed one is a skipped line.
+    let out = dir.path().join("report-all");
+    let o = Command::new(env!("CARGO_BIN_EXE_zonewatch"))
+        .args([
+            "report",
+            "--kafka",
+            &brokers,
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .args(&extra)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let all: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    assert_eq!(all["totals"]["refused_messages"], 1, "{}", all["totals"]);
+    assert_eq!(all["totals"]["skipped_lines"], 1, "{}", all["totals"]);
+    assert_eq!(all["sensors"].as_array().unwrap().len(), 3);
+    assert!(!all.to_string().contains("139999"));
 }
 
 /// A synthetic alert as a sensor of `tenant` would publish it.
