@@ -140,6 +140,13 @@ pub fn load_sections(
             crate::say(crate::Say::Warning, format_args!("{w}"));
         }
     }
+    let agg = section(&cfg)?;
+    let kafka = crate::kafka_sink::config(&cfg, Some(brokers), None)?;
+    Ok((agg, kafka))
+}
+
+/// The `aggregate:` section typed and checked (also by `zonewatch config check`).
+pub fn section(cfg: &Config) -> anyhow::Result<AggregateConfig> {
     let defaults =
         serde_json::to_value(AggregateConfig::default()).context("aggregate defaults")?;
     let root = match &cfg.aggregate {
@@ -152,8 +159,7 @@ pub fn load_sections(
         agg.name = format!("{}-aggregate", cfg.sensor.name);
     }
     agg.validate().map_err(|e| anyhow::anyhow!(e))?;
-    let kafka = crate::kafka_sink::config(&cfg, Some(brokers), None)?;
-    Ok((agg, kafka))
+    Ok(agg)
 }
 
 /// Delivery outcomes of the incident producer since the last commit.

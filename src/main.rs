@@ -441,6 +441,11 @@ fn check(c: CheckArgs) -> anyhow::Result<ExitCode> {
             Err(e) => f.error(e.context("kafka"))?,
         }
     }
+    if cfg.aggregate.is_some() {
+        if let Err(e) = aggregate_cmd::section(&cfg) {
+            f.error(e.context("aggregate"))?;
+        }
+    }
     if let Some(o) = cfg.output.path.as_deref().filter(|o| *o != "-") {
         let parent = std::path::Path::new(o)
             .parent()

@@ -809,6 +809,17 @@ fn aggregate_configuration_errors_name_the_key() {
         err.contains("`aggregate.storm.factor` is 0.5, outside"),
         "{err}"
     );
+    // `config check` finds it too, without a broker.
+    let o = Command::new(env!("CARGO_BIN_EXE_zonewatch"))
+        .args(["config", "check", "--config", file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("`aggregate.storm.factor` is 0.5, outside"),
+        "{err}"
+    );
     let fixed = [
         "--set",
         "aggregate.storm.factor=6",
