@@ -1,9 +1,13 @@
 //! `zonewatch`: command line, configuration and exit codes. Everything else
 //! lives in the library crates; this file only wires them together.
 
+mod aggregate_cmd;
 mod kafka_sink;
 mod privileges;
 mod reload;
+mod report_cmd;
+mod report_html;
+mod report_kafka;
 mod rules_cmd;
 mod rules_profile;
 mod rules_test;
@@ -41,6 +45,12 @@ enum Command {
     /// Tools for rule writers: check rule files of every kind, run rule tests.
     #[command(subcommand)]
     Rules(rules_cmd::RulesCommand),
+    /// The security cloud's aggregator: consume the sensors' alerts and stats from Kafka
+    /// in a consumer group, correlate them, publish incidents (docs/aggregate.md).
+    Aggregate(aggregate_cmd::AggregateArgs),
+    /// A self-contained HTML report (inline SVG charts) and report.json, for one tenant or
+    /// all, from EVE files or the Kafka topics.
+    Report(report_cmd::ReportArgs),
 }
 
 #[derive(Subcommand)]
@@ -174,6 +184,8 @@ fn main() {
         Command::Run(a) => run(a).map(|c| c as i32),
         Command::Config(ConfigCommand::Check(a)) => check(a).map(|c| c as i32),
         Command::Rules(c) => rules_cmd::rules(c),
+        Command::Aggregate(a) => aggregate_cmd::aggregate(a),
+        Command::Report(a) => report_cmd::report(a),
     };
     match r {
         Ok(code) => std::process::exit(code),
@@ -427,6 +439,11 @@ fn check(c: CheckArgs) -> anyhow::Result<ExitCode> {
                 }
             }
             Err(e) => f.error(e.context("kafka"))?,
+        }
+    }
+    if cfg.aggregate.is_some() {
+        if let Err(e) = aggregate_cmd::section(&cfg) {
+            f.error(e.context("aggregate"))?;
         }
     }
     if let Some(o) = cfg.output.path.as_deref().filter(|o| *o != "-") {

@@ -69,6 +69,10 @@ pub struct Config {
     /// `--set kafka.*` overrides laid over them), or None when no Kafka setting is
     /// given. Typed and checked by the Kafka sink's own configuration when it starts.
     pub kafka: Option<Node>,
+    /// The `aggregate:` section (`zonewatch aggregate`) as a tree with its lines, with
+    /// the `--set aggregate.*` overrides laid over it; None when not given. Typed and
+    /// checked by the aggregator's own configuration (`zonewatch_aggregate`).
+    pub aggregate: Option<Node>,
     /// `detect:` and the detection files.
     pub detect: DetectConfig,
     /// `syslog:`: the log inputs.
@@ -143,6 +147,7 @@ impl Default for Config {
             alert: AlertConfig::default(),
             output: OutputConfig::default(),
             kafka: None,
+            aggregate: None,
             detect: DetectConfig::default(),
             syslog: SyslogConfig::default(),
             capture: CaptureConfig::default(),
@@ -612,7 +617,7 @@ impl Config {
                 line: s.line,
                 message,
             };
-            if s.key.starts_with("kafka.") {
+            if s.key.starts_with("kafka.") || s.key.starts_with("aggregate.") {
                 // The section is taken whole, as a tree, below.
                 continue;
             }
@@ -639,6 +644,11 @@ impl Config {
         if let Some(policy) = tree.as_ref().and_then(|t| t.get("zone-policy")) {
             self.zone_policy = Some(policy.clone());
         }
+        if let Some(agg) = tree.as_ref().and_then(|t| t.get("aggregate")) {
+            if agg.has_values() && matches!(agg.kind, Kind::Map(_)) {
+                Self::lay_over(&mut self.aggregate, &[], agg.clone());
+            }
+        }
         if let Some(kafka) = tree.as_ref().and_then(|t| t.get("kafka")) {
             if kafka.has_values() && matches!(kafka.kind, Kind::Map(_)) {
                 self.set_kafka(&[], kafka.clone());
@@ -653,14 +663,19 @@ impl Config {
 
     /// Lays `value` over the `kafka:` section at `path` (below `kafka`).
     fn set_kafka(&mut self, path: &[&str], value: Node) {
+        Self::lay_over(&mut self.kafka, path, value);
+    }
+
+    /// Lays `value` over a section kept as a tree, at `path` below it.
+    fn lay_over(tree: &mut Option<Node>, path: &[&str], value: Node) {
         let mut section = Node {
             line: 0,
             kind: Kind::Map(Vec::new()),
         };
         section.set_path(path, value, 0);
-        match &mut self.kafka {
+        match tree {
             Some(k) => k.merge(&section),
-            None => self.kafka = Some(section),
+            None => *tree = Some(section),
         }
     }
 
@@ -689,6 +704,19 @@ impl Config {
                 kind: Kind::Scalar(v.to_string()),
             };
             self.set_kafka(&path, value);
+            return Ok(None);
+        }
+        if let Some(kk) = k.strip_prefix("aggregate.") {
+            // Below `sensors.` the rest is one key: a sensor name may have dots.
+            let path: Vec<&str> = match kk.strip_prefix("sensors.") {
+                Some(name) => vec!["sensors", name],
+                None => kk.split('.').collect(),
+            };
+            let value = Node {
+                line: 0,
+                kind: Kind::Scalar(v.to_string()),
+            };
+            Self::lay_over(&mut self.aggregate, &path, value);
             return Ok(None);
         }
         let value = if Self::is_list_key(k) {
