@@ -224,6 +224,8 @@ struct Attack {
     top_ports: TopPorts,
     alerts: u32,
     baseline_pps: f32,
+    /// IP protocol of the packet that started it (the alert's `proto`).
+    proto: u8,
 }
 
 /// Space-saving top source ports (reflection services seen in the attack).
@@ -262,6 +264,10 @@ struct Prefix {
     victims: Hll,
     sources: Hll,
     sample_victims: Sample<Ip, 8>,
+    /// Flows started towards the prefix in the window, and those answered (a TCP handshake
+    /// completed, a first reply of other protocols): a busy server farm answers.
+    started: u32,
+    answered: u32,
     attack: Option<Attack>,
 }
 
@@ -413,10 +419,21 @@ impl DosDetector {
             if let Some(v) = self.victims.get_mut(&o.dst, now) {
                 v.syn_completed = v.syn_completed.saturating_add(1);
             }
-        } else if o.proto == ipproto::UDP && o.is_first_reply() {
-            if let Some(v) = self.victims.get_mut(&o.src, now) {
-                v.udp_answered = v.udp_answered.saturating_add(1);
+            self.note_prefix_answer(o.dst, now);
+        } else if o.proto != ipproto::TCP && o.is_first_reply() {
+            if o.proto == ipproto::UDP {
+                if let Some(v) = self.victims.get_mut(&o.src, now) {
+                    v.udp_answered = v.udp_answered.saturating_add(1);
+                }
             }
+            self.note_prefix_answer(o.src, now);
+        }
+    }
+
+    fn note_prefix_answer(&mut self, victim: IpAddr, now: i64) {
+        let key = prefix_of(victim, self.cfg.carpet_prefix_v4, self.cfg.carpet_prefix_v6);
+        if let Some(p) = self.prefixes.get_mut(&key, now) {
+            p.answered = p.answered.saturating_add(1);
         }
     }
 
@@ -570,6 +587,7 @@ impl DosDetector {
             top_ports: TopPorts::default(),
             alerts: 1,
             baseline_pps: v.baseline_pps,
+            proto: o.proto,
         };
         a.sample_sources.add(Ip(o.src));
         a.top_ports.add(o.sport);
@@ -590,6 +608,8 @@ impl DosDetector {
             victims: Hll::default(),
             sources: Hll::default(),
             sample_victims: Sample::default(),
+            started: 0,
+            answered: 0,
             attack: None,
         });
         if now - p.bucket_start >= NS_PER_SEC {
@@ -609,6 +629,10 @@ impl DosDetector {
             p.victims = Hll::default();
             p.sources = Hll::default();
             p.sample_victims = Sample::default();
+            (p.started, p.answered) = (0, 0);
+        }
+        if o.is_first() {
+            p.started = p.started.saturating_add(1);
         }
         p.pkts = p.pkts.saturating_add(pkts);
         p.bytes += o.ip_len as u64;
@@ -625,6 +649,7 @@ impl DosDetector {
         if (p.pkts as u64) < self.cfg.carpet_pps
             || p.victims.estimate() < self.cfg.carpet_min_victims
             || p.sources.estimate() < self.cfg.carpet_min_sources
+            || p.answered as f64 > self.cfg.max_answered_ratio * p.started as f64
         {
             return;
         }
@@ -641,6 +666,7 @@ impl DosDetector {
             top_ports: TopPorts::default(),
             alerts: 1,
             baseline_pps: 0.0,
+            proto: o.proto,
         };
         a.sample_sources.add(Ip(o.src));
         a.top_ports.add(o.sport);
@@ -814,13 +840,7 @@ impl DosDetector {
             dest_ip: Some(key.0),
             src_port: None,
             dest_port: None,
-            proto: match kind {
-                SYN | ACK | RST | SYNACK => Some(ipproto::TCP),
-                ICMP => Some(ipproto::ICMP),
-                // A bot's flood and fragments may be of any protocol.
-                PART_BOT | FRAG => None,
-                _ => Some(ipproto::UDP),
-            },
+            proto: Some(a.proto),
             update,
             evidence: ev,
         }
@@ -858,7 +878,7 @@ impl DosDetector {
             dest_ip: Some(key.0),
             src_port: None,
             dest_port: None,
-            proto: None,
+            proto: Some(a.proto),
             update,
             evidence: ev,
         }
