@@ -44,7 +44,7 @@ fn repo_rules_and_example_config_pass() {
     // The city's signatures, Sigma rules and detectors, per kind.
     assert!(s.contains("signatures: 25 loaded, 0 skipped"), "{s}");
     assert!(s.contains("sigma: 24 loaded, 0 skipped"), "{s}");
-    assert!(s.contains("detectors: 7 loaded from 7 file(s)"), "{s}");
+    assert!(s.contains("detectors: 8 loaded from 8 file(s)"), "{s}");
     // Nothing else: no capture, no listener, no load lines of `run`.
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(o.stdout.is_empty());

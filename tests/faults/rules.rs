@@ -365,7 +365,7 @@ fn rules_directory_loads_signatures_sigma_and_detectors() {
     assert!(r.stderr.contains("sigma: 24 rules loaded"), "{}", r.stderr);
     assert!(
         r.stderr.contains(
-            "detectors: 6 loaded from 7 file(s) (portscan, flood, dns-tunnel, beaconing, volume, protocol-anomaly)"
+            "detectors: 7 loaded from 8 file(s) (portscan, flood, dns-tunnel, beaconing, volume, protocol-anomaly, dos)"
         ),
         "{}",
         r.stderr
@@ -389,7 +389,7 @@ fn rules_directory_loads_signatures_sigma_and_detectors() {
         Duration::from_secs(60),
     );
     assert_eq!(r.code(), Some(0), "{}", r.stderr);
-    assert!(r.stderr.contains("detectors: 6 loaded"), "{}", r.stderr);
+    assert!(r.stderr.contains("detectors: 7 loaded"), "{}", r.stderr);
     assert!(r.stats()["anomaly"]["flood"].is_object());
 }
 

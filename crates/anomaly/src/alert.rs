@@ -20,6 +20,8 @@ pub enum Category {
     ProtocolAnomaly,
     /// `Zone Policy Violation`
     ZonePolicyViolation,
+    /// `Denial of Service`
+    DenialOfService,
 }
 
 impl Category {
@@ -33,6 +35,7 @@ impl Category {
             Category::VolumeAnomaly => "Volume Anomaly",
             Category::ProtocolAnomaly => "Protocol Anomaly",
             Category::ZonePolicyViolation => "Zone Policy Violation",
+            Category::DenialOfService => "Denial of Service",
         }
     }
 }

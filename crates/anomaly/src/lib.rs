@@ -45,6 +45,7 @@ pub mod alert;
 pub mod beacon;
 pub mod common;
 pub mod dns;
+pub mod dos;
 pub mod flood;
 pub mod obs;
 pub mod protocol;

@@ -79,6 +79,8 @@ pub struct PacketObs {
     pub flow_pkts_toclient: u32,
     /// Decoder events raised on this packet.
     pub decoder_events: DecoderEvents,
+    /// IP fragments this packet was reassembled from (1: not fragmented).
+    pub fragments: u32,
 }
 
 impl PacketObs {
@@ -99,6 +101,7 @@ impl PacketObs {
             flow_pkts_toserver: 1,
             flow_pkts_toclient: 0,
             decoder_events: DecoderEvents::default(),
+            fragments: 1,
         }
     }
     /// The flow's first packet.

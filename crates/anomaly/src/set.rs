@@ -8,6 +8,7 @@ use crate::alert::AnomalyAlert;
 use crate::beacon::{BeaconConfig, BeaconDetector};
 use crate::common::{Common, Detector};
 use crate::dns::{DnsConfig, DnsDetector};
+use crate::dos::{DosConfig, DosDetector};
 use crate::flood::{FloodConfig, FloodDetector};
 use crate::obs::{DnsObs, FlowEndObs, PacketObs};
 use crate::protocol::{ProtoConfig, ProtoDetector};
@@ -34,7 +35,7 @@ struct DetectorType {
 }
 
 /// Every detector type, in the order they are listed (`active`, `docs/detectors.md`).
-const TYPES: [DetectorType; 7] = [
+const TYPES: [DetectorType; 8] = [
     DetectorType {
         name: "portscan",
         default_severity: 2,
@@ -89,6 +90,14 @@ const TYPES: [DetectorType; 7] = [
             let policy = policy.take()?;
             Some(Box::new(ZoneDetector::new(cfg, policy)))
         },
+    },
+    DetectorType {
+        name: "dos",
+        default_severity: 3,
+        default_update_interval: 60,
+        // After the per-source flood detector: a packet's flood alerts come first.
+        run_order: 7,
+        build: |s, c, _| Some(Box::new(DosDetector::new(DosConfig::read(s, c)))),
     },
 ];
 

@@ -36,6 +36,57 @@ impl Distinct {
     }
 }
 
+/// HyperLogLog over 64 registers (one byte each): distinct counts from 1 to billions within
+/// about 13 % (1.04 / √64), with linear counting below 160 so small counts are near exact.
+/// Fixed 64 bytes whatever the traffic: the distinct sources of a flood of 2 M spoofed
+/// addresses cost what those of 10 cost.
+#[derive(Debug, Clone, Copy)]
+pub struct Hll {
+    registers: [u8; HLL_M],
+}
+
+const HLL_M: usize = 64;
+
+impl Default for Hll {
+    fn default() -> Self {
+        Hll {
+            registers: [0; HLL_M],
+        }
+    }
+}
+
+impl Hll {
+    /// Adds a hashed item (a keyed hash: see `table::hash64`).
+    pub fn insert(&mut self, h: u64) {
+        let idx = (h & (HLL_M as u64 - 1)) as usize;
+        // Rank of the first set bit of the remaining 58 bits (1-based), capped at 59.
+        let rest = h >> 6;
+        let rank = (rest.trailing_zeros().min(58) + 1) as u8;
+        if rank > self.registers[idx] {
+            self.registers[idx] = rank;
+        }
+    }
+    /// Estimated number of distinct items.
+    pub fn estimate(&self) -> u64 {
+        let m = HLL_M as f64;
+        let alpha = 0.709; // alpha_64 of the HyperLogLog paper
+        let mut sum = 0.0;
+        let mut zeros = 0u32;
+        for &r in &self.registers {
+            sum += 1.0 / (1u64 << r) as f64;
+            if r == 0 {
+                zeros += 1;
+            }
+        }
+        let raw = alpha * m * m / sum;
+        if raw <= 2.5 * m && zeros > 0 {
+            (m * (m / zeros as f64).ln()).round() as u64
+        } else {
+            raw.round() as u64
+        }
+    }
+}
+
 /// The first `N` distinct values seen (evidence samples).
 #[derive(Debug, Clone, Copy)]
 pub struct Sample<T: Copy + PartialEq + Default, const N: usize> {
@@ -106,5 +157,17 @@ mod tests {
             d.insert(hash64(3, &7u32));
         }
         assert_eq!(d.estimate(), 1);
+    }
+
+    #[test]
+    fn hll_is_close_from_one_to_millions() {
+        for n in [1u64, 10, 100, 1000, 100_000, 2_000_000] {
+            let mut h = Hll::default();
+            for i in 0..n {
+                h.insert(hash64(5, &i));
+            }
+            let e = h.estimate() as f64;
+            assert!((e - n as f64).abs() <= n as f64 * 0.3 + 1.0, "n={n} e={e}");
+        }
     }
 }

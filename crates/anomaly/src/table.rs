@@ -144,6 +144,16 @@ impl<K: Hash + Eq + Copy, V> Table<K, V> {
         })
     }
 
+    /// The entry for `k` if present, without marking it seen.
+    pub fn peek(&self, k: &K) -> Option<&V> {
+        self.map.get(k).map(|s| &s.value)
+    }
+
+    /// Removes the entry for `k` (not counted as eviction or expiry).
+    pub fn remove(&mut self, k: &K) -> Option<V> {
+        self.map.swap_remove(k).map(|s| s.value)
+    }
+
     /// The entry for `k`, created with `make` (evicting one entry at the cap).
     pub fn entry(&mut self, k: K, now: i64, make: impl FnOnce() -> V) -> &mut V {
         // Only at the cap does a second lookup happen (to know whether `k` is new).

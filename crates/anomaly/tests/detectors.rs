@@ -622,10 +622,11 @@ fn detector_files_load_with_errors_naming_file_and_line() {
             "dns-tunnel",
             "beaconing",
             "volume",
-            "protocol-anomaly"
+            "protocol-anomaly",
+            "dos"
         ]
     );
-    assert_eq!(shipped().active().len(), 7);
+    assert_eq!(shipped().active().len(), 8);
 }
 
 #[test]
@@ -771,4 +772,60 @@ fn peak_memory_million_targets() {
         eprintln!("{l}");
     }
     assert!(counter(&set, "anomaly.flood.entries") <= 65_536);
+}
+
+/// The dos detector under a flood of 2 M spoofed sources to one victim, then SYNs to 1 M
+/// distinct victims: one alert for the victim, tables at their caps (evictions counted),
+/// state bytes printed (`-- --nocapture`; figures in docs/detectors.md).
+#[test]
+fn dos_tables_stay_bounded_under_two_million_sources() {
+    let mut set = shipped();
+    let victim = v4(0xc633_6405);
+    let mut starts = 0;
+    let mut count = |set: &mut DetectorSet| {
+        set.drain_alerts()
+            .filter(|a| a.detector == "dos" && !a.update)
+            .count()
+    };
+    // 2 M sources at 400 000 pps (2.5 µs apart), each a new flow.
+    for i in 0..2_000_000u32 {
+        let o = syn(
+            1_700_000_000_000_000_000 + i as i64 * 2_500,
+            v4(0x0100_0000 + i * 7),
+            victim,
+            80,
+        );
+        set.observe_packet(&o);
+        if i % 100_000 == 0 {
+            set.tick(o.ts);
+        }
+        starts += count(&mut set);
+    }
+    assert_eq!(starts, 1, "one alert for one victim and kind");
+    let after_flood = counter(&set, "anomaly.dos.bytes");
+    // 1 M victims, one SYN each, 200 000 pps: the victim table stays at its cap.
+    let t0 = 1_700_000_100_000_000_000i64;
+    for i in 0..1_000_000u32 {
+        let o = syn(
+            t0 + i as i64 * 5_000,
+            v4(0x0b00_0000 + i % 1000),
+            v4(0x0c00_0000 + i),
+            443,
+        );
+        set.observe_packet(&o);
+        if i % 100_000 == 0 {
+            set.tick(o.ts);
+        }
+        let _ = set.drain_alerts().count();
+    }
+    let entries = counter(&set, "anomaly.dos.entries");
+    let cap = counter(&set, "anomaly.dos.cap");
+    eprintln!(
+        "dos: after 2 M sources {after_flood} bytes; after 1 M victims {} bytes, {entries} entries (cap {cap}), {} victim evictions",
+        counter(&set, "anomaly.dos.bytes"),
+        counter(&set, "anomaly.dos.victim_evictions")
+    );
+    assert!(entries <= cap);
+    assert!(counter(&set, "anomaly.dos.victim_evictions") > 900_000);
+    assert!(counter(&set, "anomaly.dos.bytes") < 32 << 20);
 }

@@ -255,6 +255,7 @@ fn feed<F: Feed>(
         flow_pkts_toserver: fl.pkts[0] as u32,
         flow_pkts_toclient: fl.pkts[1] as u32,
         decoder_events: ev,
+        fragments: 1,
     };
     set.packet(&obs);
     if let Transport::Udp {

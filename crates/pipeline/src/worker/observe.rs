@@ -117,6 +117,7 @@ fn packet_obs(ctx: &PacketCtx<'_>, flow: &FlowHit) -> PacketObs {
     o.direction = flow.dir;
     o.flow_pkts_toserver = flow.pkts[0].min(u32::MAX as u64) as u32;
     o.flow_pkts_toclient = flow.pkts[1].min(u32::MAX as u64) as u32;
+    o.fragments = ctx.meta.pkts.max(1);
     for e in d.events.iter() {
         o.decoder_events.push(e.rule_name());
     }

@@ -1,0 +1,210 @@
+//! The denial-of-service detector end to end: `zonewatch run --rules rules/detectors/dos.yaml`
+//! on captures made with real tools in network namespaces (fixtures/attacks/make-dos.sh) and
+//! on the DDoS captures of ../shared/data: one alert per victim and attack kind, nothing on
+//! benign traffic.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use common::{root, run_zonewatch};
+use serde_json::Value;
+
+/// The detector's alerts (first alerts and updates) on one capture with one detector file.
+fn dos_alerts(cap: &Path, rules: &Path) -> Vec<Value> {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.json");
+    let s = run_zonewatch(cap, &["--rules", rules.to_str().unwrap()], &out)
+        .unwrap_or_else(|e| panic!("{}: {e}", cap.display()));
+    s.lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| e["event_type"] == "alert" && e["alert"]["category"] == "Denial of Service")
+        .collect()
+}
+
+/// (sid, victim) of the first alerts (not updates).
+fn started(alerts: &[Value]) -> Vec<(u64, String)> {
+    alerts
+        .iter()
+        .filter(|e| e["alert"]["update"] != true && e["evidence"]["state"] == "started")
+        .map(|e| {
+            (
+                e["alert"]["signature_id"].as_u64().unwrap(),
+                e["dest_ip"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
+fn repo_rules() -> std::path::PathBuf {
+    root().join("rules/detectors/dos.yaml")
+}
+
+/// The repository's file with `protected` set to the city host of the captures, for the
+/// "city host taking part" kinds.
+fn protected_rules(dir: &Path) -> std::path::PathBuf {
+    let text = std::fs::read_to_string(repo_rules()).unwrap();
+    let text = text.replace("protected: []", "protected: [10.66.0.2/32]");
+    assert!(text.contains("protected: [10.66.0.2/32]"));
+    let p = dir.join("dos.yaml");
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+#[test]
+fn each_kind_gives_one_alert_per_victim_and_kind() {
+    let dir = tempfile::tempdir().unwrap();
+    let protected = protected_rules(dir.path());
+    let v = "10.66.0.2";
+    let cases: [(&str, &[(u64, &str)], bool); 19] = [
+        ("syn-spoofed", &[(9000800, v)], false),
+        ("ack-flood", &[(9000801, v)], false),
+        ("rst-flood", &[(9000802, v)], false),
+        ("synack-backscatter", &[(9000803, v)], false),
+        ("udp-flood", &[(9000804, v)], false),
+        ("icmp-flood", &[(9000805, v)], false),
+        ("fragment-flood", &[(9000806, v)], false),
+        ("reflect-dns", &[(9000807, v)], false),
+        ("reflect-ntp", &[(9000808, v)], false),
+        ("reflect-ssdp", &[(9000809, v)], false),
+        ("reflect-cldap", &[(9000810, v)], false),
+        ("reflect-memcached", &[(9000811, v)], false),
+        ("reflect-snmp", &[(9000812, v)], false),
+        ("reflect-isakmp", &[(9000813, v)], false),
+        ("reflect-natt", &[(9000813, v)], false),
+        ("reflect-chargen", &[(9000814, v)], false),
+        ("carpet", &[(9000820, "10.66.0.0")], false),
+        ("part-reflector", &[(9000816, "10.66.0.77")], true),
+        ("part-bot", &[(9000817, "10.66.0.77")], true),
+    ];
+    let mut failures = Vec::new();
+    for (name, want, part) in cases {
+        let cap = root().join(format!("fixtures/attacks/dos/{name}.pcap"));
+        let rules = if part {
+            protected.clone()
+        } else {
+            repo_rules()
+        };
+        let a = dos_alerts(&cap, &rules);
+        let mut got = started(&a);
+        got.sort();
+        let want: Vec<(u64, String)> = want.iter().map(|(s, d)| (*s, d.to_string())).collect();
+        if got != want {
+            failures.push(format!("{name}: want {want:?}, got {got:?}"));
+            continue;
+        }
+        // The attack's last alert says it ended, with its size.
+        let last = a.last().unwrap();
+        let ev = &last["evidence"];
+        if ev["state"] != "ended" || ev["peak_pps"].as_u64().unwrap_or(0) == 0 {
+            failures.push(format!("{name}: last alert {last}"));
+        }
+        if ev["detector"] != "dos"
+            || !(1..=4).contains(&last["alert"]["severity"].as_u64().unwrap())
+        {
+            failures.push(format!("{name}: alert fields {last}"));
+        }
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
+/// The DoS captures of ../shared/data: each attack at its victim, once.
+#[test]
+fn shared_ddos_captures() {
+    let Some(shared) = common::shared_data() else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "../shared/data missing on CI"
+        );
+        eprintln!("shared_ddos_captures: ../shared absent; skipped");
+        return;
+    };
+    let victim = "10.10.10.10";
+    for (cap, want) in [
+        (
+            "pcaps/stopddos/amp.TCP.reflection.SYNACK.pcap",
+            vec![(9000803, victim)],
+        ),
+        (
+            "pcaps/stopddos/amp.dns.RRSIG.fragmented.pcap",
+            vec![(9000807, victim)],
+        ),
+        (
+            "pcaps/stopddos/pkt.TCP.DOMINATE.syn.ecn.cwr.pcapng",
+            vec![(9000800, victim)],
+        ),
+        (
+            "pcaps/suricata-verify-synflood/input.pcap",
+            vec![(9000800, "198.51.100.5")],
+        ),
+    ] {
+        let a = dos_alerts(&shared.join(cap), &repo_rules());
+        let mut got = started(&a);
+        got.sort();
+        let want: Vec<(u64, String)> = want.iter().map(|(s, d)| (*s, d.to_string())).collect();
+        assert_eq!(got, want, "{cap}");
+    }
+}
+
+/// No DoS alert on the benign captures of ../shared/data (by manifest category) nor on
+/// the repository's benign fixtures.
+#[test]
+fn benign_traffic_raises_no_dos_alert() {
+    let mut caps = vec![
+        root().join("fixtures/attacks/benign.pcap"),
+        root().join("fixtures/demo.pcap"),
+        root().join("fixtures/attacks/beacon.pcap"),
+        root().join("fixtures/attacks/volume-exfil.pcap"),
+    ];
+    if let Some(shared) = common::shared_data() {
+        let quiet = [
+            "benign",
+            "dns",
+            "http",
+            "http-attack",
+            "icmp",
+            "ip-fragments",
+            "ipv6",
+            "linktype",
+            "malformed",
+            "ssh",
+            "tcp-stream",
+            "vlan",
+            "tunnel",
+            "telnet",
+            "ftp",
+            "syslog-net",
+            "arp",
+            "tcp-flags",
+            "malware",
+            "c2",
+            "exploit",
+            "bruteforce",
+            "dns-tunnel",
+        ];
+        let manifest = std::fs::read_to_string(shared.join("MANIFEST.tsv")).unwrap();
+        for line in manifest.lines().skip(1) {
+            let cols: Vec<&str> = line.split('\t').collect();
+            if cols.len() >= 2
+                && cols[0].starts_with("pcaps/")
+                && quiet.contains(&cols[1].trim_start_matches("pcap:"))
+            {
+                caps.push(shared.join(cols[0]));
+            }
+        }
+    } else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "../shared/data missing on CI"
+        );
+    }
+    let mut fired = BTreeSet::new();
+    for cap in caps.iter().filter(|c| c.is_file()) {
+        let a = dos_alerts(cap, &repo_rules());
+        if !a.is_empty() {
+            fired.insert(format!("{}: {:?}", cap.display(), started(&a)));
+        }
+    }
+    assert!(fired.is_empty(), "{fired:#?}");
+}
