@@ -518,6 +518,19 @@ impl Service {
         self.tally.dead_lettered += 1;
     }
 
+    /// With `idle-advance-secs`: nothing arrived for that long, so time moves on to the
+    /// wall clock minus that delay (closing quiet windows, finding silent sensors).
+    fn idle(&mut self, quiet: Duration) {
+        let delay = self.agg.idle_advance_secs;
+        if delay == 0 || quiet < Duration::from_secs(delay) {
+            return;
+        }
+        let now = wall_us().saturating_sub((delay as i64).saturating_mul(1_000_000));
+        for i in self.core.advance(now) {
+            self.publish(&i);
+        }
+    }
+
     fn summary(&self) {
         let c = self.core.counters();
         let rejected: Vec<String> = self
@@ -653,11 +666,15 @@ pub fn aggregate(a: AggregateArgs) -> anyhow::Result<i32> {
         tally: Tally::default(),
     };
     let mut last_commit = Instant::now();
+    let mut last_message = Instant::now();
     while !stop.load(Ordering::Relaxed) && !svc.shared.broken.load(Ordering::Relaxed) {
         match consumer.poll(Duration::from_millis(100)) {
-            Some(Ok(m)) => svc.handle(&m),
+            Some(Ok(m)) => {
+                svc.handle(&m);
+                last_message = Instant::now();
+            }
             Some(Err(e)) => tracing::warn!(error = %e, "consumer error"),
-            None => {}
+            None => svc.idle(last_message.elapsed()),
         }
         svc.shared.producer.poll(Duration::ZERO);
         if last_commit.elapsed() >= commit_every {

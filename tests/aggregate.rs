@@ -286,7 +286,11 @@ fn three_sensors_of_three_tenants_make_one_multi_tenant_incident() {
     for m in &mapping {
         extra.extend(["--set", m.as_str()]);
     }
-    let agg = Aggregator::start(&brokers, "e2e", &extra);
+    // Once everything is read, time moves on to the wall clock: the 2023 capture's
+    // incident closes and the three sensors are found silent.
+    let mut with_idle = extra.clone();
+    with_idle.extend(["--set", "aggregate.idle-advance-secs=2"]);
+    let agg = Aggregator::start(&brokers, "e2e", &with_idle);
     let dir = tempfile::tempdir().unwrap();
     let cap = root().join("fixtures/demo.pcap");
     let rules = root().join("fixtures/rules/demo.rules");
@@ -346,7 +350,14 @@ fn three_sensors_of_three_tenants_make_one_multi_tenant_incident() {
 
     let mut incidents = TopicReader::new(&brokers, "zonewatch-incidents");
     let evs = incidents.read_until(Duration::from_secs(120), |evs| {
-        multi_tenant(evs).iter().any(|e| tenants_of(e).len() == 3)
+        let silent = evs
+            .iter()
+            .filter(|e| e["incident"]["kind"] == "sensor_silent")
+            .count();
+        multi_tenant(evs)
+            .iter()
+            .any(|e| e["incident"]["state"] == "closed")
+            && silent >= 3
     });
     let (status, log) = agg.stop();
     assert!(status.success(), "{log}");
@@ -372,6 +383,13 @@ fn three_sensors_of_three_tenants_make_one_multi_tenant_incident() {
         "{last}"
     );
     assert_eq!(mt[0]["incident"]["state"], "open");
+    assert_eq!(last["incident"]["state"], "closed", "{mt:#?}");
+    let silent: BTreeSet<&str> = evs
+        .iter()
+        .filter(|e| e["incident"]["kind"] == "sensor_silent")
+        .map(|e| e["incident"]["sensors"][0].as_str().unwrap())
+        .collect();
+    assert_eq!(silent, BTreeSet::from(["city-a", "city-b", "city-c"]));
     assert!(
         log.contains("rejected 2 (malformed 1, tenant_not_allowed 1)"),
         "{log}"
@@ -413,10 +431,25 @@ fn three_sensors_of_three_tenants_make_one_multi_tenant_incident() {
     assert_eq!(rep["sensors"][0]["sensor"], "city-b");
     assert_eq!(rep["totals"]["alerts"], 1, "{rep}");
     assert_eq!(rep["top_sources"][0]["ip"], ATTACKER);
+    // The shared incident (the other tenants a count only) and city-b's own silence.
     let incidents = rep["incidents"].as_array().unwrap();
-    assert_eq!(incidents.len(), 1, "{rep}");
-    assert_eq!(incidents[0]["tenants"], json!(["132012"]));
-    assert_eq!(incidents[0]["other_tenants"], 2, "{rep}");
+    let kinds: BTreeSet<&str> = incidents
+        .iter()
+        .map(|i| i["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        BTreeSet::from(["multi_tenant_source", "sensor_silent"]),
+        "{rep}"
+    );
+    for i in incidents {
+        assert_eq!(i["tenants"], json!(["132012"]), "{rep}");
+    }
+    let shared = incidents
+        .iter()
+        .find(|i| i["kind"] == "multi_tenant_source")
+        .unwrap();
+    assert_eq!(shared["other_tenants"], 2, "{rep}");
     let text = rep.to_string() + &std::fs::read_to_string(out.join("index.html")).unwrap();
     for other in ["131016", "133001", "139999", "city-a", "city-c"] {
         assert!(!text.contains(other), "city-b's report names {other}");

@@ -30,8 +30,13 @@ pub struct AggregateConfig {
     /// Consumer group session timeout: how soon the partitions of a dead instance go to
     /// the others (librdkafka `session.timeout.ms`).
     pub session_timeout_ms: u64,
-    /// `host` of the incident events (default: the machine's host name).
+    /// `host` of the incident events (default: `<sensor.name>-aggregate`).
     pub name: String,
+    /// When no message arrived for this many seconds, move time on to the wall clock minus
+    /// this delay, so windows close and silent sensors are found while every sensor is quiet
+    /// (0: off, time is event time only). For live sensors; leave it off when replaying old
+    /// captures, whose windows it would close at once.
+    pub idle_advance_secs: u64,
     /// `multi_tenant_source`.
     pub multi_tenant: MultiTenantConfig,
     /// `alert_storm`.
@@ -54,6 +59,7 @@ impl Default for AggregateConfig {
             commit_interval_ms: 1_000,
             session_timeout_ms: 10_000,
             name: String::new(),
+            idle_advance_secs: 0,
             multi_tenant: MultiTenantConfig::default(),
             storm: StormConfig::default(),
             health: HealthConfig::default(),
