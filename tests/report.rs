@@ -161,6 +161,11 @@ fn screenshot_shows_the_charts(dir: &Path) {
         .into_iter()
         .find(|c| common::process::sh(&["which", c]))
     else {
+        // scripts/install-deps.sh installs it: in CI its absence is a failure.
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "chromium missing (scripts/install-deps.sh installs it)"
+        );
         eprintln!("skipped: the screenshot check (no chromium)");
         return;
     };
