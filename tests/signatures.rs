@@ -379,3 +379,89 @@ fn alerts_do_not_depend_on_which_records_are_written() {
         BTreeSet::from(["alert".to_string(), "dns".to_string()])
     );
 }
+
+/// `flowint`: one rule counts a flow's TCP packets, the next alerts on the
+/// third; so there is one alert per TCP flow of at least three packets, as
+/// the flow records count them.
+#[test]
+fn flowint_counts_per_flow() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("count.rules");
+    std::fs::write(
+        &rules,
+        "alert tcp any any -> any any (msg:\"count\"; flowint:n,+,1; noalert; sid:1;)\n\
+         alert tcp any any -> any any (msg:\"third\"; flowint:n,==,3; sid:2;)\n\
+         alert tcp any any -> any any (msg:\"never\"; flowint:unset,isset; sid:3;)\n",
+    )
+    .unwrap();
+    let out = dir.path().join("out.json");
+    let s = run_zonewatch(
+        &root().join("fixtures/demo.pcap"),
+        &["--rules", rules.to_str().unwrap(), "--workers", "1"],
+        &out,
+    )
+    .unwrap();
+    let events: Vec<Value> = s
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let long_tcp_flows = events
+        .iter()
+        .filter(|e| e["event_type"] == "flow" && e["proto"] == "TCP")
+        .filter(|e| {
+            e["flow"]["pkts_toserver"].as_u64().unwrap()
+                + e["flow"]["pkts_toclient"].as_u64().unwrap()
+                >= 3
+        })
+        .count();
+    let sids: Vec<u64> = alerts(&s)
+        .iter()
+        .map(|a| a["alert"]["signature_id"].as_u64().unwrap())
+        .collect();
+    assert!(long_tcp_flows > 0);
+    assert_eq!(
+        sids.iter().filter(|&&s| s == 2).count(),
+        long_tcp_flows,
+        "{sids:?}"
+    );
+    assert!(!sids.contains(&1) && !sids.contains(&3), "{sids:?}");
+}
+
+/// `app-layer-event`: Suricata's heartbleed rule (its `flowint` included)
+/// alerts on the Heartbleed capture, where the client's heartbeat asks for
+/// more than it sends; the same rule on a capture without heartbeats does not.
+#[test]
+fn app_layer_event_rules_alert_on_their_event() {
+    let Some(shared) = shared_data() else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "../shared missing in CI"
+        );
+        eprintln!("skipped: ../shared absent");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("hb.rules");
+    std::fs::write(
+        &rules,
+        "alert tls any any -> any any (msg:\"SURICATA TLS invalid heartbeat encountered, possible exploit attempt (heartbleed)\"; flow:established; app-layer-event:tls.invalid_heartbeat_message; flowint:tls.anomaly.count,+,1; classtype:protocol-command-decode; reference:cve,2014-0160; sid:2230013; rev:1;)\n",
+    )
+    .unwrap();
+    let run = |cap: &str| {
+        let out = dir.path().join("out.json");
+        let s = run_zonewatch(
+            &shared.join(cap),
+            &[
+                "--rules",
+                rules.to_str().unwrap(),
+                "--checksum-checks",
+                "none",
+            ],
+            &out,
+        )
+        .unwrap();
+        alerts(&s).len()
+    };
+    assert_eq!(run("pcaps/zeek/tls/heartbleed-success.pcap"), 1);
+    assert_eq!(run("pcaps/chrissanders/ek_to_cryptowall4.pcapng"), 0);
+}

@@ -57,6 +57,7 @@ fuzz_target!(|data: &[u8]| {
             payload_in_stream: i == 1,
             reassembled: false,
             stream_events: &[],
+            app_events: &[],
             stream_sizes: Some([data.len() as u64, 1]),
         };
         det.inspect(&view, &mut hits);

@@ -125,6 +125,8 @@ pub(crate) fn compile(
         threshold,
         decode_events: event_names("decoder.", &s.decode_events),
         stream_events: event_names("stream.", &s.stream_events),
+        app_events: s.app_events.iter().map(|e| app_event_name(e)).collect(),
+        flowints: s.flowints.clone(),
         iponly: iponly && bufs.app.is_none() && s.app_layer_protocol.is_none(),
         app_layer_protocol,
         tx_tests: s.tx_tests.clone(),
@@ -377,6 +379,8 @@ fn is_ip_only(s: &Signature, proto: Proto, sport: &PortSet, dport: &PortSet) -> 
         && s.flowbits.iter().all(|f| matches!(f, Flowbit::Set(_)))
         && s.decode_events.is_empty()
         && s.stream_events.is_empty()
+        && s.app_events.is_empty()
+        && s.flowints.is_empty()
         && sport.is_any()
         && dport.is_any()
         && !s.flow.to_server
@@ -422,6 +426,15 @@ fn meta(s: &Signature, classes: &Classifications) -> Result<RuleMeta, RuleError>
 
 /// Event names with their family's prefix (`decoder.`, `stream.`), which
 /// rules may leave out.
+/// An `app-layer-event` name as the app layer raises it: Suricata writes
+/// the protocol-independent ones `applayer_x`, the app layer `applayer.x`.
+fn app_event_name(e: &str) -> String {
+    match e.strip_prefix("applayer_") {
+        Some(rest) => format!("applayer.{rest}"),
+        None => e.to_string(),
+    }
+}
+
 fn event_names(prefix: &str, names: &[String]) -> Vec<String> {
     names
         .iter()

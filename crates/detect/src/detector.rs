@@ -72,6 +72,9 @@ pub struct PacketView<'a> {
     pub reassembled: bool,
     /// Stream event names raised on this packet.
     pub stream_events: &'a [&'static str],
+    /// App-layer event names raised by the data of this packet
+    /// (`tls.invalid_heartbeat_message`, `applayer.wrong_direction_first_data`).
+    pub app_events: &'a [&'static str],
     /// TCP stream sizes as Suricata's `stream_size` counts them (next
     /// sequence number minus the initial one): client, server.
     pub stream_sizes: Option<[u64; 2]>,
@@ -147,6 +150,8 @@ struct FlowState {
     tails: Option<Box<[Tail; 2]>>,
     /// Transactions whose to_server rules already ran.
     tx_ts_done: Vec<u64>,
+    /// `flowint` variables: (name, value). A handful per flow at most.
+    ints: Vec<(Box<str>, i64)>,
 }
 
 /// The signature state of a worker's flows, by flow id.
@@ -202,6 +207,70 @@ impl FlowTable {
             FbCheck::IsNotSet(ns, true) => !ns.iter().all(|&b| isset(b)),
             FbCheck::IsNotSet(ns, false) => ns.iter().all(|&b| !isset(b)),
         })
+    }
+
+    /// Whether the rule's `flowint` checks hold on the flow (a check of an
+    /// unset variable fails, as in Suricata).
+    fn flowints_ok(&self, r: &Rule, f: Option<FlowView>) -> bool {
+        use zonewatch_rules::{FlowintCmp as C, FlowintOp as Op};
+        if r.flowints.is_empty() {
+            return true;
+        }
+        let ints = f
+            .and_then(|f| self.get(f.id))
+            .map(|s| s.ints.as_slice())
+            .unwrap_or(&[]);
+        r.flowints.iter().all(|fi| {
+            let cur = flowint_get(ints, &fi.name);
+            match &fi.op {
+                Op::IsSet => cur.is_some(),
+                Op::NotSet => cur.is_none(),
+                Op::Cmp(c, v) => match (cur, flowint_value(ints, v)) {
+                    (Some(a), Some(b)) => match c {
+                        C::Eq => a == b,
+                        C::Ne => a != b,
+                        C::Lt => a < b,
+                        C::Le => a <= b,
+                        C::Gt => a > b,
+                        C::Ge => a >= b,
+                    },
+                    _ => false,
+                },
+                Op::Set(_) | Op::Add(_) | Op::Sub(_) => true,
+            }
+        })
+    }
+
+    /// Runs the matched rule's `flowint` commands on the flow (`+` and `-`
+    /// on an unset variable set it, as Suricata does; an unset operand
+    /// variable leaves it alone).
+    fn apply_flowints(&mut self, r: &Rule, f: Option<FlowView>) {
+        use zonewatch_rules::FlowintOp as Op;
+        let Some(f) = f else { return };
+        if !r
+            .flowints
+            .iter()
+            .any(|fi| matches!(fi.op, Op::Set(_) | Op::Add(_) | Op::Sub(_)))
+        {
+            return;
+        }
+        let ints = &mut self.entry(f.id).ints;
+        for fi in &r.flowints {
+            let (v, how) = match &fi.op {
+                Op::Set(v) => (v, 0),
+                Op::Add(v) => (v, 1),
+                Op::Sub(v) => (v, -1),
+                _ => continue,
+            };
+            let Some(v) = flowint_value(ints, v) else {
+                continue;
+            };
+            match ints.iter_mut().find(|(n, _)| **n == *fi.name) {
+                Some((_, cur)) if how != 0 => *cur = cur.wrapping_add(how * v),
+                Some((_, cur)) => *cur = v,
+                None => ints.push((fi.name.as_str().into(), v)),
+            }
+        }
     }
 
     /// Runs the matched rule's flowbit commands on the flow.
@@ -509,6 +578,9 @@ impl WorkerState {
         }
         cands.add_all(engine.by_addr.get(ip.src));
         cands.add_all(engine.by_addr.get(ip.dst));
+        if !p.app_events.is_empty() {
+            cands.add_all(&engine.app_event_rules);
+        }
         cands.list.sort_unstable();
         probe.candidates(&cands.list);
         let n = cands.list.len();
@@ -642,6 +714,7 @@ impl WorkerState {
         alerts: &mut PacketAlerts<'_>,
     ) -> bool {
         self.flows.apply_flowbits(r, flow, engine.flowbit_count);
+        self.flows.apply_flowints(r, flow);
         let PacketAlerts { hits, first } = alerts;
         let first = *first;
         if r.action == Action::Pass {
@@ -913,7 +986,11 @@ impl WorkerState {
             && r.stream_events
                 .iter()
                 .all(|e| p.stream_events.contains(&e.as_str()))
+            && r.app_events
+                .iter()
+                .all(|e| p.app_events.contains(&e.as_str()))
             && self.flows.flowbits_ok(r, p.flow)
+            && self.flows.flowints_ok(r, p.flow)
     }
 
     /// Whether the payload program matches one of the packet's stream
@@ -966,6 +1043,17 @@ impl<'h> PacketAlerts<'h> {
     fn new(hits: &'h mut Vec<Hit>) -> PacketAlerts<'h> {
         let first = hits.len();
         PacketAlerts { hits, first }
+    }
+}
+
+fn flowint_get(ints: &[(Box<str>, i64)], name: &str) -> Option<i64> {
+    ints.iter().find(|(n, _)| **n == *name).map(|(_, v)| *v)
+}
+
+fn flowint_value(ints: &[(Box<str>, i64)], v: &zonewatch_rules::FlowintValue) -> Option<i64> {
+    match v {
+        zonewatch_rules::FlowintValue::Lit(n) => Some(*n),
+        zonewatch_rules::FlowintValue::Var(name) => flowint_get(ints, name),
     }
 }
 
@@ -1348,6 +1436,7 @@ mod tests {
                 payload_in_stream: true,
                 reassembled: false,
                 stream_events: &[],
+                app_events: &[],
                 stream_sizes: None,
             };
             let mut hits = Vec::new();

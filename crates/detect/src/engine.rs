@@ -128,6 +128,9 @@ pub struct Engine {
     pub(crate) groups: Groups,
     /// Rules on decode events of packets without IP (`alert pkthdr`).
     pub(crate) no_ip: Vec<u32>,
+    /// Rules without a fast pattern that need an app-layer event: candidates
+    /// only for packets that raised one.
+    pub(crate) app_event_rules: Vec<u32>,
     /// Rules without a fast pattern but with a narrow address side,
     /// found by the packet's addresses.
     pub(crate) by_addr: AddrIndex,
@@ -400,6 +403,8 @@ struct Indexes {
     /// Packet rules for grouping, with their fast patterns.
     members: Vec<Member>,
     no_ip: Vec<u32>,
+    /// Rules without a fast pattern that need an app-layer event.
+    app_events: Vec<u32>,
     /// Rules indexed by address: (rule, its source side is the narrow one).
     by_addr: Vec<(u32, bool)>,
     no_fast_pattern: [usize; CLASSES],
@@ -429,6 +434,11 @@ impl Indexes {
         if fast.is_none() {
             if r.proto == Proto::Any && !r.decode_events.is_empty() {
                 self.no_ip.push(i);
+            }
+            if !r.app_events.is_empty() {
+                // Candidates only on packets that raised an app-layer event.
+                self.app_events.push(i);
+                return;
             }
             if crate::addrindex::narrow(&r.src) {
                 self.by_addr.push((i, true));
@@ -516,6 +526,7 @@ impl Engine {
             rules,
             groups,
             no_ip: index.no_ip,
+            app_event_rules: index.app_events,
             by_addr,
             tx_prefilter,
             tx_always: index.tx_always,

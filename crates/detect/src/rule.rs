@@ -166,6 +166,10 @@ pub(crate) struct Rule {
     pub threshold: Option<RuleThreshold>,
     pub decode_events: Vec<String>,
     pub stream_events: Vec<String>,
+    /// `app-layer-event` names as the app layer raises them.
+    pub app_events: Vec<String>,
+    /// `flowint` commands and checks.
+    pub flowints: Vec<zonewatch_rules::Flowint>,
     /// Suricata's IP-only rules: checked on the first packet of each flow
     /// direction only.
     pub iponly: bool,

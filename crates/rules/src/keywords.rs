@@ -46,6 +46,11 @@ pub struct Signature {
     pub decode_events: Vec<String>,
     /// `stream-event:` names.
     pub stream_events: Vec<String>,
+    /// `app-layer-event:` names (`tls.invalid_heartbeat_message`,
+    /// `applayer_mismatch_protocol_both_directions`, ...).
+    pub app_events: Vec<String>,
+    /// `flowint` commands and checks, in order.
+    pub flowints: Vec<Flowint>,
     /// Keywords accepted but without effect on matching (`tag`), for the record.
     pub ignored: Vec<String>,
     /// `app-layer-protocol:[!]name`.
@@ -426,6 +431,60 @@ pub enum Flowbit {
     IsNotSet(Vec<String>, bool),
 }
 
+/// A `flowint` (a per-flow integer): `name, op[, value]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Flowint {
+    /// The variable's name.
+    pub name: String,
+    /// What the keyword does with it.
+    pub op: FlowintOp,
+}
+
+/// What a `flowint` does: a command (`=`, `+`, `-`), run when the rule
+/// matches, or a check (`==`, `!=`, `<`, `<=`, `>`, `>=`, `isset`,
+/// `notset`), part of the match.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FlowintOp {
+    /// `=`: set.
+    Set(FlowintValue),
+    /// `+`: add (an unset variable counts from 0).
+    Add(FlowintValue),
+    /// `-`: subtract.
+    Sub(FlowintValue),
+    /// A comparison (false when the variable is not set).
+    Cmp(FlowintCmp, FlowintValue),
+    /// `isset`.
+    IsSet,
+    /// `notset` / `isnotset`.
+    NotSet,
+}
+
+/// A comparison of a `flowint` check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlowintCmp {
+    /// `==`
+    Eq,
+    /// `!=`
+    Ne,
+    /// `<`
+    Lt,
+    /// `<=`
+    Le,
+    /// `>`
+    Gt,
+    /// `>=`
+    Ge,
+}
+
+/// A `flowint` operand: a number or another flowint of the flow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FlowintValue {
+    /// A number.
+    Lit(i64),
+    /// The value of another flowint of the same flow.
+    Var(String),
+}
+
 /// Sticky buffers: the rule's later contents inspect this buffer.
 pub const STICKY_BUFFERS: &[&str] = &[
     "pkt_data",
@@ -535,7 +594,6 @@ pub const APP_LAYER_KEYWORDS: &[&str] = &[
     "filemd5",
     "filesha1",
     "filesha256",
-    "app-layer-event",
     "to_md5",
     "to_sha1",
     "to_sha256",
@@ -595,7 +653,6 @@ const UNSUPPORTED: &[&str] = &[
     "lua",
     "luajit",
     "xbits",
-    "flowint",
     "flowvar",
     "pktvar",
     "dataset",
@@ -754,8 +811,10 @@ const ROUTES: &[(&str, Family)] = &[
     ("detection_filter", Family::Alerting),
     ("decode-event", Family::Alerting),
     ("stream-event", Family::Alerting),
+    ("app-layer-event", Family::Alerting),
     ("flow", Family::Flow),
     ("flowbits", Family::Flowbits),
+    ("flowint", Family::Flowbits),
     ("sameip", Family::Header),
     ("ip_proto", Family::Header),
     ("ipopts", Family::Header),
@@ -900,6 +959,8 @@ impl SignatureBuilder {
                 detection_filter: None,
                 decode_events: Vec::new(),
                 stream_events: Vec::new(),
+                app_events: Vec::new(),
+                flowints: Vec::new(),
                 ignored: Vec::new(),
                 app_layer_protocol: None,
                 tx_tests: Vec::new(),
@@ -924,6 +985,7 @@ impl SignatureBuilder {
                 Family::Meta => self.meta(o),
                 Family::Alerting => self.alerting_and_events(o),
                 Family::Flow => self.flow(o),
+                Family::Flowbits if o.name() == "flowint" => self.flowint(o),
                 Family::Flowbits => self.flowbits(o),
                 Family::Header => self.header_test(o),
                 Family::Content => self.content(o),
@@ -1008,6 +1070,7 @@ impl SignatureBuilder {
             "detection_filter" => s.detection_filter = Some(o.val()?.to_string()),
             "decode-event" => s.decode_events.push(o.val()?.trim().to_string()),
             "stream-event" => s.stream_events.push(o.val()?.trim().to_string()),
+            "app-layer-event" => s.app_events.push(o.val()?.trim().to_string()),
             _ => return Err(o.unsupported("unknown keyword")),
         }
         Ok(())
@@ -1033,6 +1096,53 @@ impl SignatureBuilder {
         if flow.to_server && flow.to_client {
             return Err(o.invalid("to_server and to_client together".into()));
         }
+        Ok(())
+    }
+
+    /// `flowint:name,op[,value]`.
+    fn flowint(&mut self, o: &Opt<'_>) -> Result<(), OptError> {
+        let v = o.val()?;
+        let mut parts = v.splitn(3, ',').map(str::trim);
+        let (Some(name), Some(op)) = (parts.next(), parts.next()) else {
+            return Err(o.invalid("flowint:name,operator[,value]".into()));
+        };
+        if name.is_empty() {
+            return Err(o.invalid("a flowint name".into()));
+        }
+        let value = || -> Result<FlowintValue, OptError> {
+            let Some(t) = parts.clone().next().filter(|t| !t.is_empty()) else {
+                return Err(o.invalid(format!("{op:?} needs a value")));
+            };
+            Ok(match t.parse::<i64>() {
+                Ok(n) => FlowintValue::Lit(n),
+                Err(_)
+                    if t.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)) =>
+                {
+                    FlowintValue::Var(t.to_string())
+                }
+                Err(_) => return Err(o.invalid(format!("value {t:?}"))),
+            })
+        };
+        let cmp = |c| -> Result<FlowintOp, OptError> { Ok(FlowintOp::Cmp(c, value()?)) };
+        let op = match op {
+            "=" => FlowintOp::Set(value()?),
+            "+" => FlowintOp::Add(value()?),
+            "-" => FlowintOp::Sub(value()?),
+            "==" => cmp(FlowintCmp::Eq)?,
+            "!=" => cmp(FlowintCmp::Ne)?,
+            "<" => cmp(FlowintCmp::Lt)?,
+            "<=" => cmp(FlowintCmp::Le)?,
+            ">" => cmp(FlowintCmp::Gt)?,
+            ">=" => cmp(FlowintCmp::Ge)?,
+            "isset" => FlowintOp::IsSet,
+            "notset" | "isnotset" => FlowintOp::NotSet,
+            other => return Err(o.invalid(format!("unknown operator {other:?}"))),
+        };
+        self.s.flowints.push(Flowint {
+            name: name.to_string(),
+            op,
+        });
         Ok(())
     }
 

@@ -85,6 +85,15 @@ impl DetectStage {
                 data: stream.data(c),
             })
             .collect();
+        // The app-layer events this packet's data raised, for
+        // `app-layer-event` rules.
+        let app_events: Vec<&'static str> = app_out
+            .iter()
+            .filter_map(|o| match o {
+                AppOutput::Event(e) => Some(e.name),
+                _ => None,
+            })
+            .collect();
         let view = PacketView {
             data: ctx.bytes,
             decoded: &ctx.meta.decoded,
@@ -94,6 +103,7 @@ impl DetectStage {
             payload_in_stream: stream.in_stream,
             reassembled: ctx.meta.pkts > 1,
             stream_events: &stream.names,
+            app_events: &app_events,
             stream_sizes: stream.sizes,
         };
         self.hits.clear();
