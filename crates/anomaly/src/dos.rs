@@ -286,6 +286,8 @@ pub struct DosDetector {
     seed: u64,
     alerts: u64,
     rejected: u64,
+    /// Packets counted (unsolicited, of an attack kind): the ones that touch the tables.
+    counted: u64,
 }
 
 impl DosDetector {
@@ -302,6 +304,7 @@ impl DosDetector {
             cfg,
             alerts: 0,
             rejected: 0,
+            counted: 0,
         }
     }
 
@@ -452,6 +455,7 @@ impl DosDetector {
         if self.cfg.allow.iter().any(|n| n.contains(&addr)) {
             return;
         }
+        self.counted += 1;
         let now = o.ts.0;
         let pkts = o.fragments.max(1);
         let hs = hash64(self.seed, &o.src);
@@ -944,6 +948,7 @@ impl Detector for DosDetector {
     fn extra_counters(&self) -> Vec<(&'static str, u64)> {
         vec![
             ("rejected", self.rejected),
+            ("counted", self.counted),
             ("victim_evictions", self.victims.counters.evictions),
             ("attack_evictions", self.attacks.counters.evictions),
             ("prefix_evictions", self.prefixes.counters.evictions),
