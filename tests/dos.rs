@@ -148,7 +148,7 @@ fn shared_ddos_captures() {
 }
 
 /// No DoS alert on the benign captures of ../shared/data (by manifest category) nor on
-/// the repository's benign fixtures.
+/// the repository's benign fixtures; port scans (one source, many ports) are not floods.
 #[test]
 fn benign_traffic_raises_no_dos_alert() {
     let mut caps = vec![
@@ -156,6 +156,9 @@ fn benign_traffic_raises_no_dos_alert() {
         root().join("fixtures/demo.pcap"),
         root().join("fixtures/attacks/beacon.pcap"),
         root().join("fixtures/attacks/volume-exfil.pcap"),
+        root().join("fixtures/attacks/nmap-syn.pcap"),
+        root().join("fixtures/attacks/nmap-ack.pcap"),
+        root().join("fixtures/attacks/masscan.pcap"),
     ];
     if let Some(shared) = common::shared_data() {
         let quiet = [
