@@ -518,7 +518,7 @@ impl DosDetector {
         } else {
             let bits = v.bytes[kind] as u64 * 8;
             let crossed = (v.pkts[kind] as u64 >= self.cfg.pps[kind]
-                && (v.pkts[kind] - pkts) as u64 <= self.cfg.pps[kind] - 1)
+                && ((v.pkts[kind] - pkts) as u64) < self.cfg.pps[kind])
                 || (bits >= self.cfg.bps && before_bits < self.cfg.bps);
             if crossed {
                 let v = *v;
