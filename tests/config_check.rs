@@ -89,7 +89,7 @@ fn production_config_passes_check() {
         s.contains(": ok: 0 error(s), 0 warning(s) (--strict)"),
         "{s}"
     );
-    assert!(s.contains("detectors: 7 loaded"), "{s}");
+    assert!(s.contains("detectors: 8 loaded"), "{s}");
     // Check creates nothing: the spool directory is created by `run`.
     assert!(!spool.exists());
     assert!(!out.exists());
@@ -139,7 +139,7 @@ fn production_config_runs_on_the_demo_capture() {
         types.contains("flow") && types.contains("stats"),
         "{types:?}"
     );
-    assert!(err.contains("detectors: 7 loaded"), "{err}");
+    assert!(err.contains("detectors: 8 loaded"), "{err}");
 }
 
 #[test]

@@ -137,6 +137,11 @@ pub struct DosConfig {
     pub max_completed_ratio: f64,
     /// UDP flood: at most this share of the window's UDP flows was answered.
     pub max_answered_ratio: f64,
+    /// TCP/UDP floods: more destination ports than this from fewer than
+    /// `spoof-min-sources` sources is a port scan, not a flood.
+    pub max_dest_ports: u64,
+    /// (see `max-dest-ports`)
+    pub spoof_min_sources: u64,
     /// UDP source ports of the "other" reflection kind.
     pub other_reflection_ports: Vec<u16>,
     /// Attacks tracked at once.
@@ -180,6 +185,8 @@ impl DosConfig {
             max_completed_ratio: s.f64("max-completed-ratio", 0.3, 0.0, 1.0),
             max_answered_ratio: s.f64("max-answered-ratio", 0.2, 0.0, 1.0),
             other_reflection_ports: other,
+            max_dest_ports: s.u64("max-dest-ports", 10, 1, 65_536),
+            spoof_min_sources: s.u64("spoof-min-sources", 50, 1, 1 << 32),
             max_attacks: s.u64("max-attacks", 4096, 1, 1 << 20) as usize,
             carpet_prefix_v4: s.u64("carpet-prefix-v4", 24, 8, 32) as u8,
             carpet_prefix_v6: s.u64("carpet-prefix-v6", 64, 16, 128) as u8,
@@ -205,6 +212,8 @@ struct Victim {
     udp_flows: u32,
     udp_answered: u32,
     sources: Hll,
+    /// Destination ports of the window's TCP and UDP flood packets.
+    dports: Hll,
     /// Counted packets per second outside attacks (EWMA).
     baseline_pps: f32,
 }
@@ -286,6 +295,8 @@ pub struct DosDetector {
     seed: u64,
     alerts: u64,
     rejected: u64,
+    /// Packets counted (unsolicited, of an attack kind): the ones that touch the tables.
+    counted: u64,
 }
 
 impl DosDetector {
@@ -302,6 +313,7 @@ impl DosDetector {
             cfg,
             alerts: 0,
             rejected: 0,
+            counted: 0,
         }
     }
 
@@ -452,6 +464,7 @@ impl DosDetector {
         if self.cfg.allow.iter().any(|n| n.contains(&addr)) {
             return;
         }
+        self.counted += 1;
         let now = o.ts.0;
         let pkts = o.fragments.max(1);
         let hs = hash64(self.seed, &o.src);
@@ -467,6 +480,7 @@ impl DosDetector {
             udp_flows: 0,
             udp_answered: 0,
             sources: Hll::default(),
+            dports: Hll::default(),
             baseline_pps: 0.0,
         });
         if now - v.bucket_start >= NS_PER_SEC {
@@ -478,11 +492,15 @@ impl DosDetector {
             v.win_start = now;
             (v.syn, v.syn_completed, v.udp_flows, v.udp_answered) = (0, 0, 0, 0);
             v.sources = Hll::default();
+            v.dports = Hll::default();
         }
         v.pkts[kind] = v.pkts[kind].saturating_add(pkts);
         let before_bits = v.bytes[kind] as u64 * 8;
         v.bytes[kind] = v.bytes[kind].saturating_add(o.ip_len);
         v.sources.insert(hs);
+        if matches!(kind, SYN | ACK | RST | UDP) {
+            v.dports.insert(hash64(self.seed, &o.dport));
+        }
         match kind {
             SYN => v.syn = v.syn.saturating_add(1),
             UDP if o.is_first() => v.udp_flows = v.udp_flows.saturating_add(1),
@@ -500,7 +518,7 @@ impl DosDetector {
         } else {
             let bits = v.bytes[kind] as u64 * 8;
             let crossed = (v.pkts[kind] as u64 >= self.cfg.pps[kind]
-                && (v.pkts[kind] - pkts) as u64 <= self.cfg.pps[kind] - 1)
+                && ((v.pkts[kind] - pkts) as u64) < self.cfg.pps[kind])
                 || (bits >= self.cfg.bps && before_bits < self.cfg.bps);
             if crossed {
                 let v = *v;
@@ -555,11 +573,16 @@ impl DosDetector {
         o: &PacketObs,
         out: &mut Vec<AnomalyAlert>,
     ) {
-        let ok = match kind {
-            SYN => v.syn_completed as f64 <= self.cfg.max_completed_ratio * v.syn.max(1) as f64,
-            UDP => v.udp_answered as f64 <= self.cfg.max_answered_ratio * v.udp_flows as f64,
-            _ => true,
-        };
+        // One source (or a few) probing many ports is a scan, the port scan detector's.
+        let scan = matches!(kind, SYN | ACK | RST | UDP)
+            && v.dports.estimate() > self.cfg.max_dest_ports
+            && v.sources.estimate() < self.cfg.spoof_min_sources;
+        let ok = !scan
+            && match kind {
+                SYN => v.syn_completed as f64 <= self.cfg.max_completed_ratio * v.syn.max(1) as f64,
+                UDP => v.udp_answered as f64 <= self.cfg.max_answered_ratio * v.udp_flows as f64,
+                _ => true,
+            };
         if !ok {
             self.rejected += 1;
             return;
@@ -944,6 +967,7 @@ impl Detector for DosDetector {
     fn extra_counters(&self) -> Vec<(&'static str, u64)> {
         vec![
             ("rejected", self.rejected),
+            ("counted", self.counted),
             ("victim_evictions", self.victims.counters.evictions),
             ("attack_evictions", self.attacks.counters.evictions),
             ("prefix_evictions", self.prefixes.counters.evictions),

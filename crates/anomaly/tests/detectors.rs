@@ -782,7 +782,7 @@ fn dos_tables_stay_bounded_under_two_million_sources() {
     let mut set = shipped();
     let victim = v4(0xc633_6405);
     let mut starts = 0;
-    let mut count = |set: &mut DetectorSet| {
+    let count = |set: &mut DetectorSet| {
         set.drain_alerts()
             .filter(|a| a.detector == "dos" && !a.update)
             .count()
