@@ -53,7 +53,10 @@
 mod buffer;
 mod detect;
 mod dns;
+mod files;
 mod http;
+mod mime;
+mod smtp;
 mod ssh;
 mod tls;
 mod util;
@@ -62,6 +65,7 @@ mod util;
 mod tests;
 
 pub use buffer::{Buffer, BufferDir};
+pub use files::{magic, FileHashes, FileInfo, FileState};
 pub use zonewatch_types::Direction;
 
 use serde_json::Value;
@@ -79,6 +83,8 @@ pub enum AppProto {
     Ssh,
     /// SMB (detected only: flow `app_proto`, no records or buffers).
     Smb,
+    /// SMTP (mail: `smtp` and `email` records, attachments as files).
+    Smtp,
 }
 
 impl AppProto {
@@ -90,6 +96,7 @@ impl AppProto {
             AppProto::Tls => "tls",
             AppProto::Ssh => "ssh",
             AppProto::Smb => "smb",
+            AppProto::Smtp => "smtp",
         }
     }
 
@@ -101,6 +108,7 @@ impl AppProto {
             "tls" => Some(AppProto::Tls),
             "ssh" => Some(AppProto::Ssh),
             "smb" => Some(AppProto::Smb),
+            "smtp" => Some(AppProto::Smtp),
             _ => None,
         }
     }
@@ -155,6 +163,20 @@ pub struct AppConfig {
     pub dns_max_tcp_message: usize,
     /// Answers, authorities and additionals parsed per DNS message.
     pub dns_max_records: usize,
+    /// Parse SMTP.
+    pub smtp: bool,
+    /// Longest mail header value kept (Suricata `header-value-depth`,
+    /// 2000); longer ones are cut and raise `smtp.mime_long_header_value`.
+    pub smtp_max_header_value: usize,
+    /// Headers of a message kept (for `email` and its buffers).
+    pub smtp_max_headers: usize,
+    /// Decoded bytes of each attachment kept for `file_data` rules.
+    pub smtp_file_data_depth: usize,
+    /// Write the mail's subject in the `email` record (personal data: off
+    /// by default; the `email.subject` buffer is filled either way).
+    pub smtp_log_subject: bool,
+    /// Hashes of files besides SHA-256 (Suricata `force-hash`).
+    pub file_hashes: FileHashes,
 }
 
 impl Default for AppConfig {
@@ -179,6 +201,12 @@ impl Default for AppConfig {
             ssh_inspect_encrypted: false,
             dns_max_tcp_message: 65535,
             dns_max_records: 256,
+            smtp: true,
+            smtp_max_header_value: 2000,
+            smtp_max_headers: 256,
+            smtp_file_data_depth: 100 * 1024,
+            smtp_log_subject: false,
+            file_hashes: FileHashes::default(),
         }
     }
 }
@@ -358,6 +386,9 @@ pub enum AppOutput {
     Tx(Box<Transaction>),
     /// An anomaly.
     Event(AppEvent),
+    /// A file of a transaction ended (EVE `fileinfo`); output after its
+    /// transaction.
+    File(Box<FileInfo>),
 }
 
 /// The protocol a well-known port promises (`None`: no promise).
@@ -366,6 +397,7 @@ pub fn expected_proto(ipproto: u8, port: u16) -> Option<AppProto> {
         (6, 80 | 8080 | 8000 | 3128) => Some(AppProto::Http),
         (6, 443 | 8443 | 465 | 636 | 853 | 993 | 995) => Some(AppProto::Tls),
         (6, 22) => Some(AppProto::Ssh),
+        (6, 25 | 587) => Some(AppProto::Smtp),
         (6 | 17, 53) => Some(AppProto::Dns),
         _ => None,
     }
@@ -377,6 +409,7 @@ enum Parser {
     Dns(Box<dns::DnsTcp>),
     Tls(Box<tls::TlsState>),
     Ssh(Box<ssh::SshState>),
+    Smtp(Box<smtp::SmtpState>),
 }
 
 /// Per-flow app-layer state.
@@ -429,6 +462,9 @@ impl Out<'_> {
     }
     pub(crate) fn tx(&mut self, tx: Transaction) {
         self.v.push(AppOutput::Tx(Box::new(tx)));
+    }
+    pub(crate) fn file(&mut self, f: FileInfo) {
+        self.v.push(AppOutput::File(Box::new(f)));
     }
     pub(crate) fn new_tx_id(&mut self) -> u64 {
         let id = *self.next_tx;
@@ -523,6 +559,7 @@ impl AppState {
             Parser::Dns(d) => d.mem_bytes(),
             Parser::Tls(t) => t.mem_bytes(),
             Parser::Ssh(s) => s.mem_bytes(),
+            Parser::Smtp(s) => s.mem_bytes(),
         }
     }
 
@@ -550,7 +587,7 @@ impl AppState {
                 return;
             }
             self.probe[d].extend_from_slice(&data[..take]);
-            match detect::probe_tcp(&self.probe[d], dir, &self.cfg) {
+            match detect::probe_tcp(&self.probe[d], dir, self.dport, &self.cfg) {
                 detect::Probe::Match(p, rev) => {
                     self.start(p, out);
                     let (d, dir) = if rev {
@@ -630,6 +667,7 @@ impl AppState {
             Parser::Dns(x) => x.gap(dir),
             Parser::Tls(t) => t.gap(dir),
             Parser::Ssh(s) => s.gap(dir),
+            Parser::Smtp(s) => s.gap(dir, &mut o),
         }
     }
 
@@ -682,6 +720,7 @@ impl AppState {
             Parser::Http(h) => h.close(&mut o),
             Parser::Tls(t) => t.close(&mut o),
             Parser::Ssh(s) => s.close(&mut o),
+            Parser::Smtp(s) => s.close(&mut o),
             Parser::Dns(_) | Parser::None => {}
         }
     }
@@ -716,6 +755,7 @@ impl AppState {
             AppProto::Dns => Parser::Dns(Box::new(dns::DnsTcp::new(self.cfg))),
             AppProto::Tls => Parser::Tls(Box::new(tls::TlsState::new(self.cfg))),
             AppProto::Ssh => Parser::Ssh(Box::new(ssh::SshState::new(self.cfg))),
+            AppProto::Smtp => Parser::Smtp(Box::new(smtp::SmtpState::new(self.cfg))),
             AppProto::Smb => Parser::None,
         };
     }
@@ -731,6 +771,28 @@ impl AppState {
             Parser::Dns(x) => x.input(dir, data, &mut o),
             Parser::Tls(t) => t.input(dir, data, &mut o),
             Parser::Ssh(s) => s.input(dir, data, &mut o),
+            Parser::Smtp(s) => s.input(dir, data, &mut o),
+        }
+        let handoff = match &mut self.parser {
+            Parser::Smtp(s) => s.take_handoff(),
+            _ => None,
+        };
+        if let Some((client, server)) = handoff {
+            self.starttls(client, server, out);
+        }
+    }
+
+    /// STARTTLS was accepted: the flow continues as TLS, as Suricata's
+    /// protocol upgrade. The client bytes that came after the command and
+    /// the server's after its reply are the first TLS bytes of each side.
+    /// The flow's protocol stays SMTP; the TLS records follow it.
+    fn starttls(&mut self, client: Vec<u8>, server: Vec<u8>, out: &mut Vec<AppOutput>) {
+        self.parser = Parser::Tls(Box::new(tls::TlsState::new(self.cfg)));
+        if !client.is_empty() {
+            self.feed(Direction::ToServer, &client, out);
+        }
+        if !server.is_empty() {
+            self.feed(Direction::ToClient, &server, out);
         }
     }
 }

@@ -6,7 +6,7 @@
 use super::stream::StreamStage;
 use super::{FlowHit, PacketCtx};
 use crate::stats::WorkerStats;
-use zonewatch_applayer::{AppConfig, AppOutput, AppProto, AppState, Transaction};
+use zonewatch_applayer::{AppConfig, AppOutput, AppProto, AppState, FileInfo, Transaction};
 use zonewatch_decode::Transport;
 use zonewatch_detect::FlowView;
 use zonewatch_types::{
@@ -184,10 +184,11 @@ impl AppStage {
         let mut outs = Vec::new();
         a.state.on_close(&mut outs);
         let completed = outs.into_iter().filter_map(|o| match o {
-            AppOutput::Tx(tx) if tx.complete => Some(tx),
+            AppOutput::Tx(tx) if tx.complete => Some(into_record(tx)),
+            AppOutput::File(f) => Some(file_record(&f)),
             _ => None,
         });
-        for (k, tx) in (0..EventKey::CLOSE_TX_PER_FLOW).zip(completed) {
+        for (k, rec) in (0..EventKey::CLOSE_TX_PER_FLOW).zip(completed) {
             events.push(Event {
                 key: EventKey::close_tx(key, k),
                 ts,
@@ -195,7 +196,7 @@ impl AppStage {
                 addr,
                 community_id: None,
                 in_iface: None,
-                body: EventBody::App(Box::new(into_record(tx))),
+                body: EventBody::App(Box::new(rec)),
             });
         }
     }
@@ -216,6 +217,7 @@ impl AppStage {
         for o in self.out.drain(..) {
             let body = match o {
                 AppOutput::Tx(tx) if tx.complete => EventBody::App(Box::new(into_record(tx))),
+                AppOutput::File(f) => EventBody::App(Box::new(file_record(&f))),
                 AppOutput::Event(e) => {
                     *stats.app_events.entry(e.name).or_default() += 1;
                     EventBody::Anomaly(AnomalyRecord {
@@ -240,6 +242,16 @@ impl AppStage {
             });
             sub += 1;
         }
+    }
+}
+
+/// A finished file as a `fileinfo` record of its transaction.
+fn file_record(f: &FileInfo) -> AppRecord {
+    AppRecord {
+        app_proto: f.proto.name(),
+        key: "fileinfo",
+        tx_id: f.tx_id,
+        record: f.eve(),
     }
 }
 
