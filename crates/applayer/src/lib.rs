@@ -177,6 +177,10 @@ pub struct AppConfig {
     pub smtp_log_subject: bool,
     /// Hashes of files besides SHA-256 (Suricata `force-hash`).
     pub file_hashes: FileHashes,
+    /// Decoded (gzip/deflate) bytes of one HTTP body hashed as a file;
+    /// past it the file is TRUNCATED and decoding stops (compression
+    /// bombs cost at most this much hashing).
+    pub file_decompress_limit: u64,
 }
 
 impl Default for AppConfig {
@@ -207,6 +211,7 @@ impl Default for AppConfig {
             smtp_file_data_depth: 100 * 1024,
             smtp_log_subject: false,
             file_hashes: FileHashes::default(),
+            file_decompress_limit: 128 << 20,
         }
     }
 }
