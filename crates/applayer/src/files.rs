@@ -187,8 +187,9 @@ fn magic_pe(b: &[u8]) -> &'static str {
     match (le16(b, pe + 24), dll) {
         (Some(0x20b), false) => "PE32+ executable",
         (Some(0x20b), true) => "PE32+ executable (DLL)",
-        (_, false) => "PE32 executable",
-        (_, true) => "PE32 executable (DLL)",
+        (Some(0x10b), false) => "PE32 executable",
+        (Some(0x10b), true) => "PE32 executable (DLL)",
+        _ => "PE Unknown PE signature",
     }
 }
 
@@ -214,10 +215,20 @@ fn magic_zip(b: &[u8]) -> &'static str {
 /// Text types by content: HTML markers, a script's `#!`, else plain text
 /// when the bytes kept are printable.
 fn magic_text(b: &[u8]) -> Option<&'static str> {
+    // The tags `file(1)` takes for HTML at the start (whitespace skipped).
+    const HTML: &[&[u8]] = &[
+        b"<!doctype html",
+        b"<html",
+        b"<head",
+        b"<title",
+        b"<script",
+        b"<style",
+        b"<table",
+        b"<a href=",
+    ];
     let t = b.trim_ascii_start();
     let low: Vec<u8> = t.iter().take(64).map(u8::to_ascii_lowercase).collect();
-    if low.starts_with(b"<!doctype html") || low.starts_with(b"<html") || low.starts_with(b"<head")
-    {
+    if HTML.iter().any(|h| low.starts_with(h)) {
         return Some("HTML document");
     }
     if low.starts_with(b"<?xml") {
@@ -226,16 +237,23 @@ fn magic_text(b: &[u8]) -> Option<&'static str> {
     if b.starts_with(b"#!") {
         return Some("script");
     }
-    let printable = b
-        .iter()
-        .all(|&c| c.is_ascii_graphic() || matches!(c, b' ' | b'\t' | b'\r' | b'\n' | 0x0c));
-    if printable && !b.is_empty() {
+    if b.starts_with(b"-----BEGIN CERTIFICATE-----") {
+        return Some("PEM certificate");
+    }
+    if is_text(b) {
         Some("ASCII text")
     } else if std::str::from_utf8(b).is_ok() && !b.is_empty() {
         Some("Unicode text")
     } else {
         None
     }
+}
+
+/// Printable ASCII with the usual control characters only.
+fn is_text(b: &[u8]) -> bool {
+    !b.is_empty()
+        && b.iter()
+            .all(|&c| c.is_ascii_graphic() || matches!(c, b' ' | b'\t' | b'\r' | b'\n' | 0x0c))
 }
 
 /// The type of a file from its first bytes: a short table of the types
@@ -268,8 +286,11 @@ pub fn magic(b: &[u8]) -> Option<&'static str> {
         (b"\0\0\x01\0", "MS Windows icon resource"),
         (b"wOFF", "Web Open Font Format"),
         (b"wOF2", "Web Open Font Format (Version 2)"),
+        (b"\x78\x9c", "zlib compressed data"),
+        (b"\x78\xda", "zlib compressed data"),
+        (b"\x78\x01", "zlib compressed data"),
     ];
-    if b.starts_with(b"MZ") {
+    if b.starts_with(b"MZ") && !is_text(b) {
         return Some(magic_pe(b));
     }
     if b.starts_with(b"PK\x03\x04") {
