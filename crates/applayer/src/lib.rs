@@ -1,7 +1,8 @@
 //! App-layer protocol detection and parsers for HTTP/1.x, DNS (UDP and TCP),
-//! TLS and SSH: per-flow state fed with reassembled stream bytes or
-//! datagrams, producing transactions (EVE records with Suricata's field
-//! names, plus the rule buffers Suricata's sticky buffers name) and app-layer
+//! TLS, SSH and SMTP (with MIME): per-flow state fed with reassembled stream
+//! bytes or datagrams, producing transactions (EVE records with Suricata's
+//! field names, plus the rule buffers Suricata's sticky buffers name), the
+//! files they carry ([`FileInfo`]: hashes, type, size, state) and app-layer
 //! anomaly events.
 //!
 //! # Contract
@@ -17,6 +18,9 @@
 //!   [`AppState::on_gap`] with the number of missing bytes first. UDP: call
 //!   [`AppState::on_datagram`] with each payload. At flow end call
 //!   [`AppState::on_close`] (flushes transactions still open).
+//! * A file ([`AppOutput::File`]) is output after the transaction it belongs
+//!   to; it holds hash states and its first 512 bytes while in progress,
+//!   never its data.
 //! * Outputs of a call are appended to the caller's vector and belong to the
 //!   packet that caused the call: a transaction record is attributed to the
 //!   packet whose bytes completed it, like Suricata's per-packet logging.
