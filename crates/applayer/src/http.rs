@@ -871,7 +871,9 @@ impl HttpState {
                 _ => None,
             };
         }
-        if !no_body && (!req || eq_ci(&method, "PUT")) {
+        // Every body is a file, request bodies (POST forms, PUT uploads)
+        // included, as in Suricata 7.
+        if !no_body {
             let name = self.file_name(id, req);
             let hashes = self.cfg.file_hashes;
             if let Some(m) = self.msg_mut(dir) {
