@@ -26,7 +26,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const ALL_TYPES: &str = "output.types=[alert,flow,anomaly,stats,http,dns,tls,ssh]";
+const ALL_TYPES: &str = "output.types=[alert,flow,anomaly,stats,http,dns,tls,ssh,smtp,fileinfo]";
 
 /// `../shared/data`, or None (skip) when it is absent; in CI it must be there.
 fn shared(what: &str) -> Option<PathBuf> {

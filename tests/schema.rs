@@ -19,7 +19,7 @@ use std::sync::Mutex;
 
 /// Event types with a schema file `docs/schema/<type>.schema.json`.
 const TYPES: &[&str] = &[
-    "flow", "anomaly", "stats", "alert", "http", "dns", "tls", "ssh",
+    "flow", "anomaly", "stats", "alert", "http", "dns", "tls", "ssh", "smtp", "fileinfo",
 ];
 
 /// The schemas refer to each other by relative URI (`common.schema.json`);

@@ -164,6 +164,23 @@ buffers! {
     SshHasshServer = "ssh.hassh.server", Ssh, ToClient, ["ssh_hassh_server"];
     /// HASSH-server string.
     SshHasshServerString = "ssh.hassh.server.string", Ssh, ToClient, ["ssh_hassh_server_string"];
+    /// HELO/EHLO argument.
+    SmtpHelo = "smtp.helo", Smtp, ToServer, [];
+    /// MAIL FROM argument (`<a@b>`).
+    SmtpMailFrom = "smtp.mail_from", Smtp, ToServer, [];
+    /// RCPT TO arguments (multi-valued).
+    SmtpRcptTo = "smtp.rcpt_to", Smtp, ToServer, [];
+    /// The message's From header value.
+    EmailFrom = "email.from", Smtp, ToServer, [];
+    /// The message's Subject header value.
+    EmailSubject = "email.subject", Smtp, ToServer, [];
+    /// The message's To header value.
+    EmailTo = "email.to", Smtp, ToServer, [];
+    /// The message's Cc header value.
+    EmailCc = "email.cc", Smtp, ToServer, [];
+    /// Decoded attachment data, up to the configured depth, one value per
+    /// attachment (`file_data` / `file.data` in an smtp rule).
+    SmtpFileData = "smtp.file_data", Smtp, ToServer, [];
 }
 
 impl Buffer {
@@ -178,6 +195,18 @@ impl Buffer {
                 | Buffer::TlsAlpn
                 | Buffer::HttpRequestHeader
                 | Buffer::HttpResponseHeader
+                | Buffer::SmtpRcptTo
+                | Buffer::SmtpFileData
         )
+    }
+
+    /// The buffer a protocol-neutral keyword means in a rule of protocol
+    /// `proto`: `file_data` is the HTTP response body, or in an smtp rule
+    /// the attachments' data.
+    pub fn for_proto(self, proto: AppProto) -> Buffer {
+        match (self, proto) {
+            (Buffer::HttpResponseBody, AppProto::Smtp) => Buffer::SmtpFileData,
+            (b, _) => b,
+        }
     }
 }

@@ -192,7 +192,34 @@ fn probe_dns_tcp(d: &[u8], dir: Direction) -> Probe {
     }
 }
 
-pub(crate) fn probe_tcp(data: &[u8], dir: Direction, cfg: &AppConfig) -> Probe {
+/// SMTP, as Suricata: a client's `EHLO `/`HELO ` (any port), or on the
+/// mail ports (25, 587) the server's `220` greeting (FTP greets with the
+/// same code, so a greeting alone decides only there).
+fn probe_smtp(d: &[u8], dir: Direction, dport: u16) -> Probe {
+    let mut more = false;
+    if dir == Direction::ToServer {
+        for p in [b"EHLO ", b"HELO "] {
+            match prefix(d, p, true) {
+                Some(true) => return Probe::Match(AppProto::Smtp, false),
+                Some(false) => more = true,
+                None => {}
+            }
+        }
+    } else if matches!(dport, 25 | 587) {
+        let greeting = d.len() >= 4 && d.starts_with(b"220") && matches!(d[3], b' ' | b'-');
+        if greeting {
+            return Probe::Match(AppProto::Smtp, false);
+        }
+        more = b"220 ".starts_with(d) || b"220-".starts_with(d);
+    }
+    if more {
+        Probe::NeedMore
+    } else {
+        Probe::NoMatch
+    }
+}
+
+pub(crate) fn probe_tcp(data: &[u8], dir: Direction, dport: u16, cfg: &AppConfig) -> Probe {
     let mut more = false;
     // DNS over TCP has no magic; it is probed by content last, where a DNS
     // header is the only plausible reading (any port).
@@ -201,6 +228,7 @@ pub(crate) fn probe_tcp(data: &[u8], dir: Direction, cfg: &AppConfig) -> Probe {
         (cfg.ssh, probe_ssh(data)),
         (cfg.http, probe_http(data, dir)),
         (cfg.smb, probe_smb(data, dir)),
+        (cfg.smtp, probe_smtp(data, dir, dport)),
         (cfg.dns, probe_dns_tcp(data, dir)),
     ];
     for (on, r) in results {

@@ -2,6 +2,7 @@
 //! Content-Length and chunked bodies, gzip/deflate within a bound, header
 //! folding, lenient request lines, URI normalization, gap recovery.
 
+use crate::files::{FileState, FileTrack};
 use crate::util::{js, trim};
 use crate::{di, AppConfig, AppProto, Buffer, Direction, Out, Transaction};
 use serde_json::{Map, Value};
@@ -10,6 +11,9 @@ use std::io::Write;
 
 const CS: Direction = Direction::ToServer;
 const SC: Direction = Direction::ToClient;
+/// Decoded bytes one write to a decoder may produce while a file is
+/// hashed; more (only a compression bomb does that) truncates the file.
+const DECODE_PER_WRITE: usize = 1 << 20;
 
 /// Keeps at most `cap` bytes; accepts (and drops) the rest.
 struct Capped {
@@ -69,6 +73,12 @@ struct Msg {
     body: Vec<u8>,
     body_len: u64,
     body_trunc: bool,
+    /// The body as a file (hashed whole, decoded), from its first byte.
+    file: Option<FileTrack>,
+    /// How the file ends when not whole (a gap, a failed decoding).
+    file_state: Option<FileState>,
+    /// Decoded bytes given to the file (bounded by the decompression limit).
+    file_bytes: u64,
 }
 
 impl Msg {
@@ -85,6 +95,7 @@ impl Msg {
             + self.c.capacity()
             + self.raw_headers.capacity()
             + self.body.capacity()
+            + self.file.as_ref().map_or(0, FileTrack::mem_bytes)
             + self
                 .headers
                 .iter()
@@ -95,6 +106,8 @@ impl Msg {
 
 struct HttpTx {
     id: u64,
+    /// Files of its messages that ended, output after the transaction.
+    files: Vec<crate::files::FileInfo>,
     req: Option<Box<Msg>>,
     resp: Option<Box<Msg>>,
     req_done: bool,
@@ -568,6 +581,7 @@ impl HttpState {
                 out.event("http.method_delim_non_compliant", dir, Some(id));
             }
             self.txs.push_back(HttpTx {
+                files: Vec::new(),
                 id,
                 req: Some(Box::new(m)),
                 resp: None,
@@ -591,6 +605,7 @@ impl HttpState {
                     let id = out.new_tx_id();
                     out.event("http.unable_to_match_response_to_request", dir, Some(id));
                     self.txs.push_back(HttpTx {
+                        files: Vec::new(),
                         id,
                         req: None,
                         resp: None,
@@ -848,15 +863,22 @@ impl HttpState {
                 Some(b"gzip") | Some(b"x-gzip") => {
                     Some(Decoder::Gzip(flate2::write::GzDecoder::new(Capped {
                         buf: Vec::new(),
-                        cap: self.cfg.http_response_body_limit,
+                        cap: DECODE_PER_WRITE,
                         full: false,
                     })))
                 }
-                Some(b"deflate") => {
-                    Some(Decoder::DeflateUnknown(self.cfg.http_response_body_limit))
-                }
+                Some(b"deflate") => Some(Decoder::DeflateUnknown(DECODE_PER_WRITE)),
                 _ => None,
             };
+        }
+        // Every body is a file, request bodies (POST forms, PUT uploads)
+        // included, as in Suricata 7.
+        if !no_body && self.cfg.track_files {
+            let name = self.file_name(id, req);
+            let hashes = self.cfg.file_hashes;
+            if let Some(m) = self.msg_mut(dir) {
+                m.file = Some(FileTrack::new(name, hashes, 0));
+            }
         }
         let phase = if no_body {
             None
@@ -879,10 +901,35 @@ impl HttpState {
         }
     }
 
+    /// A body's file name: the response's Content-Disposition `filename`,
+    /// else the request's normalized path (without query), as Suricata.
+    fn file_name(&mut self, id: Option<u64>, req: bool) -> Vec<u8> {
+        let Some(t) = self.tx_mut(id) else {
+            return Vec::new();
+        };
+        if !req {
+            let cd = t
+                .resp
+                .as_ref()
+                .and_then(|m| m.header("Content-Disposition"));
+            if let Some(f) = cd.and_then(|v| crate::mime::param(v, b"filename")) {
+                return f.to_vec();
+            }
+        }
+        let uri = t
+            .req
+            .as_ref()
+            .map(|m| normalize_uri(&m.b))
+            .unwrap_or_default();
+        let end = uri.iter().position(|&c| c == b'?').unwrap_or(uri.len());
+        uri[..end].to_vec()
+    }
+
     fn body(&mut self, dir: Direction, data: &[u8], out: &mut Out<'_>) {
         if data.is_empty() {
             return;
         }
+        let file_limit = self.cfg.file_decompress_limit;
         let d = di(dir);
         let limit = if dir == CS {
             self.cfg.http_request_body_limit
@@ -909,6 +956,9 @@ impl HttpState {
         }
         match &mut dec {
             None => {
+                if let Some(f) = m.file.as_mut() {
+                    f.append(data);
+                }
                 let room = limit.saturating_sub(m.body.len());
                 if data.len() > room {
                     m.body_trunc = true;
@@ -917,26 +967,11 @@ impl HttpState {
             }
             Some(Decoder::Failed) | Some(Decoder::DeflateUnknown(_)) => {}
             Some(dd) => {
-                let full = dd.sink().is_some_and(|s| s.full);
-                if !full {
-                    // flush() makes the decoder hand over what it has
-                    // decoded so far instead of holding it until the next write.
-                    let r = match dd {
-                        Decoder::Gzip(x) => x.write_all(data).and_then(|_| x.flush()),
-                        Decoder::Zlib(x) => x.write_all(data).and_then(|_| x.flush()),
-                        Decoder::Deflate(x) => x.write_all(data).and_then(|_| x.flush()),
-                        _ => Ok(()),
-                    };
-                    if let Some(s) = dd.sink() {
-                        m.body.append(&mut s.buf);
-                        s.cap = limit.saturating_sub(m.body.len());
-                        if s.full {
-                            m.body_trunc = true;
-                        }
-                    }
-                    if r.is_err() {
-                        out.event("http.gzip_decompression_failed", dir, id);
-                        dec = Some(Decoder::Failed);
+                if !decode_body(dd, m, data, limit, file_limit) {
+                    out.event("http.gzip_decompression_failed", dir, id);
+                    dec = Some(Decoder::Failed);
+                    if m.file.is_some() {
+                        m.file_state = Some(FileState::Error);
                     }
                 }
             }
@@ -950,6 +985,15 @@ impl HttpState {
         self.sides[d].dec = None;
         if self.sides[d].phase != Phase::Dead {
             self.sides[d].phase = Phase::Start;
+        }
+        if let Some(t) = self.tx_mut(id) {
+            let m = if dir == CS { &mut t.req } else { &mut t.resp };
+            if let Some(f) = m
+                .as_deref_mut()
+                .and_then(|m| finish_file(m, FileState::Closed, t.id))
+            {
+                t.files.push(f);
+            }
         }
         if let Some(t) = self.tx_mut(id) {
             if dir == CS {
@@ -971,7 +1015,7 @@ impl HttpState {
                 break;
             }
             if let Some(t) = self.txs.pop_front() {
-                out.tx(build_final(t));
+                emit_final(t, out);
             }
         }
     }
@@ -987,7 +1031,7 @@ impl HttpState {
                         }
                     }
                 }
-                out.tx(build_final(t));
+                emit_final(t, out);
             }
         }
     }
@@ -995,6 +1039,10 @@ impl HttpState {
     pub(crate) fn gap(&mut self, dir: Direction, len: u64, out: &mut Out<'_>) {
         let d = di(dir);
         let id = self.sides[d].tx;
+        if let Some(m) = self.msg_mut(dir).filter(|m| m.file.is_some()) {
+            // Bytes of the file are missing.
+            m.file_state = Some(FileState::Truncated);
+        }
         match self.sides[d].phase {
             Phase::Len(rem) if len < rem => {
                 self.sides[d].phase = Phase::Len(rem - len);
@@ -1029,7 +1077,7 @@ impl HttpState {
 
     pub(crate) fn close(&mut self, out: &mut Out<'_>) {
         while let Some(t) = self.txs.pop_front() {
-            out.tx(build_final(t));
+            emit_final(t, out);
         }
         self.sides = [Side::new(), Side::new()];
     }
@@ -1099,6 +1147,74 @@ fn fill_common(tx: &mut Transaction, m: &Msg, dir: Direction) {
     set_hdr(tx, m, dir, "content-type", Buffer::HttpContentType);
     set_hdr(tx, m, dir, "content-length", Buffer::HttpContentLen);
     set_hdr(tx, m, dir, "connection", Buffer::HttpConnection);
+}
+
+/// Decodes `data` through a gzip/deflate decoder into the body (up to
+/// `limit`) and the body's file (up to `file_limit` decoded bytes); false
+/// when the data does not decode. Decoding stops once neither wants more.
+fn decode_body(dd: &mut Decoder, m: &mut Msg, data: &[u8], limit: usize, file_limit: u64) -> bool {
+    let file_on = m.file.is_some() && m.file_state.is_none();
+    let room = limit.saturating_sub(m.body.len());
+    if room == 0 && !file_on {
+        return true;
+    }
+    if let Some(s) = dd.sink() {
+        s.full = false;
+        s.cap = if file_on { DECODE_PER_WRITE } else { room };
+    }
+    // flush() makes the decoder hand over what it has decoded so far
+    // instead of holding it until the next write.
+    let r = match dd {
+        Decoder::Gzip(x) => x.write_all(data).and_then(|_| x.flush()),
+        Decoder::Zlib(x) => x.write_all(data).and_then(|_| x.flush()),
+        Decoder::Deflate(x) => x.write_all(data).and_then(|_| x.flush()),
+        _ => Ok(()),
+    };
+    if let Some(s) = dd.sink() {
+        let buf = std::mem::take(&mut s.buf);
+        if file_on {
+            let budget = file_limit.saturating_sub(m.file_bytes) as usize;
+            if s.full || buf.len() > budget {
+                m.file_state = Some(FileState::Truncated);
+            }
+            let n = budget.min(buf.len());
+            m.file_bytes += n as u64;
+            if let Some(f) = m.file.as_mut() {
+                f.append(&buf[..n]);
+            }
+        }
+        if buf.len() > room || (s.full && !file_on) {
+            m.body_trunc = true;
+        }
+        m.body.extend_from_slice(&buf[..room.min(buf.len())]);
+    }
+    r.is_ok()
+}
+
+/// The message's file, ended (`state` unless something went wrong with
+/// it before); none for an empty body.
+fn finish_file(m: &mut Msg, state: FileState, tx_id: u64) -> Option<crate::files::FileInfo> {
+    let f = m.file.take()?;
+    let state = m.file_state.unwrap_or(state);
+    let (info, _) = f.finish(state, AppProto::Http, tx_id);
+    (info.size > 0).then_some(info)
+}
+
+/// Outputs the complete transaction, then the files of its messages
+/// (those still open were cut short: truncated).
+fn emit_final(mut t: HttpTx, out: &mut Out<'_>) {
+    let mut files = std::mem::take(&mut t.files);
+    let id = t.id;
+    for m in [t.req.as_deref_mut(), t.resp.as_deref_mut()]
+        .into_iter()
+        .flatten()
+    {
+        files.extend(finish_file(m, FileState::Truncated, id));
+    }
+    out.tx(build_final(t));
+    for f in files {
+        out.file(f);
+    }
 }
 
 /// The complete transaction, built from the message it consumes: its

@@ -1,7 +1,8 @@
 //! App-layer protocol detection and parsers for HTTP/1.x, DNS (UDP and TCP),
-//! TLS and SSH: per-flow state fed with reassembled stream bytes or
-//! datagrams, producing transactions (EVE records with Suricata's field
-//! names, plus the rule buffers Suricata's sticky buffers name) and app-layer
+//! TLS, SSH and SMTP (with MIME): per-flow state fed with reassembled stream
+//! bytes or datagrams, producing transactions (EVE records with Suricata's
+//! field names, plus the rule buffers Suricata's sticky buffers name), the
+//! files they carry ([`FileInfo`]: hashes, type, size, state) and app-layer
 //! anomaly events.
 //!
 //! # Contract
@@ -17,6 +18,9 @@
 //!   [`AppState::on_gap`] with the number of missing bytes first. UDP: call
 //!   [`AppState::on_datagram`] with each payload. At flow end call
 //!   [`AppState::on_close`] (flushes transactions still open).
+//! * A file ([`AppOutput::File`]) is output after the transaction it belongs
+//!   to; it holds hash states and its first 512 bytes while in progress,
+//!   never its data.
 //! * Outputs of a call are appended to the caller's vector and belong to the
 //!   packet that caused the call: a transaction record is attributed to the
 //!   packet whose bytes completed it, like Suricata's per-packet logging.
@@ -53,7 +57,10 @@
 mod buffer;
 mod detect;
 mod dns;
+mod files;
 mod http;
+mod mime;
+mod smtp;
 mod ssh;
 mod tls;
 mod util;
@@ -62,6 +69,7 @@ mod util;
 mod tests;
 
 pub use buffer::{Buffer, BufferDir};
+pub use files::{magic, FileHashes, FileInfo, FileState};
 pub use zonewatch_types::Direction;
 
 use serde_json::Value;
@@ -79,6 +87,8 @@ pub enum AppProto {
     Ssh,
     /// SMB (detected only: flow `app_proto`, no records or buffers).
     Smb,
+    /// SMTP (mail: `smtp` and `email` records, attachments as files).
+    Smtp,
 }
 
 impl AppProto {
@@ -90,6 +100,7 @@ impl AppProto {
             AppProto::Tls => "tls",
             AppProto::Ssh => "ssh",
             AppProto::Smb => "smb",
+            AppProto::Smtp => "smtp",
         }
     }
 
@@ -101,6 +112,7 @@ impl AppProto {
             "tls" => Some(AppProto::Tls),
             "ssh" => Some(AppProto::Ssh),
             "smb" => Some(AppProto::Smb),
+            "smtp" => Some(AppProto::Smtp),
             _ => None,
         }
     }
@@ -155,6 +167,28 @@ pub struct AppConfig {
     pub dns_max_tcp_message: usize,
     /// Answers, authorities and additionals parsed per DNS message.
     pub dns_max_records: usize,
+    /// Parse SMTP.
+    pub smtp: bool,
+    /// Longest mail header value kept (Suricata `header-value-depth`,
+    /// 2000); longer ones are cut and raise `smtp.mime_long_header_value`.
+    pub smtp_max_header_value: usize,
+    /// Headers of a message kept (for `email` and its buffers).
+    pub smtp_max_headers: usize,
+    /// Decoded bytes of each attachment kept for `file_data` rules.
+    pub smtp_file_data_depth: usize,
+    /// Write the mail's subject in the `email` record (personal data: off
+    /// by default; the `email.subject` buffer is filled either way).
+    pub smtp_log_subject: bool,
+    /// Hashes of files besides SHA-256 (Suricata `force-hash`).
+    pub file_hashes: FileHashes,
+    /// HTTP bodies are tracked as files (hashed, typed, `fileinfo`): off
+    /// when nothing reads files (no `fileinfo` records written), which
+    /// saves hashing every body.
+    pub track_files: bool,
+    /// Decoded (gzip/deflate) bytes of one HTTP body hashed as a file;
+    /// past it the file is TRUNCATED and decoding stops (compression
+    /// bombs cost at most this much hashing).
+    pub file_decompress_limit: u64,
 }
 
 impl Default for AppConfig {
@@ -179,6 +213,14 @@ impl Default for AppConfig {
             ssh_inspect_encrypted: false,
             dns_max_tcp_message: 65535,
             dns_max_records: 256,
+            smtp: true,
+            smtp_max_header_value: 2000,
+            smtp_max_headers: 256,
+            smtp_file_data_depth: 100 * 1024,
+            smtp_log_subject: false,
+            file_hashes: FileHashes::default(),
+            track_files: true,
+            file_decompress_limit: 128 << 20,
         }
     }
 }
@@ -429,6 +471,9 @@ pub enum AppOutput {
     Tx(Box<Transaction>),
     /// An anomaly.
     Event(AppEvent),
+    /// A file of a transaction ended (EVE `fileinfo`); output after its
+    /// transaction.
+    File(Box<FileInfo>),
 }
 
 /// The protocol a well-known port promises (`None`: no promise).
@@ -437,6 +482,7 @@ pub fn expected_proto(ipproto: u8, port: u16) -> Option<AppProto> {
         (6, 80 | 8080 | 8000 | 3128) => Some(AppProto::Http),
         (6, 443 | 8443 | 465 | 636 | 853 | 993 | 995) => Some(AppProto::Tls),
         (6, 22) => Some(AppProto::Ssh),
+        (6, 25 | 587) => Some(AppProto::Smtp),
         (6 | 17, 53) => Some(AppProto::Dns),
         _ => None,
     }
@@ -448,6 +494,7 @@ enum Parser {
     Dns(Box<dns::DnsTcp>),
     Tls(Box<tls::TlsState>),
     Ssh(Box<ssh::SshState>),
+    Smtp(Box<smtp::SmtpState>),
 }
 
 /// Per-flow app-layer state.
@@ -500,6 +547,9 @@ impl Out<'_> {
     }
     pub(crate) fn tx(&mut self, tx: Transaction) {
         self.v.push(AppOutput::Tx(Box::new(tx)));
+    }
+    pub(crate) fn file(&mut self, f: FileInfo) {
+        self.v.push(AppOutput::File(Box::new(f)));
     }
     pub(crate) fn new_tx_id(&mut self) -> u64 {
         let id = *self.next_tx;
@@ -594,6 +644,7 @@ impl AppState {
             Parser::Dns(d) => d.mem_bytes(),
             Parser::Tls(t) => t.mem_bytes(),
             Parser::Ssh(s) => s.mem_bytes(),
+            Parser::Smtp(s) => s.mem_bytes(),
         }
     }
 
@@ -621,7 +672,7 @@ impl AppState {
                 return;
             }
             self.probe[d].extend_from_slice(&data[..take]);
-            match detect::probe_tcp(&self.probe[d], dir, &self.cfg) {
+            match detect::probe_tcp(&self.probe[d], dir, self.dport, &self.cfg) {
                 detect::Probe::Match(p, rev) => {
                     self.start(p, out);
                     let (d, dir) = if rev {
@@ -701,6 +752,7 @@ impl AppState {
             Parser::Dns(x) => x.gap(dir),
             Parser::Tls(t) => t.gap(dir),
             Parser::Ssh(s) => s.gap(dir),
+            Parser::Smtp(s) => s.gap(dir, &mut o),
         }
     }
 
@@ -753,6 +805,7 @@ impl AppState {
             Parser::Http(h) => h.close(&mut o),
             Parser::Tls(t) => t.close(&mut o),
             Parser::Ssh(s) => s.close(&mut o),
+            Parser::Smtp(s) => s.close(&mut o),
             Parser::Dns(_) | Parser::None => {}
         }
     }
@@ -787,6 +840,7 @@ impl AppState {
             AppProto::Dns => Parser::Dns(Box::new(dns::DnsTcp::new(self.cfg))),
             AppProto::Tls => Parser::Tls(Box::new(tls::TlsState::new(self.cfg))),
             AppProto::Ssh => Parser::Ssh(Box::new(ssh::SshState::new(self.cfg))),
+            AppProto::Smtp => Parser::Smtp(Box::new(smtp::SmtpState::new(self.cfg))),
             AppProto::Smb => Parser::None,
         };
     }
@@ -802,6 +856,28 @@ impl AppState {
             Parser::Dns(x) => x.input(dir, data, &mut o),
             Parser::Tls(t) => t.input(dir, data, &mut o),
             Parser::Ssh(s) => s.input(dir, data, &mut o),
+            Parser::Smtp(s) => s.input(dir, data, &mut o),
+        }
+        let handoff = match &mut self.parser {
+            Parser::Smtp(s) => s.take_handoff(),
+            _ => None,
+        };
+        if let Some((client, server)) = handoff {
+            self.starttls(client, server, out);
+        }
+    }
+
+    /// STARTTLS was accepted: the flow continues as TLS, as Suricata's
+    /// protocol upgrade. The client bytes that came after the command and
+    /// the server's after its reply are the first TLS bytes of each side.
+    /// The flow's protocol stays SMTP; the TLS records follow it.
+    fn starttls(&mut self, client: Vec<u8>, server: Vec<u8>, out: &mut Vec<AppOutput>) {
+        self.parser = Parser::Tls(Box::new(tls::TlsState::new(self.cfg)));
+        if !client.is_empty() {
+            self.feed(Direction::ToServer, &client, out);
+        }
+        if !server.is_empty() {
+            self.feed(Direction::ToClient, &server, out);
         }
     }
 }

@@ -1328,4 +1328,129 @@ fn tls_heartbeats_are_checked() {
         "{:?}",
         events(&out)
     );
+
+// ---------------------------------------------------------------- files
+
+fn files(out: &[AppOutput]) -> Vec<&FileInfo> {
+    out.iter()
+        .filter_map(|o| match o {
+            AppOutput::File(f) => Some(&**f),
+            _ => None,
+        })
+        .collect()
+}
+
+fn sha256_hex(b: &[u8]) -> String {
+    use sha2::Digest;
+    crate::util::hex(&sha2::Sha256::digest(b))
+}
+
+#[test]
+fn http_files_are_whole_decoded_bodies_past_the_body_limit() {
+    let exe: Vec<u8> = b"MZ"
+        .iter()
+        .copied()
+        .chain((0..300_000u32).map(|i| (i % 253) as u8))
+        .collect();
+    let body = gzip(&exe);
+    let mut resp = b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nTransfer-Encoding: chunked\r\nContent-Disposition: attachment; filename=\"setup.exe\"\r\n\r\n".to_vec();
+    for c in body.chunks(1000) {
+        resp.extend_from_slice(format!("{:x}\r\n", c.len()).as_bytes());
+        resp.extend_from_slice(c);
+        resp.extend_from_slice(b"\r\n");
+    }
+    resp.extend_from_slice(b"0\r\n\r\n");
+    let plain = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello";
+    let parts: &[(Direction, &[u8])] = &[
+        (CS, b"GET /dl/a.bin?x=1 HTTP/1.1\r\nHost: x\r\n\r\nGET /p/b.txt HTTP/1.1\r\nHost: x\r\n\r\n"),
+        (SC, &resp),
+        (SC, plain),
+    ];
+    for chunk in [usize::MAX, 999] {
+        let (_, out) = tcp_cfg(AppConfig::default(), 80, parts, chunk);
+        let f = files(&out);
+        assert_eq!(f.len(), 2);
+        assert_eq!(f[0].filename, b"setup.exe");
+        assert_eq!(f[0].sha256, sha256_hex(&exe));
+        assert_eq!(f[0].size, exe.len() as u64);
+        assert_eq!(f[0].state, FileState::Closed);
+        assert_eq!(f[0].proto, AppProto::Http);
+        assert_eq!(f[1].filename, b"/p/b.txt");
+        assert_eq!(f[1].sha256, sha256_hex(b"hello"));
+        // The file comes after its transaction's record.
+        let pos = |want: &dyn Fn(&AppOutput) -> bool| out.iter().position(want);
+        let tx0 = pos(&|o| matches!(o, AppOutput::Tx(t) if t.complete && t.id == 0));
+        let f0 = pos(&|o| matches!(o, AppOutput::File(_)));
+        assert!(tx0 < f0);
+        // The rule buffer stays at its limit.
+        let c = complete(&out);
+        assert_eq!(
+            c[0].buffer(Buffer::HttpResponseBody).map(<[u8]>::len),
+            Some(100 * 1024)
+        );
+    }
+}
+
+#[test]
+fn http_file_states_gap_close_and_bomb() {
+    let resp = b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789";
+    let mut st = AppState::new(AppConfig::default(), 6, 80);
+    let mut out = Vec::new();
+    st.on_stream(CS, b"GET /f HTTP/1.1\r\nHost: x\r\n\r\n", &mut out);
+    st.on_stream(SC, resp, &mut out);
+    st.on_gap(SC, 10, &mut out);
+    st.on_stream(SC, &[b'x'; 80], &mut out);
+    let f = files(&out);
+    assert_eq!(f.len(), 1);
+    assert_eq!(f[0].state, FileState::Truncated);
+    // Hashing stops at the gap (the rest could not make the file's hash).
+    assert_eq!(f[0].size, 10);
+    // Cut by the flow's end.
+    let (mut st, mut out) = tcp(80, &[(CS, b"GET /f HTTP/1.1\r\n\r\n"), (SC, resp)]);
+    st.on_close(&mut out);
+    assert_eq!(files(&out)[0].state, FileState::Truncated);
+    // A bomb is hashed up to the decompression limit only.
+    let body = gzip(&vec![0u8; 8 << 20]);
+    let cfg = AppConfig {
+        file_decompress_limit: 1 << 20,
+        ..AppConfig::default()
+    };
+    let mut resp = format!(
+        "HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    resp.extend_from_slice(&body);
+    let (_, out) = tcp_cfg(
+        cfg,
+        80,
+        &[(CS, b"GET / HTTP/1.1\r\n\r\n"), (SC, &resp)],
+        4096,
+    );
+    let f = files(&out);
+    assert_eq!(f[0].state, FileState::Truncated);
+    assert_eq!(f[0].size, 1 << 20);
+}
+
+#[test]
+fn magic_names_the_common_types() {
+    assert_eq!(magic(b"%PDF-1.4\n"), Some("PDF document"));
+    assert_eq!(magic(b"PK\x03\x04\x14\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\x13\0\0\0[Content_Types].xml"), Some("Microsoft OOXML"));
+    assert_eq!(magic(b"PK\x03\x04"), Some("Zip archive data"));
+    assert_eq!(magic(b"\x7fELF\x02\x01"), Some("ELF"));
+    assert_eq!(magic(b"  <!DOCTYPE html><html>"), Some("HTML document"));
+    assert_eq!(
+        magic(b"CWS\x0a"),
+        Some("Macromedia Flash data (compressed)")
+    );
+    assert_eq!(magic(b"\x00\x01\x02\xff"), None);
+    let mut pe = vec![0u8; 0x100];
+    pe[..2].copy_from_slice(b"MZ");
+    pe[0x3c] = 0x80;
+    pe[0x80..0x84].copy_from_slice(b"PE\0\0");
+    pe[0x80 + 24] = 0x0b;
+    pe[0x80 + 25] = 0x01;
+    assert_eq!(magic(&pe), Some("PE32 executable"));
+    pe[0x80 + 25] = 0x02;
+    assert_eq!(magic(&pe), Some("PE32+ executable"));
 }

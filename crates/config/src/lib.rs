@@ -43,7 +43,7 @@ pub use zonewatch_yamlread::tree::{Kind, Node};
 
 /// Event types that can be switched on or off.
 pub const EVENT_TYPES: &[&str] = &[
-    "alert", "flow", "anomaly", "stats", "http", "dns", "tls", "ssh",
+    "alert", "flow", "anomaly", "stats", "http", "dns", "tls", "ssh", "smtp", "fileinfo",
 ];
 
 /// The whole configuration, with Suricata-compatible defaults.

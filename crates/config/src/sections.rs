@@ -325,6 +325,19 @@ pub struct AppLayerConfig {
     /// `app-layer.protocols.ssh.encryption-handling` is `full`: keep inspecting an SSH
     /// session once it is encrypted.
     pub ssh_inspect_encrypted: bool,
+    /// `app-layer.protocols.smtp.enabled`.
+    pub smtp: bool,
+    /// `app-layer.protocols.smtp.mime.header-value-depth`: bytes of a mail header value kept.
+    pub smtp_header_value_depth: u64,
+    /// `app-layer.protocols.smtp.inspected-tracker.content-limit`: decoded bytes of each
+    /// attachment kept for `file_data` rules.
+    pub smtp_file_data_depth: u64,
+    /// `app-layer.protocols.smtp.log-subject` (zonewatch's): write the mail subject in
+    /// `email` records; off by default (personal data).
+    pub smtp_log_subject: bool,
+    /// `app-layer.files.force-hash` (Suricata's `force-hash` list): `md5` and/or `sha1`
+    /// besides sha256 in `fileinfo`.
+    pub force_hash: Vec<String>,
 }
 
 impl Default for AppLayerConfig {
@@ -338,6 +351,11 @@ impl Default for AppLayerConfig {
             http_response_body_limit_bytes: 100 * 1024,
             tls_inspect_encrypted: false,
             ssh_inspect_encrypted: false,
+            smtp: true,
+            smtp_header_value_depth: 2000,
+            smtp_file_data_depth: 100 * 1024,
+            smtp_log_subject: false,
+            force_hash: Vec::new(),
         }
     }
 }
@@ -346,6 +364,17 @@ impl AppLayerConfig {
     /// Sets the field an `app-layer.*` key names; false for a key this section does not
     /// have (Suricata's other app-layer keys are handled by the caller).
     pub(crate) fn apply(&mut self, v: &KeyValue) -> Result<bool, String> {
+        if v.key == "app-layer.files.force-hash" {
+            let list = v.list()?;
+            if let Some(h) = list
+                .iter()
+                .find(|h| !matches!(h.as_str(), "md5" | "sha1" | "sha256"))
+            {
+                return Err(format!("{h:?} is not md5, sha1 or sha256"));
+            }
+            self.force_hash = list;
+            return Ok(true);
+        }
         let Some(key) = v.key.strip_prefix("app-layer.protocols.") else {
             return Ok(false);
         };
@@ -371,6 +400,10 @@ impl AppLayerConfig {
                 self.tls_inspect_encrypted = full()?
             }
             "ssh.encryption-handling" => self.ssh_inspect_encrypted = full()?,
+            "smtp.enabled" => self.smtp = v.bool()?,
+            "smtp.mime.header-value-depth" => self.smtp_header_value_depth = v.size()?,
+            "smtp.inspected-tracker.content-limit" => self.smtp_file_data_depth = v.size()?,
+            "smtp.log-subject" => self.smtp_log_subject = v.bool()?,
             _ => return Ok(false),
         }
         Ok(true)
@@ -378,7 +411,7 @@ impl AppLayerConfig {
 
     /// Whether any parser is on.
     pub fn any_enabled(&self) -> bool {
-        self.http || self.dns || self.tls || self.ssh
+        self.http || self.dns || self.tls || self.ssh || self.smtp
     }
 
     /// The app layer's settings (its other bounds at their defaults).
@@ -392,6 +425,14 @@ impl AppLayerConfig {
             http_response_body_limit: self.http_response_body_limit_bytes as usize,
             tls_inspect_encrypted: self.tls_inspect_encrypted,
             ssh_inspect_encrypted: self.ssh_inspect_encrypted,
+            smtp: self.smtp,
+            smtp_max_header_value: self.smtp_header_value_depth.max(1) as usize,
+            smtp_file_data_depth: self.smtp_file_data_depth as usize,
+            smtp_log_subject: self.smtp_log_subject,
+            file_hashes: zonewatch_applayer::FileHashes {
+                md5: self.force_hash.iter().any(|h| h == "md5"),
+                sha1: self.force_hash.iter().any(|h| h == "sha1"),
+            },
             ..Default::default()
         }
     }

@@ -476,3 +476,27 @@ fn every_key_of_the_new_sections_can_be_set_from_the_command_line() {
     c.apply_override("community-id=no").unwrap();
     assert_eq!(c.community_id.seed_if_enabled(), None);
 }
+
+#[test]
+fn smtp_and_file_settings() {
+    let mut c = Config::default();
+    let a = c.app_layer.build();
+    assert!(a.smtp && !a.smtp_log_subject);
+    assert_eq!((a.file_hashes.md5, a.file_hashes.sha1), (false, false));
+    c.apply_yaml(
+        "app-layer:\n  files:\n    force-hash: [md5, sha1]\n  protocols:\n    smtp:\n      log-subject: yes\n      mime:\n        header-value-depth: 500\n      inspected-tracker:\n        content-limit: 4kb\n",
+        "test",
+    )
+    .unwrap();
+    let a = c.app_layer.build();
+    assert!(a.smtp_log_subject);
+    assert_eq!((a.file_hashes.md5, a.file_hashes.sha1), (true, true));
+    assert_eq!(a.smtp_max_header_value, 500);
+    assert_eq!(a.smtp_file_data_depth, 4096);
+    assert!(c
+        .apply_override("app-layer.files.force-hash=[crc32]")
+        .is_err());
+    c.apply_override("app-layer.protocols.smtp.enabled=no")
+        .unwrap();
+    assert!(!c.app_layer.build().smtp);
+}

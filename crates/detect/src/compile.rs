@@ -196,7 +196,7 @@ fn header_proto(s: &Signature) -> Result<Proto, RuleError> {
         "icmpv4" => Proto::Icmp4,
         "icmpv6" => Proto::Icmp6,
         "sctp" => Proto::Sctp,
-        "http" | "http1" | "dns" | "tls" | "ssl" | "ssh" => Proto::Any,
+        "http" | "http1" | "dns" | "tls" | "ssl" | "ssh" | "smtp" => Proto::Any,
         p => {
             let detail = if APP_PROTOS.contains(&p) {
                 format!("{p} (app-layer protocol)")
@@ -215,6 +215,7 @@ fn header_app_proto(s: &Signature) -> Option<AppProto> {
         "dns" => Some(AppProto::Dns),
         "tls" | "ssl" => Some(AppProto::Tls),
         "ssh" => Some(AppProto::Ssh),
+        "smtp" => Some(AppProto::Smtp),
         _ => None,
     }
 }
@@ -304,7 +305,7 @@ impl Buffers {
     /// A transaction buffer's program; all of a rule's must be of one
     /// protocol.
     fn push_app(&mut self, s: &Signature, keyword: &str, prog: Program) -> Result<(), RuleError> {
-        let Some(buf) = Buffer::from_keyword(keyword) else {
+        let Some(mut buf) = Buffer::from_keyword(keyword) else {
             return Err(err(
                 &s.origin,
                 s.sid,
@@ -313,6 +314,10 @@ impl Buffers {
                 true,
             ));
         };
+        // `file_data` means the files of the header's protocol.
+        if let Some(h) = header_app_proto(s) {
+            buf = buf.for_proto(h);
+        }
         let p = buf.proto();
         if let Some(a) = self.app.filter(|a| *a != p) {
             return Err(err(

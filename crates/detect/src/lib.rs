@@ -144,8 +144,8 @@ mod load_tests {
     #[test]
     fn waiting_rules_are_counted_by_protocol() {
         let text = "\
-alert smtp any any -> any any (msg:\"a\"; content:\"x\"; sid:1;)
-alert smtp any any -> any any (msg:\"b\"; content:\"y\"; sid:2;)
+alert ftp any any -> any any (msg:\"a\"; content:\"x\"; sid:1;)
+alert ftp any any -> any any (msg:\"b\"; content:\"y\"; sid:2;)
 alert smb any any -> any any (msg:\"c\"; content:\"z\"; sid:3;)
 alert tcp any any -> any any (msg:\"d\"; content:\"w\"; sid:4;)
 ";
@@ -158,7 +158,7 @@ alert tcp any any -> any any (msg:\"d\"; content:\"w\"; sid:4;)
             .iter()
             .map(|(k, v)| (k.as_str(), *v))
             .collect();
-        assert_eq!(w, [("smb", 1), ("smtp", 2)]);
+        assert_eq!(w, [("ftp", 2), ("smb", 1)]);
     }
 
     /// The walk: subdirectories, a symbolic link loop, YAML beside the

@@ -107,7 +107,7 @@ impl EveContext {
             EventBody::App(a) => {
                 j.u64("tx_id", a.tx_id);
                 j.ascii("app_proto", a.app_proto);
-                j.value(a.key, &a.record);
+                app_objects(&mut j, a.key, &a.record);
             }
             EventBody::Anomaly(a) => {
                 if let Some(p) = a.app_proto {
@@ -288,7 +288,7 @@ fn alert(j: &mut Json<'_>, a: &AlertRecord, addr: Option<&AddrInfo>) {
         j.ascii("app_proto", app.app_proto);
         if !app.record.is_null() {
             j.u64("tx_id", app.tx_id);
-            j.value(app.key, &app.record);
+            app_objects(j, app.key, &app.record);
         }
     }
     if let Some(log) = &a.log {
@@ -296,6 +296,21 @@ fn alert(j: &mut Json<'_>, a: &AlertRecord, addr: Option<&AddrInfo>) {
     }
     if let Some(ev) = &a.evidence {
         j.value("evidence", ev);
+    }
+}
+
+/// A transaction's objects: the record under its key, except for mail,
+/// whose record holds Suricata's two top-level objects (`smtp`, `email`).
+fn app_objects(j: &mut Json<'_>, key: &'static str, record: &serde_json::Value) {
+    match record {
+        serde_json::Value::Object(m) if key == "smtp" => {
+            for k in ["smtp", "email"] {
+                if let Some(v) = m.get(k) {
+                    j.value(k, v);
+                }
+            }
+        }
+        _ => j.value(key, record),
     }
 }
 

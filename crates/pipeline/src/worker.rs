@@ -88,7 +88,10 @@ impl WorkerConfig {
                 printable: c.alert.payload_printable,
                 packet: c.alert.packet,
             },
-            app_cfg: c.app_layer.build(),
+            app_cfg: zonewatch_applayer::AppConfig {
+                track_files: app::RecordTypes::from_types(&c.output.types).files,
+                ..c.app_layer.build()
+            },
             app_records: app::RecordTypes::from_types(&c.output.types),
             flow: FlowConfig {
                 // The flow memcap is shared evenly: each worker owns its table.

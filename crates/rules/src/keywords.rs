@@ -553,6 +553,13 @@ pub const STICKY_BUFFERS: &[&str] = &[
     "ssh.hassh.string",
     "ssh.hassh.server",
     "ssh.hassh.server.string",
+    "smtp.helo",
+    "smtp.mail_from",
+    "smtp.rcpt_to",
+    "email.from",
+    "email.subject",
+    "email.to",
+    "email.cc",
     "base64_data",
 ];
 

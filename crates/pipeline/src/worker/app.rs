@@ -6,7 +6,7 @@
 use super::stream::StreamStage;
 use super::{FlowHit, PacketCtx};
 use crate::stats::WorkerStats;
-use zonewatch_applayer::{AppConfig, AppOutput, AppProto, AppState, Transaction};
+use zonewatch_applayer::{AppConfig, AppOutput, AppProto, AppState, FileInfo, Transaction};
 use zonewatch_decode::Transport;
 use zonewatch_detect::FlowView;
 use zonewatch_types::{
@@ -40,16 +40,21 @@ pub(super) struct AppView {
 /// record would only be thrown away by the output thread, after a trip
 /// through the queue (a fifth of the output thread's time without rules).
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct RecordTypes(u32);
+pub(crate) struct RecordTypes {
+    protos: u32,
+    /// `fileinfo` records.
+    pub files: bool,
+}
 
 impl RecordTypes {
     pub fn from_types(types: &[String]) -> Self {
-        RecordTypes(
-            types
+        RecordTypes {
+            protos: types
                 .iter()
                 .filter_map(|t| AppProto::from_name(t))
                 .fold(0, |m, p| m | Self::bit(p)),
-        )
+            files: types.iter().any(|t| t == "fileinfo"),
+        }
     }
 
     fn bit(p: AppProto) -> u32 {
@@ -57,7 +62,7 @@ impl RecordTypes {
     }
 
     pub fn wants(self, p: AppProto) -> bool {
-        self.0 & Self::bit(p) != 0
+        self.protos & Self::bit(p) != 0
     }
 }
 
@@ -213,10 +218,11 @@ impl AppStage {
         a.state.on_close(&mut outs);
         let records = self.records;
         let completed = outs.into_iter().filter_map(|o| match o {
-            AppOutput::Tx(tx) if tx.complete && records.wants(tx.proto) => Some(tx),
+            AppOutput::Tx(tx) if tx.complete && records.wants(tx.proto) => Some(into_record(tx)),
+            AppOutput::File(f) if records.files => Some(file_record(&f)),
             _ => None,
         });
-        for (k, tx) in (0..EventKey::CLOSE_TX_PER_FLOW).zip(completed) {
+        for (k, rec) in (0..EventKey::CLOSE_TX_PER_FLOW).zip(completed) {
             events.push(Event {
                 key: EventKey::close_tx(key, k),
                 ts,
@@ -224,7 +230,7 @@ impl AppStage {
                 addr,
                 community_id: None,
                 in_iface: None,
-                body: EventBody::App(Box::new(into_record(tx))),
+                body: EventBody::App(Box::new(rec)),
             });
         }
     }
@@ -246,6 +252,9 @@ impl AppStage {
             let body = match o {
                 AppOutput::Tx(tx) if tx.complete && self.records.wants(tx.proto) => {
                     EventBody::App(Box::new(into_record(tx)))
+                }
+                AppOutput::File(f) if self.records.files => {
+                    EventBody::App(Box::new(file_record(&f)))
                 }
                 AppOutput::Event(e) => {
                     *stats.app_events.entry(e.name).or_default() += 1;
@@ -271,6 +280,16 @@ impl AppStage {
             });
             sub += 1;
         }
+    }
+}
+
+/// A finished file as a `fileinfo` record of its transaction.
+fn file_record(f: &FileInfo) -> AppRecord {
+    AppRecord {
+        app_proto: f.proto.name(),
+        key: "fileinfo",
+        tx_id: f.tx_id,
+        record: f.eve(),
     }
 }
 
