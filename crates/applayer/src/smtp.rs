@@ -465,17 +465,17 @@ impl SmtpState {
         let mut smtp = Map::new();
         if let Some(h) = &self.helo {
             smtp.insert("helo".into(), js(h).into());
-            tx.set(Buffer::SmtpHelo, Direction::ToServer, &h);
+            tx.set(Buffer::SmtpHelo, Direction::ToServer, h);
         }
         if let Some(m) = &t.mail_from {
             smtp.insert("mail_from".into(), js(m).into());
-            tx.set(Buffer::SmtpMailFrom, Direction::ToServer, &m);
+            tx.set(Buffer::SmtpMailFrom, Direction::ToServer, m);
         }
         if !t.rcpt_to.is_empty() {
             let v: Vec<Value> = t.rcpt_to.iter().map(|r| js(r).into()).collect();
             smtp.insert("rcpt_to".into(), v.into());
             for r in &t.rcpt_to {
-                tx.push(Buffer::SmtpRcptTo, Direction::ToServer, &r);
+                tx.push(Buffer::SmtpRcptTo, Direction::ToServer, r);
             }
         }
         let mut eve = Map::new();
