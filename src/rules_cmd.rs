@@ -429,7 +429,7 @@ fn signature_error(e: &zonewatch_rules::RuleError) -> Diagnostic {
 /// What would make a rule with an unsupported keyword load.
 fn unsupported_hint(keyword: &str, detail: &str) -> String {
     match keyword {
-        "pcre" => format!("rewrite the expression without PCRE-only syntax ({detail}): zonewatch runs linear-time regexes (no look-around, backreferences, possessive quantifiers, {{,n}})"),
+        "pcre" => format!("rewrite the expression without PCRE-only syntax ({detail}): zonewatch runs linear-time regexes, and backreferences and look-around on a bounded backtracking engine (no recursion, callouts or {{,n}})"),
         "xbits" => "use flowbits when the bit is per flow (xbits per host/ip pair are not implemented)".into(),
         "flowint" | "byte_math" | "base64_decode" | "base64_data" | "asn1" => {
             format!("{keyword} is not implemented yet; remove it if the other options suffice")

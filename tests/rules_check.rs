@@ -87,7 +87,7 @@ alert tcp any any -> any 80 (msg:"never"; flow:established,not_established; cont
 alert tcp any any -> any 80 (msg:"bits"; flowbits:isset,nobody.sets; content:"x"; sid:10;)
 alert tcp any any -> any 80 (msg:"bits"; flowbits:set,nobody.checks; content:"x"; sid:11;)
 alert tcp any any -> any 70000 (msg:"port"; content:"x"; sid:12;)
-alert tcp any any -> any 80 (msg:"lookbehind"; content:"x"; pcre:"/(?<=a)b/"; sid:13;)
+alert tcp any any -> any 80 (msg:"recursion"; content:"x"; pcre:"/a(?R)?b/"; sid:13;)
 "#;
 
 #[test]
