@@ -316,7 +316,7 @@ impl ConsumerCtx {
 
 /// The librdkafka settings both clients share: brokers and TLS/SASL, as the sensor's sink
 /// sets them (`kafka.security.*`).
-fn common_config(k: &KafkaConfig) -> ClientConfig {
+pub(crate) fn common_config(k: &KafkaConfig) -> ClientConfig {
     let sink = k.client_config();
     let mut c = ClientConfig::new();
     for key in [

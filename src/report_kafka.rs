@@ -4,7 +4,7 @@
 
 use anyhow::Context as _;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use rdkafka::{Message, Offset, TopicPartitionList};
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -48,23 +48,7 @@ pub fn read(
     set: &[String],
 ) -> anyhow::Result<()> {
     let (agg, k) = crate::aggregate_cmd::load_sections(config, set, brokers)?;
-    let sink = k.client_config();
-    let mut cc = ClientConfig::new();
-    for key in [
-        "bootstrap.servers",
-        "security.protocol",
-        "ssl.ca.location",
-        "ssl.certificate.location",
-        "ssl.key.location",
-        "ssl.key.password",
-        "sasl.mechanism",
-        "sasl.username",
-        "sasl.password",
-    ] {
-        if let Some(v) = sink.get(key) {
-            cc.set(key, v);
-        }
-    }
+    let mut cc = crate::aggregate_cmd::common_config(&k);
     cc.set("group.id", "zonewatch-report")
         .set("enable.auto.commit", "false");
     let c: BaseConsumer = cc.create().context("consumer")?;

@@ -83,26 +83,7 @@ fn shared_captures_by_category() {
     };
     let manifest = std::fs::read_to_string(shared.join("MANIFEST.tsv")).unwrap();
     let noisy = ["Port Scan", "Flood", "DNS Tunnel", "Beaconing"];
-    let quiet_categories = [
-        "benign",
-        "dns",
-        "http",
-        "http-attack",
-        "icmp",
-        "ip-fragments",
-        "ipv6",
-        "linktype",
-        "malformed",
-        "ssh",
-        "tcp-stream",
-        "vlan",
-        "tunnel",
-        "telnet",
-        "ftp",
-        "syslog-net",
-        "arp",
-        "tcp-flags",
-    ];
+    let quiet_categories = common::QUIET_CATEGORIES;
     let mut per_category: std::collections::BTreeMap<
         String,
         std::collections::BTreeMap<String, u64>,

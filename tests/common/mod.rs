@@ -65,3 +65,27 @@ pub fn run_zonewatch(cap: &Path, extra: &[&str], out: &Path) -> Result<String, S
     }
     std::fs::read_to_string(out).map_err(|e| format!("reading output: {e}"))
 }
+
+/// Capture categories of `../shared/data/MANIFEST.tsv` (column 2, without
+/// `pcap:`) with no scan, flood, tunnel or beacon in them: the detectors'
+/// false-positive checks run on these.
+pub const QUIET_CATEGORIES: &[&str] = &[
+    "benign",
+    "dns",
+    "http",
+    "http-attack",
+    "icmp",
+    "ip-fragments",
+    "ipv6",
+    "linktype",
+    "malformed",
+    "ssh",
+    "tcp-stream",
+    "vlan",
+    "tunnel",
+    "telnet",
+    "ftp",
+    "syslog-net",
+    "arp",
+    "tcp-flags",
+];

@@ -574,6 +574,7 @@ fn split_addresses(v: &[u8]) -> Vec<Vec<u8>> {
 
 #[cfg(test)]
 mod tests {
+    use crate::tests::{events, files, txs};
     use crate::*;
     use sha2::{Digest, Sha256};
 
@@ -678,33 +679,6 @@ mod tests {
         }
         st.on_close(&mut out);
         out
-    }
-
-    fn txs(out: &[AppOutput]) -> Vec<&Transaction> {
-        out.iter()
-            .filter_map(|o| match o {
-                AppOutput::Tx(t) => Some(&**t),
-                _ => None,
-            })
-            .collect()
-    }
-
-    fn files(out: &[AppOutput]) -> Vec<&FileInfo> {
-        out.iter()
-            .filter_map(|o| match o {
-                AppOutput::File(f) => Some(&**f),
-                _ => None,
-            })
-            .collect()
-    }
-
-    fn events(out: &[AppOutput]) -> Vec<&'static str> {
-        out.iter()
-            .filter_map(|o| match o {
-                AppOutput::Event(e) => Some(e.name),
-                _ => None,
-            })
-            .collect()
     }
 
     fn sha256(b: &[u8]) -> String {

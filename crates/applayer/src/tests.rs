@@ -7,7 +7,7 @@ use serde_json::json;
 const CS: Direction = Direction::ToServer;
 const SC: Direction = Direction::ToClient;
 
-fn txs(out: &[AppOutput]) -> Vec<&Transaction> {
+pub(crate) fn txs(out: &[AppOutput]) -> Vec<&Transaction> {
     out.iter()
         .filter_map(|o| match o {
             AppOutput::Tx(t) => Some(&**t),
@@ -20,7 +20,18 @@ fn complete(out: &[AppOutput]) -> Vec<&Transaction> {
     txs(out).into_iter().filter(|t| t.complete).collect()
 }
 
-fn events(out: &[AppOutput]) -> Vec<&'static str> {
+/// An HTTP 200 response carrying `body` (already gzip-compressed).
+fn gzip_response(body: &[u8]) -> Vec<u8> {
+    let mut resp = format!(
+        "HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    resp.extend_from_slice(body);
+    resp
+}
+
+pub(crate) fn events(out: &[AppOutput]) -> Vec<&'static str> {
     out.iter()
         .filter_map(|o| match o {
             AppOutput::Event(e) => Some(e.name),
@@ -242,12 +253,7 @@ fn http_gzip_bomb_is_bounded() {
         http_response_body_limit: 1000,
         ..AppConfig::default()
     };
-    let mut resp = format!(
-        "HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    )
-    .into_bytes();
-    resp.extend_from_slice(&body);
+    let resp = gzip_response(&body);
     let (_, out) = tcp_cfg(
         cfg,
         80,
@@ -1332,7 +1338,7 @@ fn tls_heartbeats_are_checked() {
 
 // ---------------------------------------------------------------- files
 
-fn files(out: &[AppOutput]) -> Vec<&FileInfo> {
+pub(crate) fn files(out: &[AppOutput]) -> Vec<&FileInfo> {
     out.iter()
         .filter_map(|o| match o {
             AppOutput::File(f) => Some(&**f),
@@ -1416,12 +1422,7 @@ fn http_file_states_gap_close_and_bomb() {
         file_decompress_limit: 1 << 20,
         ..AppConfig::default()
     };
-    let mut resp = format!(
-        "HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    )
-    .into_bytes();
-    resp.extend_from_slice(&body);
+    let resp = gzip_response(&body);
     let (_, out) = tcp_cfg(
         cfg,
         80,
